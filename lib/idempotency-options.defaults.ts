@@ -1,0 +1,123 @@
+import type {
+  FingerprintOptions,
+  IdempotencyModuleOptions,
+  IdempotencyRequestInfo,
+  IdempotencyRouteOptions,
+} from './interfaces/idempotency-options.interface';
+import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
+import { replayableHeaderNames } from './protocol/replayable-headers';
+import { isStoredStatusByDefault } from './protocol/response-policy';
+
+/** The defaults of every option, in one place. */
+export const IDEMPOTENCY_DEFAULTS = {
+  headerName: 'Idempotency-Key',
+  ttlMs: 86_400_000,
+  lockTimeoutMs: 60_000,
+  storeTimeoutMs: 5_000,
+  purgeIntervalMs: 60_000,
+  purgeBatchSize: 1_000,
+  maxResponseBytes: 1_048_576,
+} as const;
+
+/** Module-wide settings with every default applied; built once at start-up. */
+export interface ResolvedModuleSettings {
+  /** Lower-case, for lookups. */
+  headerName: string;
+  /** As configured, for messages. */
+  headerDisplayName: string;
+  autoMethods: ReadonlySet<string>;
+  storeTimeoutMs: number;
+  purgeIntervalMs: number;
+  purgeBatchSize: number;
+  onOutcome: ((event: IdempotencyOutcomeEvent) => void) | undefined;
+  route: IdempotencyRouteOptions;
+}
+
+/** One route's settings with module defaults and its `@Idempotent()` overrides applied. */
+export interface ResolvedRouteSettings {
+  required: boolean;
+  ttlMs: number;
+  lockTimeoutMs: number;
+  fingerprint: FingerprintOptions | undefined;
+  excludedFields: ReadonlySet<string>;
+  storeStatus: (status: number) => boolean;
+  replayHeaders: readonly string[];
+  maxResponseBytes: number;
+  scope: (request: IdempotencyRequestInfo) => string;
+}
+
+/** Applies the module-wide defaults without touching the caller's object. */
+export function resolveModuleSettings(options: IdempotencyModuleOptions): ResolvedModuleSettings {
+  const {
+    headerName,
+    autoMethods,
+    storeTimeoutMs,
+    purgeIntervalMs,
+    purgeBatchSize,
+    onOutcome,
+    ...route
+  } = options;
+  return {
+    headerName: (headerName ?? IDEMPOTENCY_DEFAULTS.headerName).toLowerCase(),
+    headerDisplayName: headerName ?? IDEMPOTENCY_DEFAULTS.headerName,
+    autoMethods: new Set((autoMethods ?? []).map((method) => method.toUpperCase())),
+    storeTimeoutMs: positive(storeTimeoutMs, IDEMPOTENCY_DEFAULTS.storeTimeoutMs, 'storeTimeoutMs'),
+    purgeIntervalMs: purgeIntervalMs ?? IDEMPOTENCY_DEFAULTS.purgeIntervalMs,
+    purgeBatchSize: positive(purgeBatchSize, IDEMPOTENCY_DEFAULTS.purgeBatchSize, 'purgeBatchSize'),
+    onOutcome,
+    route,
+  };
+}
+
+/**
+ * Settings of one route: its own options over the module's. `required` defaults to `true` on a
+ * decorated route and `false` on one covered by `autoMethods`.
+ */
+export function resolveRouteSettings(
+  module: IdempotencyRouteOptions,
+  route: IdempotencyRouteOptions,
+  requiredByDefault: boolean,
+): ResolvedRouteSettings {
+  const merged: IdempotencyRouteOptions = { ...module, ...stripUndefined(route) };
+  return {
+    required: merged.required ?? requiredByDefault,
+    ttlMs: positive(merged.ttlMs, IDEMPOTENCY_DEFAULTS.ttlMs, 'ttlMs'),
+    lockTimeoutMs: positive(
+      merged.lockTimeoutMs,
+      IDEMPOTENCY_DEFAULTS.lockTimeoutMs,
+      'lockTimeoutMs',
+    ),
+    fingerprint: merged.fingerprint,
+    excludedFields: new Set(merged.fingerprint?.excludeFields ?? []),
+    storeStatus: merged.storeStatus ?? isStoredStatusByDefault,
+    replayHeaders: replayableHeaderNames(merged.replayHeaders),
+    maxResponseBytes: positive(
+      merged.maxResponseBytes,
+      IDEMPOTENCY_DEFAULTS.maxResponseBytes,
+      'maxResponseBytes',
+    ),
+    scope: merged.scope ?? userIdScope,
+  };
+}
+
+/** Default scope: the authenticated user's id, so two clients' keys never meet. */
+function userIdScope(request: IdempotencyRequestInfo): string {
+  const user = (request.raw as { user?: { id?: unknown } }).user;
+  return user?.id === undefined || user.id === null ? '' : String(user.id);
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new Error(`nestjs-idempotency: ${name} must be a positive number, got ${value}.`);
+  }
+  return value;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(value).filter(([, entry]) => entry !== undefined),
+  ) as Partial<T>;
+}

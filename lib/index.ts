@@ -1,0 +1,36 @@
+export { IdempotencyModule } from './idempotency.module';
+export type { IdempotencyModuleExtras } from './idempotency.module-definition';
+export { Idempotent, SkipIdempotency } from './idempotent.decorator';
+export { IdempotencyInterceptor } from './idempotency.interceptor';
+export {
+  IdempotencyException,
+  IdempotencyKeyInFlightException,
+  IdempotencyKeyInvalidException,
+  IdempotencyKeyMismatchException,
+  IdempotencyKeyMissingException,
+  IdempotencyResponseNotReplayableException,
+  IdempotencyStoreUnavailableException,
+  type ProblemDetails,
+} from './idempotency.exceptions';
+export { IdempotencyPurger } from './idempotency-purger.service';
+export { IDEMPOTENCY_DEFAULTS } from './idempotency-options.defaults';
+export { REPLAYED_HEADER, PROBLEM_CONTENT_TYPE } from './idempotency.constants';
+export type {
+  FingerprintOptions,
+  IdempotencyModuleOptions,
+  IdempotencyRequestInfo,
+  IdempotencyRouteOptions,
+} from './interfaces/idempotency-options.interface';
+export type {
+  IdempotencyOutcome,
+  IdempotencyOutcomeEvent,
+} from './interfaces/idempotency-outcome.interface';
+export { IdempotencyStore } from './storage/idempotency-store';
+export type { ClaimHandle, ClaimRequest, ClaimResult } from './storage/claim-result.interface';
+export type { StoredResponse } from './storage/stored-response.interface';
+export { PostgresIdempotencyStore } from './storage/postgres/postgres-idempotency.store';
+export { IdempotencyRecord } from './storage/postgres/idempotency-record.entity';
+export {
+  CREATE_IDEMPOTENCY_TABLE_SQL,
+  CreateIdempotencyRecords1764201600000,
+} from './storage/postgres/create-idempotency-records.migration';

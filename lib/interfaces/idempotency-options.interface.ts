@@ -1,0 +1,110 @@
+import type { IdempotencyStore } from '../storage/idempotency-store';
+import type { IdempotencyOutcomeEvent } from './idempotency-outcome.interface';
+
+/** The parts of a request that the scope resolver and fingerprint may look at. */
+export interface IdempotencyRequestInfo {
+  /** Upper-case HTTP method. */
+  method: string;
+  /** Request path as received, with its query string. */
+  url: string;
+  /** Parsed request body, as the handler sees it (`undefined` when there is none). */
+  body: unknown;
+  /** The platform's request object (Express `Request` or Fastify `FastifyRequest`). */
+  raw: unknown;
+}
+
+/** How the request fingerprint is computed. A key reused with a different fingerprint gets 422. */
+export interface FingerprintOptions {
+  /**
+   * Compare requests at all. When `false`, any request reusing a key replays its response.
+   * Default: `true`.
+   */
+  enabled?: boolean;
+  /**
+   * Body fields left out of the fingerprint, as dot paths (`'meta.sentAt'`), for volatile values
+   * a client may legitimately change between retries. Default: `[]`.
+   */
+  excludeFields?: string[];
+  /**
+   * Replaces the default fingerprint (SHA-256 of method, path and the body as canonical JSON,
+   * so that key order does not matter). Return the same string for requests that are the same.
+   * Default: none.
+   */
+  compute?: (request: IdempotencyRequestInfo) => string;
+}
+
+/** Options that a route may override through `@Idempotent(options)`. */
+export interface IdempotencyRouteOptions {
+  /**
+   * Answer 400 when the key header is missing. When `false`, requests without a key run
+   * normally, unprotected. Default: `true` for `@Idempotent()` routes, `false` for routes
+   * covered by `autoMethods`.
+   */
+  required?: boolean;
+  /** How long a finished key is kept and replayed, in milliseconds. Default: `86_400_000` (24 h). */
+  ttlMs?: number;
+  /**
+   * Lease of an in-flight claim, in milliseconds: after it, a retry may take the key over
+   * (the first process is presumed dead). Set it above the route's slowest execution.
+   * Default: `60_000`.
+   */
+  lockTimeoutMs?: number;
+  /** Request fingerprinting. Default: enabled, no excluded fields. */
+  fingerprint?: FingerprintOptions;
+  /**
+   * Which response statuses are stored and replayed. Others release the key so that a retry
+   * runs again. Default: 2xx, 3xx and 4xx except 409 and 429.
+   */
+  storeStatus?: (status: number) => boolean;
+  /**
+   * Response headers stored and replayed besides `Content-Type` and `Location`, case-insensitive.
+   * `Set-Cookie`, `Authorization`, `WWW-Authenticate` and hop-by-hop headers are never stored.
+   * Default: `[]`.
+   */
+  replayHeaders?: string[];
+  /**
+   * Largest response body stored, in bytes. A larger one is sent to the first client, and the key
+   * is marked as executed but not replayable. Default: `1_048_576` (1 MiB).
+   */
+  maxResponseBytes?: number;
+  /**
+   * Resolves the scope (principal) that keys belong to, so that two clients' keys never collide
+   * and no client can read another's response. Default: `String(request.user.id)` when present,
+   * else `''` (the anonymous scope).
+   */
+  scope?: (request: IdempotencyRequestInfo) => string;
+}
+
+/** Options of `IdempotencyModule.forRoot()` / the factory of `forRootAsync()`. */
+export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
+  /** Name of the request header carrying the key, case-insensitive. Default: `'Idempotency-Key'`. */
+  headerName?: string;
+  /**
+   * With a global registration: HTTP methods whose routes are idempotent whenever the key header
+   * is present, without `@Idempotent()`. Opt a route out with `@SkipIdempotency()`.
+   * Default: `[]` (only decorated routes).
+   */
+  autoMethods?: string[];
+  /**
+   * Upper bound on each store call, in milliseconds. A slower or failing store answers 503 and the
+   * handler does not run. Default: `5_000`.
+   */
+  storeTimeoutMs?: number;
+  /**
+   * Interval of the purge of expired keys, in milliseconds; `0` turns it off (for those who purge
+   * with their own job). Only one instance purges at a time. Default: `60_000`.
+   */
+  purgeIntervalMs?: number;
+  /** Rows deleted per purge statement. Default: `1_000`. */
+  purgeBatchSize?: number;
+  /**
+   * Called once per request on an idempotent route with what happened, for metrics and audit
+   * logs. It must not throw; errors are logged and ignored. Default: none.
+   */
+  onOutcome?: (event: IdempotencyOutcomeEvent) => void;
+  /**
+   * Store to use instead of the PostgreSQL table (for example a Redis store, or a wrapper adding
+   * metrics). Default: the PostgreSQL store on the TypeORM DataSource.
+   */
+  store?: IdempotencyStore;
+}

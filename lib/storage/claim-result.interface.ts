@@ -1,0 +1,39 @@
+import type { StoredResponse } from './stored-response.interface';
+
+/** What the interceptor asks the store to claim. */
+export interface ClaimRequest {
+  /** Principal the key belongs to (`''` for anonymous). */
+  scope: string;
+  /** The idempotency key, validated and unquoted. */
+  key: string;
+  /** Request fingerprint, or `null` when fingerprinting is off. */
+  fingerprint: string | null;
+  /** Lease of the claim, in milliseconds. */
+  lockTimeoutMs: number;
+  /** How long the finished key is kept, in milliseconds. */
+  ttlMs: number;
+}
+
+/** Identifies one claim: completion and release are fenced by its token. */
+export interface ClaimHandle {
+  scope: string;
+  key: string;
+  /** Unique per claim; a newer claim of the same key has a different one. */
+  token: string;
+}
+
+/**
+ * Outcome of a claim. The store decides it atomically; the interceptor maps it to a response in one
+ * place.
+ */
+export type ClaimResult =
+  /** This request owns the key and must run the handler. */
+  | { kind: 'claimed'; handle: ClaimHandle }
+  /** The key finished before with the same fingerprint: replay this response. */
+  | { kind: 'replay'; response: StoredResponse }
+  /** Another request holds the key; its lease ends in `retryAfterMs`. */
+  | { kind: 'in-flight'; retryAfterMs: number }
+  /** The key was used with a different request. */
+  | { kind: 'mismatch' }
+  /** The key ran, but its response could not be stored; it will not run again. */
+  | { kind: 'not-replayable'; status: number | null };

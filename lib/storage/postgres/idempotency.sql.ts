@@ -1,0 +1,93 @@
+import { IDEMPOTENCY_TABLE as T } from './idempotency-record.entity';
+
+/*
+ * The store's statements, each sent as a named prepared statement so PostgreSQL plans it once per
+ * connection. Durations arrive in milliseconds and are computed against the database clock only,
+ * so that application hosts with skewed clocks agree on leases and expiry.
+ */
+
+/** A key may be claimed when it has expired, or when its in-flight lease ended (same request). */
+const CLAIMABLE = (row: string, fingerprint: string) => `(
+  ${row}.expires_at <= now()
+  OR (${row}.state = 'in_flight' AND ${row}.locked_until <= now()
+      AND ${row}.fingerprint IS NOT DISTINCT FROM ${fingerprint})
+)`;
+
+/**
+ * Claims a key in one statement, or returns the live row that prevents it.
+ * $1 scope, $2 key, $3 fingerprint, $4 claim token, $5 lease ms, $6 ttl ms.
+ *
+ * `existing` reads the row as of the statement's snapshot. When there is none (or it may be
+ * claimed) the upsert runs; its ON CONFLICT arm re-checks the latest row version under a row lock,
+ * so of any number of concurrent claims exactly one wins. A replay inserts nothing and writes
+ * nothing: no transaction id, no WAL flush. An empty result means the row changed between the
+ * snapshot and the upsert; the caller tries again.
+ */
+export const CLAIM_SQL = `
+WITH existing AS (
+  SELECT e.state, e.fingerprint, e.response_status, e.response_headers, e.response_body,
+         ceil(extract(epoch FROM (e.locked_until - now())) * 1000)::float8 AS lease_left_ms,
+         ${CLAIMABLE('e', '$3::varchar')} AS claimable
+    FROM ${T} e
+   WHERE e.scope = $1 AND e.key = $2
+), claimed AS (
+  INSERT INTO ${T} AS r (scope, key, fingerprint, state, lock_token, locked_until, expires_at)
+  SELECT $1, $2, $3::varchar, 'in_flight', $4::uuid,
+         now() + $5::float8 * interval '1 millisecond',
+         now() + ($5::float8 + $6::float8) * interval '1 millisecond'
+   WHERE NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)
+  ON CONFLICT (scope, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight', lock_token = EXCLUDED.lock_token,
+         locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
+         response_status = NULL, response_headers = NULL, response_body = NULL,
+         created_at = now(), completed_at = NULL
+   WHERE ${CLAIMABLE('r', 'EXCLUDED.fingerprint')}
+  RETURNING r.state
+)
+SELECT true AS claimed, NULL::varchar AS state, NULL::varchar AS fingerprint,
+       NULL::smallint AS response_status, NULL::text AS response_headers,
+       NULL::bytea AS response_body, NULL::float8 AS lease_left_ms
+  FROM claimed
+UNION ALL
+SELECT false, state, fingerprint, response_status, response_headers, response_body, lease_left_ms
+  FROM existing
+ WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)`;
+
+/** $1 scope, $2 key, $3 token, $4 status, $5 headers JSON, $6 body, $7 ttl ms. */
+export const COMPLETE_SQL = `
+UPDATE ${T}
+   SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
+       locked_until = NULL, completed_at = now(),
+       expires_at = now() + $7::float8 * interval '1 millisecond'
+ WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'`;
+
+/**
+ * $1 scope, $2 key, $3 token, $4 status (null while unknown), $5 ttl ms. Fenced by the token alone:
+ * a route that writes its own response is marked before it runs, and again once its status is known.
+ */
+export const MARK_NOT_REPLAYABLE_SQL = `
+UPDATE ${T}
+   SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
+       expires_at = now() + $5::float8 * interval '1 millisecond'
+ WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
+
+/** $1 scope, $2 key, $3 token. Only the claim's own row, whatever its state (see above). */
+export const RELEASE_SQL = `
+DELETE FROM ${T}
+ WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
+
+/**
+ * Deletes up to $1 expired rows. The transaction-scoped advisory lock lets one instance purge
+ * while the others skip their turn; SKIP LOCKED keeps the purge from waiting on (or blocking)
+ * rows that claims hold.
+ */
+export const PURGE_SQL = `
+WITH purger AS (SELECT pg_try_advisory_xact_lock(hashtext('${T}:purge')) AS ok)
+DELETE FROM ${T}
+ WHERE (SELECT ok FROM purger)
+   AND ctid = ANY (ARRAY(
+         SELECT ctid FROM ${T}
+          WHERE expires_at <= now()
+          ORDER BY expires_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED))`;

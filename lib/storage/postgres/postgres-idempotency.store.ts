@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool, QueryConfig, QueryResultRow } from 'pg';
+import type { DataSource } from 'typeorm';
+import { decideExistingKey } from '../../protocol/claim-decision';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from '../claim-result.interface';
+import { IdempotencyStore } from '../idempotency-store';
+import type { StoredResponse } from '../stored-response.interface';
+import {
+  CLAIM_SQL,
+  COMPLETE_SQL,
+  MARK_NOT_REPLAYABLE_SQL,
+  PURGE_SQL,
+  RELEASE_SQL,
+} from './idempotency.sql';
+
+/** How often a claim is re-attempted when the key changes under it before answering 409. */
+const CLAIM_ATTEMPTS = 4;
+
+interface ClaimRow extends QueryResultRow {
+  claimed: boolean;
+  state: 'in_flight' | 'completed' | 'not_replayable' | null;
+  fingerprint: string | null;
+  response_status: number | null;
+  response_headers: string | null;
+  response_body: Buffer | null;
+  lease_left_ms: number | null;
+}
+
+/**
+ * The default store: one PostgreSQL table, reached through the pg pool of the application's
+ * TypeORM `DataSource` (its size and connection settings are the DataSource's). Statements are
+ * prepared and sent on the pool directly: no ORM query building on the hot path.
+ */
+export class PostgresIdempotencyStore extends IdempotencyStore {
+  constructor(private readonly dataSource: DataSource) {
+    super();
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      const token = randomUUID();
+      const { rows } = await this.run<ClaimRow>({
+        name: 'nestjs_idempotency_claim',
+        text: CLAIM_SQL,
+        values: [
+          request.scope,
+          request.key,
+          request.fingerprint,
+          token,
+          request.lockTimeoutMs,
+          request.ttlMs,
+        ],
+      });
+      const row = rows[0];
+      if (row === undefined) {
+        continue;
+      }
+      if (row.claimed) {
+        return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
+      }
+      const decision = decideExistingKey(
+        {
+          state: row.state ?? 'in_flight',
+          fingerprint: row.fingerprint,
+          leaseLeftMs: row.lease_left_ms ?? 0,
+          status: row.response_status,
+          response:
+            row.state === 'completed' && row.response_status !== null
+              ? {
+                  status: row.response_status,
+                  headers: parseHeaders(row.response_headers),
+                  body: row.response_body,
+                }
+              : null,
+        },
+        request.fingerprint,
+      );
+      if (decision.kind !== 'retry') {
+        return decision;
+      }
+    }
+    // The key kept changing hands under us: someone else is working on it right now.
+    return { kind: 'in-flight', retryAfterMs: 1000 };
+  }
+
+  async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    const { rowCount } = await this.run({
+      name: 'nestjs_idempotency_complete',
+      text: COMPLETE_SQL,
+      values: [
+        handle.scope,
+        handle.key,
+        handle.token,
+        response.status,
+        JSON.stringify(response.headers),
+        response.body,
+        ttlMs,
+      ],
+    });
+    return rowCount === 1;
+  }
+
+  async markNotReplayable(
+    handle: ClaimHandle,
+    status: number | null,
+    ttlMs: number,
+  ): Promise<boolean> {
+    const { rowCount } = await this.run({
+      name: 'nestjs_idempotency_not_replayable',
+      text: MARK_NOT_REPLAYABLE_SQL,
+      values: [handle.scope, handle.key, handle.token, status, ttlMs],
+    });
+    return rowCount === 1;
+  }
+
+  async release(handle: ClaimHandle): Promise<boolean> {
+    const { rowCount } = await this.run({
+      name: 'nestjs_idempotency_release',
+      text: RELEASE_SQL,
+      values: [handle.scope, handle.key, handle.token],
+    });
+    return rowCount === 1;
+  }
+
+  async purgeExpired(batchSize: number): Promise<number> {
+    const { rowCount } = await this.run({
+      name: 'nestjs_idempotency_purge',
+      text: PURGE_SQL,
+      values: [batchSize],
+    });
+    return rowCount ?? 0;
+  }
+
+  private run<R extends QueryResultRow = QueryResultRow>(query: QueryConfig) {
+    return this.pool().query<R>(query);
+  }
+
+  private pool(): Pool {
+    // TypeORM's PostgresDriver keeps its pg pool as `master`; it is typed `any` there.
+    const pool = (this.dataSource.driver as unknown as { master?: Pool }).master;
+    if (!pool) {
+      throw new Error('nestjs-idempotency: the DataSource is not initialized (no pg pool).');
+    }
+    return pool;
+  }
+}
+
+function parseHeaders(text: string | null): Record<string, string> {
+  return text ? (JSON.parse(text) as Record<string, string>) : {};
+}

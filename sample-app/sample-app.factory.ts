@@ -1,0 +1,22 @@
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { AppModule, type ResolvedSampleAppConfig } from './app.module';
+
+/** Builds the sample app on the configured HTTP platform, initialised but not listening. */
+export async function createSampleApp(
+  config: ResolvedSampleAppConfig,
+  options: { logger?: false } = {},
+): Promise<INestApplication> {
+  const module = AppModule.register(config);
+  const app =
+    config.httpAdapter === 'fastify'
+      ? await NestFactory.create(module, new FastifyAdapter(), options)
+      : await NestFactory.create(module, new ExpressAdapter(), options);
+  await app.init();
+  if (config.httpAdapter === 'fastify') {
+    await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
+  }
+  return app;
+}
