@@ -55,15 +55,26 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     purgeIntervalMs,
     purgeBatchSize,
     onOutcome,
+    store: _store,
     ...route
   } = options;
   return {
     headerName: (headerName ?? IDEMPOTENCY_DEFAULTS.headerName).toLowerCase(),
     headerDisplayName: headerName ?? IDEMPOTENCY_DEFAULTS.headerName,
     autoMethods: new Set((autoMethods ?? []).map((method) => method.toUpperCase())),
-    storeTimeoutMs: positive(storeTimeoutMs, IDEMPOTENCY_DEFAULTS.storeTimeoutMs, 'storeTimeoutMs'),
-    purgeIntervalMs: purgeIntervalMs ?? IDEMPOTENCY_DEFAULTS.purgeIntervalMs,
-    purgeBatchSize: positive(purgeBatchSize, IDEMPOTENCY_DEFAULTS.purgeBatchSize, 'purgeBatchSize'),
+    storeTimeoutMs: timerDelay(
+      storeTimeoutMs,
+      IDEMPOTENCY_DEFAULTS.storeTimeoutMs,
+      'storeTimeoutMs',
+    ),
+    purgeIntervalMs:
+      purgeIntervalMs === 0
+        ? 0
+        : timerDelay(purgeIntervalMs, IDEMPOTENCY_DEFAULTS.purgeIntervalMs, 'purgeIntervalMs'),
+    purgeBatchSize: wholeNumber(
+      positive(purgeBatchSize, IDEMPOTENCY_DEFAULTS.purgeBatchSize, 'purgeBatchSize'),
+      'purgeBatchSize',
+    ),
     onOutcome,
     route,
   };
@@ -79,6 +90,11 @@ export function resolveRouteSettings(
   requiredByDefault: boolean,
 ): ResolvedRouteSettings {
   const merged: IdempotencyRouteOptions = { ...module, ...stripUndefined(route) };
+  // Fingerprint settings are independent of each other, so a route's are merged field by field.
+  const fingerprint =
+    module.fingerprint || route.fingerprint
+      ? { ...module.fingerprint, ...stripUndefined(route.fingerprint ?? {}) }
+      : undefined;
   return {
     required: merged.required ?? requiredByDefault,
     ttlMs: positive(merged.ttlMs, IDEMPOTENCY_DEFAULTS.ttlMs, 'ttlMs'),
@@ -87,8 +103,8 @@ export function resolveRouteSettings(
       IDEMPOTENCY_DEFAULTS.lockTimeoutMs,
       'lockTimeoutMs',
     ),
-    fingerprint: merged.fingerprint,
-    excludedFields: new Set(merged.fingerprint?.excludeFields ?? []),
+    fingerprint,
+    excludedFields: new Set(fingerprint?.excludeFields ?? []),
     storeStatus: merged.storeStatus ?? isStoredStatusByDefault,
     replayHeaders: replayableHeaderNames(merged.replayHeaders),
     maxResponseBytes: positive(
@@ -112,6 +128,26 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   }
   if (!Number.isFinite(value) || value <= 0) {
     throw new Error(`nestjs-idempotency: ${name} must be a positive number, got ${value}.`);
+  }
+  return value;
+}
+
+/** Largest delay Node's timers honour; a larger one silently fires after 1 ms. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+function timerDelay(value: number | undefined, fallback: number, name: string): number {
+  const delay = positive(value, fallback, name);
+  if (delay > MAX_TIMER_DELAY_MS) {
+    throw new Error(
+      `nestjs-idempotency: ${name} must be at most ${MAX_TIMER_DELAY_MS} ms, got ${delay}.`,
+    );
+  }
+  return delay;
+}
+
+function wholeNumber(value: number, name: string): number {
+  if (!Number.isInteger(value)) {
+    throw new Error(`nestjs-idempotency: ${name} must be a whole number, got ${value}.`);
   }
   return value;
 }

@@ -1,7 +1,9 @@
 /**
  * Serialises a parsed request body so that equal content gives equal text: object keys are sorted,
  * so `{"a":1,"b":2}` and `{"b":2,"a":1}` fingerprint alike. Fields at the dot paths in `exclude`
- * are left out. Buffers are written as base64 so raw bodies fingerprint too.
+ * are left out (a path applies inside every element of an array on the way). Values with `toJSON`
+ * (dates) are written as JSON.stringify would; raw Buffer bodies as base64 behind a `#` that no
+ * JSON text can start with, so they never collide with a parsed body.
  */
 export function canonicalJson(value: unknown, exclude: ReadonlySet<string> = EMPTY): string {
   return write(value, '', exclude) ?? 'null';
@@ -27,7 +29,11 @@ function write(value: unknown, path: string, exclude: ReadonlySet<string>): stri
       return undefined;
   }
   if (Buffer.isBuffer(value)) {
-    return JSON.stringify({ $bytes: value.toString('base64') });
+    return `#bytes:${value.toString('base64')}`;
+  }
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') {
+    return write(toJSON.call(value) as unknown, path, exclude);
   }
   if (Array.isArray(value)) {
     return `[${value.map((item) => write(item, path, exclude) ?? 'null').join(',')}]`;

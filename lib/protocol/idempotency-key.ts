@@ -6,6 +6,7 @@ export type KeyParseResult =
   { kind: 'valid'; key: string } | { kind: 'missing' } | { kind: 'invalid'; reason: string };
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+const OPTIONAL_WHITESPACE = /^[ \t]+|[ \t]+$/g;
 
 /**
  * Reads the idempotency key from every occurrence of its header in the request.
@@ -21,7 +22,8 @@ export function parseIdempotencyKey(values: readonly string[]): KeyParseResult {
   if (values.length > 1) {
     return { kind: 'invalid', reason: 'The request carries more than one idempotency key header.' };
   }
-  const raw = values[0].trim();
+  // Only HTTP's optional whitespace: String#trim would also drop U+00A0, a non-ASCII byte.
+  const raw = values[0].replace(OPTIONAL_WHITESPACE, '');
   const key = raw.startsWith('"') ? unquoteStructuredString(raw) : raw;
   if (key === null) {
     return { kind: 'invalid', reason: 'The quoted key is not a valid RFC 8941 string.' };
