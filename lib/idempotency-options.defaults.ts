@@ -55,7 +55,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     purgeIntervalMs,
     purgeBatchSize,
     onOutcome,
-    store: _store,
+    store,
     ...route
   } = options;
   return {

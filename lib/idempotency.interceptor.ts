@@ -52,10 +52,10 @@ import type {
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
 import { parseIdempotencyKey } from './protocol/idempotency-key';
 import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
-import type { ClaimHandle, ClaimResult } from './storage/claim-result.interface';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from './storage/claim-result.interface';
 import { IdempotencyStore } from './storage/idempotency-store';
 import type { StoredResponse } from './storage/stored-response.interface';
-import { withTimeout } from './storage/with-timeout';
+import { StoreTimeoutError, withTimeout } from './storage/with-timeout';
 
 /** What the interceptor does on a route, decided once per handler. */
 type RoutePlan =
@@ -160,15 +160,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const fingerprint = this.computeFingerprint(info, plan.settings);
 
     return defer(() =>
-      this.bounded(
-        this.store.claim({
-          scope: exchange.scope,
-          key: exchange.key,
-          fingerprint,
-          lockTimeoutMs: plan.settings.lockTimeoutMs,
-          ttlMs: plan.settings.ttlMs,
-        }),
-      ),
+      this.boundedClaim({
+        scope: exchange.scope,
+        key: exchange.key,
+        fingerprint,
+        lockTimeoutMs: plan.settings.lockTimeoutMs,
+        ttlMs: plan.settings.ttlMs,
+      }),
     ).pipe(
       catchError((error: unknown) => {
         this.report(exchange, 'store-error', { status: 503, error });
@@ -472,6 +470,23 @@ export class IdempotencyInterceptor implements NestInterceptor {
       adapter.setHeader(response, name, value);
     }
     return throwError(() => exception);
+  }
+
+  /**
+   * A claim bounded by `storeTimeoutMs`. A claim that times out may still land once the database
+   * answers; nobody would then hold it, and the key would be stuck until its lease ends although
+   * the client was told to retry. So a late win is released at once (its token makes that safe).
+   */
+  private boundedClaim(request: ClaimRequest): Promise<ClaimResult> {
+    const claim = this.store.claim(request);
+    return this.bounded(claim).catch((error: unknown) => {
+      if (error instanceof StoreTimeoutError) {
+        claim
+          .then((late) => (late.kind === 'claimed' ? this.store.release(late.handle) : false))
+          .catch(() => undefined);
+      }
+      throw error;
+    });
   }
 
   private bounded<T>(promise: Promise<T>): Promise<T> {

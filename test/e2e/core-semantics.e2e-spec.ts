@@ -1,6 +1,7 @@
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
+import { waitFor } from '../utils/wait-for';
 
 const PROBLEM = /^application\/problem\+json/;
 
@@ -366,16 +367,6 @@ describe.each(ADAPTERS)('core semantics (%s)', (adapter) => {
     expect(any.headers['idempotent-replayed']).toBe('true');
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) {
-      throw new Error('condition not met in time');
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function rawRequest(baseUrl: string, text: string): Promise<string> {
   const { connect } = await import('node:net');
