@@ -17,6 +17,7 @@ export const IDEMPOTENCY_DEFAULTS = {
   purgeIntervalMs: 60_000,
   purgeBatchSize: 1_000,
   maxResponseBytes: 1_048_576,
+  waitTimeoutMs: 10_000,
 } as const;
 
 /** Module-wide settings with every default applied; built once at start-up. */
@@ -30,6 +31,7 @@ export interface ResolvedModuleSettings {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   onOutcome: ((event: IdempotencyOutcomeEvent) => void) | undefined;
+  warnOnQueriesOutsideTransaction: boolean;
   route: IdempotencyRouteOptions;
 }
 
@@ -44,6 +46,10 @@ export interface ResolvedRouteSettings {
   replayHeaders: readonly string[];
   maxResponseBytes: number;
   scope: (request: IdempotencyRequestInfo) => string;
+  transactional: boolean;
+  rollbackOnClientError: boolean;
+  concurrency: 'reject' | 'wait';
+  waitTimeoutMs: number;
 }
 
 /** Applies the module-wide defaults without touching the caller's object. */
@@ -56,6 +62,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     purgeBatchSize,
     onOutcome,
     store,
+    warnOnQueriesOutsideTransaction,
     ...route
   } = options;
   return {
@@ -76,6 +83,8 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
       'purgeBatchSize',
     ),
     onOutcome,
+    warnOnQueriesOutsideTransaction:
+      warnOnQueriesOutsideTransaction ?? process.env.NODE_ENV !== 'production',
     route,
   };
 }
@@ -113,6 +122,14 @@ export function resolveRouteSettings(
       'maxResponseBytes',
     ),
     scope: merged.scope ?? userIdScope,
+    transactional: merged.transactional ?? false,
+    rollbackOnClientError: merged.rollbackOnClientError ?? false,
+    concurrency: merged.concurrency ?? (merged.transactional ? 'wait' : 'reject'),
+    waitTimeoutMs: timerDelay(
+      merged.waitTimeoutMs,
+      IDEMPOTENCY_DEFAULTS.waitTimeoutMs,
+      'waitTimeoutMs',
+    ),
   };
 }
 

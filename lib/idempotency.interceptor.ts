@@ -6,13 +6,11 @@ import {
   Injectable,
   Logger,
   type NestInterceptor,
-  StreamableFile,
 } from '@nestjs/common';
-import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
-import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  type Observable,
+  Observable,
   catchError,
   defaultIfEmpty,
   defer,
@@ -23,6 +21,8 @@ import {
   of,
   throwError,
 } from 'rxjs';
+import { ResponseWriter } from './http/response-writer';
+import { type RoutePlan, isStreamLike, takesOverResponse } from './http/route-plan';
 import {
   type ResolvedModuleSettings,
   type ResolvedRouteSettings,
@@ -31,9 +31,8 @@ import {
 import {
   HANDLED_REQUEST,
   IDEMPOTENT_METADATA,
-  PROBLEM_CONTENT_TYPE,
-  REPLAYED_HEADER,
   SKIP_IDEMPOTENCY_METADATA,
+  TRANSACTION_MANAGER,
 } from './idempotency.constants';
 import {
   IdempotencyException,
@@ -52,25 +51,25 @@ import type {
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
 import { parseIdempotencyKey } from './protocol/idempotency-key';
 import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
+import { waitDelayMs } from './protocol/wait-backoff';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from './storage/claim-result.interface';
 import { IdempotencyStore } from './storage/idempotency-store';
 import type { StoredResponse } from './storage/stored-response.interface';
+import {
+  type IdempotencyTransactionHandle,
+  type TransactionalClaimResult,
+  TransactionalIdempotencyStore,
+} from './storage/transactional-idempotency-store';
 import { StoreTimeoutError, withTimeout } from './storage/with-timeout';
-
-/** What the interceptor does on a route, decided once per handler. */
-type RoutePlan =
-  | { kind: 'pass' }
-  | {
-      kind: 'decorated' | 'auto';
-      settings: ResolvedRouteSettings;
-      /** `false` when the handler writes the response itself (`@Res()` without passthrough). */
-      capturable: boolean;
-    };
+import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
 
 const PASS: RoutePlan = { kind: 'pass' };
 
 /** Scopes longer than this are stored as their hash, so any principal id fits the key column. */
 const MAX_SCOPE_LENGTH = 200;
+
+/** Retry-After of a duplicate that found the key held by another transaction. */
+const BUSY_RETRY_AFTER_MS = 1000;
 
 /** One request on an idempotent route, as it moves through claim, execution and recording. */
 interface Exchange {
@@ -78,8 +77,8 @@ interface Exchange {
   response: unknown;
   settings: ResolvedRouteSettings;
   capturable: boolean;
-  scope: string;
-  key: string;
+  route: string;
+  claim: ClaimRequest;
   keyHash: string;
   method: string;
   path: string;
@@ -87,24 +86,34 @@ interface Exchange {
 
 type HandlerOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** A finished execution, to be recorded: the status, and the body to send (and store). */
+interface Recordable {
+  status: number;
+  body: string | undefined;
+}
+
 /**
  * Runs each idempotent request once per key and replays the stored response to every retry.
  *
  * Applied per route by `@Idempotent()`, or to every route through `APP_INTERCEPTOR`
  * (`useGlobalInterceptor`); with both, a request is handled once. Subclass it and override the
- * protected hooks to change how keys, scopes, fingerprints and bodies are read.
+ * protected hooks to change how keys, scopes, fingerprints and stored errors are made.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
   protected readonly logger = new Logger('Idempotency');
   private readonly plans = new Map<unknown, RoutePlan>();
+  private readonly writer: ResponseWriter;
 
   constructor(
     @Inject(IDEMPOTENCY_SETTINGS) protected readonly settings: ResolvedModuleSettings,
     protected readonly store: IdempotencyStore,
     protected readonly reflector: Reflector,
     protected readonly adapterHost: HttpAdapterHost,
-  ) {}
+    protected readonly transaction: IdempotencyTransaction,
+  ) {
+    this.writer = new ResponseWriter(adapterHost);
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') {
@@ -151,30 +160,21 @@ export class IdempotencyInterceptor implements NestInterceptor {
       response,
       settings: plan.settings,
       capturable: plan.capturable,
-      scope: this.resolveScope(info, plan.settings),
-      key: parsed.key,
+      route: plan.route,
+      claim: {
+        scope: this.resolveScope(info, plan.settings),
+        key: parsed.key,
+        fingerprint: this.computeFingerprint(info, plan.settings),
+        lockTimeoutMs: plan.settings.lockTimeoutMs,
+        ttlMs: plan.settings.ttlMs,
+      },
       keyHash: sha256(parsed.key),
       method,
       path: info.url,
     };
-    const fingerprint = this.computeFingerprint(info, plan.settings);
-
-    return defer(() =>
-      this.boundedClaim({
-        scope: exchange.scope,
-        key: exchange.key,
-        fingerprint,
-        lockTimeoutMs: plan.settings.lockTimeoutMs,
-        ttlMs: plan.settings.ttlMs,
-      }),
-    ).pipe(
-      catchError((error: unknown) => {
-        this.report(exchange, 'store-error', { status: 503, error });
-        this.logger.error(`Claim of key ${exchange.keyHash} failed: ${String(error)}`);
-        return this.reject(response, new IdempotencyStoreUnavailableException());
-      }),
-      mergeMap((result) => this.answer(result, exchange, next)),
-    );
+    return plan.settings.transactional
+      ? this.interceptInTransaction(exchange, next)
+      : this.interceptWithLease(exchange, next);
   }
 
   /**
@@ -224,14 +224,303 @@ export class IdempotencyInterceptor implements NestInterceptor {
       : { statusCode: error.getStatus(), message: body };
   }
 
-  private answer(result: ClaimResult, exchange: Exchange, next: CallHandler): Observable<unknown> {
-    switch (result.kind) {
-      case 'claimed':
+  // ---------------------------------------------------------------------------------------------
+  // Lease mode: the claim commits on its own, the handler runs, the response is stored after it.
+  // ---------------------------------------------------------------------------------------------
+
+  private interceptWithLease(exchange: Exchange, next: CallHandler): Observable<unknown> {
+    return defer(() => this.claimWithLease(exchange)).pipe(
+      catchError((error: unknown) => this.storeUnavailable(exchange, 'Claim', error)),
+      mergeMap((result) => {
+        if (result.kind !== 'claimed') {
+          return this.answerExisting(result, exchange);
+        }
         this.report(exchange, 'claimed');
-        return this.execute(result.handle, exchange, next);
+        return this.executeWithLease(result.handle, exchange, next);
+      }),
+    );
+  }
+
+  /** Claims the key; in `wait` mode, a duplicate polls until the first one finishes or fails. */
+  private async claimWithLease(exchange: Exchange): Promise<ClaimResult> {
+    const deadline = Date.now() + exchange.settings.waitTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      const result = await this.boundedClaim(exchange.claim);
+      const delay = waitDelayMs(attempt);
+      if (
+        result.kind !== 'in-flight' ||
+        exchange.settings.concurrency === 'reject' ||
+        Date.now() + delay > deadline
+      ) {
+        return result;
+      }
+      await sleep(delay);
+    }
+  }
+
+  private executeWithLease(
+    handle: ClaimHandle,
+    exchange: Exchange,
+    next: CallHandler,
+  ): Observable<unknown> {
+    const run = this.runHandler(next).pipe(
+      // The record is written before the response leaves: a retry that arrives right after the
+      // client got its answer must find it.
+      mergeMap((outcome) => from(this.recordWithLease(handle, exchange, outcome))),
+    );
+    if (exchange.capturable) {
+      return run;
+    }
+    // A handler that writes its own response (@Res()) answers before anything could be recorded
+    // after it, so its key is marked spent before it runs: a retry must never run it again.
+    return defer(() =>
+      this.bounded(this.store.markNotReplayable(handle, null, exchange.settings.ttlMs)),
+    ).pipe(
+      catchError((error: unknown) => {
+        // Fail closed: the handler has not run, and must not run unrecorded.
+        void this.release(handle, exchange, 503, error);
+        return this.storeUnavailable(exchange, 'Marking', error);
+      }),
+      mergeMap(() => run),
+    );
+  }
+
+  private async recordWithLease(
+    handle: ClaimHandle,
+    exchange: Exchange,
+    outcome: HandlerOutcome,
+  ): Promise<unknown> {
+    const decision = this.decide(exchange, outcome);
+    switch (decision.kind) {
+      case 'release':
+        await this.release(handle, exchange, decision.status, decision.error);
+        if (decision.rethrow) {
+          throw decision.error;
+        }
+        return decision.send;
+      case 'not-replayable':
+        await this.write(exchange, 'not-replayable', decision.status, () =>
+          this.store.markNotReplayable(handle, decision.status, exchange.settings.ttlMs),
+        );
+        if (decision.rethrow) {
+          throw decision.error;
+        }
+        return decision.send;
+      case 'store': {
+        const stored = this.toStored(exchange, decision.recordable);
+        await this.write(exchange, 'completed', stored.status, () =>
+          this.store.complete(handle, stored, exchange.settings.ttlMs),
+        );
+        return decision.recordable.body;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Transactional mode: claim, handler writes and stored response commit together.
+  // ---------------------------------------------------------------------------------------------
+
+  private interceptInTransaction(exchange: Exchange, next: CallHandler): Observable<unknown> {
+    // buildPlan refuses transactional routes on any other store.
+    const store = this.store as TransactionalIdempotencyStore;
+    return defer(() => this.claimInTransaction(store, exchange)).pipe(
+      catchError((error: unknown) => this.storeUnavailable(exchange, 'Transactional claim', error)),
+      mergeMap((result) => {
+        if (result.kind !== 'claimed') {
+          return this.answerExisting(result, exchange);
+        }
+        this.report(exchange, 'claimed');
+        return this.executeInTransaction(result.transaction, exchange, next);
+      }),
+    );
+  }
+
+  /**
+   * Replays a finished key with one read; otherwise claims it in a new transaction. A duplicate of
+   * a key that another transaction holds polls with that one read, holding no connection between
+   * looks, until the holder commits (replay), rolls back (claim it) or the wait ends (409).
+   */
+  private async claimInTransaction(
+    store: TransactionalIdempotencyStore,
+    exchange: Exchange,
+  ): Promise<
+    | Extract<TransactionalClaimResult, { kind: 'claimed' }>
+    | Exclude<ClaimResult, { kind: 'claimed' }>
+  > {
+    const deadline = Date.now() + exchange.settings.waitTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      let result: TransactionalClaimResult | null = await this.bounded(
+        store.lookup(exchange.claim),
+      );
+      if (result === null) {
+        result = await this.boundedTransactionalClaim(store, exchange.claim);
+      }
+      if (result.kind !== 'busy' && result.kind !== 'in-flight') {
+        return result;
+      }
+      const delay = waitDelayMs(attempt);
+      if (exchange.settings.concurrency === 'reject' || Date.now() + delay > deadline) {
+        return result.kind === 'busy'
+          ? { kind: 'in-flight', retryAfterMs: BUSY_RETRY_AFTER_MS }
+          : result;
+      }
+      await sleep(delay);
+    }
+  }
+
+  private executeInTransaction(
+    transaction: IdempotencyTransactionHandle,
+    exchange: Exchange,
+    next: CallHandler,
+  ): Observable<unknown> {
+    exchange.request[TRANSACTION_MANAGER] = transaction.manager;
+    const active = { manager: transaction.manager, route: exchange.route };
+    const savepoint = exchange.settings.rollbackOnClientError
+      ? defer(() => transaction.savepoint())
+      : of(undefined);
+    return savepoint.pipe(
+      // Everything the handler starts runs in the transaction's async context.
+      mergeMap(
+        () =>
+          new Observable<HandlerOutcome>((subscriber) =>
+            this.transaction.run(active, () => this.runHandler(next).subscribe(subscriber)),
+          ),
+      ),
+      mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
+      catchError((error: unknown) => {
+        if (error === RECORDING_FAILED) {
+          return this.storeUnavailable(exchange, 'Commit', error);
+        }
+        return throwError(() => error);
+      }),
+    );
+  }
+
+  private async recordInTransaction(
+    transaction: IdempotencyTransactionHandle,
+    exchange: Exchange,
+    outcome: HandlerOutcome,
+  ): Promise<unknown> {
+    const decision = this.decide(exchange, outcome);
+    if (decision.kind === 'release') {
+      await transaction.rollback();
+      this.report(exchange, 'released', { status: decision.status, error: decision.error });
+      if (decision.rethrow) {
+        throw decision.error;
+      }
+      return decision.send;
+    }
+    try {
+      if (decision.kind === 'not-replayable') {
+        await transaction.markNotReplayable(decision.status, exchange.settings.ttlMs);
+      } else {
+        if (decision.recordable.status >= 400 && exchange.settings.rollbackOnClientError) {
+          await transaction.rollbackToSavepoint();
+        }
+        const stored = this.toStored(exchange, decision.recordable);
+        await transaction.complete(stored, exchange.settings.ttlMs);
+      }
+      // The response leaves only after the commit: what the client sees is what a retry replays.
+      await this.bounded(transaction.commit());
+    } catch (error) {
+      // Either everything committed or nothing did; both make a retry safe (replay or rerun).
+      await transaction.rollback();
+      this.logger.error(`Committing key ${exchange.keyHash} failed: ${String(error)}`);
+      throw RECORDING_FAILED;
+    }
+    const status = decision.kind === 'store' ? decision.recordable.status : decision.status;
+    this.report(exchange, decision.kind === 'store' ? 'completed' : 'not-replayable', {
+      status: status ?? undefined,
+    });
+    if (decision.kind === 'not-replayable' && decision.rethrow) {
+      throw decision.error;
+    }
+    return decision.kind === 'store' ? decision.recordable.body : decision.send;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Shared steps
+  // ---------------------------------------------------------------------------------------------
+
+  /** Runs the handler to its last value, turning an error into an outcome to record. */
+  private runHandler(next: CallHandler): Observable<HandlerOutcome> {
+    return defer(() => next.handle()).pipe(
+      defaultIfEmpty(undefined),
+      last(),
+      map((value): HandlerOutcome => ({ ok: true, value })),
+      catchError((error: unknown) => of<HandlerOutcome>({ ok: false, error })),
+    );
+  }
+
+  /**
+   * What to record for a handler's outcome; the one place that decides between storing,
+   * marking not replayable and releasing. Sets the status and type of what it will send.
+   */
+  private decide(exchange: Exchange, outcome: HandlerOutcome): RecordDecision {
+    const { settings, response } = exchange;
+    if (!outcome.ok) {
+      const error = outcome.error;
+      const status = error instanceof HttpException ? error.getStatus() : 500;
+      if (!(error instanceof HttpException) || !settings.storeStatus(status)) {
+        return { kind: 'release', status, error, rethrow: true, send: undefined };
+      }
+      if (!exchange.capturable) {
+        // The exception filters render this one as usual; the key stays spent.
+        return { kind: 'not-replayable', status, error, rethrow: true, send: undefined };
+      }
+      this.writer.prepareJsonError(response, status);
+      return this.decideBody(exchange, {
+        status,
+        body: JSON.stringify(this.renderStoredError(error)),
+      });
+    }
+    const status = this.writer.statusOf(response);
+    if (!exchange.capturable || isStreamLike(outcome.value)) {
+      return { kind: 'not-replayable', status, rethrow: false, send: outcome.value };
+    }
+    return this.decideBody(exchange, {
+      status,
+      body: this.writer.serialize(response, outcome.value),
+    });
+  }
+
+  private decideBody(exchange: Exchange, recordable: Recordable): RecordDecision {
+    const size = recordable.body === undefined ? 0 : Buffer.byteLength(recordable.body, 'utf8');
+    if (size > exchange.settings.maxResponseBytes) {
+      return {
+        kind: 'not-replayable',
+        status: recordable.status,
+        rethrow: false,
+        send: recordable.body,
+      };
+    }
+    if (!exchange.settings.storeStatus(recordable.status)) {
+      return {
+        kind: 'release',
+        status: recordable.status,
+        rethrow: false,
+        send: recordable.body,
+      };
+    }
+    return { kind: 'store', recordable };
+  }
+
+  private toStored(exchange: Exchange, recordable: Recordable): StoredResponse {
+    return {
+      status: recordable.status,
+      headers: this.writer.captureHeaders(exchange.response, exchange.settings.replayHeaders),
+      body: recordable.body === undefined ? null : Buffer.from(recordable.body, 'utf8'),
+    };
+  }
+
+  private answerExisting(
+    result: Exclude<ClaimResult, { kind: 'claimed' }>,
+    exchange: Exchange,
+  ): Observable<unknown> {
+    switch (result.kind) {
       case 'replay':
         this.report(exchange, 'replayed', { status: result.response.status });
-        return of(this.replay(exchange.response, result.response));
+        return of(this.writer.replay(exchange.response, result.response));
       case 'in-flight':
         this.report(exchange, 'conflict', { status: 409 });
         return this.reject(
@@ -250,131 +539,23 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
   }
 
-  private execute(handle: ClaimHandle, exchange: Exchange, next: CallHandler): Observable<unknown> {
-    const run = defer(() => next.handle()).pipe(
-      defaultIfEmpty(undefined),
-      last(),
-      map((value): HandlerOutcome => ({ ok: true, value })),
-      catchError((error: unknown) => of<HandlerOutcome>({ ok: false, error })),
-      // The record is written before the response leaves: a retry that arrives right after the
-      // client got its answer must find it.
-      mergeMap((outcome) =>
-        from(
-          outcome.ok
-            ? this.recordSuccess(handle, exchange, outcome.value)
-            : this.recordFailure(handle, exchange, outcome.error),
-        ),
-      ),
-    );
-    if (exchange.capturable) {
-      return run;
-    }
-    // A handler that writes its own response (@Res()) answers before anything could be recorded
-    // after it, so its key is marked spent before it runs: a retry must never run it again.
-    return defer(() =>
-      this.bounded(this.store.markNotReplayable(handle, null, exchange.settings.ttlMs)),
-    ).pipe(
-      catchError((error: unknown) => {
-        // Fail closed: the handler has not run, and must not run unrecorded.
-        this.report(exchange, 'store-error', { status: 503, error });
-        void this.release(handle, exchange, 503, error);
-        return this.reject(exchange.response, new IdempotencyStoreUnavailableException());
-      }),
-      mergeMap(() => run),
-    );
-  }
-
-  private async recordSuccess(
-    handle: ClaimHandle,
+  /**
+   * A lease-mode write after the handler ran. A failure is logged, not sent: the handler has run
+   * and the client gets its real answer; without a record the key stays claimed until its lease
+   * ends, so a retry before then gets 409, not a second execution.
+   */
+  private async write(
     exchange: Exchange,
-    value: unknown,
-  ): Promise<unknown> {
-    const status = this.statusOf(exchange.response);
-    if (!exchange.capturable || isStreamLike(value)) {
-      await this.markNotReplayable(handle, exchange, status);
-      return value;
-    }
-    const body = this.serializeBody(exchange.response, value);
-    return this.recordResponse(handle, exchange, status, body);
-  }
-
-  private async recordFailure(
-    handle: ClaimHandle,
-    exchange: Exchange,
-    error: unknown,
-  ): Promise<unknown> {
-    const status = error instanceof HttpException ? error.getStatus() : 500;
-    const stored = error instanceof HttpException && exchange.settings.storeStatus(status);
-    if (!stored) {
-      await this.release(handle, exchange, status, error);
-      throw error;
-    }
-    if (!exchange.capturable) {
-      // Already marked spent; the exception filters render this one as usual.
-      await this.markNotReplayable(handle, exchange, status);
-      throw error;
-    }
-    const adapter = this.adapterHost.httpAdapter;
-    adapter.status(exchange.response, status);
-    adapter.setHeader(exchange.response, 'Content-Type', 'application/json; charset=utf-8');
-    return this.recordResponse(
-      handle,
-      exchange,
-      status,
-      JSON.stringify(this.renderStoredError(error)),
-    );
-  }
-
-  /** Stores a serialized response (or marks it not replayable) and returns the body to send. */
-  private async recordResponse(
-    handle: ClaimHandle,
-    exchange: Exchange,
-    status: number,
-    body: string | undefined,
-  ): Promise<string | undefined> {
-    const bytes = body === undefined ? null : Buffer.from(body, 'utf8');
-    if (bytes !== null && bytes.length > exchange.settings.maxResponseBytes) {
-      await this.markNotReplayable(handle, exchange, status);
-      return body;
-    }
-    if (!exchange.settings.storeStatus(status)) {
-      await this.release(handle, exchange, status, undefined);
-      return body;
-    }
-    const stored: StoredResponse = {
-      status,
-      headers: this.captureHeaders(exchange.response, exchange.settings.replayHeaders),
-      body: bytes,
-    };
-    try {
-      const current = await this.bounded(
-        this.store.complete(handle, stored, exchange.settings.ttlMs),
-      );
-      this.reportWrite(exchange, current, 'completed', status);
-    } catch (error) {
-      // The handler has run: the client gets its real answer. Without a record the key stays
-      // claimed until its lease ends, so a retry before then gets 409, not a second execution.
-      this.report(exchange, 'store-error', { status, error });
-      this.logger.error(`Storing the response of key ${exchange.keyHash} failed: ${String(error)}`);
-    }
-    return body;
-  }
-
-  private async markNotReplayable(
-    handle: ClaimHandle,
-    exchange: Exchange,
+    outcome: 'completed' | 'not-replayable',
     status: number | null,
+    operation: () => Promise<boolean>,
   ): Promise<void> {
     try {
-      const current = await this.bounded(
-        this.store.markNotReplayable(handle, status, exchange.settings.ttlMs),
-      );
-      this.reportWrite(exchange, current, 'not-replayable', status ?? undefined);
+      const current = await this.bounded(operation());
+      this.reportWrite(exchange, current, outcome, status ?? undefined);
     } catch (error) {
       this.report(exchange, 'store-error', { status: status ?? undefined, error });
-      this.logger.error(
-        `Marking key ${exchange.keyHash} as not replayable failed: ${String(error)}`,
-      );
+      this.logger.error(`Recording key ${exchange.keyHash} (${outcome}) failed: ${String(error)}`);
     }
   }
 
@@ -414,61 +595,14 @@ export class IdempotencyInterceptor implements NestInterceptor {
     );
   }
 
-  private replay(response: unknown, stored: StoredResponse): string | undefined {
-    const adapter = this.adapterHost.httpAdapter;
-    adapter.status(response, stored.status);
-    for (const [name, value] of Object.entries(stored.headers)) {
-      adapter.setHeader(response, name, value);
-    }
-    adapter.setHeader(response, REPLAYED_HEADER, 'true');
-    return stored.body === null ? undefined : stored.body.toString('utf8');
-  }
-
-  /**
-   * Serializes a handler's result as the platform would, and sends that text, so that the first
-   * answer and every replay carry the same bytes.
-   */
-  private serializeBody(response: unknown, value: unknown): string | undefined {
-    if (value === undefined || value === null) {
-      return undefined;
-    }
-    const adapter = this.adapterHost.httpAdapter;
-    const hasType = adapter.getHeader(response, 'Content-Type') !== undefined;
-    if (typeof value === 'object') {
-      const text = JSON.stringify(value) as string | undefined;
-      if (text !== undefined && !hasType) {
-        adapter.setHeader(response, 'Content-Type', 'application/json; charset=utf-8');
-      }
-      return text;
-    }
-    if (!hasType) {
-      adapter.setHeader(response, 'Content-Type', 'text/plain; charset=utf-8');
-    }
-    return String(value);
-  }
-
-  private captureHeaders(response: unknown, names: readonly string[]): Record<string, string> {
-    const adapter = this.adapterHost.httpAdapter;
-    const headers: Record<string, string> = {};
-    for (const name of names) {
-      const value: unknown = adapter.getHeader(response, name);
-      if (value !== undefined && value !== null) {
-        headers[name] = Array.isArray(value) ? value.join(', ') : String(value);
-      }
-    }
-    return headers;
-  }
-
-  private statusOf(response: unknown): number {
-    return (response as { statusCode: number }).statusCode;
+  private storeUnavailable(exchange: Exchange, step: string, error: unknown): Observable<never> {
+    this.report(exchange, 'store-error', { status: 503, error });
+    this.logger.error(`${step} of key ${exchange.keyHash} failed: ${String(error)}`);
+    return this.reject(exchange.response, new IdempotencyStoreUnavailableException());
   }
 
   private reject(response: unknown, exception: IdempotencyException): Observable<never> {
-    const adapter = this.adapterHost.httpAdapter;
-    adapter.setHeader(response, 'Content-Type', PROBLEM_CONTENT_TYPE);
-    for (const [name, value] of Object.entries(exception.headers)) {
-      adapter.setHeader(response, name, value);
-    }
+    this.writer.prepareProblem(response, exception);
     return throwError(() => exception);
   }
 
@@ -483,6 +617,22 @@ export class IdempotencyInterceptor implements NestInterceptor {
       if (error instanceof StoreTimeoutError) {
         claim
           .then((late) => (late.kind === 'claimed' ? this.store.release(late.handle) : false))
+          .catch(() => undefined);
+      }
+      throw error;
+    });
+  }
+
+  /** The same for a transactional claim: a late win is rolled back. */
+  private boundedTransactionalClaim(
+    store: TransactionalIdempotencyStore,
+    request: ClaimRequest,
+  ): Promise<TransactionalClaimResult> {
+    const claim = store.claimInTransaction(request);
+    return this.bounded(claim).catch((error: unknown) => {
+      if (error instanceof StoreTimeoutError) {
+        claim
+          .then((late) => (late.kind === 'claimed' ? late.transaction.rollback() : undefined))
           .catch(() => undefined);
       }
       throw error;
@@ -505,7 +655,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     try {
       hook({
         outcome,
-        scope: exchange.scope,
+        scope: exchange.claim.scope,
         keyHash: exchange.keyHash,
         method: exchange.method,
         path: exchange.path,
@@ -538,39 +688,47 @@ export class IdempotencyInterceptor implements NestInterceptor {
     if (options === undefined && this.settings.autoMethods.size === 0) {
       return PASS;
     }
+    const route = `${context.getClass().name}.${context.getHandler().name}`;
+    const settings = resolveRouteSettings(
+      this.settings.route,
+      options ?? {},
+      options !== undefined,
+    );
     const capturable = !takesOverResponse(context.getClass(), context.getHandler().name);
-    if (!capturable && options !== undefined) {
-      this.logger.warn(
-        `${context.getClass().name}.${context.getHandler().name} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
+    if (settings.transactional && !(this.store instanceof TransactionalIdempotencyStore)) {
+      throw new Error(
+        `nestjs-idempotency: ${route} is transactional, but the store in use cannot run transactions.`,
       );
     }
-    return {
-      kind: options === undefined ? 'auto' : 'decorated',
-      settings: resolveRouteSettings(this.settings.route, options ?? {}, options !== undefined),
-      capturable,
-    };
+    if (!capturable && settings.transactional) {
+      // The handler would send its answer before the commit that makes it true.
+      throw new Error(
+        `nestjs-idempotency: ${route} writes its response with @Res() and cannot be transactional. Use @Res({ passthrough: true }).`,
+      );
+    }
+    if (!capturable && options !== undefined) {
+      this.logger.warn(
+        `${route} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
+      );
+    }
+    return { kind: options === undefined ? 'auto' : 'decorated', settings, capturable, route };
   }
 }
 
-/** Whether a handler sends its response itself (`@Res()`/`@Next()` without passthrough). */
-function takesOverResponse(controller: object, method: string): boolean {
-  if (Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, method) === true) {
-    return false;
-  }
-  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) ?? {}) as object;
-  return Object.keys(args).some((key) => {
-    const type = Number(key.split(':')[0]);
-    return type === RouteParamtypes.RESPONSE || type === RouteParamtypes.NEXT;
-  });
+/** What to do with a handler's outcome (see `decide`). */
+type RecordDecision =
+  | { kind: 'store'; recordable: Recordable }
+  | ({ kind: 'not-replayable' } & Unrecorded)
+  | ({ kind: 'release' } & Unrecorded);
+
+/** An outcome that is not stored for replay. */
+interface Unrecorded {
+  status: number;
+  /** Rethrow `error` (to the exception filters) instead of sending `send`. */
+  rethrow: boolean;
+  error?: unknown;
+  send: unknown;
 }
 
-/** Results that cannot be stored as bytes: files, streams and raw binary. */
-function isStreamLike(value: unknown): boolean {
-  return (
-    value instanceof StreamableFile ||
-    ArrayBuffer.isView(value) ||
-    (typeof value === 'object' &&
-      value !== null &&
-      typeof (value as { pipe?: unknown }).pipe === 'function')
-  );
-}
+/** Thrown inside the transactional pipeline when the commit (or a write before it) failed. */
+const RECORDING_FAILED = new Error('nestjs-idempotency: recording in the transaction failed');

@@ -38,3 +38,6 @@ export const {
 
 /** Token of the resolved module settings (defaults applied once). */
 export const IDEMPOTENCY_SETTINGS = Symbol('IDEMPOTENCY_SETTINGS');
+
+/** Token of the TypeORM DataSource the module uses (`null` with a custom store and no TypeORM). */
+export const IDEMPOTENCY_DATA_SOURCE = Symbol('IDEMPOTENCY_DATA_SOURCE');

@@ -8,6 +8,7 @@ import { IdempotencyInterceptor } from './idempotency.interceptor';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
+  IDEMPOTENCY_DATA_SOURCE,
   IDEMPOTENCY_MODULE_OPTIONS,
   IDEMPOTENCY_SETTINGS,
   type IdempotencyModuleExtras,
@@ -16,6 +17,8 @@ import {
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
 import { IdempotencyStore } from './storage/idempotency-store';
 import { PostgresIdempotencyStore } from './storage/postgres/postgres-idempotency.store';
+import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
+import { OutsideTransactionWarner } from './transaction/outside-transaction-warner';
 
 /**
  * Makes HTTP routes safe to retry with an `Idempotency-Key` header, backed by PostgreSQL through the
@@ -38,8 +41,10 @@ import { PostgresIdempotencyStore } from './storage/postgres/postgres-idempotenc
     },
     IdempotencyInterceptor,
     IdempotencyPurger,
+    IdempotencyTransaction,
+    OutsideTransactionWarner,
   ],
-  exports: [IDEMPOTENCY_SETTINGS, IdempotencyInterceptor, IdempotencyStore],
+  exports: [IDEMPOTENCY_SETTINGS, IdempotencyInterceptor, IdempotencyStore, IdempotencyTransaction],
 })
 export class IdempotencyModule extends ConfigurableModuleClass {
   /** Configures the module with options known up front. */
@@ -54,9 +59,14 @@ export class IdempotencyModule extends ConfigurableModuleClass {
 }
 
 function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras): DynamicModule {
+  const dataSourceProvider: Provider = {
+    provide: IDEMPOTENCY_DATA_SOURCE,
+    useFactory: (dataSource: DataSource | undefined) => dataSource ?? null,
+    inject: [{ token: getDataSourceToken(extras.dataSourceName), optional: true }],
+  };
   const storeProvider: Provider = {
     provide: IdempotencyStore,
-    useFactory: (options: IdempotencyModuleOptions, dataSource: DataSource | undefined) => {
+    useFactory: (options: IdempotencyModuleOptions, dataSource: DataSource | null) => {
       if (options.store) {
         return options.store;
       }
@@ -67,12 +77,9 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
       }
       return new PostgresIdempotencyStore(dataSource);
     },
-    inject: [
-      IDEMPOTENCY_MODULE_OPTIONS,
-      { token: getDataSourceToken(extras.dataSourceName), optional: true },
-    ],
+    inject: [IDEMPOTENCY_MODULE_OPTIONS, IDEMPOTENCY_DATA_SOURCE],
   };
-  const providers = [...(definition.providers ?? []), storeProvider];
+  const providers = [...(definition.providers ?? []), dataSourceProvider, storeProvider];
   if (extras.useGlobalInterceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor });
   }

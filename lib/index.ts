@@ -28,6 +28,14 @@ export type {
 export { IdempotencyStore } from './storage/idempotency-store';
 export type { ClaimHandle, ClaimRequest, ClaimResult } from './storage/claim-result.interface';
 export type { StoredResponse } from './storage/stored-response.interface';
+export {
+  TransactionalIdempotencyStore,
+  type IdempotencyTransactionHandle,
+  type TransactionalClaimResult,
+  type TransactionalLookupResult,
+} from './storage/transactional-idempotency-store';
+export { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
+export { IdempotentEntityManager } from './transaction/idempotent-entity-manager.decorator';
 export { PostgresIdempotencyStore } from './storage/postgres/postgres-idempotency.store';
 export { IdempotencyRecord } from './storage/postgres/idempotency-record.entity';
 export {

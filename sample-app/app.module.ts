@@ -8,7 +8,12 @@ import {
 } from '../lib';
 import { DemoAuthGuard } from './auth/demo-auth.guard';
 import type { SampleAppConfig } from './config';
+import { AccountsModule } from './accounts/accounts.module';
+import { Account } from './accounts/account.entity';
 import { CreatePayments1764201600001 } from './database/migrations/1764201600001-create-payments';
+import { CreateAccountsAndTransfers1764201600003 } from './database/migrations/1764201600003-create-accounts-and-transfers';
+import { Transfer } from './transfers/transfer.entity';
+import { TransfersModule } from './transfers/transfers.module';
 import { Payment } from './payments/payment.entity';
 import { PaymentsModule } from './payments/payments.module';
 import { SAMPLE_APP_CONFIG } from './sample-app.constants';
@@ -44,10 +49,14 @@ export class AppModule {
           useFactory: (settings: ResolvedSampleAppConfig) => ({
             type: 'postgres' as const,
             url: settings.databaseUrl,
-            entities: [Payment, IdempotencyRecord],
-            migrations: [CreateIdempotencyRecords1764201600000, CreatePayments1764201600001],
+            entities: [Payment, Account, Transfer, IdempotencyRecord],
+            migrations: [
+              CreateIdempotencyRecords1764201600000,
+              CreatePayments1764201600001,
+              CreateAccountsAndTransfers1764201600003,
+            ],
             migrationsRun: true,
-            // Pool size: one connection per concurrently running handler, plus claims.
+            // Pool size: a transactional request holds one connection while its handler runs.
             extra: { max: 20 },
           }),
         }),
@@ -59,6 +68,8 @@ export class AppModule {
           }),
         }),
         PaymentsModule,
+        AccountsModule,
+        TransfersModule,
       ],
       providers: [{ provide: APP_GUARD, useClass: DemoAuthGuard }],
     };

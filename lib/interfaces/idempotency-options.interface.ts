@@ -73,6 +73,27 @@ export interface IdempotencyRouteOptions {
    * else `''` (the anonymous scope).
    */
   scope?: (request: IdempotencyRequestInfo) => string;
+  /**
+   * Transactional mode: the claim, the handler's writes (made through `IdempotencyTransaction`
+   * or `@IdempotentEntityManager()`) and the stored response commit together in one PostgreSQL
+   * transaction, and an error rolls all of them back. Needs the PostgreSQL store.
+   * Default: `false` (lease mode).
+   */
+  transactional?: boolean;
+  /**
+   * Transactional mode: roll the handler's writes back when it answers with a stored client error
+   * (4xx); the response is still stored and replayed. Default: `false` (a stored 4xx commits
+   * together with whatever the handler wrote).
+   */
+  rollbackOnClientError?: boolean;
+  /**
+   * What a duplicate gets while the first request with its key is running: `'reject'` answers 409
+   * at once, `'wait'` waits (up to `waitTimeoutMs`) and then replays the first one's response, or
+   * runs itself if the first one failed. Default: `'wait'` in transactional mode, else `'reject'`.
+   */
+  concurrency?: 'reject' | 'wait';
+  /** Longest wait of a duplicate in `'wait'` mode, in milliseconds; then 409. Default: `10_000`. */
+  waitTimeoutMs?: number;
 }
 
 /** Options of `IdempotencyModule.forRoot()` / the factory of `forRootAsync()`. */
@@ -102,6 +123,12 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    * logs. It must not throw; errors are logged and ignored. Default: none.
    */
   onOutcome?: (event: IdempotencyOutcomeEvent) => void;
+  /**
+   * Log a warning when a transactional request's handler queries the database outside its
+   * transaction (for example through an injected repository), once per route.
+   * Default: `true` unless `NODE_ENV` is `'production'`.
+   */
+  warnOnQueriesOutsideTransaction?: boolean;
   /**
    * Store to use instead of the PostgreSQL table (for example a Redis store, or a wrapper adding
    * metrics). Default: the PostgreSQL store on the TypeORM DataSource.

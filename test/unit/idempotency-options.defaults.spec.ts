@@ -33,6 +33,8 @@ describe('resolveModuleSettings', () => {
       purgeIntervalMs: 60_000,
       purgeBatchSize: 1_000,
       onOutcome: undefined,
+      // NODE_ENV is 'test' under Jest: the development warning is on.
+      warnOnQueriesOutsideTransaction: true,
       route: {},
     });
   });
@@ -113,10 +115,26 @@ describe('resolveRouteSettings', () => {
       replayHeaders: ['content-type', 'location'],
       maxResponseBytes: IDEMPOTENCY_DEFAULTS.maxResponseBytes,
       scope: expect.any(Function),
+      transactional: false,
+      rollbackOnClientError: false,
+      concurrency: 'reject',
+      waitTimeoutMs: IDEMPOTENCY_DEFAULTS.waitTimeoutMs,
     });
     expect([settings.ttlMs, settings.lockTimeoutMs, settings.maxResponseBytes]).toEqual([
       86_400_000, 60_000, 1_048_576,
     ]);
+  });
+
+  it('waits for duplicates by default in transactional mode only', () => {
+    expect(resolveRouteSettings({}, { transactional: true }, true).concurrency).toBe('wait');
+    expect(resolveRouteSettings({ transactional: true }, {}, true).concurrency).toBe('wait');
+    expect(
+      resolveRouteSettings({}, { transactional: true, concurrency: 'reject' }, true).concurrency,
+    ).toBe('reject');
+    expect(resolveRouteSettings({ concurrency: 'wait' }, {}, true).concurrency).toBe('wait');
+    expect(() => resolveRouteSettings({}, { waitTimeoutMs: 2 ** 31 }, true)).toThrow(
+      /waitTimeoutMs/,
+    );
   });
 
   it('requires a key on decorated routes and not on auto routes, unless configured', () => {

@@ -6,7 +6,10 @@ import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { IdempotencyInterceptor } from '../../lib/idempotency.interceptor';
 import { IdempotencyModule } from '../../lib/idempotency.module';
-import { IDEMPOTENCY_MODULE_OPTIONS } from '../../lib/idempotency.module-definition';
+import {
+  IDEMPOTENCY_DATA_SOURCE,
+  IDEMPOTENCY_MODULE_OPTIONS,
+} from '../../lib/idempotency.module-definition';
 import type { IdempotencyModuleOptions } from '../../lib/interfaces/idempotency-options.interface';
 import type {
   ClaimHandle,
@@ -47,6 +50,10 @@ function provider(definition: DynamicModule, token: unknown): Provider | undefin
   );
 }
 
+function dataSourceProvider(definition: DynamicModule): FactoryProvider<DataSource | null> {
+  return provider(definition, IDEMPOTENCY_DATA_SOURCE) as FactoryProvider<DataSource | null>;
+}
+
 function storeProvider(definition: DynamicModule): FactoryProvider<IdempotencyStore> {
   return provider(definition, IdempotencyStore) as FactoryProvider<IdempotencyStore>;
 }
@@ -79,19 +86,22 @@ describe('IdempotencyModule definition', () => {
 
   it('borrows the DataSource named by dataSourceName, optionally', () => {
     expect(getDataSourceToken()).toBe(DataSource);
-    expect(storeProvider(IdempotencyModule.forRoot()).inject).toEqual([
-      IDEMPOTENCY_MODULE_OPTIONS,
+    expect(dataSourceProvider(IdempotencyModule.forRoot()).inject).toEqual([
       { token: DataSource, optional: true },
     ]);
     const named = IdempotencyModule.forRootAsync({
       dataSourceName: 'payments',
       useFactory: () => ({}),
     });
-    expect(storeProvider(named).inject).toEqual([
-      IDEMPOTENCY_MODULE_OPTIONS,
+    expect(dataSourceProvider(named).inject).toEqual([
       { token: getDataSourceToken('payments'), optional: true },
     ]);
     expect(getDataSourceToken('payments')).toBe('paymentsDataSource');
+    // The store is built from the options and that borrowed DataSource (or none).
+    expect(storeProvider(named).inject).toEqual([
+      IDEMPOTENCY_MODULE_OPTIONS,
+      IDEMPOTENCY_DATA_SOURCE,
+    ]);
   });
 
   it('keeps the extras out of the options object', () => {

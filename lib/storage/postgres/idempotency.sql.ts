@@ -13,20 +13,45 @@ const CLAIMABLE = (row: string, fingerprint: string) => `(
       AND ${row}.fingerprint IS NOT DISTINCT FROM ${fingerprint})
 )`;
 
+/** The advisory lock id of a key in transactional mode ($1 scope, $2 key). */
+const KEY_LOCK = `hashtextextended($1::text || E'\\n' || $2::text, 0)`;
+
+const EXISTING_COLUMNS = `e.state, e.fingerprint, e.response_status, e.response_headers,
+         e.response_body,
+         ceil(extract(epoch FROM (e.locked_until - now())) * 1000)::float8 AS lease_left_ms`;
+
 /**
- * Claims a key in one statement, or returns the live row that prevents it.
- * $1 scope, $2 key, $3 fingerprint, $4 claim token, $5 lease ms, $6 ttl ms.
+ * Builds the claim statement. $1 scope, $2 key, $3 fingerprint, $4 claim token, $5 lease ms,
+ * $6 ttl ms.
  *
  * `existing` reads the row as of the statement's snapshot. When there is none (or it may be
  * claimed) the upsert runs; its ON CONFLICT arm re-checks the latest row version under a row lock,
  * so of any number of concurrent claims exactly one wins. A replay inserts nothing and writes
  * nothing: no transaction id, no WAL flush. An empty result means the row changed between the
  * snapshot and the upsert; the caller tries again.
+ *
+ * In transactional mode the claim first takes a transaction-scoped advisory lock on the key
+ * without waiting: the row of a claim in another open transaction is invisible, and the lock is
+ * what tells "busy" from "new". Blocking on the unique index instead would pin one pooled
+ * connection per waiting duplicate.
  */
-export const CLAIM_SQL = `
-WITH existing AS (
-  SELECT e.state, e.fingerprint, e.response_status, e.response_headers, e.response_body,
-         ceil(extract(epoch FROM (e.locked_until - now())) * 1000)::float8 AS lease_left_ms,
+function claimSql(transactional: boolean): string {
+  const lock = transactional
+    ? `lock AS MATERIALIZED (
+  SELECT pg_try_advisory_xact_lock(${KEY_LOCK}) AS got
+), `
+    : '';
+  const locked = transactional ? '(SELECT got FROM lock) AND ' : '';
+  const busy = transactional
+    ? `
+UNION ALL
+SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL
+  FROM lock
+ WHERE NOT got AND NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)`
+    : '';
+  return `
+WITH ${lock}existing AS (
+  SELECT ${EXISTING_COLUMNS},
          ${CLAIMABLE('e', '$3::varchar')} AS claimable
     FROM ${T} e
    WHERE e.scope = $1 AND e.key = $2
@@ -35,7 +60,7 @@ WITH existing AS (
   SELECT $1, $2, $3::varchar, 'in_flight', $4::uuid,
          now() + $5::float8 * interval '1 millisecond',
          now() + ($5::float8 + $6::float8) * interval '1 millisecond'
-   WHERE NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)
+   WHERE ${locked}NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)
   ON CONFLICT (scope, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight', lock_token = EXCLUDED.lock_token,
          locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
@@ -44,14 +69,33 @@ WITH existing AS (
    WHERE ${CLAIMABLE('r', 'EXCLUDED.fingerprint')}
   RETURNING r.state
 )
-SELECT true AS claimed, NULL::varchar AS state, NULL::varchar AS fingerprint,
+SELECT 'claimed' AS outcome, NULL::varchar AS state, NULL::varchar AS fingerprint,
        NULL::smallint AS response_status, NULL::text AS response_headers,
        NULL::bytea AS response_body, NULL::float8 AS lease_left_ms
   FROM claimed
 UNION ALL
-SELECT false, state, fingerprint, response_status, response_headers, response_body, lease_left_ms
+SELECT 'existing', state, fingerprint, response_status, response_headers, response_body,
+       lease_left_ms
   FROM existing
- WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)`;
+ WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)${busy}`;
+}
+
+/** Lease mode: claims a key with an autocommitted statement. */
+export const CLAIM_SQL = claimSql(false);
+
+/** Transactional mode: claims a key inside the caller's open transaction (see claimSql). */
+export const TRANSACTIONAL_CLAIM_SQL = claimSql(true);
+
+/**
+ * $1 scope, $2 key: the live (unexpired) row of a key, without claiming it, and whether a
+ * transaction holds the key's advisory lock right now (`free`). In an autocommitted statement the
+ * lock, when taken, is released as the statement ends. Always returns one row.
+ */
+export const LOOKUP_SQL = `
+SELECT l.free, CASE WHEN e.state IS NULL THEN NULL ELSE 'existing' END AS outcome,
+       ${EXISTING_COLUMNS}
+  FROM (SELECT pg_try_advisory_xact_lock(${KEY_LOCK}) AS free) l
+  LEFT JOIN ${T} e ON e.scope = $1 AND e.key = $2 AND e.expires_at > now()`;
 
 /** $1 scope, $2 key, $3 token, $4 status, $5 headers JSON, $6 body, $7 ttl ms. */
 export const COMPLETE_SQL = `

@@ -1,23 +1,30 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, QueryConfig, QueryResultRow } from 'pg';
-import type { DataSource } from 'typeorm';
+import type { Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
+import type { DataSource, QueryRunner } from 'typeorm';
 import { decideExistingKey } from '../../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../claim-result.interface';
-import { IdempotencyStore } from '../idempotency-store';
 import type { StoredResponse } from '../stored-response.interface';
+import {
+  TransactionalIdempotencyStore,
+  type TransactionalClaimResult,
+  type TransactionalLookupResult,
+} from '../transactional-idempotency-store';
 import {
   CLAIM_SQL,
   COMPLETE_SQL,
+  LOOKUP_SQL,
   MARK_NOT_REPLAYABLE_SQL,
   PURGE_SQL,
   RELEASE_SQL,
+  TRANSACTIONAL_CLAIM_SQL,
 } from './idempotency.sql';
+import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 
 /** How often a claim is re-attempted when the key changes under it before answering 409. */
 const CLAIM_ATTEMPTS = 4;
 
 interface ClaimRow extends QueryResultRow {
-  claimed: boolean;
+  outcome: 'claimed' | 'existing' | 'busy' | null;
   state: 'in_flight' | 'completed' | 'not_replayable' | null;
   fingerprint: string | null;
   response_status: number | null;
@@ -26,12 +33,15 @@ interface ClaimRow extends QueryResultRow {
   lease_left_ms: number | null;
 }
 
+type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
+
 /**
  * The default store: one PostgreSQL table, reached through the pg pool of the application's
  * TypeORM `DataSource` (its size and connection settings are the DataSource's). Statements are
- * prepared and sent on the pool directly: no ORM query building on the hot path.
+ * prepared and sent on the pool directly: no ORM query building on the hot path. It also runs
+ * transactional mode, on a query runner of the same DataSource.
  */
-export class PostgresIdempotencyStore extends IdempotencyStore {
+export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   constructor(private readonly dataSource: DataSource) {
     super();
   }
@@ -42,45 +52,75 @@ export class PostgresIdempotencyStore extends IdempotencyStore {
       const { rows } = await this.run<ClaimRow>({
         name: 'nestjs_idempotency_claim',
         text: CLAIM_SQL,
-        values: [
-          request.scope,
-          request.key,
-          request.fingerprint,
-          token,
-          request.lockTimeoutMs,
-          request.ttlMs,
-        ],
+        values: claimValues(request, token),
       });
       const row = rows[0];
-      if (row === undefined) {
-        continue;
-      }
-      if (row.claimed) {
+      if (row?.outcome === 'claimed') {
         return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
       }
-      const decision = decideExistingKey(
-        {
-          state: row.state ?? 'in_flight',
-          fingerprint: row.fingerprint,
-          leaseLeftMs: row.lease_left_ms ?? 0,
-          status: row.response_status,
-          response:
-            row.state === 'completed' && row.response_status !== null
-              ? {
-                  status: row.response_status,
-                  headers: parseHeaders(row.response_headers),
-                  body: row.response_body,
-                }
-              : null,
-        },
-        request.fingerprint,
-      );
+      const decision = row ? decideRow(row, request) : { kind: 'retry' as const };
       if (decision.kind !== 'retry') {
         return decision;
       }
     }
     // The key kept changing hands under us: someone else is working on it right now.
     return { kind: 'in-flight', retryAfterMs: 1000 };
+  }
+
+  async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
+    const { rows } = await this.run<ClaimRow & { free: boolean }>({
+      name: 'nestjs_idempotency_lookup',
+      text: LOOKUP_SQL,
+      values: [request.scope, request.key],
+    });
+    const row = rows[0];
+    const decision = row.outcome === 'existing' ? decideRow(row, request) : null;
+    if (decision !== null && decision.kind !== 'retry') {
+      return decision;
+    }
+    return row.free ? null : { kind: 'busy' };
+  }
+
+  async claimInTransaction(request: ClaimRequest): Promise<TransactionalClaimResult> {
+    const queryRunner = this.dataSource.createQueryRunner('master');
+    let claimed = false;
+    try {
+      await queryRunner.connect();
+      await queryRunner.startTransaction();
+      const client = pgClientOf(queryRunner);
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+        const token = randomUUID();
+        const { rows } = await client.query<ClaimRow>({
+          name: 'nestjs_idempotency_claim_in_transaction',
+          text: TRANSACTIONAL_CLAIM_SQL,
+          values: claimValues(request, token),
+        });
+        const row = rows[0];
+        if (row?.outcome === 'claimed') {
+          claimed = true;
+          const handle = { scope: request.scope, key: request.key, token };
+          return {
+            kind: 'claimed',
+            transaction: new PostgresIdempotencyTransaction(handle, queryRunner, client),
+          };
+        }
+        if (row?.outcome === 'busy') {
+          return { kind: 'busy' };
+        }
+        const decision = row ? decideRow(row, request) : { kind: 'retry' as const };
+        if (decision.kind !== 'retry') {
+          return decision;
+        }
+      }
+      return { kind: 'busy' };
+    } finally {
+      if (!claimed) {
+        await queryRunner
+          .rollbackTransaction()
+          .catch(() => undefined)
+          .finally(() => queryRunner.release().catch(() => undefined));
+      }
+    }
   }
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
@@ -143,6 +183,42 @@ export class PostgresIdempotencyStore extends IdempotencyStore {
     }
     return pool;
   }
+}
+
+function claimValues(request: ClaimRequest, token: string): unknown[] {
+  return [
+    request.scope,
+    request.key,
+    request.fingerprint,
+    token,
+    request.lockTimeoutMs,
+    request.ttlMs,
+  ];
+}
+
+function decideRow(row: ClaimRow, request: ClaimRequest): Decided {
+  return decideExistingKey(
+    {
+      state: row.state ?? 'in_flight',
+      fingerprint: row.fingerprint,
+      leaseLeftMs: row.lease_left_ms ?? 0,
+      status: row.response_status,
+      response:
+        row.state === 'completed' && row.response_status !== null
+          ? {
+              status: row.response_status,
+              headers: parseHeaders(row.response_headers),
+              body: row.response_body,
+            }
+          : null,
+    },
+    request.fingerprint,
+  );
+}
+
+/** The pg client under a connected TypeORM query runner (typed `any` by TypeORM). */
+function pgClientOf(queryRunner: QueryRunner): PoolClient {
+  return (queryRunner as unknown as { databaseConnection: PoolClient }).databaseConnection;
 }
 
 function parseHeaders(text: string | null): Record<string, string> {

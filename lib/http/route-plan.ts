@@ -1,0 +1,39 @@
+import { StreamableFile } from '@nestjs/common';
+import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
+import type { ResolvedRouteSettings } from '../idempotency-options.defaults';
+
+/** What the interceptor does on a route, decided once per handler. */
+export type RoutePlan =
+  | { kind: 'pass' }
+  | {
+      kind: 'decorated' | 'auto';
+      settings: ResolvedRouteSettings;
+      /** `false` when the handler writes the response itself (`@Res()` without passthrough). */
+      capturable: boolean;
+      /** `Controller.method`, for logs. */
+      route: string;
+    };
+
+/** Whether a handler sends its response itself (`@Res()`/`@Next()` without passthrough). */
+export function takesOverResponse(controller: object, method: string): boolean {
+  if (Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, controller, method) === true) {
+    return false;
+  }
+  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) ?? {}) as object;
+  return Object.keys(args).some((key) => {
+    const type = Number(key.split(':')[0]);
+    return type === RouteParamtypes.RESPONSE || type === RouteParamtypes.NEXT;
+  });
+}
+
+/** Results that cannot be stored as bytes: files, streams and raw binary. */
+export function isStreamLike(value: unknown): boolean {
+  return (
+    value instanceof StreamableFile ||
+    ArrayBuffer.isView(value) ||
+    (typeof value === 'object' &&
+      value !== null &&
+      typeof (value as { pipe?: unknown }).pipe === 'function')
+  );
+}

@@ -1,0 +1,93 @@
+import type { PoolClient, QueryConfig } from 'pg';
+import type { EntityManager, QueryRunner } from 'typeorm';
+import type { ClaimHandle } from '../claim-result.interface';
+import type { StoredResponse } from '../stored-response.interface';
+import type { IdempotencyTransactionHandle } from '../transactional-idempotency-store';
+import { COMPLETE_SQL, MARK_NOT_REPLAYABLE_SQL } from './idempotency.sql';
+
+const SAVEPOINT = 'nestjs_idempotency_handler';
+
+/**
+ * A claim held inside an open TypeORM transaction. The store's own statements go to the
+ * transaction's pg client as prepared statements; the handler uses `manager`, bound to the same
+ * query runner, so everything shares one connection and one commit.
+ */
+export class PostgresIdempotencyTransaction implements IdempotencyTransactionHandle {
+  private finished = false;
+
+  constructor(
+    readonly handle: ClaimHandle,
+    private readonly queryRunner: QueryRunner,
+    private readonly client: PoolClient,
+  ) {}
+
+  get manager(): EntityManager {
+    return this.queryRunner.manager;
+  }
+
+  async savepoint(): Promise<void> {
+    await this.client.query(`SAVEPOINT ${SAVEPOINT}`);
+  }
+
+  async rollbackToSavepoint(): Promise<void> {
+    await this.client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+  }
+
+  async complete(response: StoredResponse, ttlMs: number): Promise<void> {
+    await this.expectOneRow({
+      name: 'nestjs_idempotency_complete',
+      text: COMPLETE_SQL,
+      values: [
+        this.handle.scope,
+        this.handle.key,
+        this.handle.token,
+        response.status,
+        JSON.stringify(response.headers),
+        response.body,
+        ttlMs,
+      ],
+    });
+  }
+
+  async markNotReplayable(status: number | null, ttlMs: number): Promise<void> {
+    await this.expectOneRow({
+      name: 'nestjs_idempotency_not_replayable',
+      text: MARK_NOT_REPLAYABLE_SQL,
+      values: [this.handle.scope, this.handle.key, this.handle.token, status, ttlMs],
+    });
+  }
+
+  async commit(): Promise<void> {
+    this.finished = true;
+    try {
+      await this.queryRunner.commitTransaction();
+    } finally {
+      await this.queryRunner.release();
+    }
+  }
+
+  async rollback(): Promise<void> {
+    if (this.finished) {
+      return;
+    }
+    this.finished = true;
+    try {
+      if (this.queryRunner.isTransactionActive) {
+        await this.queryRunner.rollbackTransaction();
+      }
+    } catch {
+      // A broken connection rolls the transaction back by itself.
+    } finally {
+      await this.queryRunner.release().catch(() => undefined);
+    }
+  }
+
+  private async expectOneRow(query: QueryConfig): Promise<void> {
+    const { rowCount } = await this.client.query(query);
+    if (rowCount !== 1) {
+      // The claim row was written in this very transaction: not finding it means the handler
+      // deleted or rolled it back (for example with its own ROLLBACK).
+      throw new Error('nestjs-idempotency: the claim vanished from its own transaction.');
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import type { EntityManager } from 'typeorm';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from './claim-result.interface';
+import { IdempotencyStore } from './idempotency-store';
+import type { StoredResponse } from './stored-response.interface';
+
+/**
+ * An open transaction that holds a claimed key. Nothing of it is visible to other requests until
+ * `commit`; `rollback` (or the death of the process) leaves no trace of the claim or of the
+ * handler's writes.
+ */
+export interface IdempotencyTransactionHandle {
+  readonly handle: ClaimHandle;
+  /** The transaction's EntityManager: the handler's writes go through it. */
+  readonly manager: EntityManager;
+  /** Marks the point the handler's writes can be rolled back to, keeping the claim. */
+  savepoint(): Promise<void>;
+  /** Undoes the handler's writes since `savepoint`, keeping the claim. */
+  rollbackToSavepoint(): Promise<void>;
+  /** Writes the response into the claim's row (committed by `commit`). */
+  complete(response: StoredResponse, ttlMs: number): Promise<void>;
+  /** Marks the key as executed but not replayable (committed by `commit`). */
+  markNotReplayable(status: number | null, ttlMs: number): Promise<void>;
+  /** Commits and gives the connection back to the pool. */
+  commit(): Promise<void>;
+  /** Rolls back and gives the connection back to the pool. Never throws. */
+  rollback(): Promise<void>;
+}
+
+/** Outcome of a transactional claim. */
+export type TransactionalClaimResult =
+  | { kind: 'claimed'; transaction: IdempotencyTransactionHandle }
+  /** Another transaction holds the key right now; nothing is held by this attempt. */
+  | { kind: 'busy' }
+  | Exclude<ClaimResult, { kind: 'claimed' }>;
+
+/** Outcome of a lookup: see `TransactionalIdempotencyStore.lookup`. */
+export type TransactionalLookupResult =
+  Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'busy' } | null;
+
+/**
+ * A store that can claim a key inside a database transaction, so that the claim, the handler's
+ * writes and the stored response commit or roll back together (transactional mode).
+ */
+export abstract class TransactionalIdempotencyStore extends IdempotencyStore {
+  /**
+   * Looks a key up without claiming it, in one read: the stored outcome of a finished key,
+   * `in-flight` for a lease-mode claim, `busy` while another transaction holds it, or `null` when
+   * it may be claimed (new or expired). The fast path of replays, and what waiting duplicates poll.
+   */
+  abstract lookup(request: ClaimRequest): Promise<TransactionalLookupResult>;
+
+  /**
+   * Opens a transaction and claims the key in it. A key held by another open transaction is
+   * `busy`: the attempt gives its connection back at once instead of waiting on the row, so
+   * waiting duplicates never pin pooled connections.
+   */
+  abstract claimInTransaction(request: ClaimRequest): Promise<TransactionalClaimResult>;
+}

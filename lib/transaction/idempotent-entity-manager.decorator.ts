@@ -1,0 +1,29 @@
+import { type ExecutionContext, createParamDecorator } from '@nestjs/common';
+import { TRANSACTION_MANAGER } from '../idempotency.constants';
+
+/**
+ * Injects the EntityManager of the request's idempotency transaction into a handler parameter
+ * (routes marked `@Idempotent({ transactional: true })`). Services further down can use the
+ * injectable `IdempotencyTransaction` instead.
+ *
+ * @example
+ * ```ts
+ * @Post()
+ * @Idempotent({ transactional: true })
+ * create(@Body() dto: CreateOrderDto, @IdempotentEntityManager() manager: EntityManager) {
+ *   return manager.getRepository(Order).save(dto);
+ * }
+ * ```
+ */
+export const IdempotentEntityManager = createParamDecorator(
+  (_data: unknown, context: ExecutionContext) => {
+    const request = context.switchToHttp().getRequest<Record<PropertyKey, unknown>>();
+    const manager = request[TRANSACTION_MANAGER];
+    if (!manager) {
+      throw new Error(
+        'nestjs-idempotency: @IdempotentEntityManager() needs a route marked @Idempotent({ transactional: true }) and a request with a key.',
+      );
+    }
+    return manager;
+  },
+);
