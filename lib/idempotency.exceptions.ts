@@ -67,6 +67,18 @@ export class IdempotencyKeyInvalidException extends IdempotencyException {
   }
 }
 
+/** 400: the request cannot be fingerprinted (a body nested absurdly deep). */
+export class IdempotencyRequestNotFingerprintableException extends IdempotencyException {
+  constructor(reason: string) {
+    super(
+      'request-not-fingerprintable',
+      'Request cannot be fingerprinted',
+      HttpStatus.BAD_REQUEST,
+      `${reason} The request was not executed.`,
+    );
+  }
+}
+
 /** 409: another request with the same key is still being processed. */
 export class IdempotencyKeyInFlightException extends IdempotencyException {
   constructor(retryAfterMs: number) {

@@ -40,6 +40,7 @@ import {
   IdempotencyKeyInvalidException,
   IdempotencyKeyMismatchException,
   IdempotencyKeyMissingException,
+  IdempotencyRequestNotFingerprintableException,
   IdempotencyResponseNotReplayableException,
   IdempotencyStoreUnavailableException,
 } from './idempotency.exceptions';
@@ -49,6 +50,7 @@ import type {
   IdempotencyRouteOptions,
 } from './interfaces/idempotency-options.interface';
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
+import { BodyTooDeepError } from './protocol/canonical-json';
 import { parseIdempotencyKey } from './protocol/idempotency-key';
 import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
 import { waitDelayMs } from './protocol/wait-backoff';
@@ -155,6 +157,18 @@ export class IdempotencyInterceptor implements NestInterceptor {
       body: request.body,
       raw: request,
     };
+    let fingerprint: string | null;
+    try {
+      fingerprint = this.computeFingerprint(info, plan.settings);
+    } catch (error) {
+      if (error instanceof BodyTooDeepError) {
+        return this.reject(
+          response,
+          new IdempotencyRequestNotFingerprintableException(error.message),
+        );
+      }
+      throw error;
+    }
     const exchange: Exchange = {
       request,
       response,
@@ -164,7 +178,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       claim: {
         scope: this.resolveScope(info, plan.settings),
         key: parsed.key,
-        fingerprint: this.computeFingerprint(info, plan.settings),
+        fingerprint,
         lockTimeoutMs: plan.settings.lockTimeoutMs,
         ttlMs: plan.settings.ttlMs,
       },

@@ -8,6 +8,7 @@ export {
   IdempotencyKeyInvalidException,
   IdempotencyKeyMismatchException,
   IdempotencyKeyMissingException,
+  IdempotencyRequestNotFingerprintableException,
   IdempotencyResponseNotReplayableException,
   IdempotencyStoreUnavailableException,
   type ProblemDetails,

@@ -6,12 +6,34 @@
  * JSON text can start with, so they never collide with a parsed body.
  */
 export function canonicalJson(value: unknown, exclude: ReadonlySet<string> = EMPTY): string {
-  return write(value, '', exclude) ?? 'null';
+  return write(value, '', exclude, 0) ?? 'null';
+}
+
+/**
+ * Deepest nesting fingerprinted. JSON.parse accepts any depth, and a 100 kB body can nest 50 000
+ * levels deep: far past the call stack. No real API body comes near this.
+ */
+export const MAX_BODY_DEPTH = 256;
+
+/** Raised for a body that cannot be fingerprinted (nested deeper than MAX_BODY_DEPTH). */
+export class BodyTooDeepError extends Error {
+  constructor() {
+    super(`The request body is nested more than ${MAX_BODY_DEPTH} levels deep.`);
+    this.name = 'BodyTooDeepError';
+  }
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
 
-function write(value: unknown, path: string, exclude: ReadonlySet<string>): string | undefined {
+function write(
+  value: unknown,
+  path: string,
+  exclude: ReadonlySet<string>,
+  depth: number,
+): string | undefined {
+  if (depth > MAX_BODY_DEPTH) {
+    throw new BodyTooDeepError();
+  }
   if (value === null) {
     return 'null';
   }
@@ -33,10 +55,10 @@ function write(value: unknown, path: string, exclude: ReadonlySet<string>): stri
   }
   const toJSON = (value as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === 'function') {
-    return write(toJSON.call(value) as unknown, path, exclude);
+    return write(toJSON.call(value) as unknown, path, exclude, depth + 1);
   }
   if (Array.isArray(value)) {
-    return `[${value.map((item) => write(item, path, exclude) ?? 'null').join(',')}]`;
+    return `[${value.map((item) => write(item, path, exclude, depth + 1) ?? 'null').join(',')}]`;
   }
   const record = value as Record<string, unknown>;
   const parts: string[] = [];
@@ -45,7 +67,7 @@ function write(value: unknown, path: string, exclude: ReadonlySet<string>): stri
     if (exclude.has(childPath)) {
       continue;
     }
-    const text = write(record[name], childPath, exclude);
+    const text = write(record[name], childPath, exclude, depth + 1);
     if (text !== undefined) {
       parts.push(`${JSON.stringify(name)}:${text}`);
     }

@@ -145,6 +145,22 @@ describe.each(ADAPTERS)('core semantics (%s)', (adapter) => {
     expect(await records('one')).toBe(0);
   });
 
+  it('answers 400 problem+json for a body too deeply nested to fingerprint, without running', async () => {
+    const key = `deep-${adapter}`;
+    const depth = 5000;
+    const response = await app
+      .http()
+      .post('/orders')
+      .set('Idempotency-Key', key)
+      .set('Content-Type', 'application/json')
+      .send('['.repeat(depth) + ']'.repeat(depth));
+    expect(response.status).toBe(400);
+    expect(response.headers['content-type']).toMatch(PROBLEM);
+    expect(response.body.type).toBe('urn:nestjs-idempotency:problem:request-not-fingerprintable');
+    expect(await executions('create', key)).toBe(0);
+    expect(await records(key)).toBe(0);
+  });
+
   it('answers 422 for a key reused with a different body, and keeps the original', async () => {
     const key = `mismatch-${adapter}`;
     const first = await app.http().post('/orders').set('Idempotency-Key', key).send({ item: 'a' });

@@ -1,4 +1,8 @@
-import { canonicalJson } from '../../../lib/protocol/canonical-json';
+import {
+  BodyTooDeepError,
+  MAX_BODY_DEPTH,
+  canonicalJson,
+} from '../../../lib/protocol/canonical-json';
 
 describe('canonicalJson', () => {
   it('sorts object keys at every depth, so key order does not matter', () => {
@@ -70,5 +74,22 @@ describe('canonicalJson', () => {
 
   it('excludes a whole subtree when its path is excluded', () => {
     expect(canonicalJson({ meta: { a: 1 }, qty: 2 }, new Set(['meta']))).toBe('{"qty":2}');
+  });
+});
+
+describe('canonicalJson depth limit', () => {
+  const nested = (depth: number): unknown =>
+    JSON.parse('['.repeat(depth) + ']'.repeat(depth)) as unknown;
+
+  it(`fingerprints bodies nested up to ${MAX_BODY_DEPTH} levels`, () => {
+    expect(canonicalJson(nested(MAX_BODY_DEPTH))).toBe(
+      '['.repeat(MAX_BODY_DEPTH) + ']'.repeat(MAX_BODY_DEPTH),
+    );
+  });
+
+  it('refuses deeper bodies with a BodyTooDeepError instead of overflowing the stack', () => {
+    expect(() => canonicalJson(nested(MAX_BODY_DEPTH + 2))).toThrow(BodyTooDeepError);
+    // 50 000 levels fit in a 100 kB body and used to exhaust the call stack.
+    expect(() => canonicalJson(nested(50_000))).toThrow(BodyTooDeepError);
   });
 });
