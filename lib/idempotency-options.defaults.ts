@@ -62,6 +62,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     purgeBatchSize,
     onOutcome,
     store,
+    tableName,
     warnOnQueriesOutsideTransaction,
     ...route
   } = options;

@@ -75,7 +75,7 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
           `nestjs-idempotency: no TypeORM DataSource${extras.dataSourceName ? ` named "${extras.dataSourceName}"` : ''} found. Import TypeOrmModule.forRoot() or pass a store.`,
         );
       }
-      return new PostgresIdempotencyStore(dataSource);
+      return new PostgresIdempotencyStore(dataSource, options.tableName);
     },
     inject: [IDEMPOTENCY_MODULE_OPTIONS, IDEMPOTENCY_DATA_SOURCE],
   };

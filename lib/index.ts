@@ -42,4 +42,5 @@ export { IdempotencyRecord } from './storage/postgres/idempotency-record.entity'
 export {
   CREATE_IDEMPOTENCY_TABLE_SQL,
   CreateIdempotencyRecords1764201600000,
+  createIdempotencyTableSql,
 } from './storage/postgres/create-idempotency-records.migration';

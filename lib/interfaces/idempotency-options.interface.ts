@@ -130,6 +130,12 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    */
   warnOnQueriesOutsideTransaction?: boolean;
   /**
+   * The PostgreSQL table of the default store, optionally schema-qualified. Validated as an
+   * identifier. Create it with `createIdempotencyTableSql(tableName)`. Default:
+   * `'idempotency_records'`.
+   */
+  tableName?: string;
+  /**
    * Store to use instead of the PostgreSQL table (for example a Redis store, or a wrapper adding
    * metrics). Default: the PostgreSQL store on the TypeORM DataSource.
    */

@@ -1,5 +1,11 @@
 import { DataSource } from 'typeorm';
-import { CreateIdempotencyRecords1764201600000, IdempotencyRecord } from '../../lib';
+import {
+  CreateIdempotencyRecords1764201600000,
+  IdempotencyRecord,
+  createIdempotencyTableSql,
+} from '../../lib';
+import { FixtureAppModule } from './fixtures/fixture-app.module';
+import { ADAPTERS, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 
 describe('idempotency table', () => {
@@ -47,5 +53,32 @@ describe('idempotency table', () => {
     await dataSource.undoLastMigration();
     const tables = await db.query("SELECT 1 FROM pg_class WHERE relname = 'idempotency_records'");
     expect(tables).toHaveLength(0);
+  });
+});
+
+describe.each(ADAPTERS)('a custom tableName (%s)', (adapter) => {
+  it('keeps the keys in that (schema-qualified) table', async () => {
+    const db = await createTestDatabase();
+    await db.query('CREATE SCHEMA billing');
+    await db.query(createIdempotencyTableSql('billing.idem_keys'));
+    const app = await createTestApp(
+      adapter,
+      FixtureAppModule.register({
+        databaseUrl: db.url,
+        idempotency: { tableName: 'billing.idem_keys' },
+      }),
+    );
+    try {
+      const first = await app.http().post('/orders').set('Idempotency-Key', 'k').send({ a: 1 });
+      const second = await app.http().post('/orders').set('Idempotency-Key', 'k').send({ a: 1 });
+      expect(first.status).toBe(201);
+      expect(second.headers['idempotent-replayed']).toBe('true');
+      expect(second.text).toBe(first.text);
+      expect(await db.query('SELECT key FROM billing.idem_keys')).toEqual([{ key: 'k' }]);
+      expect(await db.query('SELECT key FROM idempotency_records')).toEqual([]);
+    } finally {
+      await app.close();
+      await db.drop();
+    }
   });
 });

@@ -1,12 +1,18 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+import { assertTableName } from './idempotency.sql';
 
 /**
- * The idempotency table as plain SQL. An ordinary logged table: the stored responses must survive
- * a crash of PostgreSQL, or retries after it would run again.
+ * The idempotency table as plain SQL, for `tableName` (default `idempotency_records`). An ordinary
+ * logged table: the stored responses must survive a crash of PostgreSQL, or retries after it would
+ * run again.
  */
-export const CREATE_IDEMPOTENCY_TABLE_SQL = `
-CREATE TABLE IF NOT EXISTS ${IDEMPOTENCY_TABLE} (
+export function createIdempotencyTableSql(tableName: string = IDEMPOTENCY_TABLE): string {
+  assertTableName(tableName);
+  const index = `${tableName.split('.').pop()}_expires_at_idx`;
+  const primaryKey = `${tableName.split('.').pop()}_pkey`;
+  return `
+CREATE TABLE IF NOT EXISTS ${tableName} (
   scope            varchar(255) NOT NULL,
   key              varchar(255) NOT NULL,
   fingerprint      varchar(64),
@@ -19,10 +25,14 @@ CREATE TABLE IF NOT EXISTS ${IDEMPOTENCY_TABLE} (
   created_at       timestamptz  NOT NULL DEFAULT now(),
   completed_at     timestamptz,
   expires_at       timestamptz  NOT NULL,
-  CONSTRAINT idempotency_records_pkey PRIMARY KEY (scope, key)
+  CONSTRAINT ${primaryKey} PRIMARY KEY (scope, key)
 );
-CREATE INDEX IF NOT EXISTS idempotency_records_expires_at_idx ON ${IDEMPOTENCY_TABLE} (expires_at);
+CREATE INDEX IF NOT EXISTS ${index} ON ${tableName} (expires_at);
 `;
+}
+
+/** The default table as plain SQL (see createIdempotencyTableSql). */
+export const CREATE_IDEMPOTENCY_TABLE_SQL = createIdempotencyTableSql();
 
 /**
  * TypeORM migration that creates the idempotency table. Add it to your DataSource's `migrations`

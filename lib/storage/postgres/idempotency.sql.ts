@@ -1,4 +1,5 @@
-import { IDEMPOTENCY_TABLE as T } from './idempotency-record.entity';
+import { createHash } from 'node:crypto';
+import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
 
 /*
  * The store's statements, each sent as a named prepared statement so PostgreSQL plans it once per
@@ -35,7 +36,7 @@ const EXISTING_COLUMNS = `e.state, e.fingerprint, e.response_status, e.response_
  * what tells "busy" from "new". Blocking on the unique index instead would pin one pooled
  * connection per waiting duplicate.
  */
-function claimSql(transactional: boolean): string {
+function claimSql(T: string, transactional: boolean): string {
   const lock = transactional
     ? `lock AS MATERIALIZED (
   SELECT pg_try_advisory_xact_lock(${KEY_LOCK}) AS got
@@ -80,58 +81,91 @@ SELECT 'existing', state, fingerprint, response_status, response_headers, respon
  WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)${busy}`;
 }
 
-/** Lease mode: claims a key with an autocommitted statement. */
-export const CLAIM_SQL = claimSql(false);
+/** The statements of the store for one table. */
+export interface IdempotencyStatements {
+  /** Lease mode: claims a key with an autocommitted statement. */
+  claim: string;
+  /** Transactional mode: claims a key inside the caller's open transaction (see claimSql). */
+  transactionalClaim: string;
+  lookup: string;
+  complete: string;
+  markNotReplayable: string;
+  release: string;
+  purge: string;
+  /** Prefix of the prepared statements' names, unique per table (a name holds one text). */
+  namePrefix: string;
+}
 
-/** Transactional mode: claims a key inside the caller's open transaction (see claimSql). */
-export const TRANSACTIONAL_CLAIM_SQL = claimSql(true);
+/** Builds the statements for `table` (validated by `assertTableName`). */
+export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): IdempotencyStatements {
+  assertTableName(T);
+  return {
+    claim: claimSql(T, false),
+    transactionalClaim: claimSql(T, true),
+    /**
+     * $1 scope, $2 key: the live (unexpired) row of a key, without claiming it, and whether a
+     * transaction holds the key's advisory lock right now (`free`). In an autocommitted statement the
+     * lock, when taken, is released as the statement ends. Always returns one row.
+     */
+    lookup: `
+    SELECT l.free, CASE WHEN e.state IS NULL THEN NULL ELSE 'existing' END AS outcome,
+           ${EXISTING_COLUMNS}
+      FROM (SELECT pg_try_advisory_xact_lock(${KEY_LOCK}) AS free) l
+      LEFT JOIN ${T} e ON e.scope = $1 AND e.key = $2 AND e.expires_at > now()`,
+
+    /** $1 scope, $2 key, $3 token, $4 status, $5 headers JSON, $6 body, $7 ttl ms. */
+    complete: `
+    UPDATE ${T}
+       SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
+           locked_until = NULL, completed_at = now(),
+           expires_at = now() + $7::float8 * interval '1 millisecond'
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'`,
+
+    /**
+     * $1 scope, $2 key, $3 token, $4 status (null while unknown), $5 ttl ms. Fenced by the token alone:
+     * a route that writes its own response is marked before it runs, and again once its status is known.
+     */
+    markNotReplayable: `
+    UPDATE ${T}
+       SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
+           expires_at = now() + $5::float8 * interval '1 millisecond'
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`,
+
+    /** $1 scope, $2 key, $3 token. Only the claim's own row, whatever its state (see above). */
+    release: `
+    DELETE FROM ${T}
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`,
+
+    /**
+     * Deletes up to $1 expired rows. The transaction-scoped advisory lock lets one instance purge
+     * while the others skip their turn; SKIP LOCKED keeps the purge from waiting on (or blocking)
+     * rows that claims hold.
+     */
+    purge: `
+    WITH purger AS (SELECT pg_try_advisory_xact_lock(hashtext('${T}:purge')) AS ok)
+    DELETE FROM ${T}
+     WHERE (SELECT ok FROM purger)
+       AND ctid = ANY (ARRAY(
+             SELECT ctid FROM ${T}
+              WHERE expires_at <= now()
+              ORDER BY expires_at
+              LIMIT $1
+              FOR UPDATE SKIP LOCKED))`,
+    namePrefix:
+      T === IDEMPOTENCY_TABLE
+        ? 'nestjs_idempotency'
+        : `nestjs_idempotency_${createHash('sha256').update(T).digest('hex').slice(0, 8)}`,
+  };
+}
 
 /**
- * $1 scope, $2 key: the live (unexpired) row of a key, without claiming it, and whether a
- * transaction holds the key's advisory lock right now (`free`). In an autocommitted statement the
- * lock, when taken, is released as the statement ends. Always returns one row.
+ * A table name is spliced into SQL, so only plain (optionally schema-qualified) identifiers are
+ * accepted: letters, digits and underscores, at most 63 characters a part.
  */
-export const LOOKUP_SQL = `
-SELECT l.free, CASE WHEN e.state IS NULL THEN NULL ELSE 'existing' END AS outcome,
-       ${EXISTING_COLUMNS}
-  FROM (SELECT pg_try_advisory_xact_lock(${KEY_LOCK}) AS free) l
-  LEFT JOIN ${T} e ON e.scope = $1 AND e.key = $2 AND e.expires_at > now()`;
-
-/** $1 scope, $2 key, $3 token, $4 status, $5 headers JSON, $6 body, $7 ttl ms. */
-export const COMPLETE_SQL = `
-UPDATE ${T}
-   SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
-       locked_until = NULL, completed_at = now(),
-       expires_at = now() + $7::float8 * interval '1 millisecond'
- WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'`;
-
-/**
- * $1 scope, $2 key, $3 token, $4 status (null while unknown), $5 ttl ms. Fenced by the token alone:
- * a route that writes its own response is marked before it runs, and again once its status is known.
- */
-export const MARK_NOT_REPLAYABLE_SQL = `
-UPDATE ${T}
-   SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
-       expires_at = now() + $5::float8 * interval '1 millisecond'
- WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
-
-/** $1 scope, $2 key, $3 token. Only the claim's own row, whatever its state (see above). */
-export const RELEASE_SQL = `
-DELETE FROM ${T}
- WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
-
-/**
- * Deletes up to $1 expired rows. The transaction-scoped advisory lock lets one instance purge
- * while the others skip their turn; SKIP LOCKED keeps the purge from waiting on (or blocking)
- * rows that claims hold.
- */
-export const PURGE_SQL = `
-WITH purger AS (SELECT pg_try_advisory_xact_lock(hashtext('${T}:purge')) AS ok)
-DELETE FROM ${T}
- WHERE (SELECT ok FROM purger)
-   AND ctid = ANY (ARRAY(
-         SELECT ctid FROM ${T}
-          WHERE expires_at <= now()
-          ORDER BY expires_at
-          LIMIT $1
-          FOR UPDATE SKIP LOCKED))`;
+export function assertTableName(name: string): void {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/.test(name)) {
+    throw new Error(
+      `nestjs-idempotency: tableName must be an identifier such as "idempotency_records" or "billing.idempotency_records", got ${JSON.stringify(name)}.`,
+    );
+  }
+}

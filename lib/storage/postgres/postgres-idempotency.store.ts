@@ -9,15 +9,7 @@ import {
   type TransactionalClaimResult,
   type TransactionalLookupResult,
 } from '../transactional-idempotency-store';
-import {
-  CLAIM_SQL,
-  COMPLETE_SQL,
-  LOOKUP_SQL,
-  MARK_NOT_REPLAYABLE_SQL,
-  PURGE_SQL,
-  RELEASE_SQL,
-  TRANSACTIONAL_CLAIM_SQL,
-} from './idempotency.sql';
+import { type IdempotencyStatements, idempotencyStatements } from './idempotency.sql';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 
 /** How often a claim is re-attempted when the key changes under it before answering 409. */
@@ -42,16 +34,27 @@ type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
  * transactional mode, on a query runner of the same DataSource.
  */
 export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
-  constructor(private readonly dataSource: DataSource) {
+  private readonly sql: IdempotencyStatements;
+
+  /**
+   * @param dataSource an initialised TypeORM DataSource on PostgreSQL (its pool is borrowed).
+   * @param tableName the idempotency table, optionally schema-qualified. Default:
+   *   `idempotency_records`.
+   */
+  constructor(
+    private readonly dataSource: DataSource,
+    tableName?: string,
+  ) {
     super();
+    this.sql = idempotencyStatements(tableName);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const token = randomUUID();
       const { rows } = await this.run<ClaimRow>({
-        name: 'nestjs_idempotency_claim',
-        text: CLAIM_SQL,
+        name: `${this.sql.namePrefix}_claim`,
+        text: this.sql.claim,
         values: claimValues(request, token),
       });
       const row = rows[0];
@@ -69,8 +72,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
 
   async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
     const { rows } = await this.run<ClaimRow & { free: boolean }>({
-      name: 'nestjs_idempotency_lookup',
-      text: LOOKUP_SQL,
+      name: `${this.sql.namePrefix}_lookup`,
+      text: this.sql.lookup,
       values: [request.scope, request.key],
     });
     const row = rows[0];
@@ -91,8 +94,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const token = randomUUID();
         const { rows } = await client.query<ClaimRow>({
-          name: 'nestjs_idempotency_claim_in_transaction',
-          text: TRANSACTIONAL_CLAIM_SQL,
+          name: `${this.sql.namePrefix}_claim_in_transaction`,
+          text: this.sql.transactionalClaim,
           values: claimValues(request, token),
         });
         const row = rows[0];
@@ -101,7 +104,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
           const handle = { scope: request.scope, key: request.key, token };
           return {
             kind: 'claimed',
-            transaction: new PostgresIdempotencyTransaction(handle, queryRunner, client),
+            transaction: new PostgresIdempotencyTransaction(handle, queryRunner, client, this.sql),
           };
         }
         if (row?.outcome === 'busy') {
@@ -125,8 +128,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const { rowCount } = await this.run({
-      name: 'nestjs_idempotency_complete',
-      text: COMPLETE_SQL,
+      name: `${this.sql.namePrefix}_complete`,
+      text: this.sql.complete,
       values: [
         handle.scope,
         handle.key,
@@ -146,8 +149,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     ttlMs: number,
   ): Promise<boolean> {
     const { rowCount } = await this.run({
-      name: 'nestjs_idempotency_not_replayable',
-      text: MARK_NOT_REPLAYABLE_SQL,
+      name: `${this.sql.namePrefix}_not_replayable`,
+      text: this.sql.markNotReplayable,
       values: [handle.scope, handle.key, handle.token, status, ttlMs],
     });
     return rowCount === 1;
@@ -155,8 +158,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
 
   async release(handle: ClaimHandle): Promise<boolean> {
     const { rowCount } = await this.run({
-      name: 'nestjs_idempotency_release',
-      text: RELEASE_SQL,
+      name: `${this.sql.namePrefix}_release`,
+      text: this.sql.release,
       values: [handle.scope, handle.key, handle.token],
     });
     return rowCount === 1;
@@ -164,8 +167,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
 
   async purgeExpired(batchSize: number): Promise<number> {
     const { rowCount } = await this.run({
-      name: 'nestjs_idempotency_purge',
-      text: PURGE_SQL,
+      name: `${this.sql.namePrefix}_purge`,
+      text: this.sql.purge,
       values: [batchSize],
     });
     return rowCount ?? 0;

@@ -3,7 +3,7 @@ import type { EntityManager, QueryRunner } from 'typeorm';
 import type { ClaimHandle } from '../claim-result.interface';
 import type { StoredResponse } from '../stored-response.interface';
 import type { IdempotencyTransactionHandle } from '../transactional-idempotency-store';
-import { COMPLETE_SQL, MARK_NOT_REPLAYABLE_SQL } from './idempotency.sql';
+import type { IdempotencyStatements } from './idempotency.sql';
 
 const SAVEPOINT = 'nestjs_idempotency_handler';
 
@@ -19,6 +19,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     readonly handle: ClaimHandle,
     private readonly queryRunner: QueryRunner,
     private readonly client: PoolClient,
+    private readonly sql: IdempotencyStatements,
   ) {}
 
   get manager(): EntityManager {
@@ -35,8 +36,8 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
 
   async complete(response: StoredResponse, ttlMs: number): Promise<void> {
     await this.expectOneRow({
-      name: 'nestjs_idempotency_complete',
-      text: COMPLETE_SQL,
+      name: `${this.sql.namePrefix}_complete`,
+      text: this.sql.complete,
       values: [
         this.handle.scope,
         this.handle.key,
@@ -51,8 +52,8 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
 
   async markNotReplayable(status: number | null, ttlMs: number): Promise<void> {
     await this.expectOneRow({
-      name: 'nestjs_idempotency_not_replayable',
-      text: MARK_NOT_REPLAYABLE_SQL,
+      name: `${this.sql.namePrefix}_not_replayable`,
+      text: this.sql.markNotReplayable,
       values: [this.handle.scope, this.handle.key, this.handle.token, status, ttlMs],
     });
   }
