@@ -32,6 +32,7 @@ export interface ResolvedModuleSettings {
   purgeBatchSize: number;
   onOutcome: ((event: IdempotencyOutcomeEvent) => void) | undefined;
   warnOnQueriesOutsideTransaction: boolean;
+  logRawKeys: boolean;
   route: IdempotencyRouteOptions;
 }
 
@@ -64,6 +65,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     store,
     tableName,
     warnOnQueriesOutsideTransaction,
+    logRawKeys,
     ...route
   } = options;
   return {
@@ -86,6 +88,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     onOutcome,
     warnOnQueriesOutsideTransaction:
       warnOnQueriesOutsideTransaction ?? process.env.NODE_ENV !== 'production',
+    logRawKeys: logRawKeys ?? false,
     route,
   };
 }

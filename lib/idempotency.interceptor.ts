@@ -439,7 +439,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     } catch (error) {
       // Either everything committed or nothing did; both make a retry safe (replay or rerun).
       await transaction.rollback();
-      this.logger.error(`Committing key ${exchange.keyHash} failed: ${String(error)}`);
+      this.logger.error(`Committing key ${this.keyLabel(exchange)} failed: ${String(error)}`);
       throw RECORDING_FAILED;
     }
     const status = decision.kind === 'store' ? decision.recordable.status : decision.status;
@@ -569,7 +569,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
       this.reportWrite(exchange, current, outcome, status ?? undefined);
     } catch (error) {
       this.report(exchange, 'store-error', { status: status ?? undefined, error });
-      this.logger.error(`Recording key ${exchange.keyHash} (${outcome}) failed: ${String(error)}`);
+      this.logger.error(
+        `Recording key ${this.keyLabel(exchange)} (${outcome}) failed: ${String(error)}`,
+      );
     }
   }
 
@@ -589,7 +591,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     } catch (error) {
       // The key stays claimed until its lease ends; a retry after that runs again.
       this.report(exchange, 'store-error', { status, error });
-      this.logger.error(`Releasing key ${exchange.keyHash} failed: ${String(error)}`);
+      this.logger.error(`Releasing key ${this.keyLabel(exchange)} failed: ${String(error)}`);
     }
   }
 
@@ -605,13 +607,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     this.report(exchange, 'lease-lost', { status });
     this.logger.warn(
-      `Key ${exchange.keyHash} finished after its ${exchange.settings.lockTimeoutMs} ms lease was taken over; its result was not stored. Raise lockTimeoutMs above the route's slowest execution.`,
+      `Key ${this.keyLabel(exchange)} finished after its ${exchange.settings.lockTimeoutMs} ms lease was taken over; its result was not stored. Raise lockTimeoutMs above the route's slowest execution.`,
     );
   }
 
   private storeUnavailable(exchange: Exchange, step: string, error: unknown): Observable<never> {
     this.report(exchange, 'store-error', { status: 503, error });
-    this.logger.error(`${step} of key ${exchange.keyHash} failed: ${String(error)}`);
+    this.logger.error(`${step} of key ${this.keyLabel(exchange)} failed: ${String(error)}`);
     return this.reject(exchange.response, new IdempotencyStoreUnavailableException());
   }
 
@@ -653,6 +655,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     });
   }
 
+  /** How a key appears in logs: its hash, or the key itself with `logRawKeys` (development). */
+  private keyLabel(exchange: Exchange): string {
+    return this.settings.logRawKeys ? JSON.stringify(exchange.claim.key) : `#${exchange.keyHash}`;
+  }
+
   private bounded<T>(promise: Promise<T>): Promise<T> {
     return withTimeout(promise, this.settings.storeTimeoutMs);
   }
@@ -671,6 +678,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
         outcome,
         scope: exchange.claim.scope,
         keyHash: exchange.keyHash,
+        ...(this.settings.logRawKeys ? { key: exchange.claim.key } : {}),
         method: exchange.method,
         path: exchange.path,
         ...extra,

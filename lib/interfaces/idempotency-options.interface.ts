@@ -130,6 +130,11 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    */
   warnOnQueriesOutsideTransaction?: boolean;
   /**
+   * Write raw keys into logs and `onOutcome` events. Keys are client-chosen and may be guessable
+   * secrets of a sort, so by default only their SHA-256 appears. For development. Default: `false`.
+   */
+  logRawKeys?: boolean;
+  /**
    * The PostgreSQL table of the default store, optionally schema-qualified. Validated as an
    * identifier. Create it with `createIdempotencyTableSql(tableName)`. Default:
    * `'idempotency_records'`.

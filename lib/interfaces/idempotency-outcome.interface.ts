@@ -31,6 +31,8 @@ export interface IdempotencyOutcomeEvent {
   scope: string;
   /** SHA-256 (hex) of the idempotency key, so that logs and metrics never hold the raw key. */
   keyHash: string;
+  /** The raw key: only with `logRawKeys` (development). */
+  key?: string;
   /** HTTP method of the request. */
   method: string;
   /** Request path as received. */

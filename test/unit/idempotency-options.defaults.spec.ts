@@ -35,6 +35,7 @@ describe('resolveModuleSettings', () => {
       onOutcome: undefined,
       // NODE_ENV is 'test' under Jest: the development warning is on.
       warnOnQueriesOutsideTransaction: true,
+      logRawKeys: false,
       route: {},
     });
   });
