@@ -389,10 +389,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
   ): Observable<unknown> {
     exchange.request[TRANSACTION_MANAGER] = transaction.manager;
     const active = { manager: transaction.manager, route: exchange.route };
-    const savepoint = exchange.settings.rollbackOnClientError
-      ? defer(() => transaction.savepoint())
-      : of(undefined);
-    return savepoint.pipe(
+    // Always taken: a client error must still be storable when a failed statement of the handler
+    // has aborted the transaction (see IdempotencyTransactionHandle.complete).
+    return defer(() => transaction.savepoint()).pipe(
       // Everything the handler starts runs in the transaction's async context.
       mergeMap(
         () =>
@@ -405,6 +404,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
         if (error === RECORDING_FAILED) {
           return this.storeUnavailable(exchange, 'Commit', error);
         }
+        return throwError(() => error);
+      }),
+      // A savepoint that failed (the connection broke) leaves the transaction to roll back.
+      catchError((error: unknown) => {
+        void transaction.rollback();
         return throwError(() => error);
       }),
     );

@@ -16,7 +16,12 @@ export interface IdempotencyTransactionHandle {
   savepoint(): Promise<void>;
   /** Undoes the handler's writes since `savepoint`, keeping the claim. */
   rollbackToSavepoint(): Promise<void>;
-  /** Writes the response into the claim's row (committed by `commit`). */
+  /**
+   * Writes the response into the claim's row (committed by `commit`). When a failed statement of
+   * the handler has aborted the transaction, a client error (4xx) is still stored, after rolling
+   * the handler's writes back to the savepoint (they could not commit anyway); any other response
+   * is refused with `HandlerTransactionAbortedError`, since its writes are gone.
+   */
   complete(response: StoredResponse, ttlMs: number): Promise<void>;
   /** Marks the key as executed but not replayable (committed by `commit`). */
   markNotReplayable(status: number | null, ttlMs: number): Promise<void>;
@@ -24,6 +29,16 @@ export interface IdempotencyTransactionHandle {
   commit(): Promise<void>;
   /** Rolls back and gives the connection back to the pool. Never throws. */
   rollback(): Promise<void>;
+}
+
+/** A handler answered success although one of its statements failed and aborted the transaction. */
+export class HandlerTransactionAbortedError extends Error {
+  constructor(status: number) {
+    super(
+      `nestjs-idempotency: the handler answered ${status}, but a failed statement had aborted its transaction; nothing was committed.`,
+    );
+    this.name = 'HandlerTransactionAbortedError';
+  }
 }
 
 /** Outcome of a transactional claim. */

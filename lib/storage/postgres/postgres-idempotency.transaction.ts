@@ -2,7 +2,10 @@ import type { PoolClient, QueryConfig } from 'pg';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import type { ClaimHandle } from '../claim-result.interface';
 import type { StoredResponse } from '../stored-response.interface';
-import type { IdempotencyTransactionHandle } from '../transactional-idempotency-store';
+import {
+  HandlerTransactionAbortedError,
+  type IdempotencyTransactionHandle,
+} from '../transactional-idempotency-store';
 import type { IdempotencyStatements } from './idempotency.sql';
 
 const SAVEPOINT = 'nestjs_idempotency_handler';
@@ -35,6 +38,21 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   }
 
   async complete(response: StoredResponse, ttlMs: number): Promise<void> {
+    try {
+      await this.writeResponse(response, ttlMs);
+    } catch (error) {
+      if (!isAbortedTransaction(error)) {
+        throw error;
+      }
+      if (response.status < 400) {
+        throw new HandlerTransactionAbortedError(response.status);
+      }
+      await this.rollbackToSavepoint();
+      await this.writeResponse(response, ttlMs);
+    }
+  }
+
+  private async writeResponse(response: StoredResponse, ttlMs: number): Promise<void> {
     await this.expectOneRow({
       name: `${this.sql.namePrefix}_complete`,
       text: this.sql.complete,
@@ -91,4 +109,9 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       throw new Error('nestjs-idempotency: the claim vanished from its own transaction.');
     }
   }
+}
+
+/** PostgreSQL's "current transaction is aborted, commands ignored until end of block". */
+function isAbortedTransaction(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '25P02';
 }
