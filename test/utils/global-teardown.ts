@@ -1,5 +1,10 @@
-import type { EmbeddedDatabase } from '../../sample-app/database/embedded-postgres';
+import { sharedServer } from './shared-server';
 
 export default async function globalTeardown(): Promise<void> {
-  await (globalThis as { __embeddedPostgres__?: EmbeddedDatabase }).__embeddedPostgres__?.stop();
+  const shared = sharedServer();
+  shared.users--;
+  if (shared.users <= 0) {
+    await shared.database?.stop();
+    shared.database = undefined;
+  }
 }
