@@ -1,8 +1,8 @@
 import request from 'supertest';
 import type { ProblemDetails } from '../../lib';
-import { type SampleAppProcess, startSampleAppProcess } from '../utils/sample-app-process';
+import type { SampleAppProcess } from '../utils/sample-app-process';
+import { useSampleAppCluster } from '../utils/sample-app-cluster';
 import { ADAPTERS } from '../utils/test-app';
-import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 import { waitFor } from '../utils/wait-for';
 
 /** Lease of a claim. Long enough that a retry right after the crash surely lands inside it. */
@@ -12,49 +12,28 @@ const PAYMENT = { amount: 100, currency: 'EUR', reference: 'crash-1' };
 const TEST_TIMEOUT_MS = 90_000;
 
 describe.each(ADAPTERS)('crash of a real process mid-request (%s)', (adapter) => {
-  let db: TestDatabase;
-  const children: SampleAppProcess[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-
-  afterEach(async () => {
-    await Promise.all(children.splice(0).map((child) => child.kill()));
-  });
-
-  afterAll(async () => {
-    await db?.drop();
-  });
-
-  const startApp = async (paymentLatencyMs: number) => {
-    const child = await startSampleAppProcess({
-      env: {
-        DATABASE_URL: db.url,
-        HTTP_ADAPTER: adapter,
-        PAYMENT_LATENCY_MS: String(paymentLatencyMs),
-        IDEMPOTENCY_LOCK_TIMEOUT_MS: String(LEASE_MS),
-      },
-    });
-    children.push(child);
-    return child;
-  };
+  const cluster = useSampleAppCluster(adapter, { lockTimeoutMs: LEASE_MS });
+  const startApp = (paymentLatencyMs: number) => cluster.start({ paymentLatencyMs });
   const pay = (app: SampleAppProcess, key: string) =>
     request(app.url).post('/payments').set('Idempotency-Key', key).send(PAYMENT);
   const paymentRows = async () =>
     Number(
       (
-        await db.query<{ n: string }>('SELECT count(*) AS n FROM payments WHERE reference = $1', [
-          PAYMENT.reference,
-        ])
+        await cluster
+          .db()
+          .query<{ n: string }>('SELECT count(*) AS n FROM payments WHERE reference = $1', [
+            PAYMENT.reference,
+          ])
       )[0].n,
     );
   const record = async (key: string) =>
     (
-      await db.query<{ state: string; lease_over: boolean | null }>(
-        'SELECT state, locked_until <= now() AS lease_over FROM idempotency_records WHERE key = $1',
-        [key],
-      )
+      await cluster
+        .db()
+        .query<{ state: string; lease_over: boolean | null }>(
+          'SELECT state, locked_until <= now() AS lease_over FROM idempotency_records WHERE key = $1',
+          [key],
+        )
     )[0];
 
   it(

@@ -1,9 +1,9 @@
 import request from 'supertest';
 import type { AccountView } from '../../sample-app/accounts/account.entity';
 import type { TransferView } from '../../sample-app/transfers/transfer.entity';
-import { type SampleAppProcess, startSampleAppProcess } from '../utils/sample-app-process';
+import type { SampleAppProcess } from '../utils/sample-app-process';
+import { useSampleAppCluster } from '../utils/sample-app-cluster';
 import { ADAPTERS } from '../utils/test-app';
-import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 import { waitFor } from '../utils/wait-for';
 
 /** How long the doomed app sleeps between debit and credit: it is killed long before. */
@@ -25,33 +25,8 @@ const REQUEST_TIMEOUT_MS = 20_000;
 const TEST_TIMEOUT_MS = 120_000;
 
 describe.each(ADAPTERS)('crash of a real process mid-transaction (%s)', (adapter) => {
-  let db: TestDatabase;
-  const children: SampleAppProcess[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-
-  afterEach(async () => {
-    await Promise.all(children.splice(0).map((child) => child.kill()));
-  });
-
-  afterAll(async () => {
-    await db?.drop();
-  });
-
-  const startApp = async (paymentLatencyMs: number) => {
-    const child = await startSampleAppProcess({
-      env: {
-        DATABASE_URL: db.url,
-        HTTP_ADAPTER: adapter,
-        PAYMENT_LATENCY_MS: String(paymentLatencyMs),
-        IDEMPOTENCY_LOCK_TIMEOUT_MS: String(LEASE_MS),
-      },
-    });
-    children.push(child);
-    return child;
-  };
+  const cluster = useSampleAppCluster(adapter, { lockTimeoutMs: LEASE_MS });
+  const startApp = (paymentLatencyMs: number) => cluster.start({ paymentLatencyMs });
   const openAccount = async (app: SampleAppProcess, balance: number): Promise<AccountView> => {
     const response = await request(app.url)
       .post('/accounts')
@@ -74,22 +49,28 @@ describe.each(ADAPTERS)('crash of a real process mid-transaction (%s)', (adapter
   ) => transfer(app, key, from, to).timeout(REQUEST_TIMEOUT_MS);
 
   const balances = async (from: AccountView, to: AccountView): Promise<[number, number]> => {
-    const rows = await db.query<{ id: string; balance: number }>(
-      'SELECT id, balance FROM accounts WHERE id = ANY($1::uuid[])',
-      [[from.id, to.id]],
-    );
+    const rows = await cluster
+      .db()
+      .query<{ id: string; balance: number }>(
+        'SELECT id, balance FROM accounts WHERE id = ANY($1::uuid[])',
+        [[from.id, to.id]],
+      );
     const of = (id: string) => rows.find((row) => row.id === id)?.balance ?? NaN;
     return [of(from.id), of(to.id)];
   };
   const transferRows = () =>
-    db.query<{ id: string; from_account: string; to_account: string; amount: number }>(
-      'SELECT id, from_account, to_account, amount FROM transfers ORDER BY created_at',
-    );
+    cluster
+      .db()
+      .query<{ id: string; from_account: string; to_account: string; amount: number }>(
+        'SELECT id, from_account, to_account, amount FROM transfers ORDER BY created_at',
+      );
   const records = (key: string) =>
-    db.query<{ state: string; response_status: number | null }>(
-      'SELECT state, response_status FROM idempotency_records WHERE key = $1',
-      [key],
-    );
+    cluster
+      .db()
+      .query<{ state: string; response_status: number | null }>(
+        'SELECT state, response_status FROM idempotency_records WHERE key = $1',
+        [key],
+      );
   /**
    * Backends of this database that sit idle inside an open transaction while holding an advisory
    * lock (the key's claim) and the row-exclusive lock an UPDATE of `accounts` takes (the debit):
@@ -97,7 +78,7 @@ describe.each(ADAPTERS)('crash of a real process mid-transaction (%s)', (adapter
    */
   const midTransferBackends = async () =>
     (
-      await db.query<{ pid: number }>(
+      await cluster.db().query<{ pid: number }>(
         `SELECT a.pid
            FROM pg_stat_activity a
           WHERE a.datname = current_database()
@@ -111,11 +92,11 @@ describe.each(ADAPTERS)('crash of a real process mid-transaction (%s)', (adapter
       )
     ).map((row) => row.pid);
   const backendAlive = async (pid: number) =>
-    (await db.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).length > 0;
+    (await cluster.db().query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).length > 0;
   const idleInTransactionCount = async () =>
     Number(
       (
-        await db.query<{ n: string }>(
+        await cluster.db().query<{ n: string }>(
           `SELECT count(*) AS n FROM pg_stat_activity
             WHERE datname = current_database() AND state = 'idle in transaction'`,
         )
