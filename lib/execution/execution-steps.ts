@@ -1,0 +1,197 @@
+import { type CallHandler, HttpException, type Logger } from '@nestjs/common';
+import {
+  type Observable,
+  catchError,
+  defaultIfEmpty,
+  defer,
+  last,
+  map,
+  of,
+  throwError,
+} from 'rxjs';
+import type { ResponseWriter } from '../http/response-writer';
+import { isStreamLike } from '../http/route-plan';
+import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
+import {
+  type IdempotencyException,
+  IdempotencyKeyInFlightException,
+  IdempotencyKeyMismatchException,
+  IdempotencyResponseNotReplayableException,
+  IdempotencyStoreUnavailableException,
+} from '../idempotency.exceptions';
+import type { IdempotencyOutcomeEvent } from '../interfaces/idempotency-outcome.interface';
+import type { ClaimResult } from '../storage/claim-result.interface';
+import type { IdempotencyStore } from '../storage/idempotency-store';
+import type { StoredResponse } from '../storage/stored-response.interface';
+import { withTimeout } from '../storage/with-timeout';
+import type { Exchange, HandlerOutcome, Recordable, RecordDecision } from './exchange';
+
+/** What an execution needs from the interceptor that runs it. */
+export interface ExecutionDeps {
+  settings: ResolvedModuleSettings;
+  store: IdempotencyStore;
+  writer: ResponseWriter;
+  logger: Logger;
+  /** The interceptor's (overridable) rendering of a stored client error. */
+  renderStoredError: (error: HttpException) => unknown;
+}
+
+/**
+ * The steps lease mode and transactional mode share: running the handler, deciding what to
+ * record, answering for a key someone else holds or finished, and reporting outcomes.
+ */
+export abstract class ExecutionSteps {
+  protected readonly settings: ResolvedModuleSettings;
+  protected readonly writer: ResponseWriter;
+  protected readonly logger: Logger;
+
+  constructor(protected readonly deps: ExecutionDeps) {
+    this.settings = deps.settings;
+    this.writer = deps.writer;
+    this.logger = deps.logger;
+  }
+
+  /** Claims the exchange's key, runs the handler when it won, and answers. */
+  abstract run(exchange: Exchange, next: CallHandler): Observable<unknown>;
+
+  /** Runs the handler to its last value, turning an error into an outcome to record. */
+  protected runHandler(next: CallHandler): Observable<HandlerOutcome> {
+    return defer(() => next.handle()).pipe(
+      defaultIfEmpty(undefined),
+      last(),
+      map((value): HandlerOutcome => ({ ok: true, value })),
+      catchError((error: unknown) => of<HandlerOutcome>({ ok: false, error })),
+    );
+  }
+
+  /**
+   * What to record for a handler's outcome; the one place that decides between storing,
+   * marking not replayable and releasing. Sets the status and type of what it will send.
+   */
+  protected decide(exchange: Exchange, outcome: HandlerOutcome): RecordDecision {
+    const { settings, response } = exchange;
+    if (!outcome.ok) {
+      const error = outcome.error;
+      const status = error instanceof HttpException ? error.getStatus() : 500;
+      if (!(error instanceof HttpException) || !settings.storeStatus(status)) {
+        return { kind: 'release', status, error, rethrow: true, send: undefined };
+      }
+      if (!exchange.capturable) {
+        // The exception filters render this one as usual; the key stays spent.
+        return { kind: 'not-replayable', status, error, rethrow: true, send: undefined };
+      }
+      this.writer.prepareJsonError(response, status);
+      return this.decideBody(exchange, {
+        status,
+        body: JSON.stringify(this.deps.renderStoredError(error)),
+      });
+    }
+    const status = this.writer.statusOf(response);
+    if (!exchange.capturable || isStreamLike(outcome.value)) {
+      return { kind: 'not-replayable', status, rethrow: false, send: outcome.value };
+    }
+    return this.decideBody(exchange, {
+      status,
+      body: this.writer.serialize(response, outcome.value),
+    });
+  }
+
+  protected decideBody(exchange: Exchange, recordable: Recordable): RecordDecision {
+    const size = recordable.body === undefined ? 0 : Buffer.byteLength(recordable.body, 'utf8');
+    if (size > exchange.settings.maxResponseBytes) {
+      return {
+        kind: 'not-replayable',
+        status: recordable.status,
+        rethrow: false,
+        send: recordable.body,
+      };
+    }
+    if (!exchange.settings.storeStatus(recordable.status)) {
+      return {
+        kind: 'release',
+        status: recordable.status,
+        rethrow: false,
+        send: recordable.body,
+      };
+    }
+    return { kind: 'store', recordable };
+  }
+
+  protected toStored(exchange: Exchange, recordable: Recordable): StoredResponse {
+    return {
+      status: recordable.status,
+      headers: this.writer.captureHeaders(exchange.response, exchange.settings.replayHeaders),
+      body: recordable.body === undefined ? null : Buffer.from(recordable.body, 'utf8'),
+    };
+  }
+
+  protected answerExisting(
+    result: Exclude<ClaimResult, { kind: 'claimed' }>,
+    exchange: Exchange,
+  ): Observable<unknown> {
+    switch (result.kind) {
+      case 'replay':
+        this.report(exchange, 'replayed', { status: result.response.status });
+        return of(this.writer.replay(exchange.response, result.response));
+      case 'in-flight':
+        this.report(exchange, 'conflict', { status: 409 });
+        return this.reject(
+          exchange.response,
+          new IdempotencyKeyInFlightException(result.retryAfterMs),
+        );
+      case 'mismatch':
+        this.report(exchange, 'mismatch', { status: 422 });
+        return this.reject(exchange.response, new IdempotencyKeyMismatchException());
+      case 'not-replayable':
+        this.report(exchange, 'not-replayable', { status: 410 });
+        return this.reject(
+          exchange.response,
+          new IdempotencyResponseNotReplayableException(result.status),
+        );
+    }
+  }
+
+  protected storeUnavailable(exchange: Exchange, step: string, error: unknown): Observable<never> {
+    this.report(exchange, 'store-error', { status: 503, error });
+    this.logger.error(`${step} of key ${this.keyLabel(exchange)} failed: ${String(error)}`);
+    return this.reject(exchange.response, new IdempotencyStoreUnavailableException());
+  }
+
+  protected reject(response: unknown, exception: IdempotencyException): Observable<never> {
+    this.writer.prepareProblem(response, exception);
+    return throwError(() => exception);
+  }
+
+  /** How a key appears in logs: its hash, or the key itself with `logRawKeys` (development). */
+  protected keyLabel(exchange: Exchange): string {
+    return this.settings.logRawKeys ? JSON.stringify(exchange.claim.key) : `#${exchange.keyHash}`;
+  }
+
+  protected bounded<T>(promise: Promise<T>): Promise<T> {
+    return withTimeout(promise, this.settings.storeTimeoutMs);
+  }
+
+  protected report(
+    exchange: Exchange,
+    outcome: IdempotencyOutcomeEvent['outcome'],
+    extra: { status?: number; error?: unknown } = {},
+  ): void {
+    const hook = this.settings.onOutcome;
+    if (!hook) {
+      return;
+    }
+    try {
+      hook({
+        outcome,
+        scope: exchange.claim.scope,
+        keyHash: exchange.keyHash,
+        ...(this.settings.logRawKeys ? { key: exchange.claim.key } : {}),
+        method: exchange.method,
+        path: exchange.path,
+        ...extra,
+      });
+    } catch (error) {
+      this.logger.warn(`onOutcome hook threw: ${String(error)}`);
+    }
+  }
+}

@@ -1,0 +1,172 @@
+import type { CallHandler } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Observable, catchError, defer, from, mergeMap, throwError } from 'rxjs';
+import { TRANSACTION_MANAGER } from '../idempotency.constants';
+import { waitDelayMs } from '../protocol/wait-backoff';
+import type { ClaimRequest, ClaimResult } from '../storage/claim-result.interface';
+import type {
+  IdempotencyTransactionHandle,
+  TransactionalClaimResult,
+  TransactionalIdempotencyStore,
+} from '../storage/transactional-idempotency-store';
+import { StoreTimeoutError } from '../storage/with-timeout';
+import type { IdempotencyTransaction } from '../transaction/idempotency-transaction.service';
+import type { Exchange, HandlerOutcome } from './exchange';
+import { type ExecutionDeps, ExecutionSteps } from './execution-steps';
+
+/** Retry-After of a duplicate that found the key held by another transaction. */
+const BUSY_RETRY_AFTER_MS = 1000;
+
+/** Thrown inside the pipeline when the commit (or a write before it) failed. */
+const RECORDING_FAILED = new Error('nestjs-idempotency: recording in the transaction failed');
+
+/**
+ * Transactional mode: the claim, the handler's writes and the stored response commit together in
+ * one PostgreSQL transaction, or roll back together.
+ */
+export class TransactionalExecution extends ExecutionSteps {
+  constructor(
+    deps: ExecutionDeps,
+    private readonly transaction: IdempotencyTransaction,
+  ) {
+    super(deps);
+  }
+
+  run(exchange: Exchange, next: CallHandler): Observable<unknown> {
+    // buildPlan refuses transactional routes on any other store.
+    const store = this.deps.store as TransactionalIdempotencyStore;
+    return defer(() => this.claimInTransaction(store, exchange)).pipe(
+      catchError((error: unknown) => this.storeUnavailable(exchange, 'Transactional claim', error)),
+      mergeMap((result) => {
+        if (result.kind !== 'claimed') {
+          return this.answerExisting(result, exchange);
+        }
+        this.report(exchange, 'claimed');
+        return this.executeInTransaction(result.transaction, exchange, next);
+      }),
+    );
+  }
+
+  /**
+   * Replays a finished key with one read; otherwise claims it in a new transaction. A duplicate of
+   * a key that another transaction holds polls with that one read, holding no connection between
+   * looks, until the holder commits (replay), rolls back (claim it) or the wait ends (409).
+   */
+  private async claimInTransaction(
+    store: TransactionalIdempotencyStore,
+    exchange: Exchange,
+  ): Promise<
+    | Extract<TransactionalClaimResult, { kind: 'claimed' }>
+    | Exclude<ClaimResult, { kind: 'claimed' }>
+  > {
+    const deadline = Date.now() + exchange.settings.waitTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      let result: TransactionalClaimResult | null = await this.bounded(
+        store.lookup(exchange.claim),
+      );
+      if (result === null) {
+        result = await this.boundedTransactionalClaim(store, exchange.claim);
+      }
+      if (result.kind !== 'busy' && result.kind !== 'in-flight') {
+        return result;
+      }
+      const delay = waitDelayMs(attempt);
+      if (exchange.settings.concurrency === 'reject' || Date.now() + delay > deadline) {
+        return result.kind === 'busy'
+          ? { kind: 'in-flight', retryAfterMs: BUSY_RETRY_AFTER_MS }
+          : result;
+      }
+      await sleep(delay);
+    }
+  }
+
+  private executeInTransaction(
+    transaction: IdempotencyTransactionHandle,
+    exchange: Exchange,
+    next: CallHandler,
+  ): Observable<unknown> {
+    exchange.request[TRANSACTION_MANAGER] = transaction.manager;
+    const active = { manager: transaction.manager, route: exchange.route };
+    // Always taken: a client error must still be storable when a failed statement of the handler
+    // has aborted the transaction (see IdempotencyTransactionHandle.complete).
+    return defer(() => transaction.savepoint()).pipe(
+      // Everything the handler starts runs in the transaction's async context.
+      mergeMap(
+        () =>
+          new Observable<HandlerOutcome>((subscriber) =>
+            this.transaction.run(active, () => this.runHandler(next).subscribe(subscriber)),
+          ),
+      ),
+      mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
+      catchError((error: unknown) => {
+        if (error === RECORDING_FAILED) {
+          return this.storeUnavailable(exchange, 'Commit', error);
+        }
+        return throwError(() => error);
+      }),
+      // A savepoint that failed (the connection broke) leaves the transaction to roll back.
+      catchError((error: unknown) => {
+        void transaction.rollback();
+        return throwError(() => error);
+      }),
+    );
+  }
+
+  private async recordInTransaction(
+    transaction: IdempotencyTransactionHandle,
+    exchange: Exchange,
+    outcome: HandlerOutcome,
+  ): Promise<unknown> {
+    const decision = this.decide(exchange, outcome);
+    if (decision.kind === 'release') {
+      await transaction.rollback();
+      this.report(exchange, 'released', { status: decision.status, error: decision.error });
+      if (decision.rethrow) {
+        throw decision.error;
+      }
+      return decision.send;
+    }
+    try {
+      if (decision.kind === 'not-replayable') {
+        await transaction.markNotReplayable(decision.status, exchange.settings.ttlMs);
+      } else {
+        if (decision.recordable.status >= 400 && exchange.settings.rollbackOnClientError) {
+          await transaction.rollbackToSavepoint();
+        }
+        const stored = this.toStored(exchange, decision.recordable);
+        await transaction.complete(stored, exchange.settings.ttlMs);
+      }
+      // The response leaves only after the commit: what the client sees is what a retry replays.
+      await this.bounded(transaction.commit());
+    } catch (error) {
+      // Either everything committed or nothing did; both make a retry safe (replay or rerun).
+      await transaction.rollback();
+      this.logger.error(`Committing key ${this.keyLabel(exchange)} failed: ${String(error)}`);
+      throw RECORDING_FAILED;
+    }
+    const status = decision.kind === 'store' ? decision.recordable.status : decision.status;
+    this.report(exchange, decision.kind === 'store' ? 'completed' : 'not-replayable', {
+      status: status ?? undefined,
+    });
+    if (decision.kind === 'not-replayable' && decision.rethrow) {
+      throw decision.error;
+    }
+    return decision.kind === 'store' ? decision.recordable.body : decision.send;
+  }
+
+  /** A transactional claim bounded by `storeTimeoutMs`; a late win is rolled back. */
+  private boundedTransactionalClaim(
+    store: TransactionalIdempotencyStore,
+    request: ClaimRequest,
+  ): Promise<TransactionalClaimResult> {
+    const claim = store.claimInTransaction(request);
+    return this.bounded(claim).catch((error: unknown) => {
+      if (error instanceof StoreTimeoutError) {
+        claim
+          .then((late) => (late.kind === 'claimed' ? late.transaction.rollback() : undefined))
+          .catch(() => undefined);
+      }
+      throw error;
+    });
+  }
+}
