@@ -47,6 +47,7 @@ const PASS: RoutePlan = { kind: 'pass' };
 
 /** Scopes longer than this are stored as their hash, so any principal id fits the key column. */
 const MAX_SCOPE_LENGTH = 200;
+const HASHED_SCOPE_PREFIX = 'sha256:';
 
 /**
  * Runs each idempotent request once per key and replays the stored response to every retry.
@@ -181,7 +182,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
   /** The scope (principal) of the request's key; long ones are hashed to fit the column. */
   protected resolveScope(info: IdempotencyRequestInfo, settings: ResolvedRouteSettings): string {
     const scope = settings.scope(info);
-    return scope.length > MAX_SCOPE_LENGTH ? `sha256:${sha256(scope)}` : scope;
+    // A raw scope that looks hashed is hashed as well, so that no principal id can name another
+    // principal's hashed scope.
+    return scope.length > MAX_SCOPE_LENGTH || scope.startsWith(HASHED_SCOPE_PREFIX)
+      ? `${HASHED_SCOPE_PREFIX}${sha256(scope)}`
+      : scope;
   }
 
   /** The request fingerprint compared on every reuse of a key; `null` when turned off. */

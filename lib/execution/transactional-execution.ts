@@ -17,8 +17,18 @@ import { type ExecutionDeps, ExecutionSteps } from './execution-steps';
 /** Retry-After of a duplicate that found the key held by another transaction. */
 const BUSY_RETRY_AFTER_MS = 1000;
 
-/** Thrown inside the pipeline when the commit (or a write before it) failed. */
-const RECORDING_FAILED = new Error('nestjs-idempotency: recording in the transaction failed');
+/**
+ * Thrown inside the pipeline when the transaction could not be carried to its end (a savepoint,
+ * a write or the commit failed or timed out, or the handler lost the connection): answered 503.
+ */
+class RecordingFailed extends Error {
+  constructor(
+    readonly step: string,
+    override readonly cause: unknown,
+  ) {
+    super(`nestjs-idempotency: ${step} failed in the idempotency transaction`);
+  }
+}
 
 /**
  * Transactional mode: the claim, the handler's writes and the stored response commit together in
@@ -89,7 +99,12 @@ export class TransactionalExecution extends ExecutionSteps {
     const active = { manager: transaction.manager, route: exchange.route };
     // Always taken: a client error must still be storable when a failed statement of the handler
     // has aborted the transaction (see IdempotencyTransactionHandle.complete).
-    return defer(() => transaction.savepoint()).pipe(
+    return defer(() => this.bounded(transaction.savepoint())).pipe(
+      catchError((error: unknown) => {
+        // The handler has not run; the transaction goes (its connection may be gone).
+        void transaction.rollback();
+        return throwError(() => new RecordingFailed('Savepoint', error));
+      }),
       // Everything the handler starts runs in the transaction's async context.
       mergeMap(
         () =>
@@ -98,17 +113,11 @@ export class TransactionalExecution extends ExecutionSteps {
           ),
       ),
       mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
-      catchError((error: unknown) => {
-        if (error === RECORDING_FAILED) {
-          return this.storeUnavailable(exchange, 'Commit', error);
-        }
-        return throwError(() => error);
-      }),
-      // A savepoint that failed (the connection broke) leaves the transaction to roll back.
-      catchError((error: unknown) => {
-        void transaction.rollback();
-        return throwError(() => error);
-      }),
+      catchError((error: unknown) =>
+        error instanceof RecordingFailed
+          ? this.storeUnavailable(exchange, error.step, error.cause)
+          : throwError(() => error),
+      ),
     );
   }
 
@@ -119,7 +128,13 @@ export class TransactionalExecution extends ExecutionSteps {
   ): Promise<unknown> {
     const decision = this.decide(exchange, outcome);
     if (decision.kind === 'release') {
-      await transaction.rollback();
+      // Not awaited past the store timeout: a frozen database must not hold the answer.
+      await this.bounded(transaction.rollback()).catch(() => undefined);
+      if (decision.error !== undefined && transaction.isConnectionFailure(decision.error)) {
+        // The handler failed because the transaction's connection did: nothing was committed,
+        // and the client may retry, as after any store failure.
+        throw new RecordingFailed('Handler connection', decision.error);
+      }
       this.report(exchange, 'released', { status: decision.status, error: decision.error });
       if (decision.rethrow) {
         throw decision.error;
@@ -128,21 +143,21 @@ export class TransactionalExecution extends ExecutionSteps {
     }
     try {
       if (decision.kind === 'not-replayable') {
-        await transaction.markNotReplayable(decision.status, exchange.settings.ttlMs);
+        await this.bounded(transaction.markNotReplayable(decision.status, exchange.settings.ttlMs));
       } else {
         if (decision.recordable.status >= 400 && exchange.settings.rollbackOnClientError) {
-          await transaction.rollbackToSavepoint();
+          await this.bounded(transaction.rollbackToSavepoint());
         }
         const stored = this.toStored(exchange, decision.recordable);
-        await transaction.complete(stored, exchange.settings.ttlMs);
+        await this.bounded(transaction.complete(stored, exchange.settings.ttlMs));
       }
       // The response leaves only after the commit: what the client sees is what a retry replays.
       await this.bounded(transaction.commit());
     } catch (error) {
       // Either everything committed or nothing did; both make a retry safe (replay or rerun).
-      await transaction.rollback();
-      this.logger.error(`Committing key ${this.keyLabel(exchange)} failed: ${String(error)}`);
-      throw RECORDING_FAILED;
+      // The rollback is not awaited: with a frozen database it would hold the answer as well.
+      void transaction.rollback();
+      throw new RecordingFailed('Commit', error);
     }
     const status = decision.kind === 'store' ? decision.recordable.status : decision.status;
     this.report(exchange, decision.kind === 'store' ? 'completed' : 'not-replayable', {

@@ -29,6 +29,11 @@ export interface IdempotencyTransactionHandle {
   commit(): Promise<void>;
   /** Rolls back and gives the connection back to the pool. Never throws. */
   rollback(): Promise<void>;
+  /**
+   * Whether an error the handler raised came from this transaction's connection failing (the
+   * database went away), rather than from the handler itself.
+   */
+  isConnectionFailure(error: unknown): boolean;
 }
 
 /** A handler answered success although one of its statements failed and aborted the transaction. */

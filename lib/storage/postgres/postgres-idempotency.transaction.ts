@@ -101,6 +101,10 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     }
   }
 
+  isConnectionFailure(error: unknown): boolean {
+    return isConnectionFailure(error);
+  }
+
   private async expectOneRow(query: QueryConfig): Promise<void> {
     const { rowCount } = await this.client.query(query);
     if (rowCount !== 1) {
@@ -114,4 +118,30 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
 /** PostgreSQL's "current transaction is aborted, commands ignored until end of block". */
 function isAbortedTransaction(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '25P02';
+}
+
+/**
+ * SQLSTATE classes and driver messages that mean the connection, not the statement, failed:
+ * 08 (connection exception), 57P01-57P03 (server shutting down or not accepting), and what pg
+ * and TypeORM raise when the socket is gone.
+ */
+const CONNECTION_FAILURE_MESSAGE =
+  /Connection terminated|Client has encountered a connection error|Query runner already released|ECONNRESET|ECONNREFUSED|EPIPE/i;
+
+function isConnectionFailure(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 4; depth++) {
+    const { code, message, driverError } = current as {
+      code?: unknown;
+      message?: unknown;
+      driverError?: unknown;
+    };
+    if (typeof code === 'string' && (code.startsWith('08') || /^57P0[123]$/.test(code))) {
+      return true;
+    }
+    if (typeof message === 'string' && CONNECTION_FAILURE_MESSAGE.test(message)) {
+      return true;
+    }
+    current = driverError;
+  }
+  return false;
 }
