@@ -1,0 +1,43 @@
+/** One Nest application of the bench process. */
+export interface BenchAppInstance {
+  /** How the runner names it (`main`, `global`, `full`). */
+  name: string;
+  databaseUrl: string;
+  /** Registers the interceptor for every route (`useGlobalInterceptor`). */
+  globalInterceptor: boolean;
+}
+
+/** What the runner asks the bench process to serve. */
+export interface BenchProcessConfig {
+  adapter: 'express' | 'fastify';
+  /** Size of each application's pg pool. */
+  poolSize: number;
+  /** Created in this order (the first one on a database runs its migrations). */
+  instances: BenchAppInstance[];
+}
+
+/** The environment variable carrying the `BenchProcessConfig`, as JSON. */
+export const BENCH_PROCESS_ENV = 'BENCH_PROCESS_CONFIG';
+
+export function readBenchProcessConfig(env: NodeJS.ProcessEnv = process.env): BenchProcessConfig {
+  const text = env[BENCH_PROCESS_ENV];
+  if (!text) {
+    throw new Error(`${BENCH_PROCESS_ENV} is unset: the bench runner starts this process.`);
+  }
+  const config = JSON.parse(text) as Partial<BenchProcessConfig>;
+  const valid =
+    (config.adapter === 'express' || config.adapter === 'fastify') &&
+    Number.isSafeInteger(config.poolSize) &&
+    (config.poolSize ?? 0) > 0 &&
+    Array.isArray(config.instances) &&
+    config.instances.every(
+      (instance) =>
+        typeof instance.name === 'string' &&
+        typeof instance.databaseUrl === 'string' &&
+        typeof instance.globalInterceptor === 'boolean',
+    );
+  if (!valid) {
+    throw new Error(`${BENCH_PROCESS_ENV} is not a valid bench process configuration.`);
+  }
+  return config as BenchProcessConfig;
+}

@@ -1,0 +1,47 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { CreateIdempotencyRecords1764201600000, IdempotencyModule } from '../../lib';
+import { BenchOrder } from './bench-order.entity';
+import { BenchOrdersController } from './bench-orders.controller';
+import { BenchOrdersService } from './bench-orders.service';
+import { CreateBenchOrders1764201700000 } from './create-bench-orders.migration';
+
+/** How one bench application is set up. */
+export interface BenchAppConfig {
+  databaseUrl: string;
+  /** Registers the interceptor for every route (`useGlobalInterceptor`). */
+  globalInterceptor: boolean;
+  /** Size of the DataSource's pg pool. */
+  poolSize: number;
+}
+
+@Module({})
+export class BenchAppModule {
+  static register(config: BenchAppConfig): DynamicModule {
+    return {
+      module: BenchAppModule,
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: config.databaseUrl,
+          entities: [BenchOrder],
+          migrations: [CreateIdempotencyRecords1764201600000, CreateBenchOrders1764201700000],
+          migrationsRun: true,
+          logging: false,
+          // Connections stay open between runs, as under steady load: pg's default closes them
+          // after 10 s idle, and the next run would pay for 32 connection set-ups.
+          extra: { max: config.poolSize, idleTimeoutMillis: 0 },
+        }),
+        TypeOrmModule.forFeature([BenchOrder]),
+        IdempotencyModule.forRoot({
+          useGlobalInterceptor: config.globalInterceptor,
+          // A purge pass deletes up to 100 000 rows at once; landing in one scenario's window it
+          // would be noise, and it is not a per-request cost.
+          purgeIntervalMs: 0,
+        }),
+      ],
+      controllers: [BenchOrdersController],
+      providers: [BenchOrdersService],
+    };
+  }
+}

@@ -1,0 +1,153 @@
+import pg from 'pg';
+import { BENCH_USAGE, type BenchConfig, readBenchConfig, wantsHelp } from './bench.config';
+import { type BenchProcess, startBenchProcess } from './runner/app-process';
+import { type BenchServer, startBenchPostgres } from './runner/bench-postgres';
+import { BenchRunner } from './runner/bench-runner';
+import { DatabaseMonitor } from './runner/database-monitor';
+import { type FillResult, fillIdempotencyTable } from './runner/fill';
+import { formatComparison, formatReport } from './runner/report';
+import {
+  type BenchResults,
+  RESULTS_FORMAT,
+  describeEnvironment,
+  findPrevious,
+  writeResults,
+} from './runner/results-file';
+import { type AppName, selectScenarios } from './runner/scenarios';
+import { summarize } from './runner/summary';
+
+/**
+ * `npm run bench`: starts PostgreSQL and the bench apps, measures every scenario in interleaved
+ * rounds, checks exactly-once after every run, prints the tables and writes bench/results/.
+ * Exits 1 when an execution was duplicated or lost; a missed performance target is reported only.
+ */
+async function main(): Promise<number> {
+  if (wantsHelp()) {
+    console.log(BENCH_USAGE);
+    return 0;
+  }
+  const config = readBenchConfig();
+  const scenarios = selectScenarios(config.only);
+  const startedAt = new Date().toISOString();
+  const environment = describeEnvironment();
+  const log = (line: string) => console.error(`[bench] ${line}`);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanUp = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error: unknown) => log(`cleanup: ${String(error)}`));
+    }
+  };
+  process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
+
+  try {
+    log(config.databaseUrl ? 'using DATABASE_URL' : 'starting an embedded PostgreSQL');
+    const server = await startBenchPostgres(config.databaseUrl);
+    cleanups.push(() => server.stop());
+    const monitor = await DatabaseMonitor.open(server.urls.meta, [
+      server.names.main,
+      server.names.full,
+    ]);
+    cleanups.push(() => monitor.close());
+    const needed = new Set<AppName>(['main', ...scenarios.map((scenario) => scenario.app)]);
+    const kept = needed.size * config.poolSize + 3;
+    if (monitor.maxConnections - monitor.reservedConnections < kept) {
+      throw new Error(
+        `The server allows ${monitor.maxConnections} connections (${monitor.reservedConnections} reserved); ` +
+          `the bench keeps ${kept} open (${needed.size} apps x ${config.poolSize} + 3). ` +
+          'Raise max_connections, or run fewer scenarios with --only.',
+      );
+    }
+    const apps = await startApps(config, server, needed);
+    cleanups.push(() => apps.stop());
+    const pools = {
+      main: new pg.Pool({ connectionString: server.urls.main, max: 1 }),
+      full: new pg.Pool({ connectionString: server.urls.full, max: 1 }),
+    };
+    cleanups.push(() => Promise.all([pools.main.end(), pools.full.end()]));
+
+    let fill: FillResult | null = null;
+    if (scenarios.some((scenario) => scenario.app === 'full')) {
+      log(`filling the idempotency table with ${config.fillRows.toLocaleString('en')} rows`);
+      fill = await fillIdempotencyTable(server.urls.full, config.fillRows);
+      log(`filled in ${fill.seconds.toFixed(1)} s`);
+    }
+
+    const runner = new BenchRunner(
+      config,
+      {
+        apps,
+        databases: { main: server.names.main, global: server.names.main, full: server.names.full },
+        pools: { main: pools.main, global: pools.main, full: pools.full },
+        monitor,
+      },
+      log,
+    );
+    log('creating the replay keys');
+    await runner.prepareReplays(scenarios);
+    log(`warming up (${config.warmupRequests} requests per app)`);
+    await runner.warmUp(scenarios);
+    const runs = await runner.measureRounds(scenarios);
+
+    const summaries = summarize(scenarios, runs);
+    const targets = summaries.flatMap((summary) => summary.targets);
+    const duplicates = summaries.reduce((total, s) => total + s.exactlyOnce.duplicates, 0);
+    const { databaseUrl: _url, compareWith: _compare, resultsDir, ...settings } = config;
+    const results: BenchResults = {
+      format: RESULTS_FORMAT,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      settings,
+      environment: {
+        ...environment,
+        postgres: monitor.serverVersion,
+        embeddedPostgres: server.embedded,
+        statementSource: monitor.statementsAvailable ? 'pg_stat_statements' : 'app',
+        commitsFromWal: monitor.walInspectAvailable,
+      },
+      fill,
+      scenarios: summaries,
+      runs: runs.map(({ statementCalls: _detail, ...run }) => run),
+      verdict: {
+        targetsMet: targets.filter((target) => target.pass).length,
+        targetsMissed: targets.filter((target) => !target.pass).length,
+        duplicates,
+        exactlyOnce: summaries.every((summary) => summary.exactlyOnce.ok),
+      },
+    };
+    console.log(formatReport(results));
+    const previous = findPrevious(resultsDir, results, config.compareWith);
+    const path = writeResults(resultsDir, results);
+    if (previous) {
+      console.log(formatComparison(previous.path, previous.results, results));
+    }
+    console.log(`\nResults: ${path}`);
+    return results.verdict.exactlyOnce ? 0 : 1;
+  } finally {
+    await cleanUp();
+  }
+}
+
+/**
+ * Starts the process with the apps the scenarios need: `main` (no global interceptor) and
+ * `global` (interceptor registered globally) on the main database, `full` on the pre-filled one.
+ */
+function startApps(
+  config: BenchConfig,
+  server: BenchServer,
+  needed: ReadonlySet<AppName>,
+): Promise<BenchProcess> {
+  const instances = [
+    { name: 'main', databaseUrl: server.urls.main, globalInterceptor: false },
+    { name: 'global', databaseUrl: server.urls.main, globalInterceptor: true },
+    { name: 'full', databaseUrl: server.urls.full, globalInterceptor: false },
+  ].filter((instance) => needed.has(instance.name as AppName));
+  return startBenchProcess({ adapter: config.adapter, poolSize: config.poolSize, instances });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

