@@ -12,6 +12,7 @@ import { AccountsModule } from './accounts/accounts.module';
 import { Account } from './accounts/account.entity';
 import { CreatePayments1764201600001 } from './database/migrations/1764201600001-create-payments';
 import { CreateAccountsAndTransfers1764201600003 } from './database/migrations/1764201600003-create-accounts-and-transfers';
+import { CreatePaymentAttempts1764201600004 } from './database/migrations/1764201600004-create-payment-attempts';
 import { Transfer } from './transfers/transfer.entity';
 import { TransfersModule } from './transfers/transfers.module';
 import { Payment } from './payments/payment.entity';
@@ -54,6 +55,7 @@ export class AppModule {
               CreateIdempotencyRecords1764201600000,
               CreatePayments1764201600001,
               CreateAccountsAndTransfers1764201600003,
+              CreatePaymentAttempts1764201600004,
             ],
             migrationsRun: true,
             // Pool size: a transactional request holds one connection while its handler runs.
@@ -65,6 +67,7 @@ export class AppModule {
           useFactory: (settings: ResolvedSampleAppConfig) => ({
             ttlMs: settings.idempotencyTtlMs,
             lockTimeoutMs: settings.idempotencyLockTimeoutMs,
+            purgeIntervalMs: settings.idempotencyPurgeIntervalMs,
           }),
         }),
         PaymentsModule,

@@ -6,6 +6,8 @@ export interface SampleAppConfig {
   paymentLatencyMs: number;
   idempotencyTtlMs: number;
   idempotencyLockTimeoutMs: number;
+  /** Interval of the purge of expired keys; `0` turns it off. */
+  idempotencyPurgeIntervalMs: number;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfig {
@@ -20,6 +22,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfi
     paymentLatencyMs: integer(env, 'PAYMENT_LATENCY_MS', 0),
     idempotencyTtlMs: integer(env, 'IDEMPOTENCY_TTL_MS', 86_400_000),
     idempotencyLockTimeoutMs: integer(env, 'IDEMPOTENCY_LOCK_TIMEOUT_MS', 60_000),
+    idempotencyPurgeIntervalMs: integer(env, 'IDEMPOTENCY_PURGE_INTERVAL_MS', 60_000),
   };
 }
 

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, Post, Query, Req, Res } from '@nestjs/common';
 import { Idempotent } from '../../lib';
 import { type CreatePaymentInput, ParseCreatePaymentPipe } from './create-payment.input';
 import { type PaymentView, PaymentsService } from './payments.service';
@@ -20,10 +20,11 @@ export class PaymentsController {
   @Idempotent()
   async create(
     @Body(ParseCreatePaymentPipe) input: CreatePaymentInput,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Req() request: DemoRequest,
     @Res({ passthrough: true }) response: HeaderSetter,
   ): Promise<PaymentView> {
-    const payment = await this.payments.charge(request.user?.id ?? '', input);
+    const payment = await this.payments.charge(request.user?.id ?? '', idempotencyKey, input);
     response.header('Location', `/payments/${payment.id}`);
     return payment;
   }
