@@ -1,23 +1,13 @@
 import type { StatementCalls } from './database-monitor';
 import type { ExactlyOnceCheck } from './exactly-once';
+import type { LoadOutcome } from './load';
 
-/** One measured run of one scenario in one round. */
-export interface RunMeasurement {
+/** One measured run of one scenario in one round: what the load generator saw, and its costs. */
+export interface RunMeasurement extends Omit<LoadOutcome, 'keys' | 'acknowledged'> {
   scenario: string;
   round: number;
   /** Position of the run within its round (rounds are shuffled). */
   position: number;
-  durationS: number;
-  sent: number;
-  completed: number;
-  rps: number;
-  latencyMs: { p50: number; p99: number; mean: number };
-  status2xx: number;
-  status409: number;
-  statusOther: Record<string, number>;
-  errors: number;
-  timeouts: number;
-  replayed: number;
   /** Statements the server ran for the app's database (`pg_stat_statements`), if available. */
   statements: number | null;
   /** Statements the app process sent (counted in the app). */
