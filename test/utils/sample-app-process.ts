@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../sample-app/database/free-port';
 
 /**
  * The compiled sample app. `npm test` builds before Jest starts, and npm runs scripts from the
@@ -105,18 +105,6 @@ export async function startSampleAppProcess(
     });
   }
   return app;
-}
-
-/** A TCP port that was free a moment ago (the child binds it right after). */
-export function freePort(): Promise<number> {
-  return new Promise((settle, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => settle(port));
-    });
-  });
 }
 
 function isRunning(child: ChildProcess): boolean {

