@@ -1,0 +1,200 @@
+import { type Connection, type PoolClient, type QueryResultRow, type Submittable, types } from 'pg';
+
+/** A value sent to PostgreSQL: text, bytes (sent in binary), or SQL NULL. */
+export type PipelineValue = string | Buffer | null;
+
+/**
+ * One statement of a pipeline. At most one statement of a pipeline carries a `name` (it is then
+ * prepared once per connection); the others are parameterless utility statements such as BEGIN
+ * and COMMIT.
+ */
+export interface PipelineStatement {
+  text: string;
+  name?: string;
+  values?: readonly PipelineValue[];
+}
+
+/** What one statement of a pipeline returned. */
+export interface PipelineResult<R extends QueryResultRow = QueryResultRow> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** The error a pipeline failed with, and which of its statements raised it. */
+export class PipelineError extends Error {
+  constructor(
+    /** Index of the statement that failed; the ones after it were not run. */
+    readonly statementIndex: number,
+    override readonly cause: unknown,
+  ) {
+    super(String((cause as { message?: unknown } | null)?.message ?? cause));
+    this.name = 'PipelineError';
+    // The SQLSTATE and the rest of PostgreSQL's fields stay readable where callers look for them.
+    Object.assign(this, { code: (cause as { code?: unknown } | null)?.code });
+  }
+}
+
+/**
+ * Sends several statements in one round trip: all their protocol messages, then a single Sync.
+ * PostgreSQL runs them in order and, at the first error, skips the rest up to the Sync, so a
+ * `BEGIN` + claim or an update + `COMMIT` is all or nothing, at the cost of one network round
+ * trip and one write on each side instead of two. Round trips, not statement execution, are what
+ * the hot paths spend most of their time on.
+ *
+ * node-postgres has no such call of its own (its pipeline mode gives every query its own Sync and
+ * is a per-client setting), but it accepts any object with a `submit` method as a query and hands
+ * it the server's answers; pg-cursor is built the same way.
+ */
+class PipelinedQuery implements Submittable {
+  /**
+   * Read by the client: when PostgreSQL reports a Parse as complete, the client records the
+   * statement under this name as prepared on the connection, exactly as for its own queries. The
+   * named statement's Parse is always sent first, so any ParseComplete is its own.
+   */
+  readonly name: string | undefined;
+  readonly text: string | undefined;
+  private readonly results: PipelineResult[] = [];
+  private parsers: ((value: string) => unknown)[] = [];
+  private fieldNames: string[] = [];
+  private rows: QueryResultRow[] = [];
+  private settled = false;
+
+  constructor(
+    private readonly statements: readonly PipelineStatement[],
+    /**
+     * Called once with the outcome. The client may wrap it (to clear its `query_timeout` timer),
+     * so it is looked up when the answer arrives.
+     */
+    public callback: (error: unknown, results?: PipelineResult[]) => void,
+  ) {
+    const named = statements.find((statement) => statement.name !== undefined);
+    this.name = named?.name;
+    this.text = named?.text;
+  }
+
+  submit(connection: Connection): void {
+    const wire = connection as unknown as PgConnection;
+    wire.stream.cork?.();
+    try {
+      const named = this.statements.find((statement) => statement.name !== undefined);
+      if (named?.name !== undefined && wire.parsedStatements[named.name] === undefined) {
+        wire.parse({ name: named.name, text: named.text, types: [] });
+      }
+      for (const statement of this.statements) {
+        if (statement.name === undefined) {
+          wire.parse({ text: statement.text, types: [] });
+        }
+        wire.bind({ statement: statement.name ?? '', values: statement.values ?? [] });
+        wire.describe({ type: 'P', name: '' });
+        wire.execute({ portal: '', rows: 0 });
+      }
+      wire.sync();
+    } finally {
+      wire.stream.uncork?.();
+    }
+  }
+
+  handleRowDescription(message: { fields: { name: string; dataTypeID: number }[] }): void {
+    this.fieldNames = message.fields.map((field) => field.name);
+    this.parsers = message.fields.map((field) => types.getTypeParser(field.dataTypeID, 'text'));
+  }
+
+  handleDataRow(message: { fields: (string | null)[] }): void {
+    const row: QueryResultRow = {};
+    for (let i = 0; i < message.fields.length; i++) {
+      const raw = message.fields[i];
+      row[this.fieldNames[i]] = raw === null ? null : this.parsers[i](raw);
+    }
+    this.rows.push(row);
+  }
+
+  handleCommandComplete(message: { text: string }): void {
+    // "INSERT 0 1", "UPDATE 1", "SELECT 1", "BEGIN": the row count, when any, comes last.
+    const count = /\s(\d+)$/.exec(message.text);
+    this.results.push({ rows: this.rows, rowCount: count ? Number(count[1]) : 0 });
+    this.rows = [];
+  }
+
+  handleEmptyQuery(): void {
+    this.results.push({ rows: [], rowCount: 0 });
+  }
+
+  handleError(error: unknown): void {
+    this.finish(new PipelineError(this.results.length, error));
+  }
+
+  handleReadyForQuery(): void {
+    this.finish(null, this.results);
+  }
+
+  handlePortalSuspended(): void {
+    // Never: every portal is executed without a row limit.
+  }
+
+  handleCopyInResponse(): void {
+    // Never: no statement of a pipeline is a COPY.
+  }
+
+  handleCopyData(): void {
+    // Never: see handleCopyInResponse.
+  }
+
+  private finish(error: unknown, results?: PipelineResult[]): void {
+    if (!this.settled) {
+      this.settled = true;
+      this.callback(error, results);
+    }
+  }
+}
+
+/** The parts of pg's (untyped) connection a pipeline writes to. */
+interface PgConnection {
+  stream: { cork?: () => void; uncork?: () => void };
+  parsedStatements: Record<string, string | undefined>;
+  parse(message: { name?: string; text: string; types: number[] }): void;
+  bind(message: { statement: string; values: readonly PipelineValue[] }): void;
+  describe(message: { type: 'P'; name: string }): void;
+  execute(message: { portal: string; rows: number }): void;
+  sync(): void;
+}
+
+/**
+ * Runs `statements` on `client` in one round trip (see PipelinedQuery). On a client in
+ * node-postgres's own pipeline mode, which refuses custom queries, they are sent one by one with
+ * the same all-or-nothing outcome: the first error stops the rest.
+ */
+export function runPipeline(
+  client: PoolClient,
+  statements: readonly PipelineStatement[],
+): Promise<PipelineResult[]> {
+  if ((client as { pipeline?: boolean }).pipeline) {
+    return runOneByOne(client, statements);
+  }
+  return new Promise((resolve, reject) => {
+    void client.query(
+      new PipelinedQuery(statements, (error, results) =>
+        error ? reject(error) : resolve(results ?? []),
+      ),
+    );
+  });
+}
+
+async function runOneByOne(
+  client: PoolClient,
+  statements: readonly PipelineStatement[],
+): Promise<PipelineResult[]> {
+  const results: PipelineResult[] = [];
+  for (const [index, statement] of statements.entries()) {
+    try {
+      const { rows, rowCount } = await client.query({
+        name: statement.name,
+        text: statement.text,
+        values: statement.values ? [...statement.values] : undefined,
+      });
+      results.push({ rows, rowCount: rowCount ?? 0 });
+    } catch (error) {
+      throw new PipelineError(index, error);
+    }
+  }
+  return results;
+}
