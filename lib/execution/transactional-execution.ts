@@ -4,22 +4,23 @@ import { Observable, catchError, defer, from, mergeMap, throwError } from 'rxjs'
 import { TRANSACTION_MANAGER } from '../idempotency.constants';
 import { waitDelayMs } from '../protocol/wait-backoff';
 import type { ClaimRequest, ClaimResult } from '../storage/claim-result.interface';
-import type {
-  IdempotencyTransactionHandle,
-  TransactionalClaimResult,
-  TransactionalIdempotencyStore,
+import {
+  HandlerTransactionAbortedError,
+  type IdempotencyTransactionHandle,
+  type TransactionalClaimResult,
+  type TransactionalIdempotencyStore,
 } from '../storage/transactional-idempotency-store';
 import { StoreTimeoutError } from '../storage/with-timeout';
 import type { IdempotencyTransaction } from '../transaction/idempotency-transaction.service';
-import type { Exchange, HandlerOutcome } from './exchange';
+import type { Exchange, HandlerOutcome, Recordable } from './exchange';
 import { type ExecutionDeps, ExecutionSteps } from './execution-steps';
 
 /** Retry-After of a duplicate that found the key held by another transaction. */
 const BUSY_RETRY_AFTER_MS = 1000;
 
 /**
- * Thrown inside the pipeline when the transaction could not be carried to its end (a savepoint,
- * a write or the commit failed or timed out, or the handler lost the connection): answered 503.
+ * Thrown inside the pipeline when the transaction could not be carried to its end (the claim,
+ * the write with the commit failed or timed out, or the handler lost the connection): answered 503.
  */
 class RecordingFailed extends Error {
   constructor(
@@ -97,21 +98,10 @@ export class TransactionalExecution extends ExecutionSteps {
   ): Observable<unknown> {
     exchange.request[TRANSACTION_MANAGER] = transaction.manager;
     const active = { manager: transaction.manager, route: exchange.route };
-    // Always taken: a client error must still be storable when a failed statement of the handler
-    // has aborted the transaction (see IdempotencyTransactionHandle.complete).
-    return defer(() => this.bounded(transaction.savepoint())).pipe(
-      catchError((error: unknown) => {
-        // The handler has not run; the transaction goes (its connection may be gone).
-        void transaction.rollback();
-        return throwError(() => new RecordingFailed('Savepoint', error));
-      }),
-      // Everything the handler starts runs in the transaction's async context.
-      mergeMap(
-        () =>
-          new Observable<HandlerOutcome>((subscriber) =>
-            this.transaction.run(active, () => this.runHandler(next).subscribe(subscriber)),
-          ),
-      ),
+    // Everything the handler starts runs in the transaction's async context.
+    return new Observable<HandlerOutcome>((subscriber) =>
+      this.transaction.run(active, () => this.runHandler(next).subscribe(subscriber)),
+    ).pipe(
       mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
       catchError((error: unknown) =>
         error instanceof RecordingFailed
@@ -141,18 +131,15 @@ export class TransactionalExecution extends ExecutionSteps {
       }
       return decision.send;
     }
+    // The response leaves only after the commit: what the client sees is what a retry replays.
     try {
       if (decision.kind === 'not-replayable') {
-        await this.bounded(transaction.markNotReplayable(decision.status, exchange.settings.ttlMs));
+        await this.bounded(
+          transaction.markNotReplayableAndCommit(decision.status, exchange.settings.ttlMs),
+        );
       } else {
-        if (decision.recordable.status >= 400 && exchange.settings.rollbackOnClientError) {
-          await this.bounded(transaction.rollbackToSavepoint());
-        }
-        const stored = this.toStored(exchange, decision.recordable);
-        await this.bounded(transaction.complete(stored, exchange.settings.ttlMs));
+        await this.storeInTransaction(transaction, exchange, decision.recordable);
       }
-      // The response leaves only after the commit: what the client sees is what a retry replays.
-      await this.bounded(transaction.commit());
     } catch (error) {
       // Either everything committed or nothing did; both make a retry safe (replay or rerun).
       // The rollback is not awaited: with a frozen database it would hold the answer as well.
@@ -167,6 +154,39 @@ export class TransactionalExecution extends ExecutionSteps {
       throw decision.error;
     }
     return decision.kind === 'store' ? decision.recordable.body : decision.send;
+  }
+
+  /**
+   * Stores the response with the handler's writes. A client error whose writes must not commit
+   * (`rollbackOnClientError`, or a failed statement of the handler that aborted the transaction)
+   * is stored without them: the transaction rolls back and the key is claimed again, in a new
+   * one, for the response alone. Should another request take the key in between, its outcome is
+   * the one stored, and this client still gets its answer.
+   */
+  private async storeInTransaction(
+    transaction: IdempotencyTransactionHandle,
+    exchange: Exchange,
+    recordable: Recordable,
+  ): Promise<void> {
+    const stored = this.toStored(exchange, recordable);
+    const clientError = recordable.status >= 400;
+    if (!(clientError && exchange.settings.rollbackOnClientError)) {
+      try {
+        await this.bounded(transaction.completeAndCommit(stored, exchange.settings.ttlMs));
+        return;
+      } catch (error) {
+        if (!(clientError && error instanceof HandlerTransactionAbortedError)) {
+          throw error;
+        }
+      }
+    }
+    await this.bounded(transaction.rollback());
+    // See run(): the store is transactional on this path.
+    const store = this.deps.store as TransactionalIdempotencyStore;
+    const again = await this.boundedTransactionalClaim(store, exchange.claim);
+    if (again.kind === 'claimed') {
+      await this.bounded(again.transaction.completeAndCommit(stored, exchange.settings.ttlMs));
+    }
   }
 
   /** A transactional claim bounded by `storeTimeoutMs`; a late win is rolled back. */

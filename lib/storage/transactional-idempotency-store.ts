@@ -5,28 +5,21 @@ import type { StoredResponse } from './stored-response.interface';
 
 /**
  * An open transaction that holds a claimed key. Nothing of it is visible to other requests until
- * `commit`; `rollback` (or the death of the process) leaves no trace of the claim or of the
+ * it commits; `rollback` (or the death of the process) leaves no trace of the claim or of the
  * handler's writes.
  */
 export interface IdempotencyTransactionHandle {
   readonly handle: ClaimHandle;
   /** The transaction's EntityManager: the handler's writes go through it. */
   readonly manager: EntityManager;
-  /** Marks the point the handler's writes can be rolled back to, keeping the claim. */
-  savepoint(): Promise<void>;
-  /** Undoes the handler's writes since `savepoint`, keeping the claim. */
-  rollbackToSavepoint(): Promise<void>;
   /**
-   * Writes the response into the claim's row (committed by `commit`). When a failed statement of
-   * the handler has aborted the transaction, a client error (4xx) is still stored, after rolling
-   * the handler's writes back to the savepoint (they could not commit anyway); any other response
-   * is refused with `HandlerTransactionAbortedError`, since its writes are gone.
+   * Writes the response into the claim's row and commits. When a failed statement of the handler
+   * had aborted the transaction, nothing is committed: it rolls back and throws
+   * `HandlerTransactionAbortedError`. Any failure leaves the transaction rolled back.
    */
-  complete(response: StoredResponse, ttlMs: number): Promise<void>;
-  /** Marks the key as executed but not replayable (committed by `commit`). */
-  markNotReplayable(status: number | null, ttlMs: number): Promise<void>;
-  /** Commits and gives the connection back to the pool. */
-  commit(): Promise<void>;
+  completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void>;
+  /** Marks the key as executed but not replayable, and commits (failing like completeAndCommit). */
+  markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void>;
   /** Rolls back and gives the connection back to the pool. Never throws. */
   rollback(): Promise<void>;
   /**
@@ -36,11 +29,11 @@ export interface IdempotencyTransactionHandle {
   isConnectionFailure(error: unknown): boolean;
 }
 
-/** A handler answered success although one of its statements failed and aborted the transaction. */
+/** A handler answered although one of its statements failed and aborted the transaction. */
 export class HandlerTransactionAbortedError extends Error {
-  constructor(status: number) {
+  constructor(status: number | null) {
     super(
-      `nestjs-idempotency: the handler answered ${status}, but a failed statement had aborted its transaction; nothing was committed.`,
+      `nestjs-idempotency: the handler answered ${status ?? 'its own response'}, but a failed statement had aborted its transaction; nothing was committed.`,
     );
     this.name = 'HandlerTransactionAbortedError';
   }

@@ -427,6 +427,40 @@ describe.each(ADAPTERS)('transactional mode (%s)', (adapter) => {
       expect(await recordOf(db, key)).toEqual([{ state: 'completed', status: 422 }]);
     });
 
+    it("nests a handler's own manager.transaction() in the request's transaction", async () => {
+      const { db, app } = harness();
+      const failedKey = newKey('nested-fails');
+      const failed = await post(app, '/ledger/nested', failedKey, { 'X-Fail': 'error' });
+      expect(failed.status).toBe(500);
+      // The inner "commit" released a savepoint; the request's rollback took its write back.
+      expect(await executionIds(db, failedKey)).toEqual([]);
+      expect(await recordOf(db, failedKey)).toEqual([]);
+
+      const key = newKey('nested');
+      const first = await post(app, '/ledger/nested', key);
+      expect(first.status).toBe(201);
+      const { execution } = first.body as { execution: number };
+      expect(await executionIds(db, key)).toEqual([execution]);
+      expectReplayOf(await post(app, '/ledger/nested', key), first);
+      expect(await recordOf(db, key)).toEqual([{ state: 'completed', status: 201 }]);
+    });
+
+    it('commits nothing when the handler deleted its own claim (503), and the retry runs once', async () => {
+      const { db, app } = harness();
+      const key = newKey('vanish');
+      const first = await post(app, '/ledger/vanish', key);
+
+      expect(first.status).toBe(503);
+      expect(first.headers['content-type']).toMatch(PROBLEM);
+      expect(await executionIds(db, key)).toEqual([]);
+      expect(await recordOf(db, key)).toEqual([]);
+
+      const retry = await post(app, '/ledger/entries', key);
+      expect(retry.status).toBe(201);
+      const { execution } = retry.body as { execution: number };
+      expect(await executionIds(db, key)).toEqual([execution]);
+    });
+
     it('gives @IdempotentEntityManager() the transaction: a failure leaves no write', async () => {
       const { db, app } = harness();
       const key = newKey('manager');

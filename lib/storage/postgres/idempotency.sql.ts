@@ -81,6 +81,19 @@ SELECT 'existing', state, fingerprint, response_status, response_headers, respon
  WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)${busy}`;
 }
 
+/**
+ * Wraps an UPDATE of the claim's own row so that it fails (division by zero, SQLSTATE 22012) when
+ * it matched no row. It is sent in one round trip with the COMMIT after it, and a failed statement
+ * keeps PostgreSQL from running that COMMIT: the handler's writes never commit without their
+ * record.
+ */
+function failingWithoutRow(update: string): string {
+  return `
+    WITH updated AS (${update}
+     RETURNING 1)
+    SELECT 1 / count(*)::int AS updated FROM updated`;
+}
+
 /** The statements of the store for one table. */
 export interface IdempotencyStatements {
   /** Lease mode: claims a key with an autocommitted statement. */
@@ -89,7 +102,11 @@ export interface IdempotencyStatements {
   transactionalClaim: string;
   lookup: string;
   complete: string;
+  /** `complete` for transactional mode: fails when the claim's row is gone (see failingWithoutRow). */
+  completeInTransaction: string;
   markNotReplayable: string;
+  /** `markNotReplayable` for transactional mode, failing like completeInTransaction. */
+  markNotReplayableInTransaction: string;
   release: string;
   purge: string;
   /** Prefix of the prepared statements' names, unique per table (a name holds one text). */
@@ -99,6 +116,17 @@ export interface IdempotencyStatements {
 /** Builds the statements for `table` (validated by `assertTableName`). */
 export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): IdempotencyStatements {
   assertTableName(T);
+  const complete = `
+    UPDATE ${T}
+       SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
+           locked_until = NULL, completed_at = now(),
+           expires_at = now() + $7::float8 * interval '1 millisecond'
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'`;
+  const markNotReplayable = `
+    UPDATE ${T}
+       SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
+           expires_at = now() + $5::float8 * interval '1 millisecond'
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
   return {
     claim: claimSql(T, false),
     transactionalClaim: claimSql(T, true),
@@ -114,22 +142,15 @@ export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): Idempotenc
       LEFT JOIN ${T} e ON e.scope = $1 AND e.key = $2 AND e.expires_at > now()`,
 
     /** $1 scope, $2 key, $3 token, $4 status, $5 headers JSON, $6 body, $7 ttl ms. */
-    complete: `
-    UPDATE ${T}
-       SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
-           locked_until = NULL, completed_at = now(),
-           expires_at = now() + $7::float8 * interval '1 millisecond'
-     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'`,
+    complete,
+    completeInTransaction: failingWithoutRow(complete),
 
     /**
      * $1 scope, $2 key, $3 token, $4 status (null while unknown), $5 ttl ms. Fenced by the token alone:
      * a route that writes its own response is marked before it runs, and again once its status is known.
      */
-    markNotReplayable: `
-    UPDATE ${T}
-       SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
-           expires_at = now() + $5::float8 * interval '1 millisecond'
-     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`,
+    markNotReplayable,
+    markNotReplayableInTransaction: failingWithoutRow(markNotReplayable),
 
     /** $1 scope, $2 key, $3 token. Only the claim's own row, whatever its state (see above). */
     release: `

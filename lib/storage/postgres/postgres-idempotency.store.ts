@@ -10,7 +10,13 @@ import {
   type TransactionalLookupResult,
 } from '../transactional-idempotency-store';
 import { type IdempotencyStatements, idempotencyStatements } from './idempotency.sql';
+import { type PipelineValue, runPipeline } from './pipelined-query';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
+import {
+  beginStatement,
+  transactionStarted,
+  transactionStarting,
+} from './typeorm-transaction-state';
 
 /** How often a claim is re-attempted when the key changes under it before answering 409. */
 const CLAIM_ATTEMPTS = 4;
@@ -35,6 +41,7 @@ type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
  */
 export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   private readonly sql: IdempotencyStatements;
+  private begin: string | undefined;
 
   /**
    * @param dataSource an initialised TypeORM DataSource on PostgreSQL (its pool is borrowed).
@@ -88,16 +95,20 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     const queryRunner = this.dataSource.createQueryRunner('master');
     let claimed = false;
     try {
-      await queryRunner.connect();
-      await queryRunner.startTransaction();
-      const client = pgClientOf(queryRunner);
+      const client = (await queryRunner.connect()) as PoolClient;
+      await transactionStarting(queryRunner);
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const token = randomUUID();
-        const { rows } = await client.query<ClaimRow>({
+        const claim = {
           name: `${this.sql.namePrefix}_claim_in_transaction`,
           text: this.sql.transactionalClaim,
           values: claimValues(request, token),
-        });
+        };
+        // The first attempt opens the transaction in the same round trip.
+        const rows =
+          attempt === 0
+            ? await this.beginWith(queryRunner, client, claim)
+            : (await client.query<ClaimRow>(claim)).rows;
         const row = rows[0];
         if (row?.outcome === 'claimed') {
           claimed = true;
@@ -124,6 +135,17 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
           .finally(() => queryRunner.release().catch(() => undefined));
       }
     }
+  }
+
+  private async beginWith(
+    queryRunner: QueryRunner,
+    client: PoolClient,
+    claim: { name: string; text: string; values: PipelineValue[] },
+  ): Promise<ClaimRow[]> {
+    this.begin ??= beginStatement(this.dataSource);
+    const [, claimed] = await runPipeline(client, [{ text: this.begin }, claim]);
+    await transactionStarted(queryRunner);
+    return claimed.rows as ClaimRow[];
   }
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
@@ -188,14 +210,14 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   }
 }
 
-function claimValues(request: ClaimRequest, token: string): unknown[] {
+function claimValues(request: ClaimRequest, token: string): PipelineValue[] {
   return [
     request.scope,
     request.key,
     request.fingerprint,
     token,
-    request.lockTimeoutMs,
-    request.ttlMs,
+    String(request.lockTimeoutMs),
+    String(request.ttlMs),
   ];
 }
 
@@ -217,11 +239,6 @@ function decideRow(row: ClaimRow, request: ClaimRequest): Decided {
     },
     request.fingerprint,
   );
-}
-
-/** The pg client under a connected TypeORM query runner (typed `any` by TypeORM). */
-function pgClientOf(queryRunner: QueryRunner): PoolClient {
-  return (queryRunner as unknown as { databaseConnection: PoolClient }).databaseConnection;
 }
 
 function parseHeaders(text: string | null): Record<string, string> {

@@ -1,4 +1,4 @@
-import type { PoolClient, QueryConfig } from 'pg';
+import type { PoolClient } from 'pg';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import type { ClaimHandle } from '../claim-result.interface';
 import type { StoredResponse } from '../stored-response.interface';
@@ -7,13 +7,14 @@ import {
   type IdempotencyTransactionHandle,
 } from '../transactional-idempotency-store';
 import type { IdempotencyStatements } from './idempotency.sql';
-
-const SAVEPOINT = 'nestjs_idempotency_handler';
+import { PipelineError, type PipelineStatement, runPipeline } from './pipelined-query';
+import { transactionCommitted, transactionCommitting } from './typeorm-transaction-state';
 
 /**
  * A claim held inside an open TypeORM transaction. The store's own statements go to the
  * transaction's pg client as prepared statements; the handler uses `manager`, bound to the same
- * query runner, so everything shares one connection and one commit.
+ * query runner, so everything shares one connection and one commit. The response is written and
+ * committed in one round trip.
  */
 export class PostgresIdempotencyTransaction implements IdempotencyTransactionHandle {
   private finished = false;
@@ -29,60 +30,49 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     return this.queryRunner.manager;
   }
 
-  async savepoint(): Promise<void> {
-    await this.client.query(`SAVEPOINT ${SAVEPOINT}`);
-  }
-
-  async rollbackToSavepoint(): Promise<void> {
-    await this.client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-  }
-
-  async complete(response: StoredResponse, ttlMs: number): Promise<void> {
-    try {
-      await this.writeResponse(response, ttlMs);
-    } catch (error) {
-      if (!isAbortedTransaction(error)) {
-        throw error;
-      }
-      if (response.status < 400) {
-        throw new HandlerTransactionAbortedError(response.status);
-      }
-      await this.rollbackToSavepoint();
-      await this.writeResponse(response, ttlMs);
-    }
-  }
-
-  private async writeResponse(response: StoredResponse, ttlMs: number): Promise<void> {
-    await this.expectOneRow({
-      name: `${this.sql.namePrefix}_complete`,
-      text: this.sql.complete,
+  completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
+    return this.commitWith(response.status, {
+      name: `${this.sql.namePrefix}_complete_in_transaction`,
+      text: this.sql.completeInTransaction,
       values: [
         this.handle.scope,
         this.handle.key,
         this.handle.token,
-        response.status,
+        String(response.status),
         JSON.stringify(response.headers),
         response.body,
-        ttlMs,
+        String(ttlMs),
       ],
     });
   }
 
-  async markNotReplayable(status: number | null, ttlMs: number): Promise<void> {
-    await this.expectOneRow({
-      name: `${this.sql.namePrefix}_not_replayable`,
-      text: this.sql.markNotReplayable,
-      values: [this.handle.scope, this.handle.key, this.handle.token, status, ttlMs],
+  markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
+    return this.commitWith(status, {
+      name: `${this.sql.namePrefix}_not_replayable_in_transaction`,
+      text: this.sql.markNotReplayableInTransaction,
+      values: [
+        this.handle.scope,
+        this.handle.key,
+        this.handle.token,
+        status === null ? null : String(status),
+        String(ttlMs),
+      ],
     });
   }
 
-  async commit(): Promise<void> {
+  /** Runs `write` on the claim's row and COMMIT in one round trip; rolls back when either fails. */
+  private async commitWith(status: number | null, write: PipelineStatement): Promise<void> {
     this.finished = true;
     try {
-      await this.queryRunner.commitTransaction();
-    } finally {
-      await this.queryRunner.release();
+      await transactionCommitting(this.queryRunner);
+      await runPipeline(this.client, [write, { text: 'COMMIT' }]);
+      await transactionCommitted(this.queryRunner);
+    } catch (error) {
+      this.finished = false;
+      await this.rollback();
+      throw explainWriteFailure(error, status);
     }
+    await this.queryRunner.release();
   }
 
   async rollback(): Promise<void> {
@@ -104,20 +94,26 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   isConnectionFailure(error: unknown): boolean {
     return isConnectionFailure(error);
   }
-
-  private async expectOneRow(query: QueryConfig): Promise<void> {
-    const { rowCount } = await this.client.query(query);
-    if (rowCount !== 1) {
-      // The claim row was written in this very transaction: not finding it means the handler
-      // deleted or rolled it back (for example with its own ROLLBACK).
-      throw new Error('nestjs-idempotency: the claim vanished from its own transaction.');
-    }
-  }
 }
 
-/** PostgreSQL's "current transaction is aborted, commands ignored until end of block". */
-function isAbortedTransaction(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === '25P02';
+/**
+ * What a failed write-and-commit means. A write refused because a failed statement of the
+ * handler had aborted the transaction ("commands ignored until end of block") is the handler's
+ * doing; a write that found no row means the claim vanished from its own transaction (the handler
+ * deleted it, or ended the transaction with its own COMMIT or ROLLBACK).
+ */
+function explainWriteFailure(error: unknown, status: number | null): unknown {
+  if (!(error instanceof PipelineError) || error.statementIndex !== 0) {
+    return error;
+  }
+  const code = (error.cause as { code?: unknown } | null)?.code;
+  if (code === '25P02') {
+    return new HandlerTransactionAbortedError(status);
+  }
+  if (code === '22012') {
+    return new Error('nestjs-idempotency: the claim vanished from its own transaction.');
+  }
+  return error;
 }
 
 /**
