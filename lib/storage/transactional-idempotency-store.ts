@@ -58,7 +58,7 @@ export abstract class TransactionalIdempotencyStore extends IdempotencyStore {
   /**
    * Looks a key up without claiming it, in one read: the stored outcome of a finished key,
    * `in-flight` for a lease-mode claim, `busy` while another transaction holds it, or `null` when
-   * it may be claimed (new or expired). The fast path of replays, and what waiting duplicates poll.
+   * it may be claimed (new or expired). What waiting duplicates poll, holding no connection.
    */
   abstract lookup(request: ClaimRequest): Promise<TransactionalLookupResult>;
 

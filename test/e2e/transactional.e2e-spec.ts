@@ -591,6 +591,36 @@ describe.each(ADAPTERS)('transactional mode (%s)', (adapter) => {
       expect(rows).toHaveLength(keys.length);
       expect(rows.every((row) => Number(row.n) === 1)).toBe(true);
     });
+
+    it('gives connections back clean after replays, which end their transaction unawaited', async () => {
+      const { db, app } = harness();
+      const key = newKey('pool-replays');
+      const first = await post(app, '/ledger/entries', key);
+      expect(first.status).toBe(201);
+
+      // Every replay opens a transaction for its claim and queues its ROLLBACK behind it.
+      const replays = await Promise.all(
+        Array.from({ length: 30 }, () => post(app, '/ledger/entries', key)),
+      );
+      replays.forEach((replay) => expectReplayOf(replay, first));
+
+      // None of the 3 connections stays in a transaction...
+      const openTransactions = async () =>
+        (
+          await db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+          )
+        )[0].n;
+      await waitFor(async () => (await openTransactions()) === 0, 2_000);
+      // ... so autocommitted writes on them (lease mode, through the same pool) commit at once.
+      const after = Array.from({ length: 6 }, (_, i) => newKey(`pool-after-replays-${i}`));
+      const answers = await Promise.all(after.map((next) => post(app, '/ledger/lease-wait', next)));
+      expect(answers.map((answer) => answer.status)).toEqual(after.map(() => 201));
+      for (const next of after) {
+        expect(await executionIds(db, next)).toHaveLength(1);
+      }
+    });
   });
 
   describe('a handler that writes outside its transaction', () => {

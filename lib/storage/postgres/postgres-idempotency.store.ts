@@ -14,6 +14,7 @@ import { type PipelineValue, runPipeline } from './pipelined-query';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,
+  transactionAbandoned,
   transactionStarted,
   transactionStarting,
 } from './typeorm-transaction-state';
@@ -129,12 +130,24 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
       return { kind: 'busy' };
     } finally {
       if (!claimed) {
-        await queryRunner
-          .rollbackTransaction()
-          .catch(() => undefined)
-          .finally(() => queryRunner.release().catch(() => undefined));
+        this.abandon(queryRunner);
       }
     }
+  }
+
+  /**
+   * Ends a transaction that claimed nothing, without waiting for it: the ROLLBACK is queued on the
+   * connection before it goes back to the pool, so whoever takes the connection next runs after
+   * it. Whatever the ROLLBACK meets (a dead connection) is the pool's to handle, as for any query.
+   */
+  private abandon(queryRunner: QueryRunner): void {
+    const client = (queryRunner as unknown as { databaseConnection?: PoolClient })
+      .databaseConnection;
+    if (client && queryRunner.isTransactionActive) {
+      client.query('ROLLBACK').catch(() => undefined);
+    }
+    transactionAbandoned(queryRunner);
+    queryRunner.release().catch(() => undefined);
   }
 
   private async beginWith(

@@ -52,6 +52,11 @@ export async function transactionCommitted(queryRunner: QueryRunner): Promise<vo
   await queryRunner.broadcaster.broadcast('AfterTransactionCommit');
 }
 
+/** The transaction was rolled back without TypeORM (see PostgresIdempotencyStore.abandon). */
+export function transactionAbandoned(queryRunner: QueryRunner): void {
+  setState(queryRunner, false, 0);
+}
+
 function setState(queryRunner: QueryRunner, active: boolean, depth: number): void {
   const state = queryRunner as unknown as TransactionState;
   state.isTransactionActive = active;
