@@ -119,10 +119,11 @@ function explainWriteFailure(error: unknown, status: number | null): unknown {
 /**
  * SQLSTATE classes and driver messages that mean the connection, not the statement, failed:
  * 08 (connection exception), 57P01-57P03 (server shutting down or not accepting), and what pg
- * and TypeORM raise when the socket is gone.
+ * and TypeORM raise when the socket is gone (TypeORM releases a query runner whose connection
+ * emitted an error, and its EntityManager then refuses every query).
  */
 const CONNECTION_FAILURE_MESSAGE =
-  /Connection terminated|Client has encountered a connection error|Query runner already released|ECONNRESET|ECONNREFUSED|EPIPE/i;
+  /Connection terminated|Client has encountered a connection error|Query runner already released|provided by a query runner was already released|ECONNRESET|ECONNREFUSED|EPIPE/i;
 
 function isConnectionFailure(error: unknown): boolean {
   for (let current = error, depth = 0; current && depth < 4; depth++) {
