@@ -135,6 +135,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       }
       throw error;
     }
+    let keyHash: string | undefined;
     const exchange: Exchange = {
       request,
       response,
@@ -148,7 +149,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
         lockTimeoutMs: plan.settings.lockTimeoutMs,
         ttlMs: plan.settings.ttlMs,
       },
-      keyHash: sha256(parsed.key),
+      // Only logs and onOutcome show it; most requests never need it.
+      get keyHash() {
+        keyHash ??= sha256(parsed.key);
+        return keyHash;
+      },
       method,
       path: info.url,
     };

@@ -10,7 +10,8 @@ export interface Exchange {
   /** `Controller.method`, for logs. */
   route: string;
   claim: ClaimRequest;
-  keyHash: string;
+  /** SHA-256 of the key, as logs show it (computed when first read). */
+  readonly keyHash: string;
   method: string;
   path: string;
 }
