@@ -159,8 +159,8 @@ export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): Idempotenc
 
     /**
      * Deletes up to $1 expired rows. The transaction-scoped advisory lock lets one instance purge
-     * while the others skip their turn; SKIP LOCKED keeps the purge from waiting on (or blocking)
-     * rows that claims hold.
+     * while the others skip their turn; SKIP LOCKED keeps the purge from waiting on rows that
+     * claims hold. A claim of an expired key whose row this batch holds waits for the batch.
      */
     purge: `
     WITH purger AS (SELECT pg_try_advisory_xact_lock(hashtext('${T}:purge')) AS ok)
