@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { IdempotencyPurger, IdempotencyStore, PostgresIdempotencyStore } from '../../lib';
+import { resolveModuleSettings } from '../../lib/idempotency-options.defaults';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
@@ -126,6 +127,23 @@ describe.each(ADAPTERS)('expiry and purge (%s)', (adapter) => {
       expect(deleted).toBe(2500);
       expect(await scopeRows('expired')).toBe(0);
       expect(await scopeRows('live')).toBe(10);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'keeps purging while batches come back full, past the hundred batches a pass used to stop at',
+    async () => {
+      await db.query('DELETE FROM idempotency_records');
+      await insertRecords('backlog', 1500, -3_600_000);
+      const purger = new IdempotencyPurger(
+        resolveModuleSettings({ purgeIntervalMs: 0, purgeBatchSize: 10 }),
+        app.app.get(IdempotencyStore),
+      );
+
+      // 150 full batches, well inside the time budget of one pass.
+      expect(await purger.purgeNow()).toBe(1500);
+      expect(await scopeRows('backlog')).toBe(0);
     },
     TEST_TIMEOUT_MS,
   );
