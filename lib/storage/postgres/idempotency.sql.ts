@@ -50,6 +50,13 @@ SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL
   FROM lock
  WHERE NOT got AND NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)`
     : '';
+  // In transactional mode the row stays invisible until the commit, and now() is the
+  // transaction's start for the claim and the completion alike: an expiry of now() + ttl from the
+  // start is what the completion writes again, so it leaves every indexed column unchanged and
+  // PostgreSQL can update the row in place (HOT) instead of adding entries to both indexes.
+  const expiresAt = transactional
+    ? `now() + $6::float8 * interval '1 millisecond'`
+    : `now() + ($5::float8 + $6::float8) * interval '1 millisecond'`;
   return `
 WITH ${lock}existing AS (
   SELECT ${EXISTING_COLUMNS},
@@ -60,7 +67,7 @@ WITH ${lock}existing AS (
   INSERT INTO ${T} AS r (scope, key, fingerprint, state, lock_token, locked_until, expires_at)
   SELECT $1, $2, $3::varchar, 'in_flight', $4::uuid,
          now() + $5::float8 * interval '1 millisecond',
-         now() + ($5::float8 + $6::float8) * interval '1 millisecond'
+         ${expiresAt}
    WHERE ${locked}NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)
   ON CONFLICT (scope, key) DO UPDATE
      SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight', lock_token = EXCLUDED.lock_token,
