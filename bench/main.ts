@@ -76,8 +76,13 @@ async function main(): Promise<number> {
       config,
       {
         apps,
-        databases: { main: server.names.main, global: server.names.main, full: server.names.full },
-        pools: { main: pools.main, global: pools.main, full: pools.full },
+        databases: {
+          main: server.names.main,
+          global: server.names.main,
+          pass: server.names.main,
+          full: server.names.full,
+        },
+        pools: { main: pools.main, global: pools.main, pass: pools.main, full: pools.full },
         monitor,
       },
       log,
@@ -128,18 +133,26 @@ async function main(): Promise<number> {
 }
 
 /**
- * Starts the process with the apps the scenarios need: `main` (no global interceptor) and
- * `global` (interceptor registered globally) on the main database, `full` on the pre-filled one.
+ * Starts the process with the apps the scenarios need: `main` (no global interceptor), `global`
+ * (the idempotency interceptor registered globally) and `pass` (a global interceptor that does
+ * nothing) on the main database, `full` on the pre-filled one.
  */
 function startApps(
   config: BenchConfig,
   server: BenchServer,
   needed: ReadonlySet<AppName>,
 ): Promise<BenchProcess> {
+  const app = (name: AppName, databaseUrl: string, global: 'idempotency' | 'pass' | 'none') => ({
+    name,
+    databaseUrl,
+    globalInterceptor: global === 'idempotency',
+    passThroughInterceptor: global === 'pass',
+  });
   const instances = [
-    { name: 'main', databaseUrl: server.urls.main, globalInterceptor: false },
-    { name: 'global', databaseUrl: server.urls.main, globalInterceptor: true },
-    { name: 'full', databaseUrl: server.urls.full, globalInterceptor: false },
+    app('main', server.urls.main, 'none'),
+    app('global', server.urls.main, 'idempotency'),
+    app('pass', server.urls.main, 'pass'),
+    app('full', server.urls.full, 'none'),
   ].filter((instance) => needed.has(instance.name as AppName));
   return startBenchProcess({ adapter: config.adapter, poolSize: config.poolSize, instances });
 }

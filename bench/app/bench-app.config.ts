@@ -1,10 +1,12 @@
 /** One Nest application of the bench process. */
 export interface BenchAppInstance {
-  /** How the runner names it (`main`, `global`, `full`). */
+  /** How the runner names it (`main`, `global`, `pass`, `full`). */
   name: string;
   databaseUrl: string;
   /** Registers the interceptor for every route (`useGlobalInterceptor`). */
   globalInterceptor: boolean;
+  /** Registers a global interceptor that does nothing (`PassThroughInterceptor`). */
+  passThroughInterceptor: boolean;
 }
 
 /** What the runner asks the bench process to serve. */
@@ -34,7 +36,8 @@ export function readBenchProcessConfig(env: NodeJS.ProcessEnv = process.env): Be
       (instance) =>
         typeof instance.name === 'string' &&
         typeof instance.databaseUrl === 'string' &&
-        typeof instance.globalInterceptor === 'boolean',
+        typeof instance.globalInterceptor === 'boolean' &&
+        typeof instance.passThroughInterceptor === 'boolean',
     );
   if (!valid) {
     throw new Error(`${BENCH_PROCESS_ENV} is not a valid bench process configuration.`);

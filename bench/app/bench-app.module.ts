@@ -1,16 +1,20 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CreateIdempotencyRecords1764201600000, IdempotencyModule } from '../../lib';
 import { BenchOrder } from './bench-order.entity';
 import { BenchOrdersController } from './bench-orders.controller';
 import { BenchOrdersService } from './bench-orders.service';
 import { CreateBenchOrders1764201700000 } from './create-bench-orders.migration';
+import { PassThroughInterceptor } from './pass-through.interceptor';
 
 /** How one bench application is set up. */
 export interface BenchAppConfig {
   databaseUrl: string;
   /** Registers the interceptor for every route (`useGlobalInterceptor`). */
   globalInterceptor: boolean;
+  /** Registers a global interceptor that does nothing, to measure Nest's own share. */
+  passThroughInterceptor: boolean;
   /** Size of the DataSource's pg pool. */
   poolSize: number;
 }
@@ -41,7 +45,12 @@ export class BenchAppModule {
         }),
       ],
       controllers: [BenchOrdersController],
-      providers: [BenchOrdersService],
+      providers: [
+        BenchOrdersService,
+        ...(config.passThroughInterceptor
+          ? [{ provide: APP_INTERCEPTOR, useClass: PassThroughInterceptor }]
+          : []),
+      ],
     };
   }
 }

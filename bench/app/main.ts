@@ -28,9 +28,14 @@ async function main(): Promise<void> {
   const apps: INestApplication[] = [];
   const ports: Record<string, number> = {};
   for (const instance of config.instances) {
-    const { databaseUrl, globalInterceptor } = instance;
+    const { databaseUrl, globalInterceptor, passThroughInterceptor } = instance;
     const { poolSize } = config;
-    const module = BenchAppModule.register({ databaseUrl, globalInterceptor, poolSize });
+    const module = BenchAppModule.register({
+      databaseUrl,
+      globalInterceptor,
+      passThroughInterceptor,
+      poolSize,
+    });
     const app = await createApp(config, module);
     apps.push(app);
     await app.listen(0, '127.0.0.1');
