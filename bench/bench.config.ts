@@ -113,7 +113,8 @@ export function wantsHelp(argv: readonly string[] = process.argv.slice(2)): bool
   return argv.includes('--help') || argv.includes('-h');
 }
 
-function positive(raw: string | undefined, fallback: number, name: string): number {
+/** A positive number from a flag or variable, or `fallback` when it is unset or empty. */
+export function positive(raw: string | undefined, fallback: number, name: string): number {
   if (raw === undefined || raw === '') {
     return fallback;
   }
@@ -124,7 +125,8 @@ function positive(raw: string | undefined, fallback: number, name: string): numb
   return value;
 }
 
-function integer(raw: string | undefined, fallback: number, name: string): number {
+/** A positive whole number from a flag or variable (see `positive`). */
+export function integer(raw: string | undefined, fallback: number, name: string): number {
   const value = positive(raw, fallback, name);
   if (!Number.isSafeInteger(value)) {
     throw new Error(`${name} must be a whole number, got "${raw}".`);

@@ -16,7 +16,7 @@ import { IdempotencyStore } from './storage/idempotency-store';
  * pace (44 000 rows/s in batches of 1 000 there) for half of every interval, and a backlog never
  * grows into a burst that outlasts its tick.
  */
-const TICK_BUDGET_SHARE = 0.5;
+export const TICK_BUDGET_SHARE = 0.5;
 
 /**
  * Deletes expired keys on an interval. Lookups ignore expired keys anyway; this only keeps the

@@ -15,8 +15,7 @@ export interface FillResult {
  * created over the last 26 hours by 5 000 clients (one key in ten anonymous), so about one row in
  * thirteen has expired and waits for the purge; one in a thousand is a claim left in flight by a
  * crashed process. Keys are UUID-shaped and spread over the whole primary key, like real ones.
- * Then VACUUM ANALYZE (visibility map, hint bits and statistics, as on a long-running table)
- * and a CHECKPOINT, so the fill's writes are not flushed during the measurements.
+ * Then settles it (settleFilledTable).
  */
 export async function fillIdempotencyTable(databaseUrl: string, rows: number): Promise<FillResult> {
   const client = new pg.Client({ connectionString: databaseUrl });
@@ -51,19 +50,26 @@ export async function fillIdempotencyTable(databaseUrl: string, rows: number): P
          ) f`,
       [rows],
     );
-    await client.query('VACUUM ANALYZE idempotency_records');
-    await client.query('CHECKPOINT').catch(() => undefined); // needs pg_checkpoint on a given server
-    const { rows: stats } = await client.query<{ total: string; expired: number }>(
-      `SELECT pg_total_relation_size('idempotency_records')::text AS total,
-              (SELECT count(*)::int FROM idempotency_records WHERE expires_at <= now()) AS expired`,
-    );
-    return {
-      rows,
-      expiredRows: stats[0].expired,
-      seconds: (performance.now() - started) / 1000,
-      totalBytes: Number(stats[0].total),
-    };
+    const settled = await settleFilledTable(client);
+    return { rows, ...settled, seconds: (performance.now() - started) / 1000 };
   } finally {
     await client.end();
   }
+}
+
+/**
+ * After a fill: VACUUM ANALYZE (visibility map, hint bits and statistics, as on a long-running
+ * table) and a CHECKPOINT, so the fill's writes are not flushed during the measurements; then the
+ * table's size and how many of its rows have expired.
+ */
+export async function settleFilledTable(
+  client: pg.Client,
+): Promise<{ expiredRows: number; totalBytes: number }> {
+  await client.query('VACUUM ANALYZE idempotency_records');
+  await client.query('CHECKPOINT').catch(() => undefined); // needs pg_checkpoint on a given server
+  const { rows } = await client.query<{ total: string; expired: number }>(
+    `SELECT pg_total_relation_size('idempotency_records')::text AS total,
+            (SELECT count(*)::int FROM idempotency_records WHERE expires_at <= now()) AS expired`,
+  );
+  return { expiredRows: rows[0].expired, totalBytes: Number(rows[0].total) };
 }
