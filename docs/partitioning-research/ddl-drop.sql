@@ -1,0 +1,2 @@
+\timing on
+DROP TABLE idempotency_records_yesterday;
