@@ -85,6 +85,54 @@ describe.each([
     }
   });
 
+  it('opens a transaction with an isolation level before it prepares anything', async () => {
+    // PostgreSQL refuses an isolation level once a snapshot was taken, and preparing a SELECT or
+    // an INSERT takes one: the named statement's Parse must not go ahead of the BEGIN.
+    const client = await pool.connect();
+    try {
+      const [, row] = await runPipeline(client, [
+        { text: 'BEGIN ISOLATION LEVEL SERIALIZABLE' },
+        {
+          name: 'pipeline_test_isolation',
+          text: 'SELECT current_setting($1) AS level',
+          values: ['transaction_isolation'],
+        },
+      ]);
+      expect(row.rows).toEqual([{ level: 'serializable' }]);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  });
+
+  it('prepares each of several named statements of one pipeline once', async () => {
+    const client = await pool.connect();
+    try {
+      const statements: PipelineStatement[] = [
+        { name: 'pipeline_test_one', text: 'SELECT 1 AS one' },
+        { text: 'SELECT 2 AS two' },
+        { name: 'pipeline_test_three', text: 'SELECT 3 AS three' },
+      ];
+      for (let round = 0; round < 2; round++) {
+        const results = await runPipeline(client, statements);
+        expect(results.map((result) => result.rows)).toEqual([
+          [{ one: 1 }],
+          [{ two: 2 }],
+          [{ three: 3 }],
+        ]);
+      }
+      const prepared = await client.query<{ name: string }>(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'pipeline_test_%e' ORDER BY name",
+      );
+      expect(prepared.rows).toEqual([
+        { name: 'pipeline_test_one' },
+        { name: 'pipeline_test_three' },
+      ]);
+    } finally {
+      client.release();
+    }
+  });
+
   it('skips everything after a failed statement: a COMMIT behind it never runs', async () => {
     const client = await pool.connect();
     try {

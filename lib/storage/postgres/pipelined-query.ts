@@ -4,9 +4,8 @@ import { type Connection, type PoolClient, type QueryResultRow, type Submittable
 export type PipelineValue = string | Buffer | null;
 
 /**
- * One statement of a pipeline. At most one statement of a pipeline carries a `name` (it is then
- * prepared once per connection); the others are parameterless utility statements such as BEGIN
- * and COMMIT.
+ * One statement of a pipeline: with a `name`, a statement prepared once per connection; without,
+ * an unnamed one parsed each time (BEGIN, COMMIT).
  */
 export interface PipelineStatement {
   text: string;
@@ -22,6 +21,9 @@ export interface PipelineResult<R extends QueryResultRow = QueryResultRow> {
 
 /** The error a pipeline failed with, and which of its statements raised it. */
 export class PipelineError extends Error {
+  /** PostgreSQL's SQLSTATE of the failure, when it came from the server. */
+  readonly code: string | undefined;
+
   constructor(
     /** Index of the statement that failed; the ones after it were not run. */
     readonly statementIndex: number,
@@ -29,35 +31,30 @@ export class PipelineError extends Error {
   ) {
     super(String((cause as { message?: unknown } | null)?.message ?? cause));
     this.name = 'PipelineError';
-    // The SQLSTATE and the rest of PostgreSQL's fields stay readable where callers look for them.
-    Object.assign(this, { code: (cause as { code?: unknown } | null)?.code });
+    // The SQLSTATE is read where callers look for it; PostgreSQL's other fields stay on `cause`.
+    const code = (cause as { code?: unknown } | null)?.code;
+    this.code = typeof code === 'string' ? code : undefined;
   }
 }
 
 /**
  * Sends several statements in one round trip: all their protocol messages, then a single Sync.
- * PostgreSQL runs them in order and, at the first error, skips the rest up to the Sync, so a
- * `BEGIN` + claim or an update + `COMMIT` is all or nothing, at the cost of one network round
- * trip and one write on each side instead of two. Round trips, not statement execution, are what
- * the hot paths spend most of their time on.
+ * PostgreSQL runs them in order and, at the first error, skips the rest up to the Sync: a COMMIT
+ * behind a failed write never runs (the transaction is left aborted, for the caller to roll
+ * back). It costs one network round trip and one write on each side instead of one per
+ * statement; round trips, not statement execution, are what the hot paths spend most on.
  *
  * node-postgres has no such call of its own (its pipeline mode gives every query its own Sync and
  * is a per-client setting), but it accepts any object with a `submit` method as a query and hands
  * it the server's answers; pg-cursor is built the same way.
  */
 class PipelinedQuery implements Submittable {
-  /**
-   * Read by the client: when PostgreSQL reports a Parse as complete, the client records the
-   * statement under this name as prepared on the connection, exactly as for its own queries. The
-   * named statement's Parse is always sent first, so any ParseComplete is its own.
-   */
-  readonly name: string | undefined;
-  readonly text: string | undefined;
   private readonly results: PipelineResult[] = [];
   private parsers: ((value: string) => unknown)[] = [];
   private fieldNames: string[] = [];
   private rows: QueryResultRow[] = [];
   private settled = false;
+  private submitError: PipelineError | null = null;
 
   constructor(
     private readonly statements: readonly PipelineStatement[],
@@ -66,30 +63,43 @@ class PipelinedQuery implements Submittable {
      * so it is looked up when the answer arrives.
      */
     public callback: (error: unknown, results?: PipelineResult[]) => void,
-  ) {
-    const named = statements.find((statement) => statement.name !== undefined);
-    this.name = named?.name;
-    this.text = named?.text;
+  ) {}
+
+  /**
+   * Read by the client when PostgreSQL reports a Parse as complete: it then records the statement
+   * of this name as prepared on the connection, as for its own queries. Each Parse is sent right
+   * before its statement's Bind, after the statements before it were executed, so the statement
+   * whose Parse completes is the one after those already answered.
+   */
+  get name(): string | undefined {
+    return this.statements[this.results.length]?.name;
+  }
+
+  /** The text recorded with `name`. */
+  get text(): string | undefined {
+    return this.statements[this.results.length]?.text;
   }
 
   submit(connection: Connection): void {
     const wire = connection as unknown as PgConnection;
     wire.stream.cork?.();
     try {
-      const named = this.statements.find((statement) => statement.name !== undefined);
-      if (named?.name !== undefined && wire.parsedStatements[named.name] === undefined) {
-        wire.parse({ name: named.name, text: named.text, types: [] });
-      }
+      // In order, each statement's Parse next to its Bind: a BEGIN with an isolation level must
+      // run before anything is parsed that takes a snapshot (PostgreSQL refuses it after one).
       for (const statement of this.statements) {
-        if (statement.name === undefined) {
-          wire.parse({ text: statement.text, types: [] });
+        if (statement.name === undefined || wire.parsedStatements[statement.name] === undefined) {
+          wire.parse({ name: statement.name, text: statement.text, types: [] });
         }
         wire.bind({ statement: statement.name ?? '', values: statement.values ?? [] });
         wire.describe({ type: 'P', name: '' });
         wire.execute({ portal: '', rows: 0 });
       }
-      wire.sync();
+    } catch (error) {
+      // A value the protocol could not encode: reported once the server has answered the Sync.
+      this.submitError = new PipelineError(this.results.length, error);
     } finally {
+      // Whatever happened above, the server must get its Sync, or the connection would hang.
+      wire.sync();
       wire.stream.uncork?.();
     }
   }
@@ -124,7 +134,7 @@ class PipelinedQuery implements Submittable {
   }
 
   handleReadyForQuery(): void {
-    this.finish(null, this.results);
+    this.finish(this.submitError, this.results);
   }
 
   handlePortalSuspended(): void {
