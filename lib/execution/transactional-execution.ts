@@ -162,9 +162,9 @@ export class TransactionalExecution extends ExecutionSteps {
   /**
    * Stores the response with the handler's writes. A client error whose writes must not commit
    * (`rollbackOnClientError`, or a failed statement of the handler that aborted the transaction)
-   * is stored without them: the transaction rolls back and the key is claimed again, in a new
-   * one, for the response alone. Should another request take the key in between, its outcome is
-   * the one stored, and this client still gets its answer.
+   * is stored without them: the transaction rolls back and the key is claimed again for the
+   * response alone, in the same round trip. Should another request take the key in that instant,
+   * its outcome is the one stored, and this client still gets its answer.
    */
   private async storeInTransaction(
     transaction: IdempotencyTransactionHandle,
@@ -183,13 +183,7 @@ export class TransactionalExecution extends ExecutionSteps {
         }
       }
     }
-    await this.bounded(transaction.rollback());
-    // See run(): the store is transactional on this path.
-    const store = this.deps.store as TransactionalIdempotencyStore;
-    const again = await this.boundedTransactionalClaim(store, exchange.claim);
-    if (again.kind === 'claimed') {
-      await this.bounded(again.transaction.completeAndCommit(stored, exchange.settings.ttlMs));
-    }
+    await this.bounded(transaction.discardWritesAndComplete(stored, exchange.settings.ttlMs));
   }
 
   /** A transactional claim bounded by `storeTimeoutMs`; a late win is rolled back. */

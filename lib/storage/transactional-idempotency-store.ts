@@ -14,10 +14,17 @@ export interface IdempotencyTransactionHandle {
   readonly manager: EntityManager;
   /**
    * Writes the response into the claim's row and commits. When a failed statement of the handler
-   * had aborted the transaction, nothing is committed: it rolls back and throws
-   * `HandlerTransactionAbortedError`. Any failure leaves the transaction rolled back.
+   * had aborted the transaction, nothing is committed and it throws
+   * `HandlerTransactionAbortedError`, leaving the transaction open for `rollback` or
+   * `discardWritesAndComplete`. Any other failure leaves it rolled back.
    */
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void>;
+  /**
+   * Rolls the handler's writes back and stores the response alone, keeping the key from other
+   * requests in between as far as the store can. Returns false when another request took the key
+   * meanwhile (its outcome is then the stored one).
+   */
+  discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean>;
   /** Marks the key as executed but not replayable, and commits (failing like completeAndCommit). */
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void>;
   /** Rolls back and gives the connection back to the pool. Never throws. */

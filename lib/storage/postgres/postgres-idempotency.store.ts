@@ -11,7 +11,7 @@ import {
 } from '../transactional-idempotency-store';
 import { type IdempotencyStatements, idempotencyStatements } from './idempotency.sql';
 import { type PipelineValue, runPipeline } from './pipelined-query';
-import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
+import { PostgresIdempotencyTransaction, claimValues } from './postgres-idempotency.transaction';
 import {
   beginStatement,
   transactionAbandoned,
@@ -116,7 +116,14 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
           const handle = { scope: request.scope, key: request.key, token };
           return {
             kind: 'claimed',
-            transaction: new PostgresIdempotencyTransaction(handle, queryRunner, client, this.sql),
+            transaction: new PostgresIdempotencyTransaction(
+              handle,
+              request,
+              queryRunner,
+              client,
+              this.sql,
+              this.beginText(),
+            ),
           };
         }
         if (row?.outcome === 'busy') {
@@ -139,6 +146,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
    * Ends a transaction that claimed nothing, without waiting for it: the ROLLBACK is queued on the
    * connection before it goes back to the pool, so whoever takes the connection next runs after
    * it. Whatever the ROLLBACK meets (a dead connection) is the pool's to handle, as for any query.
+   * This relies on node-postgres 8 queueing a query behind one in flight, which it announces it
+   * will stop doing in pg 9: revisit with the peer dependency's next major.
    */
   private abandon(queryRunner: QueryRunner): void {
     const client = (queryRunner as unknown as { databaseConnection?: PoolClient })
@@ -155,10 +164,14 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     client: PoolClient,
     claim: { name: string; text: string; values: PipelineValue[] },
   ): Promise<ClaimRow[]> {
-    this.begin ??= beginStatement(this.dataSource);
-    const [, claimed] = await runPipeline(client, [{ text: this.begin }, claim]);
+    const [, claimed] = await runPipeline(client, [{ text: this.beginText() }, claim]);
     await transactionStarted(queryRunner);
     return claimed.rows as ClaimRow[];
+  }
+
+  private beginText(): string {
+    this.begin ??= beginStatement(this.dataSource);
+    return this.begin;
   }
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
@@ -221,17 +234,6 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     }
     return pool;
   }
-}
-
-function claimValues(request: ClaimRequest, token: string): PipelineValue[] {
-  return [
-    request.scope,
-    request.key,
-    request.fingerprint,
-    token,
-    String(request.lockTimeoutMs),
-    String(request.ttlMs),
-  ];
 }
 
 function decideRow(row: ClaimRow, request: ClaimRequest): Decided {

@@ -1,13 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { EntityManager, QueryRunner } from 'typeorm';
-import type { ClaimHandle } from '../claim-result.interface';
+import type { ClaimHandle, ClaimRequest } from '../claim-result.interface';
 import type { StoredResponse } from '../stored-response.interface';
 import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
 } from '../transactional-idempotency-store';
 import type { IdempotencyStatements } from './idempotency.sql';
-import { PipelineError, type PipelineStatement, runPipeline } from './pipelined-query';
+import {
+  PipelineError,
+  type PipelineStatement,
+  type PipelineValue,
+  runPipeline,
+} from './pipelined-query';
 import { transactionCommitted, transactionCommitting } from './typeorm-transaction-state';
 
 /**
@@ -21,9 +27,12 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
 
   constructor(
     readonly handle: ClaimHandle,
+    private readonly request: ClaimRequest,
     private readonly queryRunner: QueryRunner,
     private readonly client: PoolClient,
     private readonly sql: IdempotencyStatements,
+    /** The BEGIN of this DataSource (with its isolation level). */
+    private readonly begin: string,
   ) {}
 
   get manager(): EntityManager {
@@ -31,19 +40,57 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   }
 
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
-    return this.commitWith(response.status, {
+    return this.commitWith(response.status, this.completion(this.handle.token, response, ttlMs));
+  }
+
+  async discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean> {
+    this.finished = true;
+    const token = randomUUID();
+    try {
+      await transactionCommitting(this.queryRunner);
+      // One round trip on the same connection: between the ROLLBACK, which frees the key, and the
+      // claim that takes it again, no other request gets a round trip in.
+      const results = await runPipeline(this.client, [
+        { text: 'ROLLBACK' },
+        { text: this.begin },
+        {
+          name: `${this.sql.namePrefix}_claim_in_transaction`,
+          text: this.sql.transactionalClaim,
+          values: claimValues(this.request, token),
+        },
+        this.completion(token, response, ttlMs),
+        { text: 'COMMIT' },
+      ]);
+      await transactionCommitted(this.queryRunner);
+      return results[2].rows[0]?.outcome === 'claimed';
+    } catch (error) {
+      this.finished = false;
+      await this.rollback();
+      if (error instanceof PipelineError && error.statementIndex === 3 && error.code === '22012') {
+        // Another request took the key in that instant: its outcome is the one stored.
+        return false;
+      }
+      throw error;
+    } finally {
+      await this.queryRunner.release().catch(() => undefined);
+    }
+  }
+
+  /** The write of `response` into the row claimed with `token` (fails when there is none). */
+  private completion(token: string, response: StoredResponse, ttlMs: number): PipelineStatement {
+    return {
       name: `${this.sql.namePrefix}_complete_in_transaction`,
       text: this.sql.completeInTransaction,
       values: [
         this.handle.scope,
         this.handle.key,
-        this.handle.token,
+        token,
         String(response.status),
         JSON.stringify(response.headers),
         response.body,
         String(ttlMs),
       ],
-    });
+    };
   }
 
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
@@ -69,8 +116,13 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       await transactionCommitted(this.queryRunner);
     } catch (error) {
       this.finished = false;
-      await this.rollback();
-      throw explainWriteFailure(error, status);
+      const explained = explainWriteFailure(error, status);
+      if (!(explained instanceof HandlerTransactionAbortedError)) {
+        await this.rollback();
+      }
+      // An aborted transaction stays open: the caller rolls it back, or replaces it by the
+      // response alone (discardWritesAndComplete).
+      throw explained;
     }
     await this.queryRunner.release();
   }
@@ -141,4 +193,16 @@ function isConnectionFailure(error: unknown): boolean {
     current = driverError;
   }
   return false;
+}
+
+/** The claim statements' values: $1 scope, $2 key, $3 fingerprint, $4 token, $5 lease, $6 ttl. */
+export function claimValues(request: ClaimRequest, token: string): PipelineValue[] {
+  return [
+    request.scope,
+    request.key,
+    request.fingerprint,
+    token,
+    String(request.lockTimeoutMs),
+    String(request.ttlMs),
+  ];
 }

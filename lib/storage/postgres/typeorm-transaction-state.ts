@@ -31,8 +31,9 @@ export function beginStatement(dataSource: DataSource): string {
 /**
  * The store sends BEGIN and COMMIT itself, each in one round trip with its neighbouring statement,
  * so TypeORM's `startTransaction()`/`commitTransaction()` are not called. These keep the query
- * runner's state and its subscribers' events as those calls would, so that a handler's own
- * `manager.transaction()` nests in a savepoint instead of committing the request's transaction.
+ * runner's state as those calls would, so that a handler's own `manager.transaction()` nests in a
+ * savepoint instead of committing the request's transaction, and send its subscribers the same
+ * events (AfterTransactionStart comes after the claim, which travels with the BEGIN).
  */
 export async function transactionStarting(queryRunner: QueryRunner): Promise<void> {
   setState(queryRunner, true, 1);
@@ -52,9 +53,17 @@ export async function transactionCommitted(queryRunner: QueryRunner): Promise<vo
   await queryRunner.broadcaster.broadcast('AfterTransactionCommit');
 }
 
-/** The transaction was rolled back without TypeORM (see PostgresIdempotencyStore.abandon). */
+/**
+ * The transaction is being rolled back without TypeORM and without waiting (see
+ * PostgresIdempotencyStore.abandon). Subscribers still hear of the rollback; their work is not
+ * waited for either.
+ */
 export function transactionAbandoned(queryRunner: QueryRunner): void {
   setState(queryRunner, false, 0);
+  queryRunner.broadcaster
+    .broadcast('BeforeTransactionRollback')
+    .then(() => queryRunner.broadcaster.broadcast('AfterTransactionRollback'))
+    .catch(() => undefined);
 }
 
 function setState(queryRunner: QueryRunner, active: boolean, depth: number): void {
