@@ -7,7 +7,7 @@ import { AppModule } from '../../sample-app/app.module';
 import { readConfig } from '../../sample-app/config';
 import type { TransferView } from '../../sample-app/transfers/transfer.entity';
 import { LedgerFixtureModule } from './fixtures/ledger-app.module';
-import { CLIENT_ERROR_STATUS } from './fixtures/ledger.controller';
+import { CLIENT_ERROR_STATUS, handlerRuns } from './fixtures/ledger.controller';
 import { ADAPTERS, type AdapterName, type TestApp, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 import { waitFor } from '../utils/wait-for';
@@ -409,6 +409,26 @@ describe.each(ADAPTERS)('transactional mode (%s)', (adapter) => {
       ]);
 
       expectReplayOf(await post(app, '/ledger/client-error-rollback', key), first);
+      expect(await executionIds(db, key)).toEqual([]);
+    });
+
+    it('keeps the key through the rollback: waiting duplicates replay the client error', async () => {
+      // The writes are rolled back and the error stored alone; a duplicate waiting meanwhile must
+      // get that error, not run the handler itself in between.
+      const { db, app } = harness();
+      const key = newKey('client-error-rollback-waiters');
+      const first = inBackground(() =>
+        post(app, '/ledger/client-error-rollback', key, { 'X-Delay-Ms': '300' }),
+      );
+      await waitFor(() => keyLocked(db, key));
+      const duplicates = await Promise.all(
+        Array.from({ length: 10 }, () => post(app, '/ledger/client-error-rollback', key)),
+      );
+
+      const answer = await first.answer;
+      expect(answer.status).toBe(CLIENT_ERROR_STATUS);
+      duplicates.forEach((duplicate) => expectReplayOf(duplicate, answer));
+      expect(handlerRuns.get(key)).toBe(1);
       expect(await executionIds(db, key)).toEqual([]);
     });
 
