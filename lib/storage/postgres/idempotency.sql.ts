@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { ClaimRequest } from '../claim-result.interface';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+import type { PipelineStatement, PipelineValue } from './pipelined-query';
 
 /*
  * The store's statements, each sent as a named prepared statement so PostgreSQL plans it once per
@@ -183,6 +185,31 @@ export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): Idempotenc
       T === IDEMPOTENCY_TABLE
         ? 'nestjs_idempotency'
         : `nestjs_idempotency_${createHash('sha256').update(T).digest('hex').slice(0, 8)}`,
+  };
+}
+
+/** The claim statements' values: $1 scope, $2 key, $3 fingerprint, $4 token, $5 lease, $6 ttl. */
+export function claimValues(request: ClaimRequest, token: string): PipelineValue[] {
+  return [
+    request.scope,
+    request.key,
+    request.fingerprint,
+    token,
+    String(request.lockTimeoutMs),
+    String(request.ttlMs),
+  ];
+}
+
+/** The transactional claim of `request` under `token`, as a prepared statement. */
+export function transactionalClaimStatement(
+  statements: IdempotencyStatements,
+  request: ClaimRequest,
+  token: string,
+): PipelineStatement {
+  return {
+    name: `${statements.namePrefix}_claim_in_transaction`,
+    text: statements.transactionalClaim,
+    values: claimValues(request, token),
   };
 }
 

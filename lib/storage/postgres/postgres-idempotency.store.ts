@@ -9,9 +9,14 @@ import {
   type TransactionalClaimResult,
   type TransactionalLookupResult,
 } from '../transactional-idempotency-store';
-import { type IdempotencyStatements, idempotencyStatements } from './idempotency.sql';
-import { type PipelineValue, runPipeline } from './pipelined-query';
-import { PostgresIdempotencyTransaction, claimValues } from './postgres-idempotency.transaction';
+import {
+  type IdempotencyStatements,
+  claimValues,
+  idempotencyStatements,
+  transactionalClaimStatement,
+} from './idempotency.sql';
+import { type PipelineStatement, runPipeline } from './pipelined-query';
+import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,
   transactionAbandoned,
@@ -100,16 +105,12 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
       await transactionStarting(queryRunner);
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const token = randomUUID();
-        const claim = {
-          name: `${this.sql.namePrefix}_claim_in_transaction`,
-          text: this.sql.transactionalClaim,
-          values: claimValues(request, token),
-        };
+        const claim = transactionalClaimStatement(this.sql, request, token);
         // The first attempt opens the transaction in the same round trip.
         const rows =
           attempt === 0
             ? await this.beginWith(queryRunner, client, claim)
-            : (await client.query<ClaimRow>(claim)).rows;
+            : ((await runPipeline(client, [claim]))[0].rows as ClaimRow[]);
         const row = rows[0];
         if (row?.outcome === 'claimed') {
           claimed = true;
@@ -162,7 +163,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   private async beginWith(
     queryRunner: QueryRunner,
     client: PoolClient,
-    claim: { name: string; text: string; values: PipelineValue[] },
+    claim: PipelineStatement,
   ): Promise<ClaimRow[]> {
     const [, claimed] = await runPipeline(client, [{ text: this.beginText() }, claim]);
     await transactionStarted(queryRunner);

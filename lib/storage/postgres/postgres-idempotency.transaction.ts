@@ -7,13 +7,8 @@ import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
 } from '../transactional-idempotency-store';
-import type { IdempotencyStatements } from './idempotency.sql';
-import {
-  PipelineError,
-  type PipelineStatement,
-  type PipelineValue,
-  runPipeline,
-} from './pipelined-query';
+import { type IdempotencyStatements, transactionalClaimStatement } from './idempotency.sql';
+import { PipelineError, type PipelineStatement, runPipeline } from './pipelined-query';
 import { transactionCommitted, transactionCommitting } from './typeorm-transaction-state';
 
 /**
@@ -53,11 +48,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       const results = await runPipeline(this.client, [
         { text: 'ROLLBACK' },
         { text: this.begin },
-        {
-          name: `${this.sql.namePrefix}_claim_in_transaction`,
-          text: this.sql.transactionalClaim,
-          values: claimValues(this.request, token),
-        },
+        transactionalClaimStatement(this.sql, this.request, token),
         this.completion(token, response, ttlMs),
         { text: 'COMMIT' },
       ]);
@@ -158,11 +149,10 @@ function explainWriteFailure(error: unknown, status: number | null): unknown {
   if (!(error instanceof PipelineError) || error.statementIndex !== 0) {
     return error;
   }
-  const code = (error.cause as { code?: unknown } | null)?.code;
-  if (code === '25P02') {
+  if (error.code === '25P02') {
     return new HandlerTransactionAbortedError(status);
   }
-  if (code === '22012') {
+  if (error.code === '22012') {
     return new Error('nestjs-idempotency: the claim vanished from its own transaction.');
   }
   return error;
@@ -193,16 +183,4 @@ function isConnectionFailure(error: unknown): boolean {
     current = driverError;
   }
   return false;
-}
-
-/** The claim statements' values: $1 scope, $2 key, $3 fingerprint, $4 token, $5 lease, $6 ttl. */
-export function claimValues(request: ClaimRequest, token: string): PipelineValue[] {
-  return [
-    request.scope,
-    request.key,
-    request.fingerprint,
-    token,
-    String(request.lockTimeoutMs),
-    String(request.ttlMs),
-  ];
 }
