@@ -136,6 +136,22 @@ describe('reliability: soak', () => {
       const appFor = () => apps[sent++ % apps.length];
       const newKey = () => `soak-${run}-${sequence++}`;
       const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)];
+      /** A new payment key, not yet executed, taken by the operation that creates it. */
+      const trackPayment = (clientId: string, key: string, body: PaymentKey['body']) => {
+        const record: PaymentKey = {
+          clientId,
+          key,
+          body,
+          status: 0,
+          text: '',
+          executedSentAt: 0,
+          executedAt: 0,
+          executions: 0,
+          busy: true,
+        };
+        payments.set(scopedKey(clientId, key), record);
+        return record;
+      };
 
       const send = async (
         operation: Operation,
@@ -199,18 +215,7 @@ describe('reliability: soak', () => {
         const amount =
           operation === 'decline' ? CARD_LIMIT + 1 : 1 + Math.floor(Math.random() * 5000);
         const body = { amount, currency: 'EUR', reference: key };
-        const record: PaymentKey = {
-          clientId,
-          key,
-          body,
-          status: 0,
-          text: '',
-          executedSentAt: 0,
-          executedAt: 0,
-          executions: 0,
-          busy: true,
-        };
-        payments.set(scopedKey(clientId, key), record);
+        const record = trackPayment(clientId, key, body);
         const result = await send(operation, '/payments', clientId, key, body);
         const expected = operation === 'decline' ? 402 : 201;
         if (result.status === expected && !isReplayed(result)) {
@@ -304,18 +309,7 @@ describe('reliability: soak', () => {
           currency: 'EUR',
           reference: key,
         };
-        const record: PaymentKey = {
-          clientId,
-          key,
-          body,
-          status: 0,
-          text: '',
-          executedSentAt: 0,
-          executedAt: 0,
-          executions: 0,
-          busy: true,
-        };
-        payments.set(scopedKey(clientId, key), record);
+        const record = trackPayment(clientId, key, body);
         const results = await Promise.all(
           apps.map((app) => send('conflict', '/payments', clientId, key, body, app)),
         );
