@@ -2,12 +2,8 @@ import type { StatementCalls } from './database-monitor';
 import type { ExactlyOnceCheck } from './exactly-once';
 import type { LoadOutcome } from './load';
 
-/** One measured run of one scenario in one round: what the load generator saw, and its costs. */
-export interface RunMeasurement extends Omit<LoadOutcome, 'keys' | 'acknowledged'> {
-  scenario: string;
-  round: number;
-  /** Position of the run within its round (rounds are shuffled). */
-  position: number;
+/** What a run cost, as counter deltas over the run (per request once summarised). */
+export interface RunCosts {
   /** Statements the server ran for the app's database (`pg_stat_statements`), if available. */
   statements: number | null;
   /** Statements the app process sent (counted in the app). */
@@ -18,6 +14,14 @@ export interface RunMeasurement extends Omit<LoadOutcome, 'keys' | 'acknowledged
   xids: number;
   walBytes: number;
   cpuMs: { app: number; postgres: number | null; loadGenerator: number };
+}
+
+/** One measured run of one scenario in one round: what the load generator saw, and its costs. */
+export interface RunMeasurement extends Omit<LoadOutcome, 'keys' | 'acknowledged'>, RunCosts {
+  scenario: string;
+  round: number;
+  /** Position of the run within its round (rounds are shuffled). */
+  position: number;
   /** Per-statement calls (from `pg_stat_statements`), if available. */
   statementCalls: StatementCalls[] | null;
   check: ExactlyOnceCheck;

@@ -1,5 +1,6 @@
 import { type ExactlyOnceCheck, addChecks } from './exactly-once';
-import type { RunMeasurement } from './measurement';
+import type { LoadOutcome } from './load';
+import type { RunCosts, RunMeasurement } from './measurement';
 import { BASELINE, type Scenario } from './scenarios';
 import { type Spread, median, spread } from './statistics';
 
@@ -14,14 +15,7 @@ export interface TargetResult {
 }
 
 /** Per request: a run's deltas summed over the rounds, divided by the requests sent. */
-export interface PerRequestCost {
-  statements: number | null;
-  appStatements: number;
-  commits: number | null;
-  xids: number;
-  walBytes: number;
-  cpuMs: { app: number; postgres: number | null; loadGenerator: number };
-}
+export type PerRequestCost = RunCosts;
 
 /** One normalised statement's share of a scenario. */
 export interface StatementShare {
@@ -59,16 +53,17 @@ export interface ScenarioSummary {
   cpuRatio: Spread | null;
   targets: TargetResult[];
   perRequest: PerRequestCost;
-  totals: {
-    sent: number;
-    completed: number;
-    status2xx: number;
-    status409: number;
-    statusOther: Record<string, number>;
-    errors: number;
-    timeouts: number;
-    replayed: number;
-  };
+  totals: Pick<
+    LoadOutcome,
+    | 'sent'
+    | 'completed'
+    | 'status2xx'
+    | 'status409'
+    | 'statusOther'
+    | 'errors'
+    | 'timeouts'
+    | 'replayed'
+  >;
   exactlyOnce: ExactlyOnceCheck & { ok: boolean };
   /** The statements behind `perRequest.statements`, most frequent first. */
   statementsPerRequest: StatementShare[] | null;
