@@ -5,6 +5,7 @@ import type {
   IdempotencyRouteOptions,
 } from './interfaces/idempotency-options.interface';
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
+import type { IdempotencyPartitioning } from './storage/postgres/idempotency-partitions';
 import { replayableHeaderNames } from './protocol/replayable-headers';
 import { isStoredStatusByDefault } from './protocol/response-policy';
 
@@ -18,6 +19,8 @@ export const IDEMPOTENCY_DEFAULTS = {
   purgeBatchSize: 1_000,
   maxResponseBytes: 1_048_576,
   waitTimeoutMs: 10_000,
+  partitionMs: 86_400_000,
+  partitionAheadMs: 3 * 86_400_000,
 } as const;
 
 /** Module-wide settings with every default applied; built once at start-up. */
@@ -64,6 +67,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     onOutcome,
     store,
     tableName,
+    partitioning,
     warnOnQueriesOutsideTransaction,
     logRawKeys,
     ...route
@@ -135,6 +139,38 @@ export function resolveRouteSettings(
       'waitTimeoutMs',
     ),
   };
+}
+
+/**
+ * The partitioning of the module's table with defaults applied, or `undefined` for an ordinary
+ * table. Partitions must reach past the expiry of any claim written now.
+ */
+export function resolvePartitioning(
+  options: IdempotencyModuleOptions,
+): IdempotencyPartitioning | undefined {
+  const { partitioning } = options;
+  if (partitioning === undefined) {
+    return undefined;
+  }
+  const partitionMs = positive(
+    partitioning.partitionMs,
+    IDEMPOTENCY_DEFAULTS.partitionMs,
+    'partitioning.partitionMs',
+  );
+  const aheadMs = positive(
+    partitioning.aheadMs,
+    IDEMPOTENCY_DEFAULTS.partitionAheadMs,
+    'partitioning.aheadMs',
+  );
+  const reach =
+    positive(options.ttlMs, IDEMPOTENCY_DEFAULTS.ttlMs, 'ttlMs') +
+    positive(options.lockTimeoutMs, IDEMPOTENCY_DEFAULTS.lockTimeoutMs, 'lockTimeoutMs');
+  if (aheadMs <= reach) {
+    throw new Error(
+      `nestjs-idempotency: partitioning.aheadMs (${aheadMs}) must exceed ttlMs + lockTimeoutMs (${reach}), or new keys would find no partition.`,
+    );
+  }
+  return { partitionMs: wholeNumber(partitionMs, 'partitioning.partitionMs'), aheadMs };
 }
 
 /** Default scope: the authenticated user's id, so two clients' keys never meet. */

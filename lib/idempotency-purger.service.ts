@@ -19,8 +19,9 @@ import { IdempotencyStore } from './storage/idempotency-store';
 export const TICK_BUDGET_SHARE = 0.5;
 
 /**
- * Deletes expired keys on an interval. Lookups ignore expired keys anyway; this only keeps the
- * table small. The store makes sure one instance purges at a time.
+ * Deletes expired keys on an interval (on a partitioned table: drops the expired partitions and
+ * creates the ones ahead). Lookups ignore expired keys anyway; this only keeps the table small.
+ * The store makes sure one instance purges at a time. At start-up it lets the store prepare.
  */
 @Injectable()
 export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -34,7 +35,8 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
     private readonly store: IdempotencyStore,
   ) {}
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
+    await this.store.prepare();
     const interval = this.settings.purgeIntervalMs;
     if (interval <= 0) {
       return;

@@ -2,7 +2,7 @@ import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { resolveModuleSettings } from './idempotency-options.defaults';
+import { resolveModuleSettings, resolvePartitioning } from './idempotency-options.defaults';
 import { IdempotencyPurger } from './idempotency-purger.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import {
@@ -75,7 +75,11 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
           `nestjs-idempotency: no TypeORM DataSource${extras.dataSourceName ? ` named "${extras.dataSourceName}"` : ''} found. Import TypeOrmModule.forRoot() or pass a store.`,
         );
       }
-      return new PostgresIdempotencyStore(dataSource, options.tableName);
+      return new PostgresIdempotencyStore(
+        dataSource,
+        options.tableName,
+        resolvePartitioning(options),
+      );
     },
     inject: [IDEMPOTENCY_MODULE_OPTIONS, IDEMPOTENCY_DATA_SOURCE],
   };

@@ -19,6 +19,7 @@ export { REPLAYED_HEADER, PROBLEM_CONTENT_TYPE } from './idempotency.constants';
 export type {
   FingerprintOptions,
   IdempotencyModuleOptions,
+  IdempotencyPartitioningOptions,
   IdempotencyRequestInfo,
   IdempotencyRouteOptions,
 } from './interfaces/idempotency-options.interface';
@@ -43,4 +44,5 @@ export {
   CREATE_IDEMPOTENCY_TABLE_SQL,
   CreateIdempotencyRecords1764201600000,
   createIdempotencyTableSql,
+  createPartitionedIdempotencyTableSql,
 } from './storage/postgres/create-idempotency-records.migration';

@@ -141,8 +141,32 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    */
   tableName?: string;
   /**
+   * Set when the table is partitioned by expiry (created with
+   * `createPartitionedIdempotencyTableSql(tableName)`), for tables too large to purge row by row.
+   * The store then keeps one live row per key with a per-key lock instead of the unique index,
+   * creates partitions ahead of time at start-up and on every purge interval, and purges by
+   * dropping partitions whose keys have all expired. Needs PostgreSQL 14 or later, and READ
+   * COMMITTED transactions for transactional routes. Default: unset (an ordinary table).
+   */
+  partitioning?: IdempotencyPartitioningOptions;
+  /**
    * Store to use instead of the PostgreSQL table (for example a Redis store, or a wrapper adding
    * metrics). Default: the PostgreSQL store on the TypeORM DataSource.
    */
   store?: IdempotencyStore;
+}
+
+/** How the store keeps a table partitioned by expiry (see `IdempotencyModuleOptions.partitioning`). */
+export interface IdempotencyPartitioningOptions {
+  /**
+   * Width of one partition, in milliseconds of `expires_at`. Keep partitions few: a lookup by key
+   * probes every partition that holds unexpired rows. Default: one day.
+   */
+  partitionMs?: number;
+  /**
+   * How far past now partitions are kept created, in milliseconds. It must exceed the largest
+   * `ttlMs` + `lockTimeoutMs` of any route, or claims of those routes fail with 503 (checked
+   * against the module-wide values at start-up). Default: three days.
+   */
+  aheadMs?: number;
 }

@@ -20,6 +20,11 @@ export interface ClaimHandle {
   key: string;
   /** Unique per claim; a newer claim of the same key has a different one. */
   token: string;
+  /**
+   * Where the claim's row is filed, for a store whose table is partitioned by expiry (whole
+   * milliseconds). The store keeps it current when a write moves the row.
+   */
+  expiresAt?: Date;
 }
 
 /**

@@ -34,4 +34,13 @@ export abstract class IdempotencyStore {
 
   /** Deletes up to `batchSize` expired keys; returns how many were deleted. */
   abstract purgeExpired(batchSize: number): Promise<number>;
+
+  /**
+   * Called once as the application starts, before it serves requests: a store checks or prepares
+   * its storage here (the PostgreSQL store creates the partitions of a partitioned table). A
+   * failure stops the start-up. Default: nothing.
+   */
+  prepare(): Promise<void> {
+    return Promise.resolve();
+  }
 }

@@ -1,6 +1,7 @@
 import {
   IDEMPOTENCY_DEFAULTS,
   resolveModuleSettings,
+  resolvePartitioning,
   resolveRouteSettings,
 } from '../../lib/idempotency-options.defaults';
 import type {
@@ -209,5 +210,38 @@ describe('resolveRouteSettings', () => {
       const custom = resolveRouteSettings({ scope: (info) => `tenant:${info.url}` }, {}, true);
       expect(custom.scope(withRaw({ user: { id: 1 } }))).toBe('tenant:/orders');
     });
+  });
+});
+
+describe('resolvePartitioning', () => {
+  it('is unset for an ordinary table', () => {
+    expect(resolvePartitioning({})).toBeUndefined();
+  });
+
+  it('defaults to daily partitions created three days ahead', () => {
+    expect(resolvePartitioning({ partitioning: {} })).toEqual({
+      partitionMs: 86_400_000,
+      aheadMs: 3 * 86_400_000,
+    });
+  });
+
+  it("refuses partitions that would not reach past a new claim's expiry", () => {
+    expect(() => resolvePartitioning({ partitioning: {}, ttlMs: 3 * 86_400_000 })).toThrow(
+      /aheadMs \(259200000\) must exceed ttlMs \+ lockTimeoutMs \(259260000\)/,
+    );
+    expect(() =>
+      resolvePartitioning({ partitioning: { aheadMs: 5000 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
+    ).toThrow(/must exceed/);
+    expect(
+      resolvePartitioning({ partitioning: { aheadMs: 5001 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
+    ).toEqual({ partitionMs: 86_400_000, aheadMs: 5001 });
+  });
+
+  it.each([
+    [{ partitionMs: 0 }, /partitionMs must be a positive number/],
+    [{ partitionMs: 1.5 }, /partitionMs must be a whole number/],
+    [{ aheadMs: -1 }, /aheadMs must be a positive number/],
+  ])('refuses %j', (partitioning, message) => {
+    expect(() => resolvePartitioning({ partitioning })).toThrow(message);
   });
 });

@@ -10,9 +10,32 @@ import { assertTableName } from './idempotency.sql';
 export function createIdempotencyTableSql(tableName: string = IDEMPOTENCY_TABLE): string {
   assertTableName(tableName);
   const index = `${tableName.split('.').pop()}_expires_at_idx`;
-  const primaryKey = `${tableName.split('.').pop()}_pkey`;
   return `
-CREATE TABLE IF NOT EXISTS ${tableName} (
+CREATE TABLE IF NOT EXISTS ${tableName} (${columns(tableName, 'scope, key')}
+);
+CREATE INDEX IF NOT EXISTS ${index} ON ${tableName} (expires_at);
+`;
+}
+
+/**
+ * The idempotency table partitioned by expiry, as plain SQL, for the store's `partitioning`
+ * option (PostgreSQL 14 or later). Its primary key must include the partition key, so it cannot
+ * keep a key unique by itself: the store keeps one live row per key with a per-key lock, and
+ * creates and drops the partitions. No partition is created here, and none should be added by
+ * hand as DEFAULT (it would stop partitions from being created or detached).
+ */
+export function createPartitionedIdempotencyTableSql(
+  tableName: string = IDEMPOTENCY_TABLE,
+): string {
+  assertTableName(tableName);
+  return `
+CREATE TABLE IF NOT EXISTS ${tableName} (${columns(tableName, 'scope, key, expires_at')}
+) PARTITION BY RANGE (expires_at);
+`;
+}
+
+function columns(tableName: string, primaryKey: string): string {
+  return `
   scope            varchar(255) NOT NULL,
   key              varchar(255) NOT NULL,
   fingerprint      varchar(64),
@@ -25,10 +48,7 @@ CREATE TABLE IF NOT EXISTS ${tableName} (
   created_at       timestamptz  NOT NULL DEFAULT now(),
   completed_at     timestamptz,
   expires_at       timestamptz  NOT NULL,
-  CONSTRAINT ${primaryKey} PRIMARY KEY (scope, key)
-);
-CREATE INDEX IF NOT EXISTS ${index} ON ${tableName} (expires_at);
-`;
+  CONSTRAINT ${tableName.split('.').pop()}_pkey PRIMARY KEY (${primaryKey})`;
 }
 
 /** The default table as plain SQL (see createIdempotencyTableSql). */

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { ClaimRequest } from '../claim-result.interface';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
-import type { PipelineStatement, PipelineValue } from './pipelined-query';
+import {
+  KEY_LOCK,
+  type PartitionedStatements,
+  partitionedStatements,
+} from './partitioned-idempotency.sql';
 
 /*
  * The store's statements, each sent as a named prepared statement so PostgreSQL plans it once per
@@ -15,9 +18,6 @@ const CLAIMABLE = (row: string, fingerprint: string) => `(
   OR (${row}.state = 'in_flight' AND ${row}.locked_until <= now()
       AND ${row}.fingerprint IS NOT DISTINCT FROM ${fingerprint})
 )`;
-
-/** The advisory lock id of a key in transactional mode ($1 scope, $2 key). */
-const KEY_LOCK = `hashtextextended($1::text || E'\\n' || $2::text, 0)`;
 
 const EXISTING_COLUMNS = `e.state, e.fingerprint, e.response_status, e.response_headers,
          e.response_body,
@@ -105,6 +105,11 @@ function failingWithoutRow(update: string): string {
 
 /** The statements of the store for one table. */
 export interface IdempotencyStatements {
+  /**
+   * Set for a table partitioned by expiry: its statements replace the single table's (which
+   * remain for `lookup`), and every write is preceded by the key's lock.
+   */
+  partitioned: PartitionedStatements | null;
   /** Lease mode: claims a key with an autocommitted statement. */
   claim: string;
   /** Transactional mode: claims a key inside the caller's open transaction (see claimSql). */
@@ -122,8 +127,14 @@ export interface IdempotencyStatements {
   namePrefix: string;
 }
 
-/** Builds the statements for `table` (validated by `assertTableName`). */
-export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): IdempotencyStatements {
+/**
+ * Builds the statements for `table` (validated by `assertTableName`), a single table or one
+ * partitioned by expiry.
+ */
+export function idempotencyStatements(
+  T: string = IDEMPOTENCY_TABLE,
+  partitioned = false,
+): IdempotencyStatements {
   assertTableName(T);
   const complete = `
     UPDATE ${T}
@@ -136,7 +147,13 @@ export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): Idempotenc
        SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
            expires_at = now() + $5::float8 * interval '1 millisecond'
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
+  const byExpiry = partitioned ? partitionedStatements(T) : null;
   return {
+    partitioned: byExpiry && {
+      ...byExpiry,
+      completeInTransaction: failingWithoutRow(byExpiry.completeInTransaction),
+      markNotReplayableInTransaction: failingWithoutRow(byExpiry.markNotReplayableInTransaction),
+    },
     claim: claimSql(T, false),
     transactionalClaim: claimSql(T, true),
     /**
@@ -185,31 +202,6 @@ export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): Idempotenc
       T === IDEMPOTENCY_TABLE
         ? 'nestjs_idempotency'
         : `nestjs_idempotency_${createHash('sha256').update(T).digest('hex').slice(0, 8)}`,
-  };
-}
-
-/** The claim statements' values: $1 scope, $2 key, $3 fingerprint, $4 token, $5 lease, $6 ttl. */
-export function claimValues(request: ClaimRequest, token: string): PipelineValue[] {
-  return [
-    request.scope,
-    request.key,
-    request.fingerprint,
-    token,
-    String(request.lockTimeoutMs),
-    String(request.ttlMs),
-  ];
-}
-
-/** The transactional claim of `request` under `token`, as a prepared statement. */
-export function transactionalClaimStatement(
-  statements: IdempotencyStatements,
-  request: ClaimRequest,
-  token: string,
-): PipelineStatement {
-  return {
-    name: `${statements.namePrefix}_claim_in_transaction`,
-    text: statements.transactionalClaim,
-    values: claimValues(request, token),
   };
 }
 

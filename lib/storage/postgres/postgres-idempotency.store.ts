@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient, QueryConfig, QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { decideExistingKey } from '../../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../claim-result.interface';
@@ -10,12 +10,21 @@ import {
   type TransactionalLookupResult,
 } from '../transactional-idempotency-store';
 import {
-  type IdempotencyStatements,
-  claimValues,
-  idempotencyStatements,
-  transactionalClaimStatement,
-} from './idempotency.sql';
-import { type PipelineStatement, runPipeline } from './pipelined-query';
+  type Planned,
+  leaseClaim,
+  leaseComplete,
+  leaseMarkNotReplayable,
+  leaseRelease,
+  transactionalClaim,
+} from './idempotency-pipelines';
+import { type IdempotencyStatements, idempotencyStatements } from './idempotency.sql';
+import {
+  IdempotencyPartitions,
+  type IdempotencyPartitioning,
+  explainPartitionError,
+} from './idempotency-partitions';
+import { BEGIN_READ_COMMITTED } from './partitioned-idempotency.sql';
+import { type PipelineResult, runPipeline } from './pipelined-query';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,
@@ -35,6 +44,8 @@ interface ClaimRow extends QueryResultRow {
   response_headers: string | null;
   response_body: Buffer | null;
   lease_left_ms: number | null;
+  /** Partitioned table: where the claimed row is filed. */
+  claimed_expires_at?: Date | null;
 }
 
 type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
@@ -47,32 +58,40 @@ type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
  */
 export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   private readonly sql: IdempotencyStatements;
+  private readonly partitions: IdempotencyPartitions | null;
   private begin: string | undefined;
 
   /**
    * @param dataSource an initialised TypeORM DataSource on PostgreSQL (its pool is borrowed).
    * @param tableName the idempotency table, optionally schema-qualified. Default:
    *   `idempotency_records`.
+   * @param partitioning set when the table is partitioned by expiry (created with
+   *   `createPartitionedIdempotencyTableSql`): the store then creates and drops its partitions.
    */
   constructor(
     private readonly dataSource: DataSource,
     tableName?: string,
+    partitioning?: IdempotencyPartitioning,
   ) {
     super();
-    this.sql = idempotencyStatements(tableName);
+    this.sql = idempotencyStatements(tableName, partitioning !== undefined);
+    this.partitions = partitioning
+      ? new IdempotencyPartitions(() => this.pool(), tableName, partitioning)
+      : null;
+  }
+
+  /** Partitioned table: checks its layout and creates the partitions the next claims need. */
+  override async prepare(): Promise<void> {
+    await this.partitions?.prepare();
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const token = randomUUID();
-      const { rows } = await this.run<ClaimRow>({
-        name: `${this.sql.namePrefix}_claim`,
-        text: this.sql.claim,
-        values: claimValues(request, token),
-      });
+      const { rows } = await this.runPlanned<ClaimRow>(leaseClaim(this.sql, request, token));
       const row = rows[0];
       if (row?.outcome === 'claimed') {
-        return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
+        return { kind: 'claimed', handle: claimHandle(request, token, row) };
       }
       const decision = row ? decideRow(row, request) : { kind: 'retry' as const };
       if (decision.kind !== 'retry') {
@@ -84,7 +103,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   }
 
   async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
-    const { rows } = await this.run<ClaimRow & { free: boolean }>({
+    const { rows } = await this.pool().query<ClaimRow & { free: boolean }>({
       name: `${this.sql.namePrefix}_lookup`,
       text: this.sql.lookup,
       values: [request.scope, request.key],
@@ -105,16 +124,21 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
       await transactionStarting(queryRunner);
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const token = randomUUID();
-        const claim = transactionalClaimStatement(this.sql, request, token);
         // The first attempt opens the transaction in the same round trip.
-        const rows =
-          attempt === 0
-            ? await this.beginWith(queryRunner, client, claim)
-            : ((await runPipeline(client, [claim]))[0].rows as ClaimRow[]);
-        const row = rows[0];
+        const claim = transactionalClaim(
+          this.sql,
+          request,
+          token,
+          attempt === 0 ? this.beginText() : null,
+        );
+        const results = await runPipeline(client, claim.statements);
+        if (attempt === 0) {
+          await transactionStarted(queryRunner);
+        }
+        const row = results[claim.at].rows[0] as ClaimRow | undefined;
         if (row?.outcome === 'claimed') {
           claimed = true;
-          const handle = { scope: request.scope, key: request.key, token };
+          const handle = claimHandle(request, token, row);
           return {
             kind: 'claimed',
             transaction: new PostgresIdempotencyTransaction(
@@ -136,6 +160,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
         }
       }
       return { kind: 'busy' };
+    } catch (error) {
+      throw this.partitions ? explainPartitionError(error) : error;
     } finally {
       if (!claimed) {
         this.abandon(queryRunner);
@@ -160,35 +186,15 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     queryRunner.release().catch(() => undefined);
   }
 
-  private async beginWith(
-    queryRunner: QueryRunner,
-    client: PoolClient,
-    claim: PipelineStatement,
-  ): Promise<ClaimRow[]> {
-    const [, claimed] = await runPipeline(client, [{ text: this.beginText() }, claim]);
-    await transactionStarted(queryRunner);
-    return claimed.rows as ClaimRow[];
-  }
-
   private beginText(): string {
-    this.begin ??= beginStatement(this.dataSource);
+    this.begin ??= this.sql.partitioned
+      ? readCommittedOnly(this.dataSource)
+      : beginStatement(this.dataSource);
     return this.begin;
   }
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
-    const { rowCount } = await this.run({
-      name: `${this.sql.namePrefix}_complete`,
-      text: this.sql.complete,
-      values: [
-        handle.scope,
-        handle.key,
-        handle.token,
-        response.status,
-        JSON.stringify(response.headers),
-        response.body,
-        ttlMs,
-      ],
-    });
+    const { rowCount } = await this.runPlanned(leaseComplete(this.sql, handle, response, ttlMs));
     return rowCount === 1;
   }
 
@@ -197,25 +203,31 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     status: number | null,
     ttlMs: number,
   ): Promise<boolean> {
-    const { rowCount } = await this.run({
-      name: `${this.sql.namePrefix}_not_replayable`,
-      text: this.sql.markNotReplayable,
-      values: [handle.scope, handle.key, handle.token, status, ttlMs],
-    });
+    const { rows, rowCount } = await this.runPlanned<{ expires_at: Date }>(
+      leaseMarkNotReplayable(this.sql, handle, status, ttlMs),
+    );
+    if (rows[0]) {
+      // The row may have moved to another partition: the next write of this claim looks there.
+      handle.expiresAt = rows[0].expires_at;
+    }
     return rowCount === 1;
   }
 
   async release(handle: ClaimHandle): Promise<boolean> {
-    const { rowCount } = await this.run({
-      name: `${this.sql.namePrefix}_release`,
-      text: this.sql.release,
-      values: [handle.scope, handle.key, handle.token],
-    });
+    const { rowCount } = await this.runPlanned(leaseRelease(this.sql, handle));
     return rowCount === 1;
   }
 
+  /**
+   * Single table: deletes up to `batchSize` expired rows. Partitioned table: drops the partitions
+   * whose rows have all expired and creates the ones ahead, whatever `batchSize`, and returns the
+   * dropped partitions' estimated row count.
+   */
   async purgeExpired(batchSize: number): Promise<number> {
-    const { rowCount } = await this.run({
+    if (this.partitions) {
+      return this.partitions.maintain();
+    }
+    const { rowCount } = await this.pool().query({
       name: `${this.sql.namePrefix}_purge`,
       text: this.sql.purge,
       values: [batchSize],
@@ -223,8 +235,47 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     return rowCount ?? 0;
   }
 
-  private run<R extends QueryResultRow = QueryResultRow>(query: QueryConfig) {
-    return this.pool().query<R>(query);
+  /**
+   * Runs one operation: a single statement straight on the pool, several (a partitioned table's
+   * locked transaction) in one round trip on one connection.
+   */
+  private async runPlanned<R extends QueryResultRow = QueryResultRow>(
+    planned: Planned,
+  ): Promise<PipelineResult<R>> {
+    try {
+      if (planned.statements.length === 1) {
+        const [{ name, text, values }] = planned.statements;
+        const { rows, rowCount } = await this.pool().query<R>({
+          name,
+          text,
+          values: values as unknown[] | undefined,
+        });
+        return { rows, rowCount: rowCount ?? 0 };
+      }
+      return await this.pipelineOnPool<R>(planned);
+    } catch (error) {
+      throw this.partitions ? explainPartitionError(error) : error;
+    }
+  }
+
+  private async pipelineOnPool<R extends QueryResultRow>(
+    planned: Planned,
+  ): Promise<PipelineResult<R>> {
+    const client = await this.pool().connect();
+    let results: PipelineResult[];
+    try {
+      results = await runPipeline(client, planned.statements);
+    } catch (error) {
+      // A failed statement leaves its transaction open and aborted: end it before the
+      // connection is reused, or drop the connection.
+      await client.query('ROLLBACK').then(
+        () => client.release(),
+        (rollbackError: Error) => client.release(rollbackError),
+      );
+      throw error;
+    }
+    client.release();
+    return results[planned.at] as PipelineResult<R>;
   }
 
   private pool(): Pool {
@@ -235,6 +286,29 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     }
     return pool;
   }
+}
+
+function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): ClaimHandle {
+  const handle: ClaimHandle = { scope: request.scope, key: request.key, token };
+  if (row.claimed_expires_at) {
+    handle.expiresAt = row.claimed_expires_at;
+  }
+  return handle;
+}
+
+/**
+ * A partitioned table's key lock must be taken before its transaction's snapshot, which READ
+ * COMMITTED takes per statement; under REPEATABLE READ or SERIALIZABLE the snapshot of the first
+ * statement would miss a row committed while the claim waited for the lock.
+ */
+function readCommittedOnly(dataSource: DataSource): string {
+  const level = dataSource.options.isolationLevel;
+  if (level !== undefined && level !== 'READ COMMITTED') {
+    throw new Error(
+      `nestjs-idempotency: transactional mode on a partitioned idempotency table runs in READ COMMITTED, but the DataSource asks for ${level}.`,
+    );
+  }
+  return BEGIN_READ_COMMITTED;
 }
 
 function decideRow(row: ClaimRow, request: ClaimRequest): Decided {

@@ -7,7 +7,12 @@ import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
 } from '../transactional-idempotency-store';
-import { type IdempotencyStatements, transactionalClaimStatement } from './idempotency.sql';
+import {
+  completionInTransaction,
+  notReplayableInTransaction,
+  transactionalClaim,
+} from './idempotency-pipelines';
+import type { IdempotencyStatements } from './idempotency.sql';
 import { PipelineError, type PipelineStatement, runPipeline } from './pipelined-query';
 import { transactionCommitted, transactionCommitting } from './typeorm-transaction-state';
 
@@ -35,29 +40,37 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   }
 
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
-    return this.commitWith(response.status, this.completion(this.handle.token, response, ttlMs));
+    return this.commitWith(
+      response.status,
+      completionInTransaction(this.sql, this.handle, this.handle.token, response, ttlMs),
+    );
   }
 
   async discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean> {
     this.finished = true;
     const token = randomUUID();
+    const claim = transactionalClaim(this.sql, this.request, token, this.begin);
+    const completion = 1 + claim.statements.length;
     try {
       await transactionCommitting(this.queryRunner);
       // One round trip on the same connection: between the ROLLBACK, which frees the key, and the
       // claim that takes it again, no other request gets a round trip in.
       const results = await runPipeline(this.client, [
         { text: 'ROLLBACK' },
-        { text: this.begin },
-        transactionalClaimStatement(this.sql, this.request, token),
-        this.completion(token, response, ttlMs),
+        ...claim.statements,
+        completionInTransaction(this.sql, this.handle, token, response, ttlMs),
         { text: 'COMMIT' },
       ]);
       await transactionCommitted(this.queryRunner);
-      return results[2].rows[0]?.outcome === 'claimed';
+      return results[1 + claim.at].rows[0]?.outcome === 'claimed';
     } catch (error) {
       this.finished = false;
       await this.rollback();
-      if (error instanceof PipelineError && error.statementIndex === 3 && error.code === '22012') {
+      if (
+        error instanceof PipelineError &&
+        error.statementIndex === completion &&
+        error.code === '22012'
+      ) {
         // Another request took the key in that instant: its outcome is the one stored.
         return false;
       }
@@ -67,35 +80,11 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     }
   }
 
-  /** The write of `response` into the row claimed with `token` (fails when there is none). */
-  private completion(token: string, response: StoredResponse, ttlMs: number): PipelineStatement {
-    return {
-      name: `${this.sql.namePrefix}_complete_in_transaction`,
-      text: this.sql.completeInTransaction,
-      values: [
-        this.handle.scope,
-        this.handle.key,
-        token,
-        String(response.status),
-        JSON.stringify(response.headers),
-        response.body,
-        String(ttlMs),
-      ],
-    };
-  }
-
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
-    return this.commitWith(status, {
-      name: `${this.sql.namePrefix}_not_replayable_in_transaction`,
-      text: this.sql.markNotReplayableInTransaction,
-      values: [
-        this.handle.scope,
-        this.handle.key,
-        this.handle.token,
-        status === null ? null : String(status),
-        String(ttlMs),
-      ],
-    });
+    return this.commitWith(
+      status,
+      notReplayableInTransaction(this.sql, this.handle, status, ttlMs),
+    );
   }
 
   /** Runs `write` on the claim's row and COMMIT in one round trip; rolls back when either fails. */

@@ -2,7 +2,10 @@ import {
   assertTableName,
   idempotencyStatements,
 } from '../../../lib/storage/postgres/idempotency.sql';
-import { createIdempotencyTableSql } from '../../../lib/storage/postgres/create-idempotency-records.migration';
+import {
+  createIdempotencyTableSql,
+  createPartitionedIdempotencyTableSql,
+} from '../../../lib/storage/postgres/create-idempotency-records.migration';
 
 describe('table names', () => {
   it.each(['idempotency_records', 'Idem2', '_t', 'billing.idempotency_records', 'a'.repeat(63)])(
@@ -27,6 +30,8 @@ describe('table names', () => {
     expect(() => assertTableName(name)).toThrow(/tableName must be an identifier/);
     expect(() => idempotencyStatements(name)).toThrow();
     expect(() => createIdempotencyTableSql(name)).toThrow();
+    expect(() => createPartitionedIdempotencyTableSql(name)).toThrow();
+    expect(() => idempotencyStatements(name, true)).toThrow();
   });
 
   it('gives each table its own prepared statement names and texts', () => {
@@ -39,5 +44,36 @@ describe('table names', () => {
     expect(createIdempotencyTableSql('billing.idem')).toContain(
       'CREATE INDEX IF NOT EXISTS idem_expires_at_idx ON billing.idem (expires_at)',
     );
+  });
+});
+
+describe('the partitioned layout', () => {
+  it('partitions by expiry, with the expiry in the primary key', () => {
+    const ddl = createPartitionedIdempotencyTableSql('billing.idem');
+    expect(ddl).toContain('CONSTRAINT idem_pkey PRIMARY KEY (scope, key, expires_at)');
+    expect(ddl).toContain(') PARTITION BY RANGE (expires_at);');
+    expect(ddl).not.toContain('DEFAULT partition');
+  });
+
+  it('takes the key lock in every write and never claims with ON CONFLICT', () => {
+    const sql = idempotencyStatements('billing.idem', true);
+    const partitioned = sql.partitioned;
+    expect(partitioned).not.toBeNull();
+    expect(partitioned?.claim).toContain('INSERT INTO billing.idem');
+    expect(partitioned?.claim).not.toContain('ON CONFLICT');
+    expect(partitioned?.transactionalClaim).toContain(
+      "current_setting('nestjs_idempotency.key_locked', true)",
+    );
+    expect(partitioned?.lockKey).toContain('pg_advisory_xact_lock');
+    expect(partitioned?.tryLockKey).toContain('pg_try_advisory_xact_lock');
+    // Writes name the claim's partition instead of probing every one.
+    for (const write of [
+      partitioned?.complete,
+      partitioned?.markNotReplayable,
+      partitioned?.release,
+    ]) {
+      expect(write).toMatch(/expires_at = \$\d::timestamptz/);
+    }
+    expect(idempotencyStatements('billing.idem').partitioned).toBeNull();
   });
 });

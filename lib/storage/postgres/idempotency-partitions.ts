@@ -1,0 +1,210 @@
+import { Logger } from '@nestjs/common';
+import type { Pool, PoolClient } from 'pg';
+import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+
+/** How a table partitioned by expiry is kept (resolved, in milliseconds). */
+export interface IdempotencyPartitioning {
+  /** Width of one partition's range of `expires_at`. */
+  partitionMs: number;
+  /** How far past now partitions must exist. */
+  aheadMs: number;
+}
+
+interface Partition {
+  /** As `regclass` prints it: quoted where needed, schema-qualified when off the search path. */
+  name: string;
+  /** A DETACH ... CONCURRENTLY of it was interrupted and must be finished. */
+  pending: boolean;
+  /** The planner's estimate; -1 before the first ANALYZE. */
+  rows: number;
+  /** Bounds in epoch milliseconds; -Infinity / Infinity for MINVALUE / MAXVALUE. */
+  lower: number;
+  upper: number;
+}
+
+/** Partition boundaries are aligned to this instant (UTC), as date_bin would align them. */
+const ORIGIN_MS = Date.UTC(2000, 0, 1);
+
+const PARTITIONS_SQL = `
+SELECT c.oid::regclass::text AS name, i.inhdetachpending AS pending, c.reltuples::float8 AS rows,
+       CASE WHEN b.bound LIKE 'FOR VALUES FROM (MINVALUE)%' THEN '-Infinity'::float8
+            ELSE extract(epoch FROM (regexp_match(b.bound, 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz)::float8 * 1000
+       END AS lower,
+       CASE WHEN b.bound LIKE '%TO (MAXVALUE)' THEN 'Infinity'::float8
+            ELSE extract(epoch FROM (regexp_match(b.bound, 'TO \\(''([^'']+)''\\)'))[1]::timestamptz)::float8 * 1000
+       END AS upper
+  FROM pg_inherits i
+  JOIN pg_class c ON c.oid = i.inhrelid
+ CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
+ WHERE i.inhparent = to_regclass($1)
+ ORDER BY lower`;
+
+/**
+ * Keeps a table partitioned by expiry (`createPartitionedIdempotencyTableSql`): creates the
+ * partitions that claims will write into, ahead of time, and drops those whose every row has
+ * expired. Dropping replaces the single table's batched DELETE: no per-row WAL, no dead rows.
+ *
+ * Partitions are created empty and then attached, which locks the parent only against other DDL;
+ * `CREATE TABLE ... PARTITION OF` would take an ACCESS EXCLUSIVE lock and queue every claim behind
+ * the longest open transaction. Expired partitions are detached CONCURRENTLY, for the same reason.
+ * One instance works at a time (a session-level advisory lock: DETACH CONCURRENTLY cannot run
+ * inside a transaction).
+ */
+export class IdempotencyPartitions {
+  private readonly logger = new Logger('IdempotencyPartitions');
+
+  constructor(
+    private readonly pool: () => Pool,
+    private readonly table: string = IDEMPOTENCY_TABLE,
+    private readonly settings: IdempotencyPartitioning,
+  ) {}
+
+  /** Checks that the table is partitioned, then creates the partitions ahead (at start-up). */
+  async prepare(): Promise<void> {
+    const { rows } = await this.pool().query<{ kind: string | null }>(
+      `SELECT (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS kind`,
+      [this.table],
+    );
+    const kind = rows[0]?.kind;
+    if (kind !== 'p') {
+      throw new Error(
+        kind === null || kind === undefined
+          ? `nestjs-idempotency: the table ${this.table} does not exist. Create it with createPartitionedIdempotencyTableSql().`
+          : `nestjs-idempotency: the option partitioning needs ${this.table} to be partitioned by expires_at (createPartitionedIdempotencyTableSql()); it is an ordinary table.`,
+      );
+    }
+    await this.maintain();
+  }
+
+  /**
+   * One pass: creates what is missing ahead, then drops what has expired. Returns the dropped
+   * partitions' estimated row count (0 when another instance holds the pass).
+   */
+  async maintain(): Promise<number> {
+    const client = await this.pool().connect();
+    const lockKey = `${this.table}:partitions`;
+    try {
+      const { rows } = await client.query<{ got: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtext($1)) AS got',
+        [lockKey],
+      );
+      if (!rows[0].got) {
+        client.release();
+        return 0;
+      }
+      let dropped: number;
+      try {
+        // Creation first: a DETACH can wait for long transactions, and new claims need room.
+        await this.createAhead(client);
+        dropped = await this.dropExpired(client);
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
+      }
+      client.release();
+      return dropped;
+    } catch (error) {
+      // Dropping the connection also frees the session lock if the unlock did not run.
+      client.release(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+
+  private async createAhead(client: PoolClient): Promise<void> {
+    const partitions = await this.list(client);
+    const now = await this.databaseNow(client);
+    const { partitionMs, aheadMs } = this.settings;
+    let lower = ORIGIN_MS + Math.floor((now - ORIGIN_MS) / partitionMs) * partitionMs;
+    while (lower < now + aheadMs) {
+      const upper = lower + partitionMs;
+      // A range someone already covers (a partition of another width, or the old table attached
+      // as one) is skipped up to where that partition ends, so ranges never overlap nor gap.
+      const covering = partitions.filter((p) => p.lower < upper && p.upper > lower);
+      if (covering.length > 0) {
+        lower = Math.max(...covering.map((p) => p.upper));
+        continue;
+      }
+      await this.create(client, lower, upper);
+      lower = upper;
+    }
+  }
+
+  private async create(client: PoolClient, lower: number, upper: number): Promise<void> {
+    const name = this.partitionName(lower);
+    const from = new Date(lower).toISOString();
+    const to = new Date(upper).toISOString();
+    try {
+      await client.query('BEGIN');
+      await client.query(`CREATE TABLE ${name} (LIKE ${this.table} INCLUDING DEFAULTS)`);
+      await client.query(
+        `ALTER TABLE ${this.table} ATTACH PARTITION ${name} FOR VALUES FROM ('${from}') TO ('${to}')`,
+      );
+      await client.query('COMMIT');
+      this.logger.log(`Created partition ${name} for expiries from ${from} to ${to}.`);
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    }
+  }
+
+  private async dropExpired(client: PoolClient): Promise<number> {
+    const now = await this.databaseNow(client);
+    let rows = 0;
+    for (const partition of await this.list(client)) {
+      if (partition.pending) {
+        // An earlier DETACH ... CONCURRENTLY was cut off (timeout, lost connection); claims
+        // worked meanwhile, and a second CONCURRENTLY would be refused.
+        await client.query(`ALTER TABLE ${this.table} DETACH PARTITION ${partition.name} FINALIZE`);
+      } else if (partition.upper <= now) {
+        // Waits for every transaction that uses the table to end, without blocking new claims.
+        await client.query(
+          `ALTER TABLE ${this.table} DETACH PARTITION ${partition.name} CONCURRENTLY`,
+        );
+      } else {
+        continue;
+      }
+      await client.query(`DROP TABLE ${partition.name}`);
+      rows += Math.max(partition.rows, 0);
+      this.logger.log(`Dropped expired partition ${partition.name}.`);
+    }
+    return rows;
+  }
+
+  private async list(client: PoolClient): Promise<Partition[]> {
+    return (await client.query<Partition>(PARTITIONS_SQL, [this.table])).rows;
+  }
+
+  private async databaseNow(client: PoolClient): Promise<number> {
+    const { rows } = await client.query<{ now: number }>(
+      'SELECT extract(epoch FROM now())::float8 * 1000 AS now',
+    );
+    return rows[0].now;
+  }
+
+  /** `<table>_pYYYYMMDDtHHMMSS` of the lower bound (UTC), in the table's schema. */
+  private partitionName(lower: number): string {
+    const stamp = new Date(lower)
+      .toISOString()
+      .replace(/\.\d+Z$/, '')
+      .replace(/[-:]/g, '')
+      .replace('T', 't');
+    const parts = this.table.split('.');
+    // 63 characters is PostgreSQL's limit for a name; the stamp takes 17 of them.
+    parts[parts.length - 1] = `${parts[parts.length - 1].slice(0, 46)}_p${stamp}`;
+    return parts.join('.');
+  }
+}
+
+/**
+ * A claim whose expiry lies past the last partition fails with "no partition of relation ...
+ * found for row" (23514): say what to change.
+ */
+export function explainPartitionError(error: unknown): unknown {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (code === '23514' && typeof message === 'string' && message.includes('no partition')) {
+    return new Error(
+      "nestjs-idempotency: no partition of the idempotency table covers this key's expiry. Partitions are created partitioning.aheadMs ahead, which must exceed every route's ttlMs + lockTimeoutMs; check that the purge runs (purgeIntervalMs).",
+      { cause: error },
+    );
+  }
+  return error;
+}

@@ -1,0 +1,183 @@
+import type { ClaimHandle, ClaimRequest } from '../claim-result.interface';
+import type { StoredResponse } from '../stored-response.interface';
+import type { IdempotencyStatements } from './idempotency.sql';
+import { BEGIN_READ_COMMITTED } from './partitioned-idempotency.sql';
+import type { PipelineStatement, PipelineValue } from './pipelined-query';
+
+/**
+ * The statements of one store operation, sent in one round trip, and which of them answers it.
+ * On the single table an operation is one autocommitted statement; on a partitioned table it is
+ * wrapped in a READ COMMITTED transaction that takes the key's lock first.
+ */
+export interface Planned {
+  statements: PipelineStatement[];
+  /** Index of the statement whose rows are the operation's result. */
+  at: number;
+}
+
+const COMMIT: PipelineStatement = { text: 'COMMIT' };
+
+/** $1 scope, $2 key, $3 fingerprint, $4 token, $5 lease ms, $6 ttl ms. */
+function claimValues(request: ClaimRequest, token: string): PipelineValue[] {
+  return [
+    request.scope,
+    request.key,
+    request.fingerprint,
+    token,
+    String(request.lockTimeoutMs),
+    String(request.ttlMs),
+  ];
+}
+
+type KeyOf = Pick<ClaimHandle, 'scope' | 'key'>;
+
+function keyLock(sql: IdempotencyStatements, text: string, name: string, of: KeyOf) {
+  return { name: `${sql.namePrefix}_${name}`, text, values: [of.scope, of.key] };
+}
+
+/** Wraps `statement` in the partitioned layout's locked transaction (when the table has one). */
+function locked(sql: IdempotencyStatements, of: KeyOf, statement: PipelineStatement): Planned {
+  if (!sql.partitioned) {
+    return { statements: [statement], at: 0 };
+  }
+  const lock = keyLock(sql, sql.partitioned.lockKey, 'key_lock', of);
+  return { statements: [{ text: BEGIN_READ_COMMITTED }, lock, statement, COMMIT], at: 2 };
+}
+
+/** Lease mode: the claim of `request` under `token`. */
+export function leaseClaim(sql: IdempotencyStatements, request: ClaimRequest, token: string) {
+  return locked(sql, request, {
+    name: `${sql.namePrefix}_claim`,
+    text: sql.partitioned?.claim ?? sql.claim,
+    values: claimValues(request, token),
+  });
+}
+
+/**
+ * Transactional mode: the claim of `request` under `token` inside the caller's transaction,
+ * opened by `begin` in the same round trip when given.
+ */
+export function transactionalClaim(
+  sql: IdempotencyStatements,
+  request: ClaimRequest,
+  token: string,
+  begin: string | null,
+): Planned {
+  const statements: PipelineStatement[] = begin === null ? [] : [{ text: begin }];
+  if (sql.partitioned) {
+    statements.push(keyLock(sql, sql.partitioned.tryLockKey, 'try_key_lock', request));
+  }
+  statements.push({
+    name: `${sql.namePrefix}_claim_in_transaction`,
+    text: sql.partitioned?.transactionalClaim ?? sql.transactionalClaim,
+    values: claimValues(request, token),
+  });
+  return { statements, at: statements.length - 1 };
+}
+
+/** The claim's partition (partitioned layout), as a parameter. */
+function expiresAt(sql: IdempotencyStatements, handle: ClaimHandle): PipelineValue[] {
+  if (!sql.partitioned) {
+    return [];
+  }
+  if (!handle.expiresAt) {
+    throw new Error('nestjs-idempotency: a claim on a partitioned table carries its expiresAt.');
+  }
+  return [handle.expiresAt.toISOString()];
+}
+
+function responseValues(
+  handle: ClaimHandle,
+  token: string,
+  response: StoredResponse,
+  ttlMs: number,
+): PipelineValue[] {
+  return [
+    handle.scope,
+    handle.key,
+    token,
+    String(response.status),
+    JSON.stringify(response.headers),
+    response.body,
+    String(ttlMs),
+  ];
+}
+
+/** Lease mode: stores `response` in the claim's row. */
+export function leaseComplete(
+  sql: IdempotencyStatements,
+  handle: ClaimHandle,
+  response: StoredResponse,
+  ttlMs: number,
+): Planned {
+  return locked(sql, handle, {
+    name: `${sql.namePrefix}_complete`,
+    text: sql.partitioned?.complete ?? sql.complete,
+    values: [...responseValues(handle, handle.token, response, ttlMs), ...expiresAt(sql, handle)],
+  });
+}
+
+/** Lease mode: marks the claim's row as not replayable (returns the row's new expires_at when partitioned). */
+export function leaseMarkNotReplayable(
+  sql: IdempotencyStatements,
+  handle: ClaimHandle,
+  status: number | null,
+  ttlMs: number,
+): Planned {
+  return locked(sql, handle, {
+    name: `${sql.namePrefix}_not_replayable`,
+    text: sql.partitioned?.markNotReplayable ?? sql.markNotReplayable,
+    values: [
+      handle.scope,
+      handle.key,
+      handle.token,
+      status === null ? null : String(status),
+      String(ttlMs),
+      ...expiresAt(sql, handle),
+    ],
+  });
+}
+
+/** Lease mode: deletes the claim's row unless it completed. */
+export function leaseRelease(sql: IdempotencyStatements, handle: ClaimHandle): Planned {
+  return locked(sql, handle, {
+    name: `${sql.namePrefix}_release`,
+    text: sql.partitioned?.release ?? sql.release,
+    values: [handle.scope, handle.key, handle.token, ...expiresAt(sql, handle)],
+  });
+}
+
+/** Transactional mode: writes `response` into the row claimed with `token` (fails without one). */
+export function completionInTransaction(
+  sql: IdempotencyStatements,
+  handle: ClaimHandle,
+  token: string,
+  response: StoredResponse,
+  ttlMs: number,
+): PipelineStatement {
+  return {
+    name: `${sql.namePrefix}_complete_in_transaction`,
+    text: sql.partitioned?.completeInTransaction ?? sql.completeInTransaction,
+    values: responseValues(handle, token, response, ttlMs),
+  };
+}
+
+/** Transactional mode: marks the claimed row as not replayable (fails without one). */
+export function notReplayableInTransaction(
+  sql: IdempotencyStatements,
+  handle: ClaimHandle,
+  status: number | null,
+  ttlMs: number,
+): PipelineStatement {
+  return {
+    name: `${sql.namePrefix}_not_replayable_in_transaction`,
+    text: sql.partitioned?.markNotReplayableInTransaction ?? sql.markNotReplayableInTransaction,
+    values: [
+      handle.scope,
+      handle.key,
+      handle.token,
+      status === null ? null : String(status),
+      String(ttlMs),
+    ],
+  };
+}

@@ -1,0 +1,134 @@
+/*
+ * The statements of a table partitioned by expiry (see docs/partitioning.md). PostgreSQL cannot
+ * keep a unique (scope, key) index on such a table, so a per-key advisory lock, taken in a
+ * statement of its own before the statements that read and write the key, is what keeps one live
+ * row per key: under READ COMMITTED each statement takes a new snapshot, so the statements after
+ * the lock see everything the lock's previous holder committed. Every writer of a key takes it.
+ *
+ * Expiry times are cut to whole milliseconds so that the claim handle can carry a row's
+ * `expires_at` exactly (JavaScript dates hold milliseconds) and name its partition in later
+ * writes: a lookup by (scope, key) alone probes every partition.
+ */
+
+/** The advisory lock id of a key ($1 scope, $2 key); the single table's transactional claim uses the same. */
+export const KEY_LOCK = `hashtextextended($1::text || E'\\n' || $2::text, 0)`;
+
+/** A transaction-local setting that carries "this transaction holds the key's lock" to the claim. */
+const KEY_LOCKED_SETTING = 'nestjs_idempotency.key_locked';
+
+/** `at` milliseconds from now() ($n a float8 number of milliseconds), cut to milliseconds. */
+export const expiryIn = (milliseconds: string) =>
+  `date_trunc('milliseconds', now() + ${milliseconds} * interval '1 millisecond')`;
+
+/** Every transaction of the partitioned layout: the key lock must come before the snapshot. */
+export const BEGIN_READ_COMMITTED = 'BEGIN ISOLATION LEVEL READ COMMITTED';
+
+/** The statements of a partitioned table. */
+export interface PartitionedStatements {
+  /** $1 scope, $2 key: waits for the key's lock (lease mode, inside BEGIN ... COMMIT). */
+  lockKey: string;
+  /** $1 scope, $2 key: takes the key's lock if free, and records whether it did (transactional mode). */
+  tryLockKey: string;
+  /** Lease mode claim, after lockKey. Same parameters and columns as the single table's, plus `claimed_expires_at`. */
+  claim: string;
+  /** Transactional claim, after tryLockKey: claims only when the lock was taken, else `busy`. */
+  transactionalClaim: string;
+  /** $1 scope, $2 key, $3 token, $4 status, $5 headers, $6 body, $7 ttl ms, $8 expires_at of the claim. */
+  complete: string;
+  /** $1 scope, $2 key, $3 token, $4 status, $5 ttl ms, $6 expires_at; returns the new expires_at. */
+  markNotReplayable: string;
+  /** $1 scope, $2 key, $3 token, $4 expires_at. */
+  release: string;
+  /** Transactional completion: $1-$7 as complete; the row is the one this transaction claimed. */
+  completeInTransaction: string;
+  /** Transactional markNotReplayable: $1-$5 as markNotReplayable. */
+  markNotReplayableInTransaction: string;
+}
+
+function claimSql(T: string, transactional: boolean): string {
+  // A claim in transactional mode expires at the value its completion writes again (now() is the
+  // transaction's start for both), so the completion finds the row in the partition it names and
+  // never moves it.
+  const expiresAt = transactional ? expiryIn('$6::float8') : expiryIn('($5::float8 + $6::float8)');
+  const locked = transactional
+    ? `current_setting('${KEY_LOCKED_SETTING}', true) = 'true' AND `
+    : '';
+  const busy = transactional
+    ? `
+UNION ALL
+SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ WHERE NOT (SELECT ok FROM may_claim) AND NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)`
+    : '';
+  return `
+WITH existing AS (
+  SELECT e.state, e.fingerprint, e.response_status, e.response_headers, e.response_body,
+         ceil(extract(epoch FROM (e.locked_until - now())) * 1000)::float8 AS lease_left_ms,
+         e.expires_at,
+         (e.state = 'in_flight' AND e.locked_until <= now()
+          AND e.fingerprint IS NOT DISTINCT FROM $3::varchar) AS claimable
+    FROM ${T} e
+   WHERE e.scope = $1 AND e.key = $2 AND e.expires_at > now()
+   ORDER BY e.expires_at DESC
+   LIMIT 1
+), may_claim AS (
+  SELECT ${locked}NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable) AS ok
+), taken AS (
+  UPDATE ${T} r
+     SET fingerprint = $3::varchar, state = 'in_flight', lock_token = $4::uuid,
+         locked_until = now() + $5::float8 * interval '1 millisecond', expires_at = ${expiresAt},
+         response_status = NULL, response_headers = NULL, response_body = NULL,
+         created_at = now(), completed_at = NULL
+   WHERE (SELECT ok FROM may_claim)
+     AND r.scope = $1 AND r.key = $2 AND r.expires_at = (SELECT expires_at FROM existing)
+  RETURNING r.expires_at
+), inserted AS (
+  INSERT INTO ${T} (scope, key, fingerprint, state, lock_token, locked_until, expires_at)
+  SELECT $1, $2, $3::varchar, 'in_flight', $4::uuid,
+         now() + $5::float8 * interval '1 millisecond', ${expiresAt}
+   WHERE (SELECT ok FROM may_claim) AND NOT EXISTS (SELECT 1 FROM existing)
+  RETURNING expires_at
+)
+SELECT 'claimed' AS outcome, NULL::varchar AS state, NULL::varchar AS fingerprint,
+       NULL::smallint AS response_status, NULL::text AS response_headers,
+       NULL::bytea AS response_body, NULL::float8 AS lease_left_ms,
+       expires_at AS claimed_expires_at
+  FROM (SELECT expires_at FROM taken UNION ALL SELECT expires_at FROM inserted) claimed
+UNION ALL
+SELECT 'existing', state, fingerprint, response_status, response_headers, response_body,
+       lease_left_ms, NULL
+  FROM existing
+ WHERE NOT claimable${busy}`;
+}
+
+/** Builds the statements for the partitioned table `T` (validated by the caller). */
+export function partitionedStatements(T: string): PartitionedStatements {
+  const completion = (expiresAt: string, where: string) => `
+    UPDATE ${T}
+       SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
+           locked_until = NULL, completed_at = now(), expires_at = ${expiresAt}
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'
+       AND expires_at = ${where}`;
+  const notReplayable = (expiresAt: string, where: string) => `
+    UPDATE ${T}
+       SET state = 'not_replayable', response_status = $4, locked_until = NULL,
+           completed_at = now(), expires_at = ${expiresAt}
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
+       AND expires_at = ${where}`;
+  // In the claim's own transaction, the row's expiry is the claim's (see claimSql).
+  const sameTransaction = expiryIn('$7::float8');
+  return {
+    lockKey: `SELECT pg_advisory_xact_lock(${KEY_LOCK})`,
+    tryLockKey: `SELECT set_config('${KEY_LOCKED_SETTING}', pg_try_advisory_xact_lock(${KEY_LOCK})::text, true)`,
+    claim: claimSql(T, false),
+    transactionalClaim: claimSql(T, true),
+    complete: completion(expiryIn('$7::float8'), '$8::timestamptz'),
+    markNotReplayable: `${notReplayable(expiryIn('$5::float8'), '$6::timestamptz')}
+     RETURNING expires_at`,
+    release: `
+    DELETE FROM ${T}
+     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
+       AND expires_at = $4::timestamptz`,
+    completeInTransaction: completion(sameTransaction, sameTransaction),
+    markNotReplayableInTransaction: notReplayable(expiryIn('$5::float8'), expiryIn('$5::float8')),
+  };
+}
