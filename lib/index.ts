@@ -46,3 +46,7 @@ export {
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
 } from './storage/postgres/create-idempotency-records.migration';
+export {
+  type PartitionedMigrationSql,
+  partitionedMigrationSql,
+} from './storage/postgres/partitioned-migration.sql';

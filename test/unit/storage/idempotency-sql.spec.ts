@@ -6,6 +6,7 @@ import {
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
 } from '../../../lib/storage/postgres/create-idempotency-records.migration';
+import { partitionedMigrationSql } from '../../../lib/storage/postgres/partitioned-migration.sql';
 
 describe('table names', () => {
   it.each(['idempotency_records', 'Idem2', '_t', 'billing.idempotency_records', 'a'.repeat(63)])(
@@ -75,5 +76,34 @@ describe('the partitioned layout', () => {
       expect(write).toMatch(/expires_at = \$\d::timestamptz/);
     }
     expect(idempotencyStatements('billing.idem').partitioned).toBeNull();
+  });
+});
+
+describe('partitionedMigrationSql', () => {
+  const boundary = new Date('2026-12-01T00:00:00Z');
+
+  it('names its objects after a schema-qualified table and attaches it up to the boundary', () => {
+    const { prepare, switch: swap } = partitionedMigrationSql(boundary, 'billing.idem');
+    expect(prepare[0]).toContain('CREATE TABLE IF NOT EXISTS billing.idem_partitioned (');
+    expect(prepare[1]).toBe(
+      'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idem_key_expiry_idx ON billing.idem (scope, key, expires_at)',
+    );
+    expect(prepare).toContain(
+      "ALTER TABLE billing.idem ADD CONSTRAINT idem_before_partitioning CHECK (expires_at < '2026-12-01T00:00:00.000Z') NOT VALID",
+    );
+    expect(swap).toContain('ALTER TABLE billing.idem_partitioned RENAME TO idem;');
+    expect(swap).toContain(
+      "ALTER TABLE billing.idem ATTACH PARTITION billing.idem_legacy FOR VALUES FROM (MINVALUE) TO ('2026-12-01T00:00:00.000Z');",
+    );
+    expect(swap.trim().startsWith('BEGIN;')).toBe(true);
+    expect(swap.trim().endsWith('COMMIT;')).toBe(true);
+  });
+
+  it('refuses an invalid boundary, a table name too long for its suffixes, and unsafe names', () => {
+    expect(() => partitionedMigrationSql(new Date('nonsense'))).toThrow(/not a valid date/);
+    expect(() => partitionedMigrationSql(boundary, 'a'.repeat(44))).toThrow(/at most 43/);
+    expect(() => partitionedMigrationSql(boundary, 'idem; DROP TABLE users')).toThrow(
+      /tableName must be an identifier/,
+    );
   });
 });

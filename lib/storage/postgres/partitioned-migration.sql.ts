@@ -1,0 +1,83 @@
+import { createPartitionedIdempotencyTableSql } from './create-idempotency-records.migration';
+import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+import { assertTableName } from './idempotency.sql';
+
+/** PostgreSQL's 63-character names, less the longest suffix given here ("_before_partitioning"). */
+const MAX_NAME_LENGTH = 43;
+
+/** The statements that turn an ordinary idempotency table into a partitioned one in place. */
+export interface PartitionedMigrationSql {
+  /**
+   * Run first, one statement at a time and outside any transaction (one builds an index
+   * CONCURRENTLY), while the application keeps serving from the ordinary table. Safe to run again.
+   */
+  prepare: string[];
+  /**
+   * Then, as one statement (it holds its own BEGIN and COMMIT): the switch, a few milliseconds
+   * whatever the table's size. From its commit on, instances still on the ordinary layout answer
+   * `503` to new claims (nothing runs twice), while their requests in flight complete normally;
+   * start them with `partitioning` set.
+   */
+  switch: string;
+}
+
+/**
+ * Moves the keys of an ordinary idempotency table into a table partitioned by expiry without
+ * copying a row: the old table becomes the partition of every expiry before `boundary`, and is
+ * dropped by the purge once `boundary` has passed. Partitions after it are created by the store.
+ *
+ * `boundary` must lie beyond the expiry of every key the ordinary layout writes until the switch:
+ * the time of the switch plus the largest `ttlMs` + `lockTimeoutMs`, with a margin. Until the
+ * switch, the old table refuses rows that expire later (a claim that would write one answers
+ * `503`). A partition boundary of the new layout (a UTC midnight for daily partitions) keeps the
+ * partition names aligned.
+ *
+ * @param tableName the ordinary table; the partitioned one takes its name. Default:
+ *   `idempotency_records`.
+ */
+export function partitionedMigrationSql(
+  boundary: Date,
+  tableName: string = IDEMPOTENCY_TABLE,
+): PartitionedMigrationSql {
+  assertTableName(tableName);
+  if (Number.isNaN(boundary.getTime())) {
+    throw new Error('nestjs-idempotency: the migration boundary is not a valid date.');
+  }
+  const [schema, name] = tableName.includes('.') ? tableName.split('.') : [null, tableName];
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new Error(
+      `nestjs-idempotency: the migration names its objects after the table, whose name must then have at most ${MAX_NAME_LENGTH} characters.`,
+    );
+  }
+  const qualified = (table: string) => (schema ? `${schema}.${table}` : table);
+  const next = qualified(`${name}_partitioned`);
+  const legacy = `${name}_legacy`;
+  const keyIndex = `${name}_key_expiry_idx`;
+  const check = `${name}_before_partitioning`;
+  const at = boundary.toISOString();
+  return {
+    prepare: [
+      createPartitionedIdempotencyTableSql(next).trim(),
+      // The primary key the partition will need, built without blocking writes.
+      `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${keyIndex} ON ${tableName} (scope, key, expires_at)`,
+      // Proven before the switch, so attaching the table does not scan it under lock.
+      `ALTER TABLE ${tableName} DROP CONSTRAINT IF EXISTS ${check}`,
+      `ALTER TABLE ${tableName} ADD CONSTRAINT ${check} CHECK (expires_at < '${at}') NOT VALID`,
+      `ALTER TABLE ${tableName} VALIDATE CONSTRAINT ${check}`,
+    ],
+    switch: `
+BEGIN;
+-- Whatever created the table named its primary key (TypeORM's synchronize names it PK_...).
+DO $$ BEGIN
+  EXECUTE format('ALTER TABLE ${tableName} DROP CONSTRAINT %I', (
+    SELECT conname FROM pg_constraint WHERE conrelid = '${tableName}'::regclass AND contype = 'p'));
+END $$;
+ALTER TABLE ${tableName} ADD CONSTRAINT ${legacy}_pkey PRIMARY KEY USING INDEX ${keyIndex};
+ALTER TABLE ${tableName} RENAME TO ${legacy};
+ALTER TABLE ${next} RENAME TO ${name};
+ALTER INDEX ${qualified(`${name}_partitioned_pkey`)} RENAME TO ${name}_pkey;
+ALTER TABLE ${tableName} ATTACH PARTITION ${qualified(legacy)} FOR VALUES FROM (MINVALUE) TO ('${at}');
+COMMIT;
+`,
+  };
+}

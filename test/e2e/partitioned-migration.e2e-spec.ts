@@ -1,0 +1,147 @@
+import {
+  IdempotencyPurger,
+  type IdempotencyModuleOptions,
+  partitionedMigrationSql,
+} from '../../lib';
+import { FixtureAppModule } from './fixtures/fixture-app.module';
+import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
+import { type TestDatabase, createTestDatabase } from '../utils/test-database';
+import { waitFor } from '../utils/wait-for';
+
+const TEST_TIMEOUT_MS = 40_000;
+/** Short enough for a test to outlive the boundary; the boundary lies past ttl + lease. */
+const OPTIONS: IdempotencyModuleOptions = { ttlMs: 3000, lockTimeoutMs: 2000 };
+const BOUNDARY_AHEAD_MS = 8000;
+
+describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapter) => {
+  let db: TestDatabase;
+  let before: TestApp;
+  let after: TestApp | undefined;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    before = await createTestApp(
+      adapter,
+      FixtureAppModule.register({ databaseUrl: db.url, idempotency: OPTIONS }),
+    );
+  }, TEST_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await Promise.all([before?.close(), after?.close()]);
+    await db?.drop();
+  });
+
+  const count = async (sql: string, values: unknown[] = []) =>
+    Number((await db.query<{ n: string }>(sql, values))[0].n);
+  const executions = (route: string, key: string) =>
+    count('SELECT count(*) AS n FROM executions WHERE route = $1 AND idem_key = $2', [route, key]);
+  const order = (app: TestApp, key: string) =>
+    app.http().post('/orders').set('Idempotency-Key', key).send({ item: 'a' });
+  const slowOrder = (app: TestApp, key: string) =>
+    app
+      .http()
+      .post('/orders/short-lease')
+      .set('Idempotency-Key', key)
+      .set('X-Delay-Ms', '2500')
+      .send({});
+  const databaseNow = async () => (await db.query<{ now: Date }>('SELECT now()'))[0].now;
+
+  it(
+    'keeps every key across the switch without copying, and drops the old table after the boundary',
+    async () => {
+      const done = await order(before, 'done');
+      expect(done.status).toBe(201);
+      // A finished key whose TTL already ran out: the new layout must run it again.
+      await db.query(
+        `INSERT INTO idempotency_records (scope, key, fingerprint, state, lock_token,
+                                          response_status, response_headers, response_body,
+                                          completed_at, expires_at)
+         SELECT scope, 'expired', fingerprint, 'completed', gen_random_uuid(), 201, '{}',
+                '\\x7b7d'::bytea, now(), now() - interval '1 second'
+           FROM idempotency_records WHERE key = 'done'`,
+      );
+
+      const boundary = new Date(
+        Math.ceil(((await databaseNow()).getTime() + BOUNDARY_AHEAD_MS) / 1000) * 1000,
+      );
+      const migration = partitionedMigrationSql(boundary);
+      for (const statement of migration.prepare) {
+        await db.query(statement);
+      }
+      // Running the preparation twice is harmless.
+      for (const statement of migration.prepare.slice(1)) {
+        await db.query(statement);
+      }
+      expect((await order(before, 'prepared')).status).toBe(201);
+
+      // A request of the ordinary layout still running while the table switches.
+      const inFlight = slowOrder(before, 'in-flight').then((response) => response);
+      await waitFor(async () => (await executions('short-lease', 'in-flight')) === 1);
+      const rowsBefore = await count('SELECT count(*) AS n FROM idempotency_records');
+      await db.query(migration.switch);
+      expect(await count('SELECT count(*) AS n FROM idempotency_records')).toBe(rowsBefore);
+
+      after = await createTestApp(
+        adapter,
+        FixtureAppModule.register({
+          databaseUrl: db.url,
+          idempotency: { ...OPTIONS, partitioning: { partitionMs: 1000, aheadMs: 20_000 } },
+        }),
+      );
+
+      // Keys written before the switch replay from the old table, now a partition.
+      const replay = await order(after, 'done');
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(replay.text).toBe(done.text);
+      expect(await executions('create', 'done')).toBe(1);
+
+      // The ordinary layout refuses new claims from the switch on; nothing of them runs.
+      const refused = await order(before, 'old-layout');
+      expect(refused.status).toBe(503);
+      expect(await executions('create', 'old-layout')).toBe(0);
+
+      // Its request in flight completes, and the new layout replays it.
+      const finished = await inFlight;
+      expect(finished.status).toBe(201);
+      const inFlightReplay = await slowOrder(after, 'in-flight');
+      expect(inFlightReplay.headers['idempotent-replayed']).toBe('true');
+      expect(inFlightReplay.text).toBe(finished.text);
+      expect(await executions('short-lease', 'in-flight')).toBe(1);
+
+      // An expired key runs again, and new keys run once under parallel duplicates (their rows
+      // may land in the old table's range, which no longer has a unique (scope, key)).
+      const again = await order(after, 'expired');
+      expect(again.status).toBe(201);
+      expect(again.headers['idempotent-replayed']).toBeUndefined();
+      await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          Promise.all(Array.from({ length: 6 }, () => order(after!, `new-${i}`))),
+        ),
+      );
+      for (let i = 0; i < 5; i++) {
+        expect(await executions('create', `new-${i}`)).toBe(1);
+      }
+
+      // A key finished shortly before the boundary expires after it, in a partition of the new
+      // layout: it outlives the old table.
+      await waitFor(
+        async () => (await databaseNow()).getTime() >= boundary.getTime() - 1500,
+        15_000,
+      );
+      const straddling = await order(after, 'straddling');
+      expect(straddling.status).toBe(201);
+
+      // Once the boundary has passed, the purge drops the old table like any expired partition.
+      await waitFor(async () => (await databaseNow()).getTime() >= boundary.getTime(), 15_000);
+      await after.app.get(IdempotencyPurger).purgeNow();
+      expect(await db.query("SELECT to_regclass('idempotency_records_legacy') AS t")).toEqual([
+        { t: null },
+      ]);
+      const straddlingReplay = await order(after, 'straddling');
+      expect(straddlingReplay.headers['idempotent-replayed']).toBe('true');
+      expect(straddlingReplay.text).toBe(straddling.text);
+      expect((await order(after, 'late')).status).toBe(201);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
