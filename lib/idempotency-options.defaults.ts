@@ -152,6 +152,11 @@ export function resolvePartitioning(
   if (partitioning === undefined) {
     return undefined;
   }
+  if (options.purgeIntervalMs === 0) {
+    throw new Error(
+      'nestjs-idempotency: partitioning needs a purgeIntervalMs: its passes create the partitions that new keys need, not only drop the expired ones.',
+    );
+  }
   const partitionMs = positive(
     partitioning.partitionMs,
     IDEMPOTENCY_DEFAULTS.partitionMs,

@@ -145,8 +145,9 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    * `createPartitionedIdempotencyTableSql(tableName)`), for tables too large to purge row by row.
    * The store then keeps one live row per key with a per-key lock instead of the unique index,
    * creates partitions ahead of time at start-up and on every purge interval, and purges by
-   * dropping partitions whose keys have all expired. Needs PostgreSQL 14 or later, and READ
-   * COMMITTED transactions for transactional routes. Default: unset (an ordinary table).
+   * dropping partitions whose keys have all expired, every `purgeIntervalMs` (which must not be 0).
+   * Needs PostgreSQL 14 or later, and READ COMMITTED transactions for transactional routes.
+   * Default: unset (an ordinary table).
    */
   partitioning?: IdempotencyPartitioningOptions;
   /**
@@ -165,8 +166,8 @@ export interface IdempotencyPartitioningOptions {
   partitionMs?: number;
   /**
    * How far past now partitions are kept created, in milliseconds. It must exceed the largest
-   * `ttlMs` + `lockTimeoutMs` of any route, or claims of those routes fail with 503 (checked
-   * against the module-wide values at start-up). Default: three days.
+   * `ttlMs` + `lockTimeoutMs` of any route plus `purgeIntervalMs`, or claims of those routes fail
+   * with 503 (checked against the module-wide TTL and lease at start-up). Default: three days.
    */
   aheadMs?: number;
 }

@@ -17,12 +17,15 @@ import { waitFor } from '../utils/wait-for';
 const TABLE = 'partitioned_records';
 const DAY_MS = 86_400_000;
 const TEST_TIMEOUT_MS = 30_000;
+/** The first timed pass comes after half an interval at least: tests run the passes themselves. */
+const NO_PASS_DURING_TESTS_MS = 3_600_000;
 /** Small partitions and a short TTL, so that partitions expire while a test waits. */
 const SHORT: IdempotencyModuleOptions = {
   tableName: 'short_records',
   ttlMs: 1000,
   lockTimeoutMs: 2000,
   partitioning: { partitionMs: 1000, aheadMs: 8000 },
+  purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
 };
 
 describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
@@ -35,7 +38,11 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
     db = await createTestDatabase();
     await db.query(createPartitionedIdempotencyTableSql(TABLE));
     await db.query(createPartitionedIdempotencyTableSql(SHORT.tableName));
-    const idempotency = { tableName: TABLE, partitioning: {} };
+    const idempotency = {
+      tableName: TABLE,
+      partitioning: {},
+      purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
+    };
     orders = await createTestApp(
       adapter,
       FixtureAppModule.register({ databaseUrl: db.url, idempotency }),
@@ -297,12 +304,44 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
     TEST_TIMEOUT_MS,
   );
 
+  it(
+    'lets instances that start together on a new table each serve at once',
+    async () => {
+      const table = 'together_records';
+      await db.query(createPartitionedIdempotencyTableSql(table));
+      const idempotency = {
+        tableName: table,
+        partitioning: {},
+        purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
+      };
+      const instances = await Promise.all(
+        Array.from({ length: 3 }, () =>
+          createTestApp(adapter, FixtureAppModule.register({ databaseUrl: db.url, idempotency })),
+        ),
+      );
+      try {
+        const answers = await Promise.all(
+          instances.map((instance, i) => order(instance, `together-${adapter}-${i}`)),
+        );
+        expect(answers.map((answer) => answer.status)).toEqual([201, 201, 201]);
+        expect(await partitions(table)).toHaveLength(4);
+      } finally {
+        await Promise.all(instances.map((instance) => instance.close()));
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   it('refuses to start with partitioning on an ordinary table', async () => {
     const moduleRef = await Test.createTestingModule({
       imports: [
         FixtureAppModule.register({
           databaseUrl: db.url,
-          idempotency: { tableName: 'idempotency_records', partitioning: {} },
+          idempotency: {
+            tableName: 'idempotency_records',
+            partitioning: {},
+            purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
+          },
         }),
       ],
     }).compile();

@@ -237,6 +237,12 @@ describe('resolvePartitioning', () => {
     ).toEqual({ partitionMs: 86_400_000, aheadMs: 5001 });
   });
 
+  it('refuses to run without the purge interval, which creates the partitions', () => {
+    expect(() => resolvePartitioning({ partitioning: {}, purgeIntervalMs: 0 })).toThrow(
+      /partitioning needs a purgeIntervalMs/,
+    );
+  });
+
   it.each([
     [{ partitionMs: 0 }, /partitionMs must be a positive number/],
     [{ partitionMs: 1.5 }, /partitionMs must be a whole number/],

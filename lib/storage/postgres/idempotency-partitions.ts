@@ -47,8 +47,6 @@ SELECT c.oid::regclass::text AS name, i.inhdetachpending AS pending, c.reltuples
  * Partitions are created empty and then attached, which locks the parent only against other DDL;
  * `CREATE TABLE ... PARTITION OF` would take an ACCESS EXCLUSIVE lock and queue every claim behind
  * the longest open transaction. Expired partitions are detached CONCURRENTLY, for the same reason.
- * One instance works at a time (a session-level advisory lock: DETACH CONCURRENTLY cannot run
- * inside a transaction).
  */
 export class IdempotencyPartitions {
   private readonly logger = new Logger('IdempotencyPartitions');
@@ -73,80 +71,116 @@ export class IdempotencyPartitions {
           : `nestjs-idempotency: the option partitioning needs ${this.table} to be partitioned by expires_at (createPartitionedIdempotencyTableSql()); it is an ordinary table.`,
       );
     }
-    await this.maintain();
+    await this.createAhead();
   }
 
   /**
    * One pass: creates what is missing ahead, then drops what has expired. Returns the dropped
-   * partitions' estimated row count (0 when another instance holds the pass).
+   * partitions' estimated row count.
    */
   async maintain(): Promise<number> {
+    // Creation first: a DETACH can wait for long transactions, and new claims need room.
+    await this.createAhead();
+    return this.dropExpired();
+  }
+
+  /**
+   * Creates the missing partitions from the current one to `aheadMs` past now. Instances starting
+   * together each wait for the one creating (a short transaction), so none serves before the
+   * partitions exist; when nothing is missing, which is nearly always, no lock is taken.
+   */
+  private async createAhead(): Promise<void> {
     const client = await this.pool().connect();
-    const lockKey = `${this.table}:partitions`;
+    try {
+      if ((await this.missingRanges(client)).length > 0) {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+          `${this.table}:create-partitions`,
+        ]);
+        // Under READ COMMITTED this reads what the lock's previous holder created.
+        for (const [lower, upper] of await this.missingRanges(client)) {
+          await this.create(client, lower, upper);
+        }
+        await client.query('COMMIT');
+      }
+      client.release();
+    } catch (error) {
+      // The connection goes, and with it the open transaction and its lock.
+      client.release(asError(error));
+      throw error;
+    }
+  }
+
+  /** The ranges without a partition, between the current partition and `aheadMs` from now. */
+  private async missingRanges(client: PoolClient): Promise<[number, number][]> {
+    const partitions = await this.list(client);
+    const now = await this.databaseNow(client);
+    const { partitionMs, aheadMs } = this.settings;
+    const missing: [number, number][] = [];
+    let lower = ORIGIN_MS + Math.floor((now - ORIGIN_MS) / partitionMs) * partitionMs;
+    while (lower < now + aheadMs) {
+      const upper = lower + partitionMs;
+      // Partitions of another width, or the old table attached by the migration, are left as
+      // they are: only the gaps around them are filled, so ranges neither overlap nor leave holes.
+      const first = partitions
+        .filter((p) => p.lower < upper && p.upper > lower)
+        .sort((a, b) => a.lower - b.lower)[0];
+      if (!first) {
+        missing.push([lower, upper]);
+        lower = upper;
+        continue;
+      }
+      if (first.lower > lower) {
+        missing.push([lower, first.lower]);
+      }
+      lower = first.upper;
+    }
+    return missing;
+  }
+
+  /** Inside the caller's transaction: an empty table, attached (no ACCESS EXCLUSIVE on the parent). */
+  private async create(client: PoolClient, lower: number, upper: number): Promise<void> {
+    const name = this.partitionName(lower);
+    const from = new Date(lower).toISOString();
+    const to = new Date(upper).toISOString();
+    await client.query(`CREATE TABLE ${name} (LIKE ${this.table} INCLUDING DEFAULTS)`);
+    await client.query(
+      `ALTER TABLE ${this.table} ATTACH PARTITION ${name} FOR VALUES FROM ('${from}') TO ('${to}')`,
+    );
+    this.logger.log(`Created partition ${name} for expiries from ${from} to ${to}.`);
+  }
+
+  /**
+   * Detaches and drops the partitions whose whole range has passed, one instance at a time (a
+   * session lock: DETACH ... CONCURRENTLY cannot run inside a transaction). Returns their estimated
+   * row count, 0 when another instance holds the pass.
+   */
+  private async dropExpired(): Promise<number> {
+    const client = await this.pool().connect();
+    const lockKey = `${this.table}:drop-partitions`;
     try {
       const { rows } = await client.query<{ got: boolean }>(
         'SELECT pg_try_advisory_lock(hashtext($1)) AS got',
         [lockKey],
       );
-      if (!rows[0].got) {
-        client.release();
-        return 0;
-      }
-      let dropped: number;
-      try {
-        // Creation first: a DETACH can wait for long transactions, and new claims need room.
-        await this.createAhead(client);
-        dropped = await this.dropExpired(client);
-      } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
+      let dropped = 0;
+      if (rows[0].got) {
+        try {
+          dropped = await this.dropExpiredLocked(client);
+        } finally {
+          await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
+        }
       }
       client.release();
       return dropped;
     } catch (error) {
       // Dropping the connection also frees the session lock if the unlock did not run.
-      client.release(error instanceof Error ? error : new Error(String(error)));
+      client.release(asError(error));
       throw error;
     }
   }
 
-  private async createAhead(client: PoolClient): Promise<void> {
-    const partitions = await this.list(client);
-    const now = await this.databaseNow(client);
-    const { partitionMs, aheadMs } = this.settings;
-    let lower = ORIGIN_MS + Math.floor((now - ORIGIN_MS) / partitionMs) * partitionMs;
-    while (lower < now + aheadMs) {
-      const upper = lower + partitionMs;
-      // A range someone already covers (a partition of another width, or the old table attached
-      // as one) is skipped up to where that partition ends, so ranges never overlap nor gap.
-      const covering = partitions.filter((p) => p.lower < upper && p.upper > lower);
-      if (covering.length > 0) {
-        lower = Math.max(...covering.map((p) => p.upper));
-        continue;
-      }
-      await this.create(client, lower, upper);
-      lower = upper;
-    }
-  }
-
-  private async create(client: PoolClient, lower: number, upper: number): Promise<void> {
-    const name = this.partitionName(lower);
-    const from = new Date(lower).toISOString();
-    const to = new Date(upper).toISOString();
-    try {
-      await client.query('BEGIN');
-      await client.query(`CREATE TABLE ${name} (LIKE ${this.table} INCLUDING DEFAULTS)`);
-      await client.query(
-        `ALTER TABLE ${this.table} ATTACH PARTITION ${name} FOR VALUES FROM ('${from}') TO ('${to}')`,
-      );
-      await client.query('COMMIT');
-      this.logger.log(`Created partition ${name} for expiries from ${from} to ${to}.`);
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    }
-  }
-
-  private async dropExpired(client: PoolClient): Promise<number> {
+  private async dropExpiredLocked(client: PoolClient): Promise<number> {
     const now = await this.databaseNow(client);
     let rows = 0;
     for (const partition of await this.list(client)) {
@@ -192,6 +226,10 @@ export class IdempotencyPartitions {
     parts[parts.length - 1] = `${parts[parts.length - 1].slice(0, 46)}_p${stamp}`;
     return parts.join('.');
   }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 /**
