@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { PARTITIONED_IDEMPOTENCY_TABLE, SINGLE_IDEMPOTENCY_TABLE } from './app/bench-app.config';
 import { BENCH_USAGE, type BenchConfig, readBenchConfig, wantsHelp } from './bench.config';
 import { type BenchProcess, startBenchProcess } from './runner/app-process';
 import { type BenchServer, startBenchPostgres } from './runner/bench-postgres';
@@ -81,8 +82,22 @@ async function main(): Promise<number> {
           global: server.names.main,
           pass: server.names.main,
           full: server.names.full,
+          part: server.names.main,
         },
-        pools: { main: pools.main, global: pools.main, pass: pools.main, full: pools.full },
+        pools: {
+          main: pools.main,
+          global: pools.main,
+          pass: pools.main,
+          full: pools.full,
+          part: pools.main,
+        },
+        idempotencyTables: {
+          main: SINGLE_IDEMPOTENCY_TABLE,
+          global: SINGLE_IDEMPOTENCY_TABLE,
+          pass: SINGLE_IDEMPOTENCY_TABLE,
+          full: SINGLE_IDEMPOTENCY_TABLE,
+          part: PARTITIONED_IDEMPOTENCY_TABLE,
+        },
         monitor,
       },
       log,
@@ -134,25 +149,33 @@ async function main(): Promise<number> {
 
 /**
  * Starts the process with the apps the scenarios need: `main` (no global interceptor), `global`
- * (the idempotency interceptor registered globally) and `pass` (a global interceptor that does
- * nothing) on the main database, `full` on the pre-filled one.
+ * (the idempotency interceptor registered globally), `pass` (a global interceptor that does
+ * nothing) and `part` (`main` on a partitioned idempotency table) on the main database, `full` on
+ * the pre-filled one. `main` comes first: it runs the main database's migrations.
  */
 function startApps(
   config: BenchConfig,
   server: BenchServer,
   needed: ReadonlySet<AppName>,
 ): Promise<BenchProcess> {
-  const app = (name: AppName, databaseUrl: string, global: 'idempotency' | 'pass' | 'none') => ({
+  const app = (
+    name: AppName,
+    databaseUrl: string,
+    global: 'idempotency' | 'pass' | 'none',
+    table: 'single' | 'partitioned' = 'single',
+  ) => ({
     name,
     databaseUrl,
     globalInterceptor: global === 'idempotency',
     passThroughInterceptor: global === 'pass',
+    partitioned: table === 'partitioned',
   });
   const instances = [
     app('main', server.urls.main, 'none'),
     app('global', server.urls.main, 'idempotency'),
     app('pass', server.urls.main, 'pass'),
     app('full', server.urls.full, 'none'),
+    app('part', server.urls.main, 'none', 'partitioned'),
   ].filter((instance) => needed.has(instance.name as AppName));
   return startBenchProcess({ adapter: config.adapter, poolSize: config.poolSize, instances });
 }

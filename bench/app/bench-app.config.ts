@@ -1,12 +1,23 @@
+/** The idempotency table of the apps that leave `tableName` at the library's default. */
+export const SINGLE_IDEMPOTENCY_TABLE = 'idempotency_records';
+
+/** The idempotency table of the app with `partitioned` set, next to the single one. */
+export const PARTITIONED_IDEMPOTENCY_TABLE = 'idempotency_records_partitioned';
+
 /** One Nest application of the bench process. */
 export interface BenchAppInstance {
-  /** How the runner names it (`main`, `global`, `pass`, `full`). */
+  /** How the runner names it (`main`, `global`, `pass`, `full`, `part`). */
   name: string;
   databaseUrl: string;
   /** Registers the interceptor for every route (`useGlobalInterceptor`). */
   globalInterceptor: boolean;
   /** Registers a global interceptor that does nothing (`PassThroughInterceptor`). */
   passThroughInterceptor: boolean;
+  /**
+   * Keeps its keys in `PARTITIONED_IDEMPOTENCY_TABLE`, partitioned by expiry (the `partitioning`
+   * option), instead of `SINGLE_IDEMPOTENCY_TABLE`.
+   */
+  partitioned: boolean;
 }
 
 /** What the runner asks the bench process to serve. */
@@ -37,7 +48,8 @@ export function readBenchProcessConfig(env: NodeJS.ProcessEnv = process.env): Be
         typeof instance.name === 'string' &&
         typeof instance.databaseUrl === 'string' &&
         typeof instance.globalInterceptor === 'boolean' &&
-        typeof instance.passThroughInterceptor === 'boolean',
+        typeof instance.passThroughInterceptor === 'boolean' &&
+        typeof instance.partitioned === 'boolean',
     );
   if (!valid) {
     throw new Error(`${BENCH_PROCESS_ENV} is not a valid bench process configuration.`);

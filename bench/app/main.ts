@@ -13,10 +13,10 @@ import { BenchAppModule } from './bench-app.module';
 /**
  * Entry of the bench process, forked by the runner (bench/main.ts) so that the load generator does
  * not share its event loop. It hosts every bench application (with and without the global
- * interceptor, on the empty and the pre-filled database) in one process: they share their code,
- * so each is as warm as the busiest, and their costs compare. Each listens on a free port of
- * 127.0.0.1; the ports go to the runner over IPC, which may then ask for counters. Closes on
- * SIGTERM or when the runner goes away.
+ * interceptor, on the empty and the pre-filled database, on the partitioned table) in one process:
+ * they share their code, so each is as warm as the busiest, and their costs compare. Each listens
+ * on a free port of 127.0.0.1; the ports go to the runner over IPC, which may then ask for
+ * counters. Closes on SIGTERM or when the runner goes away.
  */
 async function main(): Promise<void> {
   const queries = countPgQueries();
@@ -28,12 +28,13 @@ async function main(): Promise<void> {
   const apps: INestApplication[] = [];
   const ports: Record<string, number> = {};
   for (const instance of config.instances) {
-    const { databaseUrl, globalInterceptor, passThroughInterceptor } = instance;
+    const { databaseUrl, globalInterceptor, passThroughInterceptor, partitioned } = instance;
     const { poolSize } = config;
     const module = BenchAppModule.register({
       databaseUrl,
       globalInterceptor,
       passThroughInterceptor,
+      partitioned,
       poolSize,
     });
     const app = await createApp(config, module);

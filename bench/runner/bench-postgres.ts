@@ -18,9 +18,9 @@ export interface BenchServer {
 }
 
 /**
- * `main`: the apps with and without a global interceptor; `full`: the app whose idempotency table
- * is pre-filled; `meta`: where the runner reads statistics, so its own statements are not counted
- * in the other two.
+ * `main`: the apps with and without a global interceptor, and the one on a partitioned table;
+ * `full`: the app whose idempotency table is pre-filled; `meta`: where the runner reads
+ * statistics, so its own statements are not counted in the other two.
  */
 export type BenchDatabase = 'main' | 'full' | 'meta';
 

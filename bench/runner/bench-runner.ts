@@ -18,6 +18,8 @@ export interface BenchTargets {
   databases: Record<AppName, string>;
   /** A small pool on each app's database, for the exactly-once checks. */
   pools: Record<AppName, pg.Pool>;
+  /** The idempotency table of each app, where the checks look for records. */
+  idempotencyTables: Record<AppName, string>;
   monitor: DatabaseMonitor;
 }
 
@@ -117,7 +119,7 @@ export class BenchRunner {
     round: number,
     position: number,
   ): Promise<RunMeasurement> {
-    const { apps, databases, pools, monitor } = this.targets;
+    const { apps, databases, pools, idempotencyTables, monitor } = this.targets;
     const database = databases[scenario.app];
     const allDatabases = [...new Set(Object.values(databases))];
 
@@ -137,6 +139,7 @@ export class BenchRunner {
     const replayed = this.replayKeys.get(scenario.id);
     const check = await checkExactlyOnce(
       pools[scenario.app],
+      idempotencyTables[scenario.app],
       replayed ? new Set(replayed) : outcome.keys,
       outcome.acknowledged,
     );

@@ -16,14 +16,21 @@ export interface ExactlyOnceCheck {
   acknowledgedWithoutRow: number;
   /** Idempotency records of the keys still `in_flight` once the app was idle. Must be 0. */
   stuckInFlight: number;
+  /**
+   * Unexpired idempotency records beyond the first of their key. Must be 0: on a partitioned
+   * table no unique index stops a second one, only the store's per-key lock.
+   */
+  duplicateRecords: number;
 }
 
 /**
- * Counts, for the keys a run sent, the rows in `bench_orders` and the records still in flight.
- * `sent` may also be a key set created before the run (replays): then rows must equal keys.
+ * Counts, for the keys a run sent, the rows in `bench_orders`, and the records in flight or
+ * duplicated in the app's idempotency table `table`. `sent` may also be a key set created before
+ * the run (replays): then rows must equal keys.
  */
 export async function checkExactlyOnce(
   database: pg.Pool,
+  table: string,
   sent: ReadonlySet<string>,
   acknowledged: ReadonlySet<string>,
 ): Promise<ExactlyOnceCheck> {
@@ -33,18 +40,25 @@ export async function checkExactlyOnce(
     rows: number;
     duplicates: number;
     stuck: number;
+    duplicate_records: number;
   }>(
     `WITH counted AS (
        SELECT o.key, count(*)::int AS n
          FROM bench_orders o
         WHERE o.key = ANY($1::varchar[])
         GROUP BY o.key
+     ), live AS (
+       SELECT count(*)::int AS n
+         FROM ${table} r
+        WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.expires_at > now()
+        GROUP BY r.key
      )
      SELECT (SELECT count(*)::int FROM counted) AS executed,
             (SELECT coalesce(sum(n), 0)::int FROM counted) AS rows,
             (SELECT coalesce(sum(n - 1), 0)::int FROM counted) AS duplicates,
-            (SELECT count(*)::int FROM idempotency_records r
-              WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.state = 'in_flight') AS stuck`,
+            (SELECT count(*)::int FROM ${table} r
+              WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.state = 'in_flight') AS stuck,
+            (SELECT coalesce(sum(n - 1), 0)::int FROM live) AS duplicate_records`,
     [keys],
   );
   const missing = await database.query<{ missing: number }>(
@@ -61,6 +75,7 @@ export async function checkExactlyOnce(
     duplicates: rows[0].duplicates,
     acknowledgedWithoutRow: missing.rows[0].missing,
     stuckInFlight: rows[0].stuck,
+    duplicateRecords: rows[0].duplicate_records,
   };
 }
 
@@ -74,6 +89,7 @@ export function addChecks(checks: readonly ExactlyOnceCheck[]): ExactlyOnceCheck
     duplicates: 0,
     acknowledgedWithoutRow: 0,
     stuckInFlight: 0,
+    duplicateRecords: 0,
   };
   for (const check of checks) {
     for (const field of Object.keys(total) as (keyof ExactlyOnceCheck)[]) {

@@ -116,7 +116,9 @@ export function formatReport(results: BenchResults): string {
     '',
     'Exactly once, checked after every run and summed: keys = distinct keys sent (for replays, the',
     'prepared keys); executed = keys with a row in bench_orders; dup = rows beyond the first of a',
-    'key; lost = keys answered 2xx without a row; stuck = records left in_flight. All three must be 0.',
+    'key; lost = keys answered 2xx without a row; stuck = records left in_flight; dup rec = live',
+    'idempotency records beyond the first of a key (a partitioned table has no unique index to',
+    'refuse them). All four must be 0.',
   );
   lines.push(
     table(
@@ -134,6 +136,7 @@ export function formatReport(results: BenchResults): string {
         'dup',
         'lost',
         'stuck',
+        'dup rec',
         '',
       ],
       results.scenarios.map((s) => {
@@ -154,10 +157,11 @@ export function formatReport(results: BenchResults): string {
           String(c.duplicates),
           String(c.acknowledgedWithoutRow),
           String(c.stuckInFlight),
+          String(c.duplicateRecords),
           c.ok ? 'OK' : 'FAIL',
         ];
       }),
-      [false, true, true, true, true, true, true, true, true, true, true, true, true, false],
+      [false, true, true, true, true, true, true, true, true, true, true, true, true, true, false],
     ),
   );
 

@@ -1,5 +1,5 @@
 /** Which bench application serves a scenario (all live in one process). */
-export type AppName = 'main' | 'global' | 'pass' | 'full';
+export type AppName = 'main' | 'global' | 'pass' | 'full' | 'part';
 
 /** How a scenario chooses its keys (see keys.ts). */
 export type KeyMode = 'new' | 'replay' | 'hot';
@@ -36,8 +36,20 @@ const vsEmpty = (scenario: string): Target => ({
 });
 
 /**
+ * A partitioned-table scenario against its single-table twin, at the ratio docs/partitioning.md
+ * predicted from SQL alone (4 daily partitions): HTTP and Nest add the same work to both, so a
+ * request's ratio should land at or above it, and one below it is worse than the design promised.
+ */
+const vsSingleTable = (scenario: string, min: number): Target => ({
+  against: scenario,
+  min,
+  text: `>= ${min.toFixed(2)}x ${scenario}`,
+});
+
+/**
  * Every scenario of a run. The `-1m` ones run against the database whose idempotency table was
- * pre-filled, interleaved with their empty-table twins, so the two are compared within a round.
+ * pre-filled, the `-part` ones against a table partitioned by expiry; both are interleaved with
+ * their single-table twins, so the two are compared within a round.
  */
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -159,6 +171,42 @@ export const SCENARIOS: readonly Scenario[] = [
     path: '/tx',
     keys: 'replay',
     targets: [vsEmpty('replay-tx')],
+  },
+  {
+    id: 'lease-new-part',
+    item: 'p',
+    title: 'lease mode, new keys, partitioned table',
+    app: 'part',
+    path: '/lease',
+    keys: 'new',
+    targets: [vsSingleTable('lease-new', 0.8)],
+  },
+  {
+    id: 'tx-new-part',
+    item: 'p',
+    title: 'transactional mode, new keys, partitioned table',
+    app: 'part',
+    path: '/tx',
+    keys: 'new',
+    targets: [vsSingleTable('tx-new', 0.8)],
+  },
+  {
+    id: 'replay-lease-part',
+    item: 'p',
+    title: 'replay, lease route, partitioned table',
+    app: 'part',
+    path: '/lease',
+    keys: 'replay',
+    targets: [vsSingleTable('replay-lease', 0.95)],
+  },
+  {
+    id: 'replay-tx-part',
+    item: 'p',
+    title: 'replay, transactional route, partitioned table',
+    app: 'part',
+    path: '/tx',
+    keys: 'replay',
+    targets: [vsSingleTable('replay-tx', 0.95)],
   },
 ];
 

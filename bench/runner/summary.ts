@@ -171,7 +171,10 @@ export function summarize(
       exactlyOnce: {
         ...check,
         ok:
-          check.duplicates === 0 && check.acknowledgedWithoutRow === 0 && check.stuckInFlight === 0,
+          check.duplicates === 0 &&
+          check.acknowledgedWithoutRow === 0 &&
+          check.stuckInFlight === 0 &&
+          check.duplicateRecords === 0,
       },
       statementsPerRequest: statementsPerRequest(own, sent),
     };
