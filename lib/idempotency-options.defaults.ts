@@ -175,7 +175,13 @@ export function resolvePartitioning(
       `nestjs-idempotency: partitioning.aheadMs (${aheadMs}) must exceed ttlMs + lockTimeoutMs (${reach}), or new keys would find no partition.`,
     );
   }
-  return { partitionMs: wholeNumber(partitionMs, 'partitioning.partitionMs'), aheadMs };
+  // Partitions are named by their start to the second.
+  if (partitionMs % 1000 !== 0) {
+    throw new Error(
+      `nestjs-idempotency: partitioning.partitionMs must be a whole number of seconds, got ${partitionMs}.`,
+    );
+  }
+  return { partitionMs, aheadMs };
 }
 
 /** Default scope: the authenticated user's id, so two clients' keys never meet. */

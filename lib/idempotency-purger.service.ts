@@ -36,7 +36,8 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.store.prepare();
+    // Optional for stores written against the port without extending the class.
+    await (this.store as Partial<IdempotencyStore>).prepare?.();
     const interval = this.settings.purgeIntervalMs;
     if (interval <= 0) {
       return;

@@ -21,10 +21,11 @@ export interface ClaimHandle {
   /** Unique per claim; a newer claim of the same key has a different one. */
   token: string;
   /**
-   * Where the claim's row is filed, for a store whose table is partitioned by expiry (whole
-   * milliseconds). The store keeps it current when a write moves the row.
+   * Where the claim's row is filed, for a store whose table is partitioned by expiry: its expiry in
+   * epoch milliseconds, as text (exact, and untouched by type parsers). The store keeps it current
+   * when a write moves the row.
    */
-  expiresAt?: Date;
+  expiresAtMs?: string;
 }
 
 /**

@@ -245,7 +245,8 @@ describe('resolvePartitioning', () => {
 
   it.each([
     [{ partitionMs: 0 }, /partitionMs must be a positive number/],
-    [{ partitionMs: 1.5 }, /partitionMs must be a whole number/],
+    [{ partitionMs: 1.5 }, /partitionMs must be a whole number of seconds/],
+    [{ partitionMs: 1500 }, /partitionMs must be a whole number of seconds/],
     [{ aheadMs: -1 }, /aheadMs must be a positive number/],
   ])('refuses %j', (partitioning, message) => {
     expect(() => resolvePartitioning({ partitioning })).toThrow(message);

@@ -22,6 +22,13 @@ interface Partition {
   upper: number;
 }
 
+/**
+ * A lock per table and purpose ($1 table, $2 purpose), named by the table's oid: instances that
+ * spell the table differently (with or without its schema) still take the same lock.
+ */
+const LOCK_SQL = (call: string) =>
+  `SELECT ${call}(hashtext(to_regclass($1)::oid::text || ':' || $2))`;
+
 /** Partition boundaries are aligned to this instant (UTC), as date_bin would align them. */
 const ORIGIN_MS = Date.UTC(2000, 0, 1);
 
@@ -57,21 +64,48 @@ export class IdempotencyPartitions {
     private readonly settings: IdempotencyPartitioning,
   ) {}
 
-  /** Checks that the table is partitioned, then creates the partitions ahead (at start-up). */
-  async prepare(): Promise<void> {
-    const { rows } = await this.pool().query<{ kind: string | null }>(
-      `SELECT (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS kind`,
+  /**
+   * Checks that the table is partitioned the way the store needs, then creates the partitions
+   * ahead (at start-up). Returns the server's default isolation level.
+   */
+  async prepare(): Promise<{ defaultIsolation: string }> {
+    const { rows } = await this.pool().query<{
+      kind: string | null;
+      key: string | null;
+      has_default: boolean | null;
+      isolation: string;
+    }>(
+      `SELECT c.relkind::text AS kind, pg_get_partkeydef(c.oid) AS key,
+              p.partdefid <> 0 AS has_default,
+              current_setting('default_transaction_isolation') AS isolation
+         FROM (SELECT to_regclass($1) AS oid) t
+         LEFT JOIN pg_class c ON c.oid = t.oid
+         LEFT JOIN pg_partitioned_table p ON p.partrelid = t.oid`,
       [this.table],
     );
-    const kind = rows[0]?.kind;
+    const { kind, key, has_default: hasDefault, isolation } = rows[0];
+    const create = 'Create it with createPartitionedIdempotencyTableSql()';
+    if (kind === null) {
+      throw new Error(`nestjs-idempotency: the table ${this.table} does not exist. ${create}.`);
+    }
     if (kind !== 'p') {
       throw new Error(
-        kind === null || kind === undefined
-          ? `nestjs-idempotency: the table ${this.table} does not exist. Create it with createPartitionedIdempotencyTableSql().`
-          : `nestjs-idempotency: the option partitioning needs ${this.table} to be partitioned by expires_at (createPartitionedIdempotencyTableSql()); it is an ordinary table.`,
+        `nestjs-idempotency: the option partitioning needs ${this.table} to be partitioned by expires_at (createPartitionedIdempotencyTableSql()); it is an ordinary table.`,
+      );
+    }
+    // Partitions of any other key would be dropped while they hold live keys.
+    if (key !== 'RANGE (expires_at)') {
+      throw new Error(
+        `nestjs-idempotency: ${this.table} is partitioned by ${key}, not by RANGE (expires_at). ${create}.`,
+      );
+    }
+    if (hasDefault) {
+      throw new Error(
+        `nestjs-idempotency: ${this.table} has a DEFAULT partition, which stops partitions from being created and detached. Move its rows out and drop it.`,
       );
     }
     await this.createAhead();
+    return { defaultIsolation: isolation };
   }
 
   /**
@@ -94,9 +128,7 @@ export class IdempotencyPartitions {
     try {
       if ((await this.missingRanges(client)).length > 0) {
         await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
-          `${this.table}:create-partitions`,
-        ]);
+        await client.query(LOCK_SQL('pg_advisory_xact_lock'), [this.table, 'create-partitions']);
         // Under READ COMMITTED this reads what the lock's previous holder created.
         for (const [lower, upper] of await this.missingRanges(client)) {
           await this.create(client, lower, upper);
@@ -157,18 +189,18 @@ export class IdempotencyPartitions {
    */
   private async dropExpired(): Promise<number> {
     const client = await this.pool().connect();
-    const lockKey = `${this.table}:drop-partitions`;
+    const lock = [this.table, 'drop-partitions'];
     try {
       const { rows } = await client.query<{ got: boolean }>(
-        'SELECT pg_try_advisory_lock(hashtext($1)) AS got',
-        [lockKey],
+        `${LOCK_SQL('pg_try_advisory_lock')} AS got`,
+        lock,
       );
       let dropped = 0;
       if (rows[0].got) {
         try {
           dropped = await this.dropExpiredLocked(client);
         } finally {
-          await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
+          await client.query(LOCK_SQL('pg_advisory_unlock'), lock);
         }
       }
       client.release();
@@ -204,7 +236,10 @@ export class IdempotencyPartitions {
   }
 
   private async list(client: PoolClient): Promise<Partition[]> {
-    return (await client.query<Partition>(PARTITIONS_SQL, [this.table])).rows;
+    const { rows } = await client.query<Partition>(PARTITIONS_SQL, [this.table]);
+    // Bounds that cannot be read (a DEFAULT partition, refused at start-up but attachable later)
+    // would compare as anything: such a partition is neither dropped nor counted as cover.
+    return rows.filter((partition) => partition.lower !== null && partition.upper !== null);
   }
 
   private async databaseNow(client: PoolClient): Promise<number> {
@@ -233,12 +268,30 @@ function asError(error: unknown): Error {
 }
 
 /**
- * A claim whose expiry lies past the last partition fails with "no partition of relation ...
- * found for row" (23514): say what to change.
+ * Errors of a lease-mode write on a partitioned table, said in terms of what to change: a claim
+ * whose expiry lies past the last partition fails with "no partition of relation ... found for
+ * row" (23514); the key lock's guard fails (22012) outside READ COMMITTED.
  */
 export function explainPartitionError(error: unknown): unknown {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  if (code === '23514' && typeof message === 'string' && message.includes('no partition')) {
+  const { code, message, cause } = (error ?? {}) as {
+    code?: unknown;
+    message?: unknown;
+    cause?: { routine?: unknown };
+  };
+  // The routine names the failure whatever the server's language (a PipelineError keeps the
+  // server's error as its cause).
+  const routine = cause?.routine ?? (error as { routine?: unknown } | null)?.routine;
+  if (code === '22012') {
+    return new Error(
+      'nestjs-idempotency: a partitioned idempotency table needs READ COMMITTED transactions, and this one was not (the database default_transaction_isolation changed after start-up?).',
+      { cause: error },
+    );
+  }
+  if (
+    code === '23514' &&
+    (routine === 'ExecFindPartition' ||
+      (typeof message === 'string' && message.includes('no partition')))
+  ) {
     return new Error(
       "nestjs-idempotency: no partition of the idempotency table covers this key's expiry. Partitions are created partitioning.aheadMs ahead, which must exceed every route's ttlMs + lockTimeoutMs; check that the purge runs (purgeIntervalMs).",
       { cause: error },

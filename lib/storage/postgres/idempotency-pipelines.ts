@@ -7,7 +7,9 @@ import type { PipelineStatement, PipelineValue } from './pipelined-query';
 /**
  * The statements of one store operation, sent in one round trip, and which of them answers it.
  * On the single table an operation is one autocommitted statement; on a partitioned table it is
- * wrapped in a READ COMMITTED transaction that takes the key's lock first.
+ * preceded by the key's lock, in one READ COMMITTED transaction: the pipeline's implicit one (the
+ * statements before its Sync commit together) when that is the server's default, else an explicit
+ * BEGIN ... COMMIT.
  */
 export interface Planned {
   statements: PipelineStatement[];
@@ -41,6 +43,9 @@ function locked(sql: IdempotencyStatements, of: KeyOf, statement: PipelineStatem
     return { statements: [statement], at: 0 };
   }
   const lock = keyLock(sql, sql.partitioned.lockKey, 'key_lock', of);
+  if (sql.partitioned.readCommittedByDefault) {
+    return { statements: [lock, statement], at: 1 };
+  }
   return { statements: [{ text: BEGIN_READ_COMMITTED }, lock, statement, COMMIT], at: 2 };
 }
 
@@ -80,10 +85,10 @@ function expiresAt(sql: IdempotencyStatements, handle: ClaimHandle): PipelineVal
   if (!sql.partitioned) {
     return [];
   }
-  if (!handle.expiresAt) {
-    throw new Error('nestjs-idempotency: a claim on a partitioned table carries its expiresAt.');
+  if (handle.expiresAtMs === undefined) {
+    throw new Error('nestjs-idempotency: a claim on a partitioned table carries its expiry.');
   }
-  return [handle.expiresAt.toISOString()];
+  return [handle.expiresAtMs];
 }
 
 function responseValues(
@@ -117,7 +122,7 @@ export function leaseComplete(
   });
 }
 
-/** Lease mode: marks the claim's row as not replayable (returns the row's new expires_at when partitioned). */
+/** Lease mode: marks the claim's row as not replayable (returns the row's new expiry when partitioned). */
 export function leaseMarkNotReplayable(
   sql: IdempotencyStatements,
   handle: ClaimHandle,
@@ -143,7 +148,7 @@ export function leaseRelease(sql: IdempotencyStatements, handle: ClaimHandle): P
   return locked(sql, handle, {
     name: `${sql.namePrefix}_release`,
     text: sql.partitioned?.release ?? sql.release,
-    values: [handle.scope, handle.key, handle.token, ...expiresAt(sql, handle)],
+    values: [handle.scope, handle.key, handle.token],
   });
 }
 

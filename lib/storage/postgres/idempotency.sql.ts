@@ -109,7 +109,15 @@ export interface IdempotencyStatements {
    * Set for a table partitioned by expiry: its statements replace the single table's (which
    * remain for `lookup`), and every write is preceded by the key's lock.
    */
-  partitioned: PartitionedStatements | null;
+  partitioned:
+    | (PartitionedStatements & {
+        /**
+         * Whether the server's default isolation is READ COMMITTED (read at start-up): lease-mode
+         * writes then run in the implicit transaction of their pipeline, without BEGIN and COMMIT.
+         */
+        readCommittedByDefault: boolean;
+      })
+    | null;
   /** Lease mode: claims a key with an autocommitted statement. */
   claim: string;
   /** Transactional mode: claims a key inside the caller's open transaction (see claimSql). */
@@ -151,6 +159,7 @@ export function idempotencyStatements(
   return {
     partitioned: byExpiry && {
       ...byExpiry,
+      readCommittedByDefault: false,
       completeInTransaction: failingWithoutRow(byExpiry.completeInTransaction),
       markNotReplayableInTransaction: failingWithoutRow(byExpiry.markNotReplayableInTransaction),
     },

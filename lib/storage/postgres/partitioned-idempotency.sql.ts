@@ -5,9 +5,10 @@
  * row per key: under READ COMMITTED each statement takes a new snapshot, so the statements after
  * the lock see everything the lock's previous holder committed. Every writer of a key takes it.
  *
- * Expiry times are cut to whole milliseconds so that the claim handle can carry a row's
- * `expires_at` exactly (JavaScript dates hold milliseconds) and name its partition in later
- * writes: a lookup by (scope, key) alone probes every partition.
+ * Expiry times are cut to whole milliseconds, and a claim returns its row's `expires_at` as epoch
+ * milliseconds in text (no type parser or DateStyle of the application touches it), so that later
+ * writes can name the row's partition exactly: a lookup by (scope, key) alone probes every
+ * partition.
  */
 
 /** The advisory lock id of a key ($1 scope, $2 key); the single table's transactional claim uses the same. */
@@ -23,9 +24,22 @@ export const expiryIn = (milliseconds: string) =>
 /** Every transaction of the partitioned layout: the key lock must come before the snapshot. */
 export const BEGIN_READ_COMMITTED = 'BEGIN ISOLATION LEVEL READ COMMITTED';
 
+/** An expiry as the handle carries it: epoch milliseconds, as text. */
+const AS_MS = (column: string) => `(extract(epoch FROM ${column}) * 1000)::bigint::text`;
+/** The expiry a handle carries ($n, epoch milliseconds), back as a timestamptz, exactly. */
+const FROM_MS = (parameter: string) =>
+  `(timestamptz 'epoch' + ${parameter}::bigint * interval '1 millisecond')`;
+
+/**
+ * Makes the statement fail (division by zero, SQLSTATE 22012) unless its transaction is READ
+ * COMMITTED: under REPEATABLE READ or SERIALIZABLE the snapshot would come before the lock. The
+ * store reads the server's default at start-up; this catches a change after it.
+ */
+const READ_COMMITTED_ONLY = `1 / (current_setting('transaction_isolation') = 'read committed')::int = 1`;
+
 /** The statements of a partitioned table. */
 export interface PartitionedStatements {
-  /** $1 scope, $2 key: waits for the key's lock (lease mode, inside BEGIN ... COMMIT). */
+  /** $1 scope, $2 key: waits for the key's lock (lease mode, first in its transaction). */
   lockKey: string;
   /** $1 scope, $2 key: takes the key's lock if free, and records whether it did (transactional mode). */
   tryLockKey: string;
@@ -33,11 +47,11 @@ export interface PartitionedStatements {
   claim: string;
   /** Transactional claim, after tryLockKey: claims only when the lock was taken, else `busy`. */
   transactionalClaim: string;
-  /** $1 scope, $2 key, $3 token, $4 status, $5 headers, $6 body, $7 ttl ms, $8 expires_at of the claim. */
+  /** $1 scope, $2 key, $3 token, $4 status, $5 headers, $6 body, $7 ttl ms, $8 the claim's expiry (ms). */
   complete: string;
-  /** $1 scope, $2 key, $3 token, $4 status, $5 ttl ms, $6 expires_at; returns the new expires_at. */
+  /** $1 scope, $2 key, $3 token, $4 status, $5 ttl ms, $6 the claim's expiry (ms); returns the new one. */
   markNotReplayable: string;
-  /** $1 scope, $2 key, $3 token, $4 expires_at. */
+  /** $1 scope, $2 key, $3 token: the claim's live row, wherever a late write moved it. */
   release: string;
   /** Transactional completion: $1-$7 as complete; the row is the one this transaction claimed. */
   completeInTransaction: string;
@@ -91,8 +105,9 @@ WITH existing AS (
 SELECT 'claimed' AS outcome, NULL::varchar AS state, NULL::varchar AS fingerprint,
        NULL::smallint AS response_status, NULL::text AS response_headers,
        NULL::bytea AS response_body, NULL::float8 AS lease_left_ms,
-       expires_at AS claimed_expires_at
-  FROM (SELECT expires_at FROM taken UNION ALL SELECT expires_at FROM inserted) claimed
+       expires_at AS claimed_expires_at_ms
+  FROM (SELECT ${AS_MS('expires_at')} AS expires_at FROM taken
+        UNION ALL SELECT ${AS_MS('expires_at')} FROM inserted) claimed
 UNION ALL
 SELECT 'existing', state, fingerprint, response_status, response_headers, response_body,
        lease_left_ms, NULL
@@ -102,32 +117,43 @@ SELECT 'existing', state, fingerprint, response_status, response_headers, respon
 
 /** Builds the statements for the partitioned table `T` (validated by the caller). */
 export function partitionedStatements(T: string): PartitionedStatements {
+  /*
+   * A claim whose handler outlived its lease and its TTL has an expired row, and another claim may
+   * have inserted a live one since: the late write must not bring the old row back to life (two
+   * live rows). On the single table the newer claim took the row over, which fences the late
+   * write off the same way.
+   */
+  const notSuperseded = `(expires_at > now() OR NOT EXISTS (
+         SELECT 1 FROM ${T} o
+          WHERE o.scope = $1 AND o.key = $2 AND o.expires_at > now() AND o.lock_token <> $3::uuid))`;
   const completion = (expiresAt: string, where: string) => `
     UPDATE ${T}
        SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
            locked_until = NULL, completed_at = now(), expires_at = ${expiresAt}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'
-       AND expires_at = ${where}`;
+       AND expires_at = ${where} AND ${notSuperseded}`;
   const notReplayable = (expiresAt: string, where: string) => `
     UPDATE ${T}
        SET state = 'not_replayable', response_status = $4, locked_until = NULL,
            completed_at = now(), expires_at = ${expiresAt}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
-       AND expires_at = ${where}`;
+       AND expires_at = ${where} AND ${notSuperseded}`;
   // In the claim's own transaction, the row's expiry is the claim's (see claimSql).
   const sameTransaction = expiryIn('$7::float8');
   return {
-    lockKey: `SELECT pg_advisory_xact_lock(${KEY_LOCK})`,
+    lockKey: `SELECT pg_advisory_xact_lock(${KEY_LOCK}) WHERE ${READ_COMMITTED_ONLY}`,
     tryLockKey: `SELECT set_config('${KEY_LOCKED_SETTING}', pg_try_advisory_xact_lock(${KEY_LOCK})::text, true)`,
     claim: claimSql(T, false),
     transactionalClaim: claimSql(T, true),
-    complete: completion(expiryIn('$7::float8'), '$8::timestamptz'),
-    markNotReplayable: `${notReplayable(expiryIn('$5::float8'), '$6::timestamptz')}
-     RETURNING expires_at`,
+    complete: completion(expiryIn('$7::float8'), FROM_MS('$8')),
+    markNotReplayable: `${notReplayable(expiryIn('$5::float8'), FROM_MS('$6'))}
+     RETURNING ${AS_MS('expires_at')} AS expires_at_ms`,
+    // Rare (a failed or timed-out execution), so it looks in every live partition: a mark that
+    // timed out may still have landed and moved the row, after the handle was last updated.
     release: `
     DELETE FROM ${T}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
-       AND expires_at = $4::timestamptz`,
+       AND expires_at > now()`,
     completeInTransaction: completion(sameTransaction, sameTransaction),
     markNotReplayableInTransaction: notReplayable(expiryIn('$5::float8'), expiryIn('$5::float8')),
   };

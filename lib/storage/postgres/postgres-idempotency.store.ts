@@ -44,8 +44,8 @@ interface ClaimRow extends QueryResultRow {
   response_headers: string | null;
   response_body: Buffer | null;
   lease_left_ms: number | null;
-  /** Partitioned table: where the claimed row is filed. */
-  claimed_expires_at?: Date | null;
+  /** Partitioned table: where the claimed row is filed (epoch milliseconds, as text). */
+  claimed_expires_at_ms?: string | null;
 }
 
 type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
@@ -60,6 +60,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   private readonly sql: IdempotencyStatements;
   private readonly partitions: IdempotencyPartitions | null;
   private begin: string | undefined;
+  /** The server's default_transaction_isolation, read at start-up (partitioned table). */
+  private defaultIsolation: string | undefined;
 
   /**
    * @param dataSource an initialised TypeORM DataSource on PostgreSQL (its pool is borrowed).
@@ -82,7 +84,12 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
 
   /** Partitioned table: checks its layout and creates the partitions the next claims need. */
   override async prepare(): Promise<void> {
-    await this.partitions?.prepare();
+    if (!this.partitions || !this.sql.partitioned) {
+      return;
+    }
+    const { defaultIsolation } = await this.partitions.prepare();
+    this.defaultIsolation = defaultIsolation;
+    this.sql.partitioned.readCommittedByDefault = defaultIsolation === 'read committed';
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -188,7 +195,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
 
   private beginText(): string {
     this.begin ??= this.sql.partitioned
-      ? readCommittedOnly(this.dataSource)
+      ? readCommittedOnly(this.dataSource, this.defaultIsolation)
       : beginStatement(this.dataSource);
     return this.begin;
   }
@@ -203,12 +210,12 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     status: number | null,
     ttlMs: number,
   ): Promise<boolean> {
-    const { rows, rowCount } = await this.runPlanned<{ expires_at: Date }>(
+    const { rows, rowCount } = await this.runPlanned<{ expires_at_ms: string }>(
       leaseMarkNotReplayable(this.sql, handle, status, ttlMs),
     );
     if (rows[0]) {
       // The row may have moved to another partition: the next write of this claim looks there.
-      handle.expiresAt = rows[0].expires_at;
+      handle.expiresAtMs = rows[0].expires_at_ms;
     }
     return rowCount === 1;
   }
@@ -290,8 +297,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
 
 function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): ClaimHandle {
   const handle: ClaimHandle = { scope: request.scope, key: request.key, token };
-  if (row.claimed_expires_at) {
-    handle.expiresAt = row.claimed_expires_at;
+  if (row.claimed_expires_at_ms !== undefined && row.claimed_expires_at_ms !== null) {
+    handle.expiresAtMs = row.claimed_expires_at_ms;
   }
   return handle;
 }
@@ -299,13 +306,15 @@ function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): Claim
 /**
  * A partitioned table's key lock must be taken before its transaction's snapshot, which READ
  * COMMITTED takes per statement; under REPEATABLE READ or SERIALIZABLE the snapshot of the first
- * statement would miss a row committed while the claim waited for the lock.
+ * statement would miss a row committed while the claim waited for the lock. Handlers written for
+ * a stricter level (the DataSource's, or the server's default) are refused rather than silently
+ * run in READ COMMITTED.
  */
-function readCommittedOnly(dataSource: DataSource): string {
-  const level = dataSource.options.isolationLevel;
+function readCommittedOnly(dataSource: DataSource, serverDefault: string | undefined): string {
+  const level = dataSource.options.isolationLevel ?? serverDefault?.toUpperCase();
   if (level !== undefined && level !== 'READ COMMITTED') {
     throw new Error(
-      `nestjs-idempotency: transactional mode on a partitioned idempotency table runs in READ COMMITTED, but the DataSource asks for ${level}.`,
+      `nestjs-idempotency: transactional routes on a partitioned idempotency table run in READ COMMITTED, but the ${dataSource.options.isolationLevel ? 'DataSource' : "database's default"} isolation level is ${level}.`,
     );
   }
   return BEGIN_READ_COMMITTED;

@@ -42,7 +42,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
     return this.commitWith(
       response.status,
-      completionInTransaction(this.sql, this.handle, this.handle.token, response, ttlMs),
+      completionInTransaction(this.sql, this.handle, this.handle.token, response, this.ttl(ttlMs)),
     );
   }
 
@@ -58,7 +58,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       const results = await runPipeline(this.client, [
         { text: 'ROLLBACK' },
         ...claim.statements,
-        completionInTransaction(this.sql, this.handle, token, response, ttlMs),
+        completionInTransaction(this.sql, this.handle, token, response, this.ttl(ttlMs)),
         { text: 'COMMIT' },
       ]);
       await transactionCommitted(this.queryRunner);
@@ -85,6 +85,14 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       status,
       notReplayableInTransaction(this.sql, this.handle, status, ttlMs),
     );
+  }
+
+  /**
+   * On a partitioned table the write finds the row by the expiry its claim wrote, from the claim's
+   * TTL (the same value in practice): another would miss the row and fail the commit.
+   */
+  private ttl(ttlMs: number): number {
+    return this.sql.partitioned ? this.request.ttlMs : ttlMs;
   }
 
   /** Runs `write` on the claim's row and COMMIT in one round trip; rolls back when either fails. */

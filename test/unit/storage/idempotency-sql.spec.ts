@@ -67,14 +67,19 @@ describe('the partitioned layout', () => {
     );
     expect(partitioned?.lockKey).toContain('pg_advisory_xact_lock');
     expect(partitioned?.tryLockKey).toContain('pg_try_advisory_xact_lock');
-    // Writes name the claim's partition instead of probing every one.
-    for (const write of [
-      partitioned?.complete,
-      partitioned?.markNotReplayable,
-      partitioned?.release,
-    ]) {
-      expect(write).toMatch(/expires_at = \$\d::timestamptz/);
+    // Writes name the claim's partition instead of probing every one, from the exact milliseconds.
+    for (const write of [partitioned?.complete, partitioned?.markNotReplayable]) {
+      expect(write).toMatch(
+        /expires_at = \(timestamptz 'epoch' \+ \$\d::bigint \* interval '1 millisecond'\)/,
+      );
+      // A late write never revives an expired claim that a newer one replaced.
+      expect(write).toContain('o.lock_token <> $3::uuid');
     }
+    expect(partitioned?.claim).toContain('(extract(epoch FROM expires_at) * 1000)::bigint::text');
+    // The lock refuses to run outside READ COMMITTED, where it would come after the snapshot.
+    expect(partitioned?.lockKey).toContain(
+      "current_setting('transaction_isolation') = 'read committed'",
+    );
     expect(idempotencyStatements('billing.idem').partitioned).toBeNull();
   });
 });
