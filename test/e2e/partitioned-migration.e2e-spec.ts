@@ -79,7 +79,10 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
       await waitFor(async () => (await executions('short-lease', 'in-flight')) === 1);
       const rowsBefore = await count('SELECT count(*) AS n FROM idempotency_records');
       await db.query(migration.switch);
-      expect(await count('SELECT count(*) AS n FROM idempotency_records')).toBe(rowsBefore);
+      expect(migration.partitionedTable).toBe('idempotency_records_partitioned');
+      expect(await count(`SELECT count(*) AS n FROM ${migration.partitionedTable}`)).toBe(
+        rowsBefore,
+      );
 
       after = await createTestApp(
         adapter,
@@ -87,6 +90,7 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
           databaseUrl: db.url,
           idempotency: {
             ...OPTIONS,
+            tableName: migration.partitionedTable,
             partitioning: { partitionMs: 1000, aheadMs: 20_000 },
             // The test runs the passes itself; a timed one comes after half an hour at the soonest.
             purgeIntervalMs: 3_600_000,
@@ -127,6 +131,16 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         expect(await executions('create', `new-${i}`)).toBe(1);
       }
 
+      // A purge pass of the old layout reaches the old table alone: it deletes the expired row
+      // there, and no live row of the partitioned table (a ctid is unique only per partition).
+      const live = `SELECT count(*) AS n FROM ${migration.partitionedTable} WHERE expires_at > now()`;
+      const liveBefore = await count(live);
+      expect(await before.app.get(IdempotencyPurger).purgeNow()).toBe(1);
+      expect(await count(live)).toBe(liveBefore);
+      for (let i = 0; i < 5; i++) {
+        expect((await order(after, `new-${i}`)).headers['idempotent-replayed']).toBe('true');
+      }
+
       // A key finished shortly before the boundary expires after it, in a partition of the new
       // layout: it outlives the old table.
       await waitFor(
@@ -139,7 +153,7 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
       // Once the boundary has passed, the purge drops the old table like any expired partition.
       await waitFor(async () => (await databaseNow()).getTime() >= boundary.getTime(), 15_000);
       await after.app.get(IdempotencyPurger).purgeNow();
-      expect(await db.query("SELECT to_regclass('idempotency_records_legacy') AS t")).toEqual([
+      expect(await db.query("SELECT to_regclass('idempotency_records') AS t")).toEqual([
         { t: null },
       ]);
       const straddlingReplay = await order(after, 'straddling');

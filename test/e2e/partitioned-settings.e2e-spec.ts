@@ -8,6 +8,7 @@ import {
   type ClaimRequest,
   IdempotencyStore,
   type IdempotencyModuleOptions,
+  PostgresIdempotencyStore,
   createPartitionedIdempotencyTableSql,
 } from '../../lib';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
@@ -36,9 +37,14 @@ async function partitionedDatabase(...settings: string[]): Promise<TestDatabase>
 }
 
 /** Starts the fixture app expecting its start-up to fail, and cleans up after it. */
-async function startFails(adapter: AdapterName, db: TestDatabase, message: RegExp) {
+async function startFails(
+  adapter: AdapterName,
+  db: TestDatabase,
+  message: RegExp,
+  idempotency: IdempotencyModuleOptions = PARTITIONED,
+) {
   const moduleRef = await Test.createTestingModule({
-    imports: [FixtureAppModule.register({ databaseUrl: db.url, idempotency: PARTITIONED })],
+    imports: [FixtureAppModule.register({ databaseUrl: db.url, idempotency })],
   }).compile();
   const app = moduleRef.createNestApplication(
     adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
@@ -156,6 +162,10 @@ describe.each(ADAPTERS)('partitioned table under other settings (%s)', (adapter)
       await db.query(createPartitionedIdempotencyTableSql(TABLE));
       await db.query(`CREATE TABLE ${TABLE}_default PARTITION OF ${TABLE} DEFAULT`);
       await startFails(adapter, db, /has a DEFAULT partition/);
+      // And the ordinary layout on a partitioned table (partitioning forgotten).
+      await startFails(adapter, db, /is partitioned; set the partitioning option/, {
+        tableName: TABLE,
+      });
     } finally {
       await db.drop();
     }
@@ -202,6 +212,32 @@ describe('partitioned store writes', () => {
     expect(claimed.handle.expiresAtMs).not.toBe(stale.expiresAtMs);
     expect(await store.release(stale)).toBe(true);
     expect(await liveRows('moved')).toEqual([]);
+  });
+
+  it('keeps the row-by-row purge of the ordinary layout off a partitioned table', async () => {
+    const response = { status: 201, headers: {}, body: Buffer.from('{}') };
+    for (const key of ['purge-a', 'purge-b', 'purge-c']) {
+      const claimed = await store.claim(request(key, 60_000, 3_600_000));
+      if (claimed.kind !== 'claimed') throw new Error(claimed.kind);
+      expect(await store.complete(claimed.handle, response, 3_600_000)).toBe(true);
+    }
+    await db.query(
+      `INSERT INTO ${TABLE} (scope, key, state, lock_token, expires_at)
+       SELECT 'writes', 'expired-' || i, 'completed', gen_random_uuid(), now() - interval '1 minute'
+         FROM generate_series(1, 50) i`,
+    );
+    const live = async () =>
+      Number(
+        (
+          await db.query<{ n: string }>(
+            `SELECT count(*) AS n FROM ${TABLE} WHERE expires_at > now()`,
+          )
+        )[0].n,
+      );
+    const before = await live();
+    const ordinary = new PostgresIdempotencyStore(app.app.get(DataSource), TABLE);
+    expect(await ordinary.purgeExpired(1000)).toBe(0);
+    expect(await live()).toBe(before);
   });
 
   it('does not revive a claim that expired and was replaced, when its completion comes late', async () => {

@@ -196,13 +196,16 @@ export function idempotencyStatements(
      * Deletes up to $1 expired rows. The transaction-scoped advisory lock lets one instance purge
      * while the others skip their turn; SKIP LOCKED keeps the purge from waiting on rows that
      * claims hold. A claim of an expired key whose row this batch holds waits for the batch.
+     * ONLY keeps it off a partitioned table (a table migrated while instances on this layout still
+     * run, or a half-done configuration): a ctid is unique only within one partition, and the
+     * DELETE would take live rows of other partitions with the expired ones.
      */
     purge: `
     WITH purger AS (SELECT pg_try_advisory_xact_lock(hashtext('${T}:purge')) AS ok)
-    DELETE FROM ${T}
+    DELETE FROM ONLY ${T}
      WHERE (SELECT ok FROM purger)
        AND ctid = ANY (ARRAY(
-             SELECT ctid FROM ${T}
+             SELECT ctid FROM ONLY ${T}
               WHERE expires_at <= now()
               ORDER BY expires_at
               LIMIT $1

@@ -16,15 +16,23 @@ export interface PartitionedMigrationSql {
    * Then, as one statement (it holds its own BEGIN and COMMIT): the switch, a few milliseconds
    * whatever the table's size. From its commit on, instances still on the ordinary layout answer
    * `503` to new claims (nothing runs twice), while their requests in flight complete normally;
-   * start them with `partitioning` set.
+   * restart them with `tableName` set to `partitionedTable` and `partitioning` set.
    */
   switch: string;
+  /**
+   * The partitioned table, `<tableName>_partitioned`. The old table keeps its name: instances
+   * still on the ordinary layout go on reaching it alone, never the partitioned table, whose
+   * partitions their row-by-row purge could not tell apart (a row's ctid is unique only within
+   * one partition).
+   */
+  partitionedTable: string;
 }
 
 /**
  * Moves the keys of an ordinary idempotency table into a table partitioned by expiry without
- * copying a row: the old table becomes the partition of every expiry before `boundary`, and is
- * dropped by the purge once `boundary` has passed. Partitions after it are created by the store.
+ * copying a row: the old table becomes the partition of every expiry before `boundary` of a new
+ * table, `<tableName>_partitioned`, and is dropped by the purge once `boundary` has passed.
+ * Partitions after it are created by the store.
  *
  * `boundary` must lie beyond the expiry of every key the ordinary layout writes until the switch:
  * the time of the switch plus the largest `ttlMs` + `lockTimeoutMs`, with a margin. Until the
@@ -32,8 +40,7 @@ export interface PartitionedMigrationSql {
  * `503`). A partition boundary of the new layout (a UTC midnight for daily partitions) keeps the
  * partition names aligned.
  *
- * @param tableName the ordinary table; the partitioned one takes its name. Default:
- *   `idempotency_records`.
+ * @param tableName the ordinary table. Default: `idempotency_records`.
  */
 export function partitionedMigrationSql(
   boundary: Date,
@@ -51,7 +58,6 @@ export function partitionedMigrationSql(
   }
   const qualified = (table: string) => (schema ? `${schema}.${table}` : table);
   const next = qualified(`${name}_partitioned`);
-  const legacy = `${name}_legacy`;
   const keyIndex = `${name}_key_expiry_idx`;
   const check = `${name}_before_partitioning`;
   const at = boundary.toISOString();
@@ -72,12 +78,10 @@ DO $$ BEGIN
   EXECUTE format('ALTER TABLE ${tableName} DROP CONSTRAINT %I', (
     SELECT conname FROM pg_constraint WHERE conrelid = '${tableName}'::regclass AND contype = 'p'));
 END $$;
-ALTER TABLE ${tableName} ADD CONSTRAINT ${legacy}_pkey PRIMARY KEY USING INDEX ${keyIndex};
-ALTER TABLE ${tableName} RENAME TO ${legacy};
-ALTER TABLE ${next} RENAME TO ${name};
-ALTER INDEX ${qualified(`${name}_partitioned_pkey`)} RENAME TO ${name}_pkey;
-ALTER TABLE ${tableName} ATTACH PARTITION ${qualified(legacy)} FOR VALUES FROM (MINVALUE) TO ('${at}');
+ALTER TABLE ${tableName} ADD CONSTRAINT ${name}_pkey PRIMARY KEY USING INDEX ${keyIndex};
+ALTER TABLE ${next} ATTACH PARTITION ${tableName} FOR VALUES FROM (MINVALUE) TO ('${at}');
 COMMIT;
 `,
+    partitionedTable: next,
   };
 }

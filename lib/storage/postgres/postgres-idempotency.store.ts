@@ -17,6 +17,7 @@ import {
   leaseRelease,
   transactionalClaim,
 } from './idempotency-pipelines';
+import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
 import { type IdempotencyStatements, idempotencyStatements } from './idempotency.sql';
 import {
   IdempotencyPartitions,
@@ -57,6 +58,7 @@ type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
  * transactional mode, on a query runner of the same DataSource.
  */
 export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
+  private readonly table: string;
   private readonly sql: IdempotencyStatements;
   private readonly partitions: IdempotencyPartitions | null;
   private begin: string | undefined;
@@ -76,20 +78,42 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     partitioning?: IdempotencyPartitioning,
   ) {
     super();
-    this.sql = idempotencyStatements(tableName, partitioning !== undefined);
+    this.table = tableName ?? IDEMPOTENCY_TABLE;
+    this.sql = idempotencyStatements(this.table, partitioning !== undefined);
     this.partitions = partitioning
-      ? new IdempotencyPartitions(() => this.pool(), tableName, partitioning)
+      ? new IdempotencyPartitions(() => this.pool(), this.table, partitioning)
       : null;
   }
 
-  /** Partitioned table: checks its layout and creates the partitions the next claims need. */
+  /**
+   * Checks that the table's layout is the configured one; for a partitioned table, creates the
+   * partitions the next claims need.
+   */
   override async prepare(): Promise<void> {
     if (!this.partitions || !this.sql.partitioned) {
+      await this.refusePartitionedTable();
       return;
     }
     const { defaultIsolation } = await this.partitions.prepare();
     this.defaultIsolation = defaultIsolation;
     this.sql.partitioned.readCommittedByDefault = defaultIsolation === 'read committed';
+  }
+
+  /**
+   * The single table's claim cannot work on a partitioned table (every claim would answer 503), so
+   * a configuration that forgot `partitioning` stops at start-up instead. A table that does not
+   * exist yet is left to the claims to report.
+   */
+  private async refusePartitionedTable(): Promise<void> {
+    const { rows } = await this.pool().query<{ kind: string | null }>(
+      'SELECT (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS kind',
+      [this.table],
+    );
+    if (rows[0]?.kind === 'p') {
+      throw new Error(
+        `nestjs-idempotency: ${this.table} is partitioned; set the partitioning option for it.`,
+      );
+    }
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {

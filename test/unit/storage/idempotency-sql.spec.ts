@@ -81,6 +81,11 @@ describe('the partitioned layout', () => {
       "current_setting('transaction_isolation') = 'read committed'",
     );
     expect(idempotencyStatements('billing.idem').partitioned).toBeNull();
+    // The row-by-row purge stays off partitioned tables, where a ctid names rows of every partition.
+    expect(idempotencyStatements('billing.idem').purge).toContain('DELETE FROM ONLY billing.idem');
+    expect(idempotencyStatements('billing.idem').purge).toContain(
+      'SELECT ctid FROM ONLY billing.idem',
+    );
   });
 });
 
@@ -88,7 +93,12 @@ describe('partitionedMigrationSql', () => {
   const boundary = new Date('2026-12-01T00:00:00Z');
 
   it('names its objects after a schema-qualified table and attaches it up to the boundary', () => {
-    const { prepare, switch: swap } = partitionedMigrationSql(boundary, 'billing.idem');
+    const {
+      prepare,
+      switch: swap,
+      partitionedTable,
+    } = partitionedMigrationSql(boundary, 'billing.idem');
+    expect(partitionedTable).toBe('billing.idem_partitioned');
     expect(prepare[0]).toContain('CREATE TABLE IF NOT EXISTS billing.idem_partitioned (');
     expect(prepare[1]).toBe(
       'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idem_key_expiry_idx ON billing.idem (scope, key, expires_at)',
@@ -96,9 +106,9 @@ describe('partitionedMigrationSql', () => {
     expect(prepare).toContain(
       "ALTER TABLE billing.idem ADD CONSTRAINT idem_before_partitioning CHECK (expires_at < '2026-12-01T00:00:00.000Z') NOT VALID",
     );
-    expect(swap).toContain('ALTER TABLE billing.idem_partitioned RENAME TO idem;');
+    expect(swap).not.toContain('RENAME');
     expect(swap).toContain(
-      "ALTER TABLE billing.idem ATTACH PARTITION billing.idem_legacy FOR VALUES FROM (MINVALUE) TO ('2026-12-01T00:00:00.000Z');",
+      "ALTER TABLE billing.idem_partitioned ATTACH PARTITION billing.idem FOR VALUES FROM (MINVALUE) TO ('2026-12-01T00:00:00.000Z');",
     );
     expect(swap.trim().startsWith('BEGIN;')).toBe(true);
     expect(swap.trim().endsWith('COMMIT;')).toBe(true);
