@@ -1,6 +1,3 @@
-import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
@@ -13,7 +10,13 @@ import {
 } from '../../lib';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { LedgerFixtureModule } from './fixtures/ledger-app.module';
-import { ADAPTERS, type AdapterName, type TestApp, createTestApp } from '../utils/test-app';
+import {
+  ADAPTERS,
+  type AdapterName,
+  type TestApp,
+  createTestApp,
+  expectStartFailure,
+} from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 
 const TABLE = 'partitioned_records';
@@ -36,26 +39,18 @@ async function partitionedDatabase(...settings: string[]): Promise<TestDatabase>
   return db;
 }
 
-/** Starts the fixture app expecting its start-up to fail, and cleans up after it. */
-async function startFails(
+/** Starts the fixture app expecting its start-up to fail. */
+function startFails(
   adapter: AdapterName,
   db: TestDatabase,
   message: RegExp,
   idempotency: IdempotencyModuleOptions = PARTITIONED,
-) {
-  const moduleRef = await Test.createTestingModule({
-    imports: [FixtureAppModule.register({ databaseUrl: db.url, idempotency })],
-  }).compile();
-  const app = moduleRef.createNestApplication(
-    adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
-    { logger: false },
+): Promise<void> {
+  return expectStartFailure(
+    adapter,
+    FixtureAppModule.register({ databaseUrl: db.url, idempotency }),
+    message,
   );
-  try {
-    await expect(app.init()).rejects.toThrow(message);
-  } finally {
-    // The failed start leaves the DataSource connected.
-    await moduleRef.get(DataSource).destroy();
-  }
 }
 
 describe.each(ADAPTERS)('partitioned table under other settings (%s)', (adapter) => {

@@ -1,7 +1,3 @@
-import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { DataSource } from 'typeorm';
 import {
   IdempotencyPurger,
   type IdempotencyModuleOptions,
@@ -10,7 +6,7 @@ import {
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { CLIENT_ERROR_STATUS, handlerRuns } from './fixtures/ledger.controller';
 import { LedgerFixtureModule } from './fixtures/ledger-app.module';
-import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
+import { ADAPTERS, type TestApp, createTestApp, expectStartFailure } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 import { waitFor } from '../utils/wait-for';
 
@@ -333,27 +329,17 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
   );
 
   it('refuses to start with partitioning on an ordinary table', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        FixtureAppModule.register({
-          databaseUrl: db.url,
-          idempotency: {
-            tableName: 'idempotency_records',
-            partitioning: {},
-            purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
-          },
-        }),
-      ],
-    }).compile();
-    const app = moduleRef.createNestApplication(
-      adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
-      { logger: false },
+    await expectStartFailure(
+      adapter,
+      FixtureAppModule.register({
+        databaseUrl: db.url,
+        idempotency: {
+          tableName: 'idempotency_records',
+          partitioning: {},
+          purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
+        },
+      }),
+      /it is an ordinary table/,
     );
-    try {
-      await expect(app.init()).rejects.toThrow(/it is an ordinary table/);
-    } finally {
-      // The failed start leaves the DataSource connected.
-      await moduleRef.get(DataSource).destroy();
-    }
   });
 });

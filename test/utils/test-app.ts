@@ -3,6 +3,7 @@ import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
+import { DataSource } from 'typeorm';
 
 export type AdapterName = 'express' | 'fastify';
 
@@ -37,4 +38,25 @@ export async function createTestApp(
     http: () => request(url),
     close: () => app.close(),
   };
+}
+
+/**
+ * Starts `module` expecting its start-up to fail with `message`. A failed start leaves the
+ * TypeORM DataSource connected, which would outlive the test: it is closed here.
+ */
+export async function expectStartFailure(
+  adapter: AdapterName,
+  module: Type | DynamicModule,
+  message: RegExp,
+): Promise<void> {
+  const testingModule = await Test.createTestingModule({ imports: [module] }).compile();
+  const app = testingModule.createNestApplication(
+    adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
+    { logger: false },
+  );
+  try {
+    await expect(app.init()).rejects.toThrow(message);
+  } finally {
+    await testingModule.get(DataSource).destroy();
+  }
 }

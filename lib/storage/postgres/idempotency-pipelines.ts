@@ -108,6 +108,20 @@ function responseValues(
   ];
 }
 
+function notReplayableValues(
+  handle: ClaimHandle,
+  status: number | null,
+  ttlMs: number,
+): PipelineValue[] {
+  return [
+    handle.scope,
+    handle.key,
+    handle.token,
+    status === null ? null : String(status),
+    String(ttlMs),
+  ];
+}
+
 /** Lease mode: stores `response` in the claim's row. */
 export function leaseComplete(
   sql: IdempotencyStatements,
@@ -132,14 +146,7 @@ export function leaseMarkNotReplayable(
   return locked(sql, handle, {
     name: `${sql.namePrefix}_not_replayable`,
     text: sql.partitioned?.markNotReplayable ?? sql.markNotReplayable,
-    values: [
-      handle.scope,
-      handle.key,
-      handle.token,
-      status === null ? null : String(status),
-      String(ttlMs),
-      ...expiresAt(sql, handle),
-    ],
+    values: [...notReplayableValues(handle, status, ttlMs), ...expiresAt(sql, handle)],
   });
 }
 
@@ -177,12 +184,6 @@ export function notReplayableInTransaction(
   return {
     name: `${sql.namePrefix}_not_replayable_in_transaction`,
     text: sql.partitioned?.markNotReplayableInTransaction ?? sql.markNotReplayableInTransaction,
-    values: [
-      handle.scope,
-      handle.key,
-      handle.token,
-      status === null ? null : String(status),
-      String(ttlMs),
-    ],
+    values: notReplayableValues(handle, status, ttlMs),
   };
 }
