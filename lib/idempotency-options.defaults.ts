@@ -181,7 +181,9 @@ export function resolvePartitioning(
       `nestjs-idempotency: partitioning.partitionMs must be a whole number of seconds, got ${partitionMs}.`,
     );
   }
-  return { partitionMs, aheadMs };
+  // A DETACH waiting on a long transaction gives way to the next pass, which creates partitions.
+  const interval = options.purgeIntervalMs ?? IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
+  return { partitionMs, aheadMs, detachTimeoutMs: Math.max(1000, interval / 2) };
 }
 
 /** Default scope: the authenticated user's id, so two clients' keys never meet. */

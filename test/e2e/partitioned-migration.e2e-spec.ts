@@ -4,7 +4,7 @@ import {
   partitionedMigrationSql,
 } from '../../lib';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
-import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
+import { ADAPTERS, type TestApp, createTestApp, expectStartFailure } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 import { waitFor } from '../utils/wait-for';
 
@@ -69,10 +69,25 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         await db.query(statement);
       }
       // Running the preparation twice is harmless.
-      for (const statement of migration.prepare.slice(1)) {
+      for (const statement of migration.prepare) {
         await db.query(statement);
       }
       expect((await order(before, 'prepared')).status).toBe(201);
+      // An instance deployed with the new settings too early finds no table, and does not start
+      // (it would otherwise claim keys that the ordinary table holds).
+      await expectStartFailure(
+        adapter,
+        FixtureAppModule.register({
+          databaseUrl: db.url,
+          idempotency: {
+            ...OPTIONS,
+            tableName: migration.partitionedTable,
+            partitioning: {},
+            purgeIntervalMs: 3_600_000,
+          },
+        }),
+        /idempotency_records_partitioned does not exist/,
+      );
 
       // A request of the ordinary layout still running while the table switches.
       const inFlight = slowOrder(before, 'in-flight').then((response) => response);

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import {
   type ClaimRequest,
+  IdempotencyPurger,
   IdempotencyStore,
   type IdempotencyModuleOptions,
   PostgresIdempotencyStore,
@@ -93,6 +94,22 @@ describe.each(ADAPTERS)('partitioned table under other settings (%s)', (adapter)
           { key: 'k', state: 'completed' },
           { key: 'r', state: 'not_replayable' },
         ]);
+        // Partition bounds are read back from text: later passes and a second instance must
+        // find the partitions the first one made (PostgreSQL before 18 misread IST as +02).
+        const purger = app.app.get(IdempotencyPurger);
+        await purger.purgeNow();
+        await purger.purgeNow();
+        const second = await createTestApp(
+          adapter,
+          FixtureAppModule.register({ databaseUrl: db.url, idempotency: PARTITIONED }),
+        );
+        await second.close();
+        expect(
+          await db.query(
+            `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = $1::regclass`,
+            [TABLE],
+          ),
+        ).toEqual([{ n: 4 }]);
       } finally {
         pg.types.setTypeParser(TIMESTAMPTZ_OID, original);
         await app?.close();

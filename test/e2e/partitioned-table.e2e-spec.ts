@@ -129,6 +129,38 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
   );
 
   it(
+    "keeps the lock to the write's commit with pool clients in node-postgres's pipeline mode",
+    async () => {
+      // Each statement then has its own Sync: the lock and the write must not rely on sharing one.
+      const pipelined = await createTestApp(
+        adapter,
+        FixtureAppModule.register({
+          databaseUrl: db.url,
+          pgPipelineMode: true,
+          idempotency: {
+            tableName: TABLE,
+            partitioning: {},
+            purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
+          },
+        }),
+      );
+      try {
+        const keys = Array.from({ length: 20 }, (_, i) => `pipelined-${adapter}-${i}`);
+        await Promise.all(
+          keys.flatMap((key) => Array.from({ length: 5 }, () => order(pipelined, key))),
+        );
+        for (const key of keys) {
+          expect(await executions('create', key)).toBe(1);
+          expect(await rows(TABLE, key)).toBe(1);
+        }
+      } finally {
+        await pipelined.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
     'commits one transactional execution under 30 parallel duplicates, and replays it to all',
     async () => {
       const key = `ledger-${adapter}`;

@@ -222,6 +222,7 @@ describe('resolvePartitioning', () => {
     expect(resolvePartitioning({ partitioning: {} })).toEqual({
       partitionMs: 86_400_000,
       aheadMs: 3 * 86_400_000,
+      detachTimeoutMs: 30_000,
     });
   });
 
@@ -234,7 +235,7 @@ describe('resolvePartitioning', () => {
     ).toThrow(/must exceed/);
     expect(
       resolvePartitioning({ partitioning: { aheadMs: 5001 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
-    ).toEqual({ partitionMs: 86_400_000, aheadMs: 5001 });
+    ).toEqual({ partitionMs: 86_400_000, aheadMs: 5001, detachTimeoutMs: 30_000 });
   });
 
   it('refuses to run without the purge interval, which creates the partitions', () => {

@@ -8,6 +8,12 @@ export interface IdempotencyPartitioning {
   partitionMs: number;
   /** How far past now partitions must exist. */
   aheadMs: number;
+  /**
+   * Longest wait of one DETACH ... CONCURRENTLY for the transactions using the table; past it the
+   * partition stays pending until a later pass, which keeps a long transaction from holding up
+   * the passes that create partitions.
+   */
+  detachTimeoutMs: number;
 }
 
 interface Partition {
@@ -21,6 +27,9 @@ interface Partition {
   lower: number;
   upper: number;
 }
+
+/** SQLSTATE of a statement cancelled by statement_timeout. */
+const QUERY_CANCELED = '57014';
 
 /**
  * A lock per table and purpose ($1 table, $2 purpose), named by the table's oid: instances that
@@ -124,7 +133,7 @@ export class IdempotencyPartitions {
    * partitions exist; when nothing is missing, which is nearly always, no lock is taken.
    */
   private async createAhead(): Promise<void> {
-    const client = await this.pool().connect();
+    const client = await this.connect();
     try {
       if ((await this.missingRanges(client)).length > 0) {
         await client.query('BEGIN');
@@ -135,7 +144,7 @@ export class IdempotencyPartitions {
         }
         await client.query('COMMIT');
       }
-      client.release();
+      await this.release(client);
     } catch (error) {
       // The connection goes, and with it the open transaction and its lock.
       client.release(asError(error));
@@ -188,7 +197,7 @@ export class IdempotencyPartitions {
    * row count, 0 when another instance holds the pass.
    */
   private async dropExpired(): Promise<number> {
-    const client = await this.pool().connect();
+    const client = await this.connect();
     const lock = [this.table, 'drop-partitions'];
     try {
       const { rows } = await client.query<{ got: boolean }>(
@@ -203,7 +212,7 @@ export class IdempotencyPartitions {
           await client.query(LOCK_SQL('pg_advisory_unlock'), lock);
         }
       }
-      client.release();
+      await this.release(client);
       return dropped;
     } catch (error) {
       // Dropping the connection also frees the session lock if the unlock did not run.
@@ -216,23 +225,71 @@ export class IdempotencyPartitions {
     const now = await this.databaseNow(client);
     let rows = 0;
     for (const partition of await this.list(client)) {
-      if (partition.pending) {
-        // An earlier DETACH ... CONCURRENTLY was cut off (timeout, lost connection); claims
-        // worked meanwhile, and a second CONCURRENTLY would be refused.
-        await client.query(`ALTER TABLE ${this.table} DETACH PARTITION ${partition.name} FINALIZE`);
-      } else if (partition.upper <= now) {
-        // Waits for every transaction that uses the table to end, without blocking new claims.
-        await client.query(
-          `ALTER TABLE ${this.table} DETACH PARTITION ${partition.name} CONCURRENTLY`,
-        );
-      } else {
+      // A live partition is never dropped, even one whose detach someone else left pending.
+      if (partition.upper > now) {
         continue;
+      }
+      try {
+        // Both wait for the transactions that use the table, without blocking claims. FINALIZE
+        // finishes a DETACH ... CONCURRENTLY that was cut off (a second one would be refused).
+        await this.withStatementTimeout(client, this.settings.detachTimeoutMs, () =>
+          client.query(
+            `ALTER TABLE ${this.table} DETACH PARTITION ${partition.name} ${partition.pending ? 'FINALIZE' : 'CONCURRENTLY'}`,
+          ),
+        );
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== QUERY_CANCELED) {
+          throw error;
+        }
+        this.logger.warn(
+          `Detaching ${partition.name} waited ${this.settings.detachTimeoutMs} ms for transactions that use ${this.table}; a later pass finishes it.`,
+        );
+        break;
       }
       await client.query(`DROP TABLE ${partition.name}`);
       rows += Math.max(partition.rows, 0);
       this.logger.log(`Dropped expired partition ${partition.name}.`);
     }
     return rows;
+  }
+
+  /**
+   * A pool connection for maintenance. Partition bounds are read back from their text form, which
+   * follows the session's DateStyle and TimeZone: with a non-ISO style they print with zone
+   * abbreviations, which PostgreSQL before 18 may resolve to another zone (IST, CST). ISO and UTC
+   * print numeric offsets.
+   */
+  private async connect(): Promise<PoolClient> {
+    const client = await this.pool().connect();
+    try {
+      // One statement each: node-postgres's pipeline mode refuses several in one query.
+      await client.query("SET DateStyle = 'ISO, YMD'");
+      await client.query("SET TimeZone = 'UTC'");
+    } catch (error) {
+      client.release(asError(error));
+      throw error;
+    }
+    return client;
+  }
+
+  /** Gives a maintenance connection back with the session's own settings. */
+  private async release(client: PoolClient): Promise<void> {
+    await client.query('RESET DateStyle');
+    await client.query('RESET TimeZone');
+    client.release();
+  }
+
+  private async withStatementTimeout<T>(
+    client: PoolClient,
+    timeoutMs: number,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    await client.query(`SET statement_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+    try {
+      return await run();
+    } finally {
+      await client.query('RESET statement_timeout');
+    }
   }
 
   private async list(client: PoolClient): Promise<Partition[]> {

@@ -15,6 +15,11 @@ export interface Planned {
   statements: PipelineStatement[];
   /** Index of the statement whose rows are the operation's result. */
   at: number;
+  /**
+   * The statements rely on sharing the implicit transaction of one Sync (the key's lock is held
+   * until it). Where they cannot (see sendsOneSync), `inExplicitTransaction` wraps them.
+   */
+  implicitTransaction?: boolean;
 }
 
 const COMMIT: PipelineStatement = { text: 'COMMIT' };
@@ -43,10 +48,16 @@ function locked(sql: IdempotencyStatements, of: KeyOf, statement: PipelineStatem
     return { statements: [statement], at: 0 };
   }
   const lock = keyLock(sql, sql.partitioned.lockKey, 'key_lock', of);
-  if (sql.partitioned.readCommittedByDefault) {
-    return { statements: [lock, statement], at: 1 };
-  }
-  return { statements: [{ text: BEGIN_READ_COMMITTED }, lock, statement, COMMIT], at: 2 };
+  const implicit: Planned = { statements: [lock, statement], at: 1, implicitTransaction: true };
+  return sql.partitioned.readCommittedByDefault ? implicit : inExplicitTransaction(implicit);
+}
+
+/** `planned` in a READ COMMITTED transaction of its own, for a client that cannot share a Sync. */
+export function inExplicitTransaction(planned: Planned): Planned {
+  return {
+    statements: [{ text: BEGIN_READ_COMMITTED }, ...planned.statements, COMMIT],
+    at: planned.at + 1,
+  };
 }
 
 /** Lease mode: the claim of `request` under `token`. */

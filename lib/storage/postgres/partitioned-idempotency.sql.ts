@@ -94,6 +94,9 @@ WITH existing AS (
          created_at = now(), completed_at = NULL
    WHERE (SELECT ok FROM may_claim)
      AND r.scope = $1 AND r.key = $2 AND r.expires_at = (SELECT expires_at FROM existing)
+     -- Rechecked on the row's latest version, against writers that do not take the key's lock
+     -- (an instance still on the ordinary layout during a migration).
+     AND r.state = 'in_flight' AND r.locked_until <= now()
   RETURNING r.expires_at
 ), inserted AS (
   INSERT INTO ${T} (scope, key, fingerprint, state, lock_token, locked_until, expires_at)

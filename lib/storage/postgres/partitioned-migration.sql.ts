@@ -2,19 +2,28 @@ import { createPartitionedIdempotencyTableSql } from './create-idempotency-recor
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
 import { assertTableName } from './idempotency.sql';
 
+/**
+ * How long the migration's exclusive locks may wait (for transactions using the table) before the
+ * statement gives up; each waiting moment queues every claim behind it.
+ */
+const LOCK_TIMEOUT = '5s';
+
 /** PostgreSQL's 63-character names, less the longest suffix given here ("_before_partitioning"). */
 const MAX_NAME_LENGTH = 43;
 
 /** The statements that turn an ordinary idempotency table into a partitioned one in place. */
 export interface PartitionedMigrationSql {
   /**
-   * Run first, one statement at a time and outside any transaction (one builds an index
-   * CONCURRENTLY), while the application keeps serving from the ordinary table. Safe to run again.
+   * Run first, one at a time and outside any transaction (one builds an index CONCURRENTLY),
+   * while the application keeps serving from the ordinary table. Safe to run again; if the index
+   * build failed, its INVALID index must be dropped (DROP INDEX CONCURRENTLY) first. A statement
+   * that times out on its lock (lock_timeout, 5 s) can be run again.
    */
   prepare: string[];
   /**
-   * Then, as one statement (it holds its own BEGIN and COMMIT): the switch, a few milliseconds
-   * whatever the table's size. From its commit on, instances still on the ordinary layout answer
+   * Then, as one statement (it holds its own BEGIN and COMMIT; after a failure, such as its lock
+   * timing out, send ROLLBACK and run it again): the switch, a few milliseconds whatever the
+   * table's size. From its commit on, instances still on the ordinary layout answer
    * `503` to new claims (nothing runs twice), while their requests in flight complete normally;
    * restart them with `tableName` set to `partitionedTable` and `partitioning` set.
    */
@@ -63,16 +72,25 @@ export function partitionedMigrationSql(
   const at = boundary.toISOString();
   return {
     prepare: [
-      createPartitionedIdempotencyTableSql(next).trim(),
       // The primary key the partition will need, built without blocking writes.
       `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${keyIndex} ON ${tableName} (scope, key, expires_at)`,
-      // Proven before the switch, so attaching the table does not scan it under lock.
-      `ALTER TABLE ${tableName} DROP CONSTRAINT IF EXISTS ${check}`,
-      `ALTER TABLE ${tableName} ADD CONSTRAINT ${check} CHECK (expires_at < '${at}') NOT VALID`,
+      // Proven before the switch, so attaching the table does not scan it under lock. Adding it
+      // takes a brief exclusive lock: behind a long transaction it gives up instead of queueing
+      // every claim.
+      `BEGIN;
+SET LOCAL lock_timeout = '${LOCK_TIMEOUT}';
+ALTER TABLE ${tableName} DROP CONSTRAINT IF EXISTS ${check};
+ALTER TABLE ${tableName} ADD CONSTRAINT ${check} CHECK (expires_at < '${at}') NOT VALID;
+COMMIT;`,
       `ALTER TABLE ${tableName} VALIDATE CONSTRAINT ${check}`,
     ],
+    // The partitioned table is created here, not in prepare: an instance started with the new
+    // settings before the switch must find no table (and refuse to start), not an empty one whose
+    // claims would ignore the keys of the ordinary table.
     switch: `
 BEGIN;
+SET LOCAL lock_timeout = '${LOCK_TIMEOUT}';
+${createPartitionedIdempotencyTableSql(next).trim().replace('CREATE TABLE IF NOT EXISTS', 'CREATE TABLE')}
 -- Whatever created the table named its primary key (TypeORM's synchronize names it PK_...).
 DO $$ BEGIN
   EXECUTE format('ALTER TABLE ${tableName} DROP CONSTRAINT %I', (

@@ -177,7 +177,7 @@ export function runPipeline(
   client: PoolClient,
   statements: readonly PipelineStatement[],
 ): Promise<PipelineResult[]> {
-  if ((client as { pipeline?: boolean }).pipeline) {
+  if (!sendsOneSync(client)) {
     return runOneByOne(client, statements);
   }
   return new Promise((resolve, reject) => {
@@ -187,6 +187,15 @@ export function runPipeline(
       ),
     );
   });
+}
+
+/**
+ * Whether runPipeline sends `client`'s statements with a single Sync, so that those outside an
+ * explicit transaction share one implicit transaction (committed at the Sync). Not so in
+ * node-postgres's own pipeline mode, where each statement commits on its own.
+ */
+export function sendsOneSync(client: PoolClient): boolean {
+  return !(client as { pipeline?: boolean }).pipeline;
 }
 
 async function runOneByOne(

@@ -11,6 +11,7 @@ import {
 } from '../transactional-idempotency-store';
 import {
   type Planned,
+  inExplicitTransaction,
   leaseClaim,
   leaseComplete,
   leaseMarkNotReplayable,
@@ -25,7 +26,7 @@ import {
   explainPartitionError,
 } from './idempotency-partitions';
 import { BEGIN_READ_COMMITTED } from './partitioned-idempotency.sql';
-import { type PipelineResult, runPipeline } from './pipelined-query';
+import { PipelineError, type PipelineResult, runPipeline, sendsOneSync } from './pipelined-query';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,
@@ -105,13 +106,20 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
    * exist yet is left to the claims to report.
    */
   private async refusePartitionedTable(): Promise<void> {
-    const { rows } = await this.pool().query<{ kind: string | null }>(
-      'SELECT (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS kind',
+    const { rows } = await this.pool().query<{ kind: string | null; leaf: boolean | null }>(
+      `SELECT relkind::text AS kind, relispartition AS leaf
+         FROM (SELECT to_regclass($1) AS oid) t LEFT JOIN pg_class c ON c.oid = t.oid`,
       [this.table],
     );
     if (rows[0]?.kind === 'p') {
       throw new Error(
         `nestjs-idempotency: ${this.table} is partitioned; set the partitioning option for it.`,
+      );
+    }
+    // The old table after a migration: its keys are served through the partitioned table now.
+    if (rows[0]?.leaf) {
+      throw new Error(
+        `nestjs-idempotency: ${this.table} is a partition of another table; configure that table (with partitioning) instead.`,
       );
     }
   }
@@ -293,20 +301,31 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     planned: Planned,
   ): Promise<PipelineResult<R>> {
     const client = await this.pool().connect();
+    // The key's lock must be held from its statement to the write's commit.
+    const plan =
+      planned.implicitTransaction && !sendsOneSync(client)
+        ? inExplicitTransaction(planned)
+        : planned;
     let results: PipelineResult[];
     try {
-      results = await runPipeline(client, planned.statements);
+      results = await runPipeline(client, plan.statements);
     } catch (error) {
-      // A failed statement leaves its transaction open and aborted: end it before the
-      // connection is reused, or drop the connection.
-      await client.query('ROLLBACK').then(
-        () => client.release(),
-        (rollbackError: Error) => client.release(rollbackError),
-      );
+      if (plan.implicitTransaction) {
+        // PostgreSQL rolled the implicit transaction back at the Sync; a connection that failed
+        // without a SQLSTATE is dropped.
+        client.release(serverAnswered(error) ? undefined : new Error(String(error)));
+      } else {
+        // A failed statement leaves an explicit transaction open and aborted: end it before the
+        // connection is reused, or drop the connection.
+        await client.query('ROLLBACK').then(
+          () => client.release(),
+          (rollbackError: Error) => client.release(rollbackError),
+        );
+      }
       throw error;
     }
     client.release();
-    return results[planned.at] as PipelineResult<R>;
+    return results[plan.at] as PipelineResult<R>;
   }
 
   private pool(): Pool {
@@ -317,6 +336,11 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     }
     return pool;
   }
+}
+
+/** Whether PostgreSQL itself raised `error` (a SQLSTATE), so the connection is still sound. */
+function serverAnswered(error: unknown): boolean {
+  return error instanceof PipelineError && /^[0-9A-Z]{5}$/.test(error.code ?? '');
 }
 
 function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): ClaimHandle {

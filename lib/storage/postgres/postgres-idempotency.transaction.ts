@@ -83,7 +83,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
     return this.commitWith(
       status,
-      notReplayableInTransaction(this.sql, this.handle, status, ttlMs),
+      notReplayableInTransaction(this.sql, this.handle, status, this.ttl(ttlMs)),
     );
   }
 

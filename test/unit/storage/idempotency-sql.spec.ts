@@ -99,13 +99,16 @@ describe('partitionedMigrationSql', () => {
       partitionedTable,
     } = partitionedMigrationSql(boundary, 'billing.idem');
     expect(partitionedTable).toBe('billing.idem_partitioned');
-    expect(prepare[0]).toContain('CREATE TABLE IF NOT EXISTS billing.idem_partitioned (');
-    expect(prepare[1]).toBe(
+    expect(prepare[0]).toBe(
       'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idem_key_expiry_idx ON billing.idem (scope, key, expires_at)',
     );
-    expect(prepare).toContain(
+    expect(prepare[1]).toContain(
       "ALTER TABLE billing.idem ADD CONSTRAINT idem_before_partitioning CHECK (expires_at < '2026-12-01T00:00:00.000Z') NOT VALID",
     );
+    expect(prepare[1]).toContain("SET LOCAL lock_timeout = '5s'");
+    // The partitioned table appears only with the switch: before it, nothing can claim there.
+    expect(prepare.join('\n')).not.toContain('CREATE TABLE');
+    expect(swap).toContain('CREATE TABLE billing.idem_partitioned (');
     expect(swap).not.toContain('RENAME');
     expect(swap).toContain(
       "ALTER TABLE billing.idem_partitioned ATTACH PARTITION billing.idem FOR VALUES FROM (MINVALUE) TO ('2026-12-01T00:00:00.000Z');",
