@@ -181,9 +181,14 @@ export function resolvePartitioning(
       `nestjs-idempotency: partitioning.partitionMs must be a whole number of seconds, got ${partitionMs}.`,
     );
   }
-  // A DETACH waiting on a long transaction gives way to the next pass, which creates partitions.
+  // A DETACH waiting on a long transaction gives way to the next pass, which creates partitions,
+  // and never holds an application's shutdown (which waits for the pass) for more than a minute.
   const interval = options.purgeIntervalMs ?? IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
-  return { partitionMs, aheadMs, detachTimeoutMs: Math.max(1000, interval / 2) };
+  return {
+    partitionMs,
+    aheadMs,
+    detachTimeoutMs: Math.min(60_000, Math.max(1000, interval / 2)),
+  };
 }
 
 /** Default scope: the authenticated user's id, so two clients' keys never meet. */

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import {
   IdempotencyPurger,
   type IdempotencyModuleOptions,
@@ -65,6 +66,19 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         Math.ceil(((await databaseNow()).getTime() + BOUNDARY_AHEAD_MS) / 1000) * 1000,
       );
       const migration = partitionedMigrationSql(boundary);
+      // The switch refuses to run before the preparation, and changes nothing.
+      const early = new pg.Client({ connectionString: db.url });
+      await early.connect();
+      try {
+        await expect(early.query(migration.switch)).rejects.toThrow(
+          /run the migration's prepare statements first/,
+        );
+      } finally {
+        await early.end();
+      }
+      expect(await db.query("SELECT to_regclass('idempotency_records_partitioned') AS t")).toEqual([
+        { t: null },
+      ]);
       for (const statement of migration.prepare) {
         await db.query(statement);
       }

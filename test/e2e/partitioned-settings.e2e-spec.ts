@@ -9,6 +9,7 @@ import {
   PostgresIdempotencyStore,
   createPartitionedIdempotencyTableSql,
 } from '../../lib';
+import { IdempotencyPartitions } from '../../lib/storage/postgres/idempotency-partitions';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { LedgerFixtureModule } from './fixtures/ledger-app.module';
 import {
@@ -250,6 +251,23 @@ describe('partitioned store writes', () => {
     const ordinary = new PostgresIdempotencyStore(app.app.get(DataSource), TABLE);
     expect(await ordinary.purgeExpired(1000)).toBe(0);
     expect(await live()).toBe(before);
+  });
+
+  it("leaves the application's own session settings on the connections it maintains", async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    pool.on('connect', (client) => void client.query("SET TimeZone = 'Europe/Paris'"));
+    try {
+      const partitions = new IdempotencyPartitions(() => pool, TABLE, {
+        partitionMs: 86_400_000,
+        aheadMs: 3 * 86_400_000,
+        detachTimeoutMs: 1000,
+      });
+      await partitions.maintain();
+      const [{ TimeZone }] = (await pool.query<{ TimeZone: string }>('SHOW TimeZone')).rows;
+      expect(TimeZone).toBe('Europe/Paris');
+    } finally {
+      await pool.end();
+    }
   });
 
   it('does not revive a claim that expired and was replaced, when its completion comes late', async () => {

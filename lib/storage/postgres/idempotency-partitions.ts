@@ -30,6 +30,10 @@ interface Partition {
 
 /** SQLSTATE of a statement cancelled by statement_timeout. */
 const QUERY_CANCELED = '57014';
+/** SQLSTATE of a second pending detach ("already pending detach in partitioned table"). */
+const OBJECT_NOT_IN_PREREQUISITE_STATE = '55000';
+/** Longest wait of a FINALIZE (see dropExpiredLocked). */
+const FINALIZE_TIMEOUT_MS = 5_000;
 
 /**
  * A lock per table and purpose ($1 table, $2 purpose), named by the table's oid: instances that
@@ -66,6 +70,8 @@ SELECT c.oid::regclass::text AS name, i.inhdetachpending AS pending, c.reltuples
  */
 export class IdempotencyPartitions {
   private readonly logger = new Logger('IdempotencyPartitions');
+  /** The DateStyle and TimeZone of each maintenance connection, put back on release. */
+  private readonly restore = new WeakMap<PoolClient, [string, string]>();
 
   constructor(
     private readonly pool: () => Pool,
@@ -229,21 +235,34 @@ export class IdempotencyPartitions {
       if (partition.upper > now) {
         continue;
       }
+      // CONCURRENTLY waits for the transactions that lock the table, holding no lock on it
+      // meanwhile. FINALIZE, which finishes one that was cut off (a second CONCURRENTLY would be
+      // refused), waits for every older snapshot in the database while it holds a lock that
+      // partition creation needs: it gets a short leash.
+      const timeoutMs = partition.pending
+        ? Math.min(FINALIZE_TIMEOUT_MS, this.settings.detachTimeoutMs)
+        : this.settings.detachTimeoutMs;
       try {
-        // Both wait for the transactions that use the table, without blocking claims. FINALIZE
-        // finishes a DETACH ... CONCURRENTLY that was cut off (a second one would be refused).
-        await this.withStatementTimeout(client, this.settings.detachTimeoutMs, () =>
+        await this.withStatementTimeout(client, timeoutMs, () =>
           client.query(
             `ALTER TABLE ${this.table} DETACH PARTITION ${partition.name} ${partition.pending ? 'FINALIZE' : 'CONCURRENTLY'}`,
           ),
         );
       } catch (error) {
-        if ((error as { code?: unknown }).code !== QUERY_CANCELED) {
+        const code = (error as { code?: unknown }).code;
+        if (code === QUERY_CANCELED) {
+          this.logger.warn(
+            `Detaching ${partition.name} waited ${timeoutMs} ms for older transactions; a later pass finishes it.`,
+          );
+        } else if (code === OBJECT_NOT_IN_PREREQUISITE_STATE) {
+          // PostgreSQL allows one pending detach per table: someone else's, of a partition that
+          // is still live, blocks every drop until it is finished by hand.
+          this.logger.warn(
+            `Cannot detach ${partition.name}: ${String((error as { message?: unknown }).message)}. Finish the pending detach of ${this.table} (DETACH PARTITION ... FINALIZE).`,
+          );
+        } else {
           throw error;
         }
-        this.logger.warn(
-          `Detaching ${partition.name} waited ${this.settings.detachTimeoutMs} ms for transactions that use ${this.table}; a later pass finishes it.`,
-        );
         break;
       }
       await client.query(`DROP TABLE ${partition.name}`);
@@ -257,14 +276,17 @@ export class IdempotencyPartitions {
    * A pool connection for maintenance. Partition bounds are read back from their text form, which
    * follows the session's DateStyle and TimeZone: with a non-ISO style they print with zone
    * abbreviations, which PostgreSQL before 18 may resolve to another zone (IST, CST). ISO and UTC
-   * print numeric offsets.
+   * print numeric offsets. The connection's own values are put back before it returns to the pool
+   * (RESET would drop what the application set on it).
    */
   private async connect(): Promise<PoolClient> {
     const client = await this.pool().connect();
     try {
-      // One statement each: node-postgres's pipeline mode refuses several in one query.
-      await client.query("SET DateStyle = 'ISO, YMD'");
-      await client.query("SET TimeZone = 'UTC'");
+      const { rows } = await client.query<{ date_style: string; time_zone: string }>(
+        `SELECT current_setting('DateStyle') AS date_style, current_setting('TimeZone') AS time_zone,
+                set_config('DateStyle', 'ISO, YMD', false), set_config('TimeZone', 'UTC', false)`,
+      );
+      this.restore.set(client, [rows[0].date_style, rows[0].time_zone]);
     } catch (error) {
       client.release(asError(error));
       throw error;
@@ -274,8 +296,12 @@ export class IdempotencyPartitions {
 
   /** Gives a maintenance connection back with the session's own settings. */
   private async release(client: PoolClient): Promise<void> {
-    await client.query('RESET DateStyle');
-    await client.query('RESET TimeZone');
+    const [dateStyle, timeZone] = this.restore.get(client) ?? [];
+    this.restore.delete(client);
+    await client.query(
+      `SELECT set_config('DateStyle', $1, false), set_config('TimeZone', $2, false)`,
+      [dateStyle, timeZone],
+    );
     client.release();
   }
 
@@ -284,11 +310,15 @@ export class IdempotencyPartitions {
     timeoutMs: number,
     run: () => Promise<T>,
   ): Promise<T> {
-    await client.query(`SET statement_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+    const { rows } = await client.query<{ previous: string }>(
+      `SELECT current_setting('statement_timeout') AS previous,
+              set_config('statement_timeout', $1, false)`,
+      [String(Math.max(1, Math.round(timeoutMs)))],
+    );
     try {
       return await run();
     } finally {
-      await client.query('RESET statement_timeout');
+      await client.query(`SELECT set_config('statement_timeout', $1, false)`, [rows[0].previous]);
     }
   }
 

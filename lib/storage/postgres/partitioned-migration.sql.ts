@@ -17,7 +17,7 @@ export interface PartitionedMigrationSql {
    * Run first, one at a time and outside any transaction (one builds an index CONCURRENTLY),
    * while the application keeps serving from the ordinary table. Safe to run again; if the index
    * build failed, its INVALID index must be dropped (DROP INDEX CONCURRENTLY) first. A statement
-   * that times out on its lock (lock_timeout, 5 s) can be run again.
+   * that times out on its lock (lock_timeout, 5 s) rolls back and can be run again.
    */
   prepare: string[];
   /**
@@ -77,11 +77,11 @@ export function partitionedMigrationSql(
       // Proven before the switch, so attaching the table does not scan it under lock. Adding it
       // takes a brief exclusive lock: behind a long transaction it gives up instead of queueing
       // every claim.
-      `BEGIN;
-SET LOCAL lock_timeout = '${LOCK_TIMEOUT}';
+      // No BEGIN: the statements of one query string share an implicit transaction, which rolls
+      // itself back on a timeout and leaves the connection usable for a retry.
+      `SELECT set_config('lock_timeout', '${LOCK_TIMEOUT}', true);
 ALTER TABLE ${tableName} DROP CONSTRAINT IF EXISTS ${check};
-ALTER TABLE ${tableName} ADD CONSTRAINT ${check} CHECK (expires_at < '${at}') NOT VALID;
-COMMIT;`,
+ALTER TABLE ${tableName} ADD CONSTRAINT ${check} CHECK (expires_at < '${at}') NOT VALID;`,
       `ALTER TABLE ${tableName} VALIDATE CONSTRAINT ${check}`,
     ],
     // The partitioned table is created here, not in prepare: an instance started with the new
@@ -91,8 +91,13 @@ COMMIT;`,
 BEGIN;
 SET LOCAL lock_timeout = '${LOCK_TIMEOUT}';
 ${createPartitionedIdempotencyTableSql(next).trim().replace('CREATE TABLE IF NOT EXISTS', 'CREATE TABLE')}
--- Whatever created the table named its primary key (TypeORM's synchronize names it PK_...).
 DO $$ BEGIN
+  -- Without the validated CHECK, ATTACH would scan the whole table under an exclusive lock.
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '${tableName}'::regclass
+                    AND conname = '${check}' AND convalidated) THEN
+    RAISE EXCEPTION 'nestjs-idempotency: run the migration''s prepare statements first (no validated ${check}).';
+  END IF;
+  -- Whatever created the table named its primary key (TypeORM's synchronize names it PK_...).
   EXECUTE format('ALTER TABLE ${tableName} DROP CONSTRAINT %I', (
     SELECT conname FROM pg_constraint WHERE conrelid = '${tableName}'::regclass AND contype = 'p'));
 END $$;
