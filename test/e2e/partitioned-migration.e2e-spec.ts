@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { Response } from 'supertest';
 import {
   IdempotencyPurger,
   type IdempotencyModuleOptions,
@@ -45,6 +46,11 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
       .set('Idempotency-Key', key)
       .set('X-Delay-Ms', '2500')
       .send({});
+  /** A replay: marked, and byte for byte the first answer. */
+  const expectReplayOf = (replay: Response, first: Response) => {
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.text).toBe(first.text);
+  };
   const databaseNow = async () => (await db.query<{ now: Date }>('SELECT now()'))[0].now;
 
   it(
@@ -129,8 +135,7 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
 
       // Keys written before the switch replay from the old table, now a partition.
       const replay = await order(after, 'done');
-      expect(replay.headers['idempotent-replayed']).toBe('true');
-      expect(replay.text).toBe(done.text);
+      expectReplayOf(replay, done);
       expect(await executions('create', 'done')).toBe(1);
 
       // The ordinary layout refuses new claims from the switch on; nothing of them runs.
@@ -142,8 +147,7 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
       const finished = await inFlight;
       expect(finished.status).toBe(201);
       const inFlightReplay = await slowOrder(after, 'in-flight');
-      expect(inFlightReplay.headers['idempotent-replayed']).toBe('true');
-      expect(inFlightReplay.text).toBe(finished.text);
+      expectReplayOf(inFlightReplay, finished);
       expect(await executions('short-lease', 'in-flight')).toBe(1);
 
       // An expired key runs again, and new keys run once under parallel duplicates (their rows
@@ -186,8 +190,7 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         { t: null },
       ]);
       const straddlingReplay = await order(after, 'straddling');
-      expect(straddlingReplay.headers['idempotent-replayed']).toBe('true');
-      expect(straddlingReplay.text).toBe(straddling.text);
+      expectReplayOf(straddlingReplay, straddling);
       expect((await order(after, 'late')).status).toBe(201);
     },
     TEST_TIMEOUT_MS,
