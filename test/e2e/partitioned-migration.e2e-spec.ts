@@ -93,19 +93,21 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         await db.query(statement);
       }
       expect((await order(before, 'prepared')).status).toBe(201);
+      const newLayout = FixtureAppModule.register({
+        databaseUrl: db.url,
+        idempotency: {
+          ...OPTIONS,
+          tableName: migration.partitionedTable,
+          partitioning: { partitionMs: 1000, aheadMs: 20_000 },
+          // The test runs the passes itself; a timed one comes after half an hour at the soonest.
+          purgeIntervalMs: 3_600_000,
+        },
+      });
       // An instance deployed with the new settings too early finds no table, and does not start
       // (it would otherwise claim keys that the ordinary table holds).
       await expectStartFailure(
         adapter,
-        FixtureAppModule.register({
-          databaseUrl: db.url,
-          idempotency: {
-            ...OPTIONS,
-            tableName: migration.partitionedTable,
-            partitioning: {},
-            purgeIntervalMs: 3_600_000,
-          },
-        }),
+        newLayout,
         /idempotency_records_partitioned does not exist/,
       );
 
@@ -119,19 +121,7 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         rowsBefore,
       );
 
-      after = await createTestApp(
-        adapter,
-        FixtureAppModule.register({
-          databaseUrl: db.url,
-          idempotency: {
-            ...OPTIONS,
-            tableName: migration.partitionedTable,
-            partitioning: { partitionMs: 1000, aheadMs: 20_000 },
-            // The test runs the passes itself; a timed one comes after half an hour at the soonest.
-            purgeIntervalMs: 3_600_000,
-          },
-        }),
-      );
+      after = await createTestApp(adapter, newLayout);
 
       // Keys written before the switch replay from the old table, now a partition.
       const replay = await order(after, 'done');
