@@ -71,7 +71,7 @@ SELECT c.oid::regclass::text AS name, i.inhdetachpending AS pending, c.reltuples
 export class IdempotencyPartitions {
   private readonly logger = new Logger('IdempotencyPartitions');
   /** The DateStyle and TimeZone of each maintenance connection, put back on release. */
-  private readonly restore = new WeakMap<PoolClient, [string, string]>();
+  private readonly restore = new WeakMap<PoolClient, Record<string, string>>();
 
   constructor(
     private readonly pool: () => Pool,
@@ -84,21 +84,10 @@ export class IdempotencyPartitions {
    * ahead (at start-up). Returns the server's default isolation level.
    */
   async prepare(): Promise<{ defaultIsolation: string }> {
-    const { rows } = await this.pool().query<{
-      kind: string | null;
-      key: string | null;
-      has_default: boolean | null;
-      isolation: string;
-    }>(
-      `SELECT c.relkind::text AS kind, pg_get_partkeydef(c.oid) AS key,
-              p.partdefid <> 0 AS has_default,
-              current_setting('default_transaction_isolation') AS isolation
-         FROM (SELECT to_regclass($1) AS oid) t
-         LEFT JOIN pg_class c ON c.oid = t.oid
-         LEFT JOIN pg_partitioned_table p ON p.partrelid = t.oid`,
-      [this.table],
+    const { kind, key, hasDefault, defaultIsolation } = await readTableLayout(
+      this.pool(),
+      this.table,
     );
-    const { kind, key, has_default: hasDefault, isolation } = rows[0];
     const create = 'Create it with createPartitionedIdempotencyTableSql()';
     if (kind === null) {
       throw new Error(`nestjs-idempotency: the table ${this.table} does not exist. ${create}.`);
@@ -120,7 +109,7 @@ export class IdempotencyPartitions {
       );
     }
     await this.createAhead();
-    return { defaultIsolation: isolation };
+    return { defaultIsolation };
   }
 
   /**
@@ -282,11 +271,10 @@ export class IdempotencyPartitions {
   private async connect(): Promise<PoolClient> {
     const client = await this.pool().connect();
     try {
-      const { rows } = await client.query<{ date_style: string; time_zone: string }>(
-        `SELECT current_setting('DateStyle') AS date_style, current_setting('TimeZone') AS time_zone,
-                set_config('DateStyle', 'ISO, YMD', false), set_config('TimeZone', 'UTC', false)`,
+      this.restore.set(
+        client,
+        await setSession(client, { DateStyle: 'ISO, YMD', TimeZone: 'UTC' }),
       );
-      this.restore.set(client, [rows[0].date_style, rows[0].time_zone]);
     } catch (error) {
       client.release(asError(error));
       throw error;
@@ -296,12 +284,8 @@ export class IdempotencyPartitions {
 
   /** Gives a maintenance connection back with the session's own settings. */
   private async release(client: PoolClient): Promise<void> {
-    const [dateStyle, timeZone] = this.restore.get(client) ?? [];
+    await setSession(client, this.restore.get(client) ?? {});
     this.restore.delete(client);
-    await client.query(
-      `SELECT set_config('DateStyle', $1, false), set_config('TimeZone', $2, false)`,
-      [dateStyle, timeZone],
-    );
     client.release();
   }
 
@@ -310,15 +294,13 @@ export class IdempotencyPartitions {
     timeoutMs: number,
     run: () => Promise<T>,
   ): Promise<T> {
-    const { rows } = await client.query<{ previous: string }>(
-      `SELECT current_setting('statement_timeout') AS previous,
-              set_config('statement_timeout', $1, false)`,
-      [String(Math.max(1, Math.round(timeoutMs)))],
-    );
+    const previous = await setSession(client, {
+      statement_timeout: String(Math.max(1, Math.round(timeoutMs))),
+    });
     try {
       return await run();
     } finally {
-      await client.query(`SELECT set_config('statement_timeout', $1, false)`, [rows[0].previous]);
+      await setSession(client, previous);
     }
   }
 
@@ -348,6 +330,69 @@ export class IdempotencyPartitions {
     parts[parts.length - 1] = `${parts[parts.length - 1].slice(0, 46)}_p${stamp}`;
     return parts.join('.');
   }
+}
+
+/** What the store needs to know of its table before serving (one catalog read). */
+export interface TableLayout {
+  /** `relkind`: `r` ordinary, `p` partitioned; null when the table does not exist. */
+  kind: string | null;
+  /** The table is itself a partition of another (the old table after a migration). */
+  leaf: boolean;
+  /** `RANGE (expires_at)` for the partitioned layout. */
+  key: string | null;
+  hasDefault: boolean;
+  /** The server's default_transaction_isolation for this connection's role and database. */
+  defaultIsolation: string;
+}
+
+export async function readTableLayout(pool: Pool, table: string): Promise<TableLayout> {
+  const { rows } = await pool.query<{
+    kind: string | null;
+    leaf: boolean | null;
+    key: string | null;
+    has_default: boolean | null;
+    isolation: string;
+  }>(
+    `SELECT c.relkind::text AS kind, c.relispartition AS leaf, pg_get_partkeydef(c.oid) AS key,
+            p.partdefid <> 0 AS has_default,
+            current_setting('default_transaction_isolation') AS isolation
+       FROM (SELECT to_regclass($1) AS oid) t
+       LEFT JOIN pg_class c ON c.oid = t.oid
+       LEFT JOIN pg_partitioned_table p ON p.partrelid = t.oid`,
+    [table],
+  );
+  const row = rows[0];
+  return {
+    kind: row.kind,
+    leaf: row.leaf === true,
+    key: row.key,
+    hasDefault: row.has_default === true,
+    defaultIsolation: row.isolation,
+  };
+}
+
+/**
+ * Sets session settings on `client` (for the session, not a transaction) and returns what they
+ * were, to be set back the same way. Each setting is read before it is written: a target list is
+ * evaluated left to right.
+ */
+async function setSession(
+  client: PoolClient,
+  settings: Record<string, string>,
+): Promise<Record<string, string>> {
+  const entries = Object.entries(settings);
+  if (entries.length === 0) {
+    return {};
+  }
+  const columns = entries.map(
+    (_, i) =>
+      `current_setting($${2 * i + 1}) AS previous_${i}, set_config($${2 * i + 1}, $${2 * i + 2}, false)`,
+  );
+  const { rows } = await client.query<Record<string, string>>(
+    `SELECT ${columns.join(', ')}`,
+    entries.flat(),
+  );
+  return Object.fromEntries(entries.map(([name], i) => [name, rows[0][`previous_${i}`]]));
 }
 
 function asError(error: unknown): Error {

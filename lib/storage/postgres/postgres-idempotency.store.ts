@@ -24,6 +24,7 @@ import {
   IdempotencyPartitions,
   type IdempotencyPartitioning,
   explainPartitionError,
+  readTableLayout,
 } from './idempotency-partitions';
 import { BEGIN_READ_COMMITTED } from './partitioned-idempotency.sql';
 import { PipelineError, type PipelineResult, runPipeline, sendsOneSync } from './pipelined-query';
@@ -106,18 +107,14 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
    * exist yet is left to the claims to report.
    */
   private async refusePartitionedTable(): Promise<void> {
-    const { rows } = await this.pool().query<{ kind: string | null; leaf: boolean | null }>(
-      `SELECT relkind::text AS kind, relispartition AS leaf
-         FROM (SELECT to_regclass($1) AS oid) t LEFT JOIN pg_class c ON c.oid = t.oid`,
-      [this.table],
-    );
-    if (rows[0]?.kind === 'p') {
+    const { kind, leaf } = await readTableLayout(this.pool(), this.table);
+    if (kind === 'p') {
       throw new Error(
         `nestjs-idempotency: ${this.table} is partitioned; set the partitioning option for it.`,
       );
     }
     // The old table after a migration: its keys are served through the partitioned table now.
-    if (rows[0]?.leaf) {
+    if (leaf) {
       throw new Error(
         `nestjs-idempotency: ${this.table} is a partition of another table; configure that table (with partitioning) instead.`,
       );
