@@ -43,7 +43,7 @@ export interface PartitionedStatements {
   lockKey: string;
   /** $1 scope, $2 key: takes the key's lock if free, and records whether it did (transactional mode). */
   tryLockKey: string;
-  /** Lease mode claim, after lockKey. Same parameters and columns as the single table's, plus `claimed_expires_at`. */
+  /** Lease mode claim, after lockKey. Same parameters and columns as the single table's, plus `claimed_expires_at_ms`. */
   claim: string;
   /** Transactional claim, after tryLockKey: claims only when the lock was taken, else `busy`. */
   transactionalClaim: string;
