@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Response } from 'supertest';
 import {
@@ -59,13 +60,15 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
       const done = await order(before, 'done');
       expect(done.status).toBe(201);
       // A finished key whose TTL already ran out: the new layout must run it again.
+      const expiredToken = randomUUID();
       await db.query(
         `INSERT INTO idempotency_records (scope, key, fingerprint, state, lock_token,
                                           response_status, response_headers, response_body,
                                           completed_at, expires_at)
-         SELECT scope, 'expired', fingerprint, 'completed', gen_random_uuid(), 201, '{}',
+         SELECT scope, 'expired', fingerprint, 'completed', $1::uuid, 201, '{}',
                 '\\x7b7d'::bytea, now(), now() - interval '1 second'
            FROM idempotency_records WHERE key = 'done'`,
+        [expiredToken],
       );
 
       const boundary = new Date(
@@ -93,6 +96,15 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         await db.query(statement);
       }
       expect((await order(before, 'prepared')).status).toBe(201);
+      // 'done' replays after the switch, and both keys must still be live at the purge below, which
+      // on a loaded machine comes later than their 3 s TTL allows (2.5 s of it are the slow request;
+      // the steps around it took 1.9 s with a load average of 10). They stay live until just before
+      // the boundary, the latest expiry the old table's CHECK allows.
+      const justBeforeBoundary = new Date(boundary.getTime() - 1);
+      await db.query(
+        `UPDATE idempotency_records SET expires_at = $1 WHERE key IN ('done', 'prepared')`,
+        [justBeforeBoundary],
+      );
       const newLayout = FixtureAppModule.register({
         databaseUrl: db.url,
         idempotency: {
@@ -156,6 +168,22 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
 
       // A purge pass of the old layout reaches the old table alone: it deletes the expired row
       // there, and no live row of the partitioned table (a ctid is unique only per partition).
+      // Which rows are live is set here rather than left to the machine's speed: every row but the
+      // expired one stays live until just before the boundary, and the new keys move to a partition
+      // of the new layout past it. A partition's first rows have the ctids of the old table's first
+      // rows, the expired one among them: a purge by ctid that reached the partitioned table would
+      // delete live rows there.
+      await db.query(
+        `UPDATE ${migration.partitionedTable}
+            SET expires_at = CASE WHEN key LIKE 'new-%' THEN $2::timestamptz ELSE $1::timestamptz END
+          WHERE lock_token IS DISTINCT FROM $3::uuid`,
+        [justBeforeBoundary, new Date(boundary.getTime() + 5000), expiredToken],
+      );
+      const liveSharingACtid = `SELECT count(*) AS n
+          FROM ${migration.partitionedTable} AS p JOIN ONLY idempotency_records AS old
+               ON old.ctid = p.ctid AND old.tableoid <> p.tableoid
+         WHERE old.expires_at <= now() AND p.expires_at > now()`;
+      expect(await count(liveSharingACtid)).toBeGreaterThan(0);
       const live = `SELECT count(*) AS n FROM ${migration.partitionedTable} WHERE expires_at > now()`;
       const liveBefore = await count(live);
       expect(await before.app.get(IdempotencyPurger).purgeNow()).toBe(1);
