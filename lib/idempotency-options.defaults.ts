@@ -6,6 +6,7 @@ import type {
 } from './interfaces/idempotency-options.interface';
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
 import type { IdempotencyPartitioning } from './storage/postgres/idempotency-partitions';
+import { defaultScope } from './protocol/default-scope';
 import { replayableHeaderNames } from './protocol/replayable-headers';
 import { isStoredStatusByDefault } from './protocol/response-policy';
 
@@ -129,7 +130,7 @@ export function resolveRouteSettings(
       IDEMPOTENCY_DEFAULTS.maxResponseBytes,
       'maxResponseBytes',
     ),
-    scope: merged.scope ?? userIdScope,
+    scope: merged.scope ?? defaultScope,
     transactional: merged.transactional ?? false,
     rollbackOnClientError: merged.rollbackOnClientError ?? false,
     concurrency: merged.concurrency ?? (merged.transactional ? 'wait' : 'reject'),
@@ -189,12 +190,6 @@ export function resolvePartitioning(
     aheadMs,
     detachTimeoutMs: Math.min(60_000, Math.max(1000, interval / 2)),
   };
-}
-
-/** Default scope: the authenticated user's id, so two clients' keys never meet. */
-function userIdScope(request: IdempotencyRequestInfo): string {
-  const user = (request.raw as { user?: { id?: unknown } }).user;
-  return user?.id === undefined || user.id === null ? '' : String(user.id);
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

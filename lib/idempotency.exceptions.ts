@@ -79,6 +79,22 @@ export class IdempotencyRequestNotFingerprintableException extends IdempotencyEx
   }
 }
 
+/**
+ * 500: the default scope cannot tell whose request this is (`request.user` has neither `id` nor
+ * `sub`), so the request is refused rather than stored where another principal could replay it.
+ * A configuration error of the application: set the `scope` option.
+ */
+export class IdempotencyScopeUnresolvedException extends IdempotencyException {
+  constructor() {
+    super(
+      'scope-unresolved',
+      'Idempotency scope unresolved',
+      HttpStatus.INTERNAL_SERVER_ERROR,
+      'The server cannot tell which principal this request belongs to: request.user has neither an id nor a sub. Configure the scope option of the idempotency module. The request was not executed.',
+    );
+  }
+}
+
 /** 409: another request with the same key is still being processed. */
 export class IdempotencyKeyInFlightException extends IdempotencyException {
   constructor(retryAfterMs: number) {

@@ -8,13 +8,16 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { performance } from 'node:perf_hooks';
 import { type Observable, throwError } from 'rxjs';
-import type { Exchange } from './execution/exchange';
+import type { Exchange, ReportedRequest } from './execution/exchange';
 import type { ExecutionDeps } from './execution/execution-steps';
+import { tracksEntry } from './execution/handler-entry';
 import { LeaseExecution } from './execution/lease-execution';
+import { OutcomeReporter } from './execution/outcome-reporter';
 import { TransactionalExecution } from './execution/transactional-execution';
 import { ResponseWriter } from './http/response-writer';
-import { type RoutePlan, takesOverResponse } from './http/route-plan';
+import { type RouteIdentity, type RoutePlan, takesOverResponse } from './http/route-plan';
 import {
   type ResolvedModuleSettings,
   type ResolvedRouteSettings,
@@ -30,15 +33,19 @@ import {
   IdempotencyKeyInvalidException,
   IdempotencyKeyMissingException,
   IdempotencyRequestNotFingerprintableException,
+  IdempotencyScopeUnresolvedException,
 } from './idempotency.exceptions';
 import { IDEMPOTENCY_SETTINGS } from './idempotency.module-definition';
 import type {
   IdempotencyRequestInfo,
   IdempotencyRouteOptions,
 } from './interfaces/idempotency-options.interface';
+import type { IdempotencyOutcome } from './interfaces/idempotency-outcome.interface';
 import { BodyTooDeepError } from './protocol/canonical-json';
+import { ScopeUnresolvedError } from './protocol/default-scope';
 import { parseIdempotencyKey } from './protocol/idempotency-key';
 import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
+import { DurationWindow } from './protocol/retry-after';
 import { IdempotencyStore } from './storage/idempotency-store';
 import { TransactionalIdempotencyStore } from './storage/transactional-idempotency-store';
 import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
@@ -61,6 +68,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
   protected readonly logger = new Logger('Idempotency');
   private readonly plans = new Map<unknown, RoutePlan>();
   private readonly writer: ResponseWriter;
+  private readonly reporter: OutcomeReporter;
   private readonly lease: LeaseExecution;
   private readonly transactional: TransactionalExecution;
 
@@ -72,11 +80,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
     protected readonly transaction: IdempotencyTransaction,
   ) {
     this.writer = new ResponseWriter(adapterHost);
+    this.reporter = new OutcomeReporter(settings.onOutcome, settings.logRawKeys, this.logger);
     const deps: ExecutionDeps = {
       settings,
       store,
       writer: this.writer,
       logger: this.logger,
+      reporter: this.reporter,
       renderStoredError: (error) => this.renderStoredError(error),
     };
     this.lease = new LeaseExecution(deps);
@@ -107,43 +117,70 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     request[HANDLED_REQUEST] = true;
     const response = http.getResponse<unknown>();
+    const url = String(adapter.getRequestUrl(request));
+    const reported: ReportedRequest = {
+      request,
+      route: plan.route,
+      method,
+      path: url,
+      startedAt: performance.now(),
+    };
     if (parsed.kind === 'missing') {
       return this.reject(
+        reported,
         response,
+        'key-missing',
         new IdempotencyKeyMissingException(this.settings.headerDisplayName),
       );
     }
     if (parsed.kind === 'invalid') {
-      return this.reject(response, new IdempotencyKeyInvalidException(parsed.reason));
+      return this.reject(
+        reported,
+        response,
+        'key-invalid',
+        new IdempotencyKeyInvalidException(parsed.reason),
+      );
     }
 
-    const info: IdempotencyRequestInfo = {
-      method,
-      url: String(adapter.getRequestUrl(request)),
-      body: request.body,
-      raw: request,
-    };
+    const info: IdempotencyRequestInfo = { method, url, body: request.body, raw: request };
     let fingerprint: string | null;
+    let scope: string;
     try {
       fingerprint = this.computeFingerprint(info, plan.settings);
+      scope = this.resolveScope(info, plan.settings);
     } catch (error) {
       if (error instanceof BodyTooDeepError) {
         return this.reject(
+          reported,
           response,
+          'not-fingerprintable',
           new IdempotencyRequestNotFingerprintableException(error.message),
+        );
+      }
+      if (error instanceof ScopeUnresolvedError) {
+        if (!plan.route.scopeRefusalLogged) {
+          plan.route.scopeRefusalLogged = true;
+          this.logger.error(
+            `${plan.route.name}: ${error.message} Its requests with a key are refused (500) until then; this is logged once per route.`,
+          );
+        }
+        return this.reject(
+          reported,
+          response,
+          'scope-unresolved',
+          new IdempotencyScopeUnresolvedException(),
         );
       }
       throw error;
     }
     let keyHash: string | undefined;
     const exchange: Exchange = {
-      request,
+      ...reported,
       response,
       settings: plan.settings,
       capturable: plan.capturable,
-      route: plan.route,
       claim: {
-        scope: this.resolveScope(info, plan.settings),
+        scope,
         key: parsed.key,
         fingerprint,
         lockTimeoutMs: plan.settings.lockTimeoutMs,
@@ -154,8 +191,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
         keyHash ??= sha256(parsed.key);
         return keyHash;
       },
-      method,
-      path: info.url,
     };
     return plan.settings.transactional
       ? this.transactional.run(exchange, next)
@@ -213,8 +248,14 @@ export class IdempotencyInterceptor implements NestInterceptor {
       : { statusCode: error.getStatus(), message: body };
   }
 
-  /** Sends a key error as problem+json (nothing was claimed, nothing runs). */
-  private reject(response: unknown, exception: IdempotencyException): Observable<never> {
+  /** Sends a refusal as problem+json (nothing was claimed, nothing runs) and reports it. */
+  private reject(
+    reported: ReportedRequest,
+    response: unknown,
+    outcome: IdempotencyOutcome,
+    exception: IdempotencyException,
+  ): Observable<never> {
+    this.reporter.report(reported, outcome, { status: exception.getStatus() });
     this.writer.prepareProblem(response, exception);
     return throwError(() => exception);
   }
@@ -241,7 +282,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     if (options === undefined && this.settings.autoMethods.size === 0) {
       return PASS;
     }
-    const route = `${context.getClass().name}.${context.getHandler().name}`;
+    const controller = context.getClass().name;
+    const handler = context.getHandler().name;
+    const route: RouteIdentity = {
+      name: `${controller}.${handler}`,
+      controller,
+      handler,
+      tracksEntry: tracksEntry(context.getHandler()),
+      durations: new DurationWindow(),
+      scopeRefusalLogged: false,
+    };
     const settings = resolveRouteSettings(
       this.settings.route,
       options ?? {},
@@ -250,18 +300,18 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const capturable = !takesOverResponse(context.getClass(), context.getHandler().name);
     if (settings.transactional && !(this.store instanceof TransactionalIdempotencyStore)) {
       throw new Error(
-        `nestjs-idempotency: ${route} is transactional, but the store in use cannot run transactions.`,
+        `nestjs-idempotency: ${route.name} is transactional, but the store in use cannot run transactions.`,
       );
     }
     if (!capturable && settings.transactional) {
       // The handler would send its answer before the commit that makes it true.
       throw new Error(
-        `nestjs-idempotency: ${route} writes its response with @Res() and cannot be transactional. Use @Res({ passthrough: true }).`,
+        `nestjs-idempotency: ${route.name} writes its response with @Res() and cannot be transactional. Use @Res({ passthrough: true }).`,
       );
     }
     if (!capturable && options !== undefined) {
       this.logger.warn(
-        `${route} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
+        `${route.name} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
       );
     }
     return { kind: options === undefined ? 'auto' : 'decorated', settings, capturable, route };

@@ -1,23 +1,39 @@
+import type { RouteIdentity } from '../http/route-plan';
 import type { ResolvedRouteSettings } from '../idempotency-options.defaults';
 import type { ClaimRequest } from '../storage/claim-result.interface';
 
-/** One request on an idempotent route, as it moves through claim, execution and recording. */
-export interface Exchange {
+/** What outcome events say of a request, known before its key is parsed. */
+export interface ReportedRequest {
   request: Record<PropertyKey, unknown>;
+  route: RouteIdentity;
+  method: string;
+  path: string;
+  /** `performance.now()` when the interceptor took the request. */
+  startedAt: number;
+  /** Set once the claim has answered. */
+  claimDurationMs?: number;
+  /** Set once the handler has ended. */
+  handlerDurationMs?: number;
+}
+
+/** One request on an idempotent route, as it moves through claim, execution and recording. */
+export interface Exchange extends ReportedRequest {
   response: unknown;
   settings: ResolvedRouteSettings;
   capturable: boolean;
-  /** `Controller.method`, for logs. */
-  route: string;
   claim: ClaimRequest;
   /** SHA-256 of the key, as logs show it (computed when first read). */
   readonly keyHash: string;
-  method: string;
-  path: string;
 }
 
-/** How the handler ended: its last value, or what it threw. */
-export type HandlerOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+/**
+ * How the handler ended: its last value, or what it threw; whether its route method was entered
+ * (`false` when a pipe refused the request), and how long it ran.
+ */
+export type HandlerOutcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & {
+  entered: boolean;
+  durationMs: number;
+};
 
 /** A finished execution, to be recorded: the status, and the body to send (and store). */
 export interface Recordable {
@@ -29,7 +45,7 @@ export interface Recordable {
 export type RecordDecision =
   | { kind: 'store'; recordable: Recordable }
   | ({ kind: 'not-replayable' } & Unrecorded)
-  | ({ kind: 'release' } & Unrecorded);
+  | ({ kind: 'release'; notStarted: boolean } & Unrecorded);
 
 /** An outcome that is not stored for replay. */
 export interface Unrecorded {

@@ -1,14 +1,6 @@
 import { type CallHandler, HttpException, type Logger } from '@nestjs/common';
-import {
-  type Observable,
-  catchError,
-  defaultIfEmpty,
-  defer,
-  last,
-  map,
-  of,
-  throwError,
-} from 'rxjs';
+import { performance } from 'node:perf_hooks';
+import { Observable, catchError, defaultIfEmpty, last, map, of, throwError } from 'rxjs';
 import type { ResponseWriter } from '../http/response-writer';
 import { isStreamLike } from '../http/route-plan';
 import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
@@ -19,12 +11,15 @@ import {
   IdempotencyResponseNotReplayableException,
   IdempotencyStoreUnavailableException,
 } from '../idempotency.exceptions';
-import type { IdempotencyOutcomeEvent } from '../interfaces/idempotency-outcome.interface';
+import type { IdempotencyOutcome } from '../interfaces/idempotency-outcome.interface';
+import { estimateRetryAfterMs } from '../protocol/retry-after';
 import type { ClaimResult } from '../storage/claim-result.interface';
 import type { IdempotencyStore } from '../storage/idempotency-store';
 import type { StoredResponse } from '../storage/stored-response.interface';
 import { withTimeout } from '../storage/with-timeout';
 import type { Exchange, HandlerOutcome, Recordable, RecordDecision } from './exchange';
+import { type HandlerEntry, runTrackingEntry } from './handler-entry';
+import type { OutcomeDetails, OutcomeReporter } from './outcome-reporter';
 
 /** What an execution needs from the interceptor that runs it. */
 export interface ExecutionDeps {
@@ -32,6 +27,7 @@ export interface ExecutionDeps {
   store: IdempotencyStore;
   writer: ResponseWriter;
   logger: Logger;
+  reporter: OutcomeReporter;
   /** The interceptor's (overridable) rendering of a stored client error. */
   renderStoredError: (error: HttpException) => unknown;
 }
@@ -54,14 +50,40 @@ export abstract class ExecutionSteps {
   /** Claims the exchange's key, runs the handler when it won, and answers. */
   abstract run(exchange: Exchange, next: CallHandler): Observable<unknown>;
 
-  /** Runs the handler to its last value, turning an error into an outcome to record. */
-  protected runHandler(next: CallHandler): Observable<HandlerOutcome> {
-    return defer(() => next.handle()).pipe(
-      defaultIfEmpty(undefined),
-      last(),
-      map((value): HandlerOutcome => ({ ok: true, value })),
-      catchError((error: unknown) => of<HandlerOutcome>({ ok: false, error })),
-    );
+  /** Marks the moment the claim answered, for outcome events. */
+  protected claimAnswered(exchange: Exchange): void {
+    exchange.claimDurationMs = performance.now() - exchange.startedAt;
+  }
+
+  /**
+   * Runs the handler to its last value, turning an error into an outcome to record, and notes
+   * whether its route method was entered and how long it ran. A route whose entry is not observed
+   * counts as entered: its errors are then recorded as the handler's, as they always were.
+   */
+  protected runHandler(exchange: Exchange, next: CallHandler): Observable<HandlerOutcome> {
+    return new Observable<HandlerOutcome>((subscriber) => {
+      const startedAt = performance.now();
+      const entry: HandlerEntry = { entered: !exchange.route.tracksEntry };
+      const ended = (result: { ok: true; value: unknown } | { ok: false; error: unknown }) => {
+        const durationMs = performance.now() - startedAt;
+        exchange.handlerDurationMs = durationMs;
+        if (entry.entered) {
+          exchange.route.durations.record(durationMs);
+        }
+        return { ...result, entered: entry.entered, durationMs };
+      };
+      return runTrackingEntry(entry, () =>
+        next
+          .handle()
+          .pipe(
+            defaultIfEmpty(undefined),
+            last(),
+            map((value) => ended({ ok: true, value })),
+            catchError((error: unknown) => of(ended({ ok: false, error }))),
+          )
+          .subscribe(subscriber),
+      );
+    });
   }
 
   /**
@@ -73,8 +95,11 @@ export abstract class ExecutionSteps {
     if (!outcome.ok) {
       const error = outcome.error;
       const status = error instanceof HttpException ? error.getStatus() : 500;
-      if (!(error instanceof HttpException) || !settings.storeStatus(status)) {
-        return { kind: 'release', status, error, rethrow: true, send: undefined };
+      // A request refused before its handler started (a ValidationPipe's 400) did nothing: its
+      // key stays free for the corrected request, as Stripe does.
+      const notStarted = !outcome.entered;
+      if (notStarted || !(error instanceof HttpException) || !settings.storeStatus(status)) {
+        return { kind: 'release', notStarted, status, error, rethrow: true, send: undefined };
       }
       if (!exchange.capturable) {
         // The exception filters render this one as usual; the key stays spent.
@@ -109,6 +134,7 @@ export abstract class ExecutionSteps {
     if (!exchange.settings.storeStatus(recordable.status)) {
       return {
         kind: 'release',
+        notStarted: false,
         status: recordable.status,
         rethrow: false,
         send: recordable.body,
@@ -137,7 +163,7 @@ export abstract class ExecutionSteps {
         this.report(exchange, 'conflict', { status: 409 });
         return this.reject(
           exchange.response,
-          new IdempotencyKeyInFlightException(result.retryAfterMs),
+          new IdempotencyKeyInFlightException(this.retryAfterMs(exchange, result.retryAfterMs)),
         );
       case 'mismatch':
         this.report(exchange, 'mismatch', { status: 422 });
@@ -149,6 +175,15 @@ export abstract class ExecutionSteps {
           new IdempotencyResponseNotReplayableException(result.status),
         );
     }
+  }
+
+  /**
+   * When a duplicate should come back: from how long the route's recent executions took, less
+   * what the running one has had of its lease, within what is left of that lease.
+   */
+  private retryAfterMs(exchange: Exchange, remainingLeaseMs: number): number {
+    const elapsedMs = Math.max(0, exchange.settings.lockTimeoutMs - remainingLeaseMs);
+    return estimateRetryAfterMs(exchange.route.durations.typicalMs(), elapsedMs, remainingLeaseMs);
   }
 
   protected storeUnavailable(exchange: Exchange, step: string, error: unknown): Observable<never> {
@@ -173,25 +208,9 @@ export abstract class ExecutionSteps {
 
   protected report(
     exchange: Exchange,
-    outcome: IdempotencyOutcomeEvent['outcome'],
-    extra: { status?: number; error?: unknown } = {},
+    outcome: IdempotencyOutcome,
+    details: OutcomeDetails = {},
   ): void {
-    const hook = this.settings.onOutcome;
-    if (!hook) {
-      return;
-    }
-    try {
-      hook({
-        outcome,
-        scope: exchange.claim.scope,
-        keyHash: exchange.keyHash,
-        ...(this.settings.logRawKeys ? { key: exchange.claim.key } : {}),
-        method: exchange.method,
-        path: exchange.path,
-        ...extra,
-      });
-    } catch (error) {
-      this.logger.warn(`onOutcome hook threw: ${String(error)}`);
-    }
+    this.deps.reporter.report(exchange, outcome, details);
   }
 }

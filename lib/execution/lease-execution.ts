@@ -14,8 +14,12 @@ import { ExecutionSteps } from './execution-steps';
 export class LeaseExecution extends ExecutionSteps {
   run(exchange: Exchange, next: CallHandler): Observable<unknown> {
     return defer(() => this.claimWithLease(exchange)).pipe(
-      catchError((error: unknown) => this.storeUnavailable(exchange, 'Claim', error)),
+      catchError((error: unknown) => {
+        this.claimAnswered(exchange);
+        return this.storeUnavailable(exchange, 'Claim', error);
+      }),
       mergeMap((result) => {
+        this.claimAnswered(exchange);
         if (result.kind !== 'claimed') {
           return this.answerExisting(result, exchange);
         }
@@ -47,7 +51,7 @@ export class LeaseExecution extends ExecutionSteps {
     exchange: Exchange,
     next: CallHandler,
   ): Observable<unknown> {
-    const run = this.runHandler(next).pipe(
+    const run = this.runHandler(exchange, next).pipe(
       // The record is written before the response leaves: a retry that arrives right after the
       // client got its answer must find it.
       mergeMap((outcome) => from(this.recordWithLease(handle, exchange, outcome))),
@@ -62,7 +66,7 @@ export class LeaseExecution extends ExecutionSteps {
     ).pipe(
       catchError((error: unknown) => {
         // Fail closed: the handler has not run, and must not run unrecorded.
-        void this.release(handle, exchange, 503, error);
+        void this.release(handle, exchange, 'released', 503, error);
         return this.storeUnavailable(exchange, 'Marking', error);
       }),
       mergeMap(() => run),
@@ -77,7 +81,13 @@ export class LeaseExecution extends ExecutionSteps {
     const decision = this.decide(exchange, outcome);
     switch (decision.kind) {
       case 'release':
-        await this.release(handle, exchange, decision.status, decision.error);
+        await this.release(
+          handle,
+          exchange,
+          decision.notStarted ? 'not-started' : 'released',
+          decision.status,
+          decision.error,
+        );
         if (decision.rethrow) {
           throw decision.error;
         }
@@ -125,13 +135,14 @@ export class LeaseExecution extends ExecutionSteps {
   private async release(
     handle: ClaimHandle,
     exchange: Exchange,
+    outcome: 'released' | 'not-started',
     status: number,
     cause: unknown,
   ): Promise<void> {
     try {
       const current = await this.bounded(this.deps.store.release(handle));
       if (current) {
-        this.report(exchange, 'released', { status, error: cause });
+        this.report(exchange, outcome, { status, error: cause });
       } else {
         this.reportWrite(exchange, false, 'released', status);
       }

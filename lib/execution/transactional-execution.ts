@@ -15,9 +15,6 @@ import type { IdempotencyTransaction } from '../transaction/idempotency-transact
 import type { Exchange, HandlerOutcome, Recordable } from './exchange';
 import { type ExecutionDeps, ExecutionSteps } from './execution-steps';
 
-/** Retry-After of a duplicate that found the key held by another transaction. */
-const BUSY_RETRY_AFTER_MS = 1000;
-
 /**
  * Thrown inside the pipeline when the transaction could not be carried to its end (the claim,
  * the write with the commit failed or timed out, or the handler lost the connection): answered 503.
@@ -47,8 +44,12 @@ export class TransactionalExecution extends ExecutionSteps {
     // buildPlan refuses transactional routes on any other store.
     const store = this.deps.store as TransactionalIdempotencyStore;
     return defer(() => this.claimInTransaction(store, exchange)).pipe(
-      catchError((error: unknown) => this.storeUnavailable(exchange, 'Transactional claim', error)),
+      catchError((error: unknown) => {
+        this.claimAnswered(exchange);
+        return this.storeUnavailable(exchange, 'Transactional claim', error);
+      }),
       mergeMap((result) => {
+        this.claimAnswered(exchange);
         if (result.kind !== 'claimed') {
           return this.answerExisting(result, exchange);
         }
@@ -86,8 +87,10 @@ export class TransactionalExecution extends ExecutionSteps {
       }
       const delay = waitDelayMs(attempt);
       if (exchange.settings.concurrency === 'reject' || Date.now() + delay > deadline) {
+        // A transaction holding the key has no lease to report: its elapsed time is unknown, and
+        // the route's lease bounds the estimate (see retryAfterMs).
         return result.kind === 'busy'
-          ? { kind: 'in-flight', retryAfterMs: BUSY_RETRY_AFTER_MS }
+          ? { kind: 'in-flight', retryAfterMs: exchange.settings.lockTimeoutMs }
           : result;
       }
       await sleep(delay);
@@ -100,10 +103,10 @@ export class TransactionalExecution extends ExecutionSteps {
     next: CallHandler,
   ): Observable<unknown> {
     exchange.request[TRANSACTION_MANAGER] = transaction.manager;
-    const active = { manager: transaction.manager, route: exchange.route };
+    const active = { manager: transaction.manager, route: exchange.route.name };
     // Everything the handler starts runs in the transaction's async context.
     return new Observable<HandlerOutcome>((subscriber) =>
-      this.transaction.run(active, () => this.runHandler(next).subscribe(subscriber)),
+      this.transaction.run(active, () => this.runHandler(exchange, next).subscribe(subscriber)),
     ).pipe(
       mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
       catchError((error: unknown) =>
@@ -128,7 +131,10 @@ export class TransactionalExecution extends ExecutionSteps {
         // and the client may retry, as after any store failure.
         throw new RecordingFailed('Handler connection', decision.error);
       }
-      this.report(exchange, 'released', { status: decision.status, error: decision.error });
+      this.report(exchange, decision.notStarted ? 'not-started' : 'released', {
+        status: decision.status,
+        error: decision.error,
+      });
       if (decision.rethrow) {
         throw decision.error;
       }

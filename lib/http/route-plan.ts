@@ -2,6 +2,7 @@ import { StreamableFile } from '@nestjs/common';
 import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import type { ResolvedRouteSettings } from '../idempotency-options.defaults';
+import type { DurationWindow } from '../protocol/retry-after';
 
 /** What the interceptor does on a route, decided once per handler. */
 export type RoutePlan =
@@ -11,9 +12,22 @@ export type RoutePlan =
       settings: ResolvedRouteSettings;
       /** `false` when the handler writes the response itself (`@Res()` without passthrough). */
       capturable: boolean;
-      /** `Controller.method`, for logs. */
-      route: string;
+      route: RouteIdentity;
     };
+
+/** A route the interceptor handles, and what it learns about it while the process runs. */
+export interface RouteIdentity {
+  /** `Controller.method`, for logs. */
+  name: string;
+  controller: string;
+  handler: string;
+  /** Whether entering the route method is observed (see `trackEntry`). */
+  tracksEntry: boolean;
+  /** Recent execution times, for the `Retry-After` of duplicates. */
+  durations: DurationWindow;
+  /** Set once a request refused for want of a scope has been logged. */
+  scopeRefusalLogged: boolean;
+}
 
 /** Whether a handler sends its response itself (`@Res()`/`@Next()` without passthrough). */
 export function takesOverResponse(controller: object, method: string): boolean {

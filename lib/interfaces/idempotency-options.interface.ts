@@ -69,8 +69,10 @@ export interface IdempotencyRouteOptions {
   maxResponseBytes?: number;
   /**
    * Resolves the scope (principal) that keys belong to, so that two clients' keys never collide
-   * and no client can read another's response. Default: `String(request.user.id)` when present,
-   * else `''` (the anonymous scope).
+   * and no client can read another's response. Default: `request.user.id`, else
+   * `request.user.sub` (the JWT subject), as a string; `''` (the anonymous scope, shared by every
+   * client without a `request.user`) when there is no user. A `request.user` with neither is
+   * refused with 500 (`IdempotencyScopeUnresolvedException`) rather than stored in a shared scope.
    */
   scope?: (request: IdempotencyRequestInfo) => string;
   /**
@@ -119,8 +121,10 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
   /** Rows deleted per purge statement. Default: `1_000`. */
   purgeBatchSize?: number;
   /**
-   * Called once per request on an idempotent route with what happened, for metrics and audit
-   * logs. It must not throw; errors are logged and ignored. Default: none.
+   * Called with what happened at each step of a request on an idempotent route (its claim, then
+   * how it ended; refusals of a missing or invalid key too), for metrics and audit logs. Events
+   * carry the route template, the controller and handler names and durations (see
+   * `IdempotencyOutcomeEvent`). It must not throw; errors are logged and ignored. Default: none.
    */
   onOutcome?: (event: IdempotencyOutcomeEvent) => void;
   /**

@@ -193,9 +193,11 @@ describe.each(ADAPTERS)('core semantics (%s)', (adapter) => {
     expect(second.status).toBe(409);
     expect(second.headers['content-type']).toMatch(PROBLEM);
     const retryAfter = Number(second.headers['retry-after']);
-    // Lease is 60 s by default; Retry-After is the time left on it, in whole seconds.
-    expect(retryAfter).toBeGreaterThan(50);
-    expect(retryAfter).toBeLessThanOrEqual(60);
+    // Retry-After estimates when the result is ready from the route's recent executions (fast
+    // ones in this file), at least 1 s: not the 60 s left on the lease.
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(2);
+    expect(second.body.detail).toContain(`Retry in ${retryAfter} s`);
     expect((await firstDone).status).toBe(201);
     const third = await app
       .http()

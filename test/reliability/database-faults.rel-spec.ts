@@ -129,7 +129,7 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
               if (event.outcome === 'store-error' || event.outcome === 'released') {
                 events.push({
                   outcome: event.outcome,
-                  keyHash: event.keyHash,
+                  keyHash: event.keyHash ?? '',
                   status: event.status,
                   cause: describeCause(event.error),
                 });

@@ -8,6 +8,7 @@ import type {
   IdempotencyModuleOptions,
   IdempotencyRequestInfo,
 } from '../../lib/interfaces/idempotency-options.interface';
+import { ScopeUnresolvedError } from '../../lib/protocol/default-scope';
 import { isStoredStatusByDefault } from '../../lib/protocol/response-policy';
 
 function withRaw(raw: unknown): IdempotencyRequestInfo {
@@ -199,11 +200,33 @@ describe('resolveRouteSettings', () => {
       ['a string user id', { user: { id: 'u-1' } }, 'u-1'],
       ['a number user id, as a string', { user: { id: 42 } }, '42'],
       ['a zero user id', { user: { id: 0 } }, '0'],
+      ['a bigint user id', { user: { id: 7n } }, '7'],
       ['no user, as the anonymous scope', {}, ''],
-      ['a user without an id', { user: {} }, ''],
-      ['a null user id', { user: { id: null } }, ''],
+      ['a null user, as the anonymous scope', { user: null }, ''],
+      [
+        'the JWT subject of a user without an id',
+        { user: { sub: 'alice', username: 'a' } },
+        'alice',
+      ],
+      ['the id before the subject', { user: { id: 'u-2', sub: 'other' } }, 'u-2'],
+      ['the subject when the id is empty', { user: { id: '', sub: 's-1' } }, 's-1'],
+      ['the subject when the id is null', { user: { id: null, sub: 5 } }, '5'],
     ])('reads %s', (_name, raw, expected) => {
       expect(scope(withRaw(raw))).toBe(expected);
+    });
+
+    // A user the default cannot tell from another must not share one scope with them.
+    it.each<[string, unknown]>([
+      ['a user with neither id nor sub', { user: { username: 'bob' } }],
+      ['an empty user', { user: {} }],
+      ['a null id and no sub', { user: { id: null } }],
+      ['empty strings', { user: { id: '', sub: '' } }],
+      ['an object id', { user: { id: { toString: () => 'x' } } }],
+      ['a non-finite id', { user: { id: Number.NaN } }],
+      ['a user that is a string', { user: 'alice' }],
+    ])('refuses %s', (_name, raw) => {
+      expect(() => scope(withRaw(raw))).toThrow(ScopeUnresolvedError);
+      expect(() => scope(withRaw(raw))).toThrow(/scope option/);
     });
 
     it('is replaced by a configured scope', () => {
