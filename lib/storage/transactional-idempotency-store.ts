@@ -31,7 +31,8 @@ export interface IdempotencyTransactionHandle {
   rollback(): Promise<void>;
   /**
    * Whether an error the handler raised came from this transaction's connection failing (the
-   * database went away), rather than from the handler itself.
+   * database went away, or stayed silent past the limits and the store closed the connection),
+   * rather than from the handler itself.
    */
   isConnectionFailure(error: unknown): boolean;
 }
@@ -44,6 +45,27 @@ export class HandlerTransactionAbortedError extends Error {
     );
     this.name = 'HandlerTransactionAbortedError';
   }
+}
+
+/**
+ * Bounds on the statements that run in a claimed transaction, the handler's above all: on a
+ * server that runs, the database cancels a statement that takes too long; on one that is frozen
+ * or unreachable, which cancels nothing, the store gives the transaction up from the client's
+ * side, so that no request waits for as long as the outage lasts.
+ */
+export interface TransactionLimits {
+  /**
+   * Longest a statement of the transaction may run, in milliseconds, as the database enforces it
+   * (PostgreSQL: `statement_timeout` for this transaction alone). `0`: no bound from the store,
+   * on either side; the database's own settings apply.
+   */
+  statementTimeoutMs: number;
+  /**
+   * How long past `statementTimeoutMs` a statement may go unanswered before the store closes the
+   * transaction's connection: the transaction then ends without a commit, and the statement (and
+   * any later one) fails as a connection failure (`isConnectionFailure`). In milliseconds.
+   */
+  graceMs: number;
 }
 
 /** Outcome of a transactional claim. */
@@ -72,7 +94,11 @@ export abstract class TransactionalIdempotencyStore extends IdempotencyStore {
   /**
    * Opens a transaction and claims the key in it. A key held by another open transaction is
    * `busy`: the attempt gives its connection back at once instead of waiting on the row, so
-   * waiting duplicates never pin pooled connections.
+   * waiting duplicates never pin pooled connections. `limits` bound the statements of the claimed
+   * transaction; without them only the database's own settings do.
    */
-  abstract claimInTransaction(request: ClaimRequest): Promise<TransactionalClaimResult>;
+  abstract claimInTransaction(
+    request: ClaimRequest,
+    limits?: TransactionLimits,
+  ): Promise<TransactionalClaimResult>;
 }

@@ -69,17 +69,41 @@ export function leaseClaim(sql: IdempotencyStatements, request: ClaimRequest, to
   });
 }
 
+/** Largest statement_timeout PostgreSQL accepts, in milliseconds. */
+const MAX_STATEMENT_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * What opens a transactional request's transaction: `begin` and, unless `statementTimeoutMs` is
+ * 0, PostgreSQL's statement_timeout for this transaction alone. SET takes no snapshot, so the
+ * isolation level of the BEGIN still holds for the claim after it.
+ */
+export function openTransaction(begin: string, statementTimeoutMs: number): PipelineStatement[] {
+  if (
+    !Number.isInteger(statementTimeoutMs) ||
+    statementTimeoutMs < 0 ||
+    statementTimeoutMs > MAX_STATEMENT_TIMEOUT_MS
+  ) {
+    // The value is written into the statement (SET takes no parameters).
+    throw new Error(
+      `nestjs-idempotency: statementTimeoutMs must be a whole number from 0 to ${MAX_STATEMENT_TIMEOUT_MS}, got ${statementTimeoutMs}.`,
+    );
+  }
+  return statementTimeoutMs === 0
+    ? [{ text: begin }]
+    : [{ text: begin }, { text: `SET LOCAL statement_timeout = ${statementTimeoutMs}` }];
+}
+
 /**
  * Transactional mode: the claim of `request` under `token` inside the caller's transaction,
- * opened by `begin` in the same round trip when given.
+ * after `opening` (the statements that open it, in the same round trip; none when already open).
  */
 export function transactionalClaim(
   sql: IdempotencyStatements,
   request: ClaimRequest,
   token: string,
-  begin: string | null,
+  opening: readonly PipelineStatement[],
 ): Planned {
-  const statements: PipelineStatement[] = begin === null ? [] : [{ text: begin }];
+  const statements: PipelineStatement[] = [...opening];
   if (sql.partitioned) {
     statements.push(keyLock(sql, sql.partitioned.tryLockKey, 'try_key_lock', request));
   }

@@ -6,6 +6,7 @@ import type { ClaimHandle, ClaimRequest, ClaimResult } from '../claim-result.int
 import type { StoredResponse } from '../stored-response.interface';
 import {
   TransactionalIdempotencyStore,
+  type TransactionLimits,
   type TransactionalClaimResult,
   type TransactionalLookupResult,
 } from '../transactional-idempotency-store';
@@ -16,6 +17,7 @@ import {
   leaseComplete,
   leaseMarkNotReplayable,
   leaseRelease,
+  openTransaction,
   transactionalClaim,
 } from './idempotency-pipelines';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
@@ -152,7 +154,12 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
     return row.free ? null : { kind: 'busy' };
   }
 
-  async claimInTransaction(request: ClaimRequest): Promise<TransactionalClaimResult> {
+  async claimInTransaction(
+    request: ClaimRequest,
+    limits?: TransactionLimits,
+  ): Promise<TransactionalClaimResult> {
+    const statementTimeoutMs = limits?.statementTimeoutMs ?? 0;
+    const opening = openTransaction(this.beginText(), statementTimeoutMs);
     const queryRunner = this.dataSource.createQueryRunner('master');
     let claimed = false;
     try {
@@ -161,12 +168,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const token = randomUUID();
         // The first attempt opens the transaction in the same round trip.
-        const claim = transactionalClaim(
-          this.sql,
-          request,
-          token,
-          attempt === 0 ? this.beginText() : null,
-        );
+        const claim = transactionalClaim(this.sql, request, token, attempt === 0 ? opening : []);
         const results = await runPipeline(client, claim.statements);
         if (attempt === 0) {
           await transactionStarted(queryRunner);
@@ -184,6 +186,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
               client,
               this.sql,
               this.beginText(),
+              limits && statementTimeoutMs > 0 ? statementTimeoutMs + limits.graceMs : null,
             ),
           };
         }

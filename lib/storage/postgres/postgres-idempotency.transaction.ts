@@ -14,7 +14,12 @@ import {
 } from './idempotency-pipelines';
 import type { IdempotencyStatements } from './idempotency.sql';
 import { PipelineError, type PipelineStatement, runPipeline } from './pipelined-query';
-import { transactionCommitted, transactionCommitting } from './typeorm-transaction-state';
+import { StatementDeadline } from './statement-deadline';
+import {
+  transactionAbandoned,
+  transactionCommitted,
+  transactionCommitting,
+} from './typeorm-transaction-state';
 
 /**
  * A claim held inside an open TypeORM transaction. The store's own statements go to the
@@ -24,6 +29,7 @@ import { transactionCommitted, transactionCommitting } from './typeorm-transacti
  */
 export class PostgresIdempotencyTransaction implements IdempotencyTransactionHandle {
   private finished = false;
+  private readonly deadline: StatementDeadline | null;
 
   constructor(
     readonly handle: ClaimHandle,
@@ -33,7 +39,16 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     private readonly sql: IdempotencyStatements,
     /** The BEGIN of this DataSource (with its isolation level). */
     private readonly begin: string,
-  ) {}
+    /**
+     * How long a statement sent through the query runner may go unanswered before the connection
+     * is closed (see StatementDeadline), or null for no bound.
+     */
+    unansweredAfterMs: number | null,
+  ) {
+    this.deadline =
+      unansweredAfterMs === null ? null : new StatementDeadline(client, unansweredAfterMs);
+    this.deadline?.watch(queryRunner);
+  }
 
   get manager(): EntityManager {
     return this.queryRunner.manager;
@@ -49,7 +64,8 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   async discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean> {
     this.finished = true;
     const token = randomUUID();
-    const claim = transactionalClaim(this.sql, this.request, token, this.begin);
+    // No statement of the handler follows: the BEGIN needs no statement_timeout.
+    const claim = transactionalClaim(this.sql, this.request, token, [{ text: this.begin }]);
     const completion = 1 + claim.statements.length;
     try {
       await transactionCommitting(this.queryRunner);
@@ -76,7 +92,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       }
       throw error;
     } finally {
-      await this.queryRunner.release().catch(() => undefined);
+      await this.releaseConnection().catch(() => undefined);
     }
   }
 
@@ -112,7 +128,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       // response alone (discardWritesAndComplete).
       throw explained;
     }
-    await this.queryRunner.release();
+    await this.releaseConnection();
   }
 
   async rollback(): Promise<void> {
@@ -121,18 +137,29 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     }
     this.finished = true;
     try {
-      if (this.queryRunner.isTransactionActive) {
+      if (this.deadline?.closedConnection) {
+        // The server rolls back on its own when it sees the connection gone; there is nothing to
+        // send it on, but subscribers still hear of the rollback.
+        transactionAbandoned(this.queryRunner);
+      } else if (this.queryRunner.isTransactionActive) {
         await this.queryRunner.rollbackTransaction();
       }
     } catch {
       // A broken connection rolls the transaction back by itself.
     } finally {
-      await this.queryRunner.release().catch(() => undefined);
+      await this.releaseConnection().catch(() => undefined);
     }
   }
 
   isConnectionFailure(error: unknown): boolean {
-    return isConnectionFailure(error);
+    // Once the deadline closed the connection, whatever the handler raised (its own error around
+    // a failed statement included) comes from that.
+    return this.deadline?.closedConnection === true || isConnectionFailure(error);
+  }
+
+  private releaseConnection(): Promise<void> {
+    this.deadline?.stop();
+    return this.queryRunner.release();
   }
 }
 

@@ -1,0 +1,103 @@
+import type { PoolClient } from 'pg';
+import type { QueryRunner } from 'typeorm';
+
+/** Largest delay Node's timers honour; a larger one fires after 1 ms. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/**
+ * The error every statement of a transaction gets once its connection was closed because
+ * PostgreSQL left one of them unanswered for too long. Nothing of the transaction commits.
+ */
+export class StatementUnansweredError extends Error {
+  constructor(readonly afterMs: number) {
+    super(
+      `nestjs-idempotency: PostgreSQL left a statement of the request's transaction unanswered for ${afterMs} ms; the connection was closed, so the transaction rolls back.`,
+    );
+    this.name = 'StatementUnansweredError';
+  }
+}
+
+/**
+ * Bounds, from the client, every statement sent through a transactional request's query runner:
+ * the handler's (its EntityManager and repositories all call `query`), its savepoints, and the
+ * rollback. PostgreSQL's `statement_timeout` cancels a slow statement on a server that runs; a
+ * frozen or unreachable server cancels nothing, and the statement would wait for as long as the
+ * outage lasts. One still unanswered after `afterMs` therefore closes the connection: no COMMIT
+ * can follow on it, the server rolls the transaction back when it notices, and every statement of
+ * the transaction fails with StatementUnansweredError. TypeORM then hands the connection back to
+ * the pool, which drops it.
+ *
+ * Streams (`queryRunner.stream`) are not bounded: a cursor legitimately stays open across reads.
+ */
+export class StatementDeadline {
+  private closed = false;
+  private active = true;
+  private readonly afterMs: number;
+
+  constructor(
+    private readonly client: PoolClient,
+    afterMs: number,
+  ) {
+    this.afterMs = Math.min(afterMs, MAX_TIMER_DELAY_MS);
+  }
+
+  /** Whether this deadline closed the connection. */
+  get closedConnection(): boolean {
+    return this.closed;
+  }
+
+  /** From now on, each statement `queryRunner` sends is bounded. */
+  watch(queryRunner: QueryRunner): void {
+    const query = queryRunner.query.bind(queryRunner) as (...args: unknown[]) => Promise<unknown>;
+    const bounded = async (...args: unknown[]): Promise<unknown> => {
+      const timer = setTimeout(() => this.close(), this.afterMs);
+      timer.unref();
+      try {
+        return await query(...args);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    queryRunner.query = bounded as QueryRunner['query'];
+  }
+
+  /**
+   * The transaction is over and its connection may be back in the pool, serving someone else: a
+   * statement left running on it (a handler's query it did not await) must not close it.
+   */
+  stop(): void {
+    this.active = false;
+  }
+
+  private close(): void {
+    if (!this.active || this.closed) {
+      return;
+    }
+    this.closed = true;
+    destroySocket(this.client, new StatementUnansweredError(this.afterMs));
+  }
+}
+
+/** Where node-postgres keeps a client's socket (undocumented; see destroySocket). */
+interface PgClientSocket {
+  connection?: { stream?: { destroy?: (error?: Error) => void } };
+}
+
+/**
+ * Destroys the client's socket with `reason`, as node-postgres itself does when a connection
+ * attempt or, in its pipeline mode, a query outlives its timeout. The client then fails its
+ * statement in flight and every queued one with `reason`, and emits `error`, on which TypeORM
+ * releases the connection to the pool as broken. `client.end()` would not do: it closes politely
+ * (waiting for the server) in pg's pipeline mode, which a frozen server never answers.
+ * test/e2e/transactional-statement-timeout.e2e-spec.ts checks this against the installed pg.
+ */
+export function destroySocket(client: PoolClient, reason: Error): void {
+  const stream = (client as unknown as PgClientSocket).connection?.stream;
+  if (typeof stream?.destroy === 'function') {
+    stream.destroy(reason);
+    return;
+  }
+  // Not where pg 8 keeps it: ending the client still fails a statement in flight outside
+  // pipeline mode ("a hung query could block end forever").
+  client.end().catch(() => undefined);
+}
