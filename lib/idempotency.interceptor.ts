@@ -12,7 +12,6 @@ import { performance } from 'node:perf_hooks';
 import { type Observable, throwError } from 'rxjs';
 import type { Exchange, ReportedRequest } from './execution/exchange';
 import type { ExecutionDeps } from './execution/execution-steps';
-import { tracksEntry } from './execution/handler-entry';
 import { LeaseExecution } from './execution/lease-execution';
 import { OutcomeReporter } from './execution/outcome-reporter';
 import { TransactionalExecution } from './execution/transactional-execution';
@@ -142,6 +141,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
       );
     }
 
+    // The key's hash is made only for a refusal's event: most requests never need it.
+    const keyed = (): ReportedRequest => ({ ...reported, keyHash: sha256(parsed.key) });
     const info: IdempotencyRequestInfo = { method, url, body: request.body, raw: request };
     let fingerprint: string | null;
     let scope: string;
@@ -151,7 +152,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     } catch (error) {
       if (error instanceof BodyTooDeepError) {
         return this.reject(
-          reported,
+          keyed(),
           response,
           'not-fingerprintable',
           new IdempotencyRequestNotFingerprintableException(error.message),
@@ -165,7 +166,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
           );
         }
         return this.reject(
-          reported,
+          keyed(),
           response,
           'scope-unresolved',
           new IdempotencyScopeUnresolvedException(),
@@ -288,7 +289,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
       name: `${controller}.${handler}`,
       controller,
       handler,
-      tracksEntry: tracksEntry(context.getHandler()),
       durations: new DurationWindow(),
       scopeRefusalLogged: false,
     };

@@ -1,11 +1,10 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { resolveModuleSettings, resolvePartitioning } from './idempotency-options.defaults';
 import { IdempotencyPurger } from './idempotency-purger.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
-import { IdempotencyRoutesExplorer } from './idempotency-routes.explorer';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
@@ -34,7 +33,6 @@ import { OutsideTransactionWarner } from './transaction/outside-transaction-warn
  * ```
  */
 @Module({
-  imports: [DiscoveryModule],
   providers: [
     {
       provide: IDEMPOTENCY_SETTINGS,
@@ -42,7 +40,6 @@ import { OutsideTransactionWarner } from './transaction/outside-transaction-warn
       inject: [IDEMPOTENCY_MODULE_OPTIONS],
     },
     IdempotencyInterceptor,
-    IdempotencyRoutesExplorer,
     IdempotencyPurger,
     IdempotencyTransaction,
     OutsideTransactionWarner,

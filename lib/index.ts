@@ -10,6 +10,7 @@ export {
   IdempotencyKeyMissingException,
   IdempotencyRequestNotFingerprintableException,
   IdempotencyResponseNotReplayableException,
+  IdempotencyScopeUnresolvedException,
   IdempotencyStoreUnavailableException,
   type ProblemDetails,
 } from './idempotency.exceptions';

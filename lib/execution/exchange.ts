@@ -14,6 +14,8 @@ export interface ReportedRequest {
   claimDurationMs?: number;
   /** Set once the handler has ended. */
   handlerDurationMs?: number;
+  /** SHA-256 of the key, once the key is known to be valid. */
+  readonly keyHash?: string;
 }
 
 /** One request on an idempotent route, as it moves through claim, execution and recording. */
@@ -26,14 +28,14 @@ export interface Exchange extends ReportedRequest {
   readonly keyHash: string;
 }
 
+/** How the handler ended: its last value, or what it threw. */
+export type HandlerResult = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 /**
- * How the handler ended: its last value, or what it threw; whether its route method was entered
- * (`false` when a pipe refused the request), and how long it ran.
+ * A handler's result, whether Nest refused the request in its pipes before the route method
+ * ran, and how long it took.
  */
-export type HandlerOutcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & {
-  entered: boolean;
-  durationMs: number;
-};
+export type HandlerOutcome = HandlerResult & { refusedBeforeHandler: boolean; durationMs: number };
 
 /** A finished execution, to be recorded: the status, and the body to send (and store). */
 export interface Recordable {

@@ -1,7 +1,17 @@
 import { type CallHandler, HttpException, type Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { Observable, catchError, defaultIfEmpty, last, map, of, throwError } from 'rxjs';
+import {
+  type Observable,
+  catchError,
+  defaultIfEmpty,
+  defer,
+  last,
+  map,
+  of,
+  throwError,
+} from 'rxjs';
 import type { ResponseWriter } from '../http/response-writer';
+import { rejectedByPipes } from '../http/rejected-by-pipes';
 import { isStreamLike } from '../http/route-plan';
 import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
 import {
@@ -17,8 +27,13 @@ import type { ClaimResult } from '../storage/claim-result.interface';
 import type { IdempotencyStore } from '../storage/idempotency-store';
 import type { StoredResponse } from '../storage/stored-response.interface';
 import { withTimeout } from '../storage/with-timeout';
-import type { Exchange, HandlerOutcome, Recordable, RecordDecision } from './exchange';
-import { type HandlerEntry, runTrackingEntry } from './handler-entry';
+import type {
+  Exchange,
+  HandlerOutcome,
+  HandlerResult,
+  Recordable,
+  RecordDecision,
+} from './exchange';
 import type { OutcomeDetails, OutcomeReporter } from './outcome-reporter';
 
 /** What an execution needs from the interceptor that runs it. */
@@ -55,33 +70,24 @@ export abstract class ExecutionSteps {
     exchange.claimDurationMs = performance.now() - exchange.startedAt;
   }
 
-  /**
-   * Runs the handler to its last value, turning an error into an outcome to record, and notes
-   * whether its route method was entered and how long it ran. A route whose entry is not observed
-   * counts as entered: its errors are then recorded as the handler's, as they always were.
-   */
+  /** Runs the handler to its last value, turning an error into an outcome to record. */
   protected runHandler(exchange: Exchange, next: CallHandler): Observable<HandlerOutcome> {
-    return new Observable<HandlerOutcome>((subscriber) => {
+    return defer(() => {
       const startedAt = performance.now();
-      const entry: HandlerEntry = { entered: !exchange.route.tracksEntry };
-      const ended = (result: { ok: true; value: unknown } | { ok: false; error: unknown }) => {
+      const ended = (result: HandlerResult): HandlerOutcome => {
         const durationMs = performance.now() - startedAt;
         exchange.handlerDurationMs = durationMs;
-        if (entry.entered) {
+        const refused = !result.ok && rejectedByPipes(exchange.request);
+        if (!refused) {
           exchange.route.durations.record(durationMs);
         }
-        return { ...result, entered: entry.entered, durationMs };
+        return { ...result, refusedBeforeHandler: refused, durationMs };
       };
-      return runTrackingEntry(entry, () =>
-        next
-          .handle()
-          .pipe(
-            defaultIfEmpty(undefined),
-            last(),
-            map((value) => ended({ ok: true, value })),
-            catchError((error: unknown) => of(ended({ ok: false, error }))),
-          )
-          .subscribe(subscriber),
+      return next.handle().pipe(
+        defaultIfEmpty(undefined),
+        last(),
+        map((value) => ended({ ok: true, value })),
+        catchError((error: unknown) => of(ended({ ok: false, error }))),
       );
     });
   }
@@ -95,9 +101,9 @@ export abstract class ExecutionSteps {
     if (!outcome.ok) {
       const error = outcome.error;
       const status = error instanceof HttpException ? error.getStatus() : 500;
-      // A request refused before its handler started (a ValidationPipe's 400) did nothing: its
-      // key stays free for the corrected request, as Stripe does.
-      const notStarted = !outcome.entered;
+      // A request that Nest's pipes refused (a ValidationPipe's 400) never reached its handler:
+      // its key stays free for the corrected request, as Stripe does.
+      const notStarted = outcome.refusedBeforeHandler;
       if (notStarted || !(error instanceof HttpException) || !settings.storeStatus(status)) {
         return { kind: 'release', notStarted, status, error, rethrow: true, send: undefined };
       }

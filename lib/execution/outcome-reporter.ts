@@ -31,13 +31,15 @@ export class OutcomeReporter {
     const { route } = subject;
     const template = matchedPathTemplate(subject.request) ?? route.name;
     const claim = 'claim' in subject ? subject.claim : undefined;
+    const keyHash = subject.keyHash;
     try {
       this.hook({
         outcome,
         route: `${subject.method} ${template}`,
         controller: route.controller,
         handler: route.handler,
-        ...(claim && { scope: claim.scope, keyHash: (subject as Exchange).keyHash }),
+        ...(claim && { scope: claim.scope }),
+        ...(keyHash !== undefined && { keyHash }),
         ...(claim && this.logRawKeys && { key: claim.key }),
         method: subject.method,
         path: subject.path,

@@ -21,8 +21,6 @@ export interface RouteIdentity {
   name: string;
   controller: string;
   handler: string;
-  /** Whether entering the route method is observed (see `trackEntry`). */
-  tracksEntry: boolean;
   /** Recent execution times, for the `Retry-After` of duplicates. */
   durations: DurationWindow;
   /** Set once a request refused for want of a scope has been logged. */

@@ -7,8 +7,8 @@
  * - `conflict`: the key is being processed by another request (409).
  * - `mismatch`: the key was used before with a different request (422).
  * - `released`: the handler failed in a way that is not stored, so the key was freed for a retry.
- * - `not-started`: the request was refused before its handler started (a pipe, such as a
- *   `ValidationPipe`, threw); nothing was stored and the key stays free for the corrected request.
+ * - `not-started`: Nest's pipes refused the request before its handler started (a
+ *   `ValidationPipe`, say); nothing was stored and the key stays free for the corrected request.
  * - `not-replayable`: the handler ran, but its response cannot be stored; the key is spent.
  * - `lease-lost`: the handler finished after its lease had been taken over; nothing was stored.
  * - `store-error`: the store failed or timed out; the handler did not run (claim) or its
@@ -49,10 +49,14 @@ export interface IdempotencyOutcomeEvent {
   handler: string;
   /**
    * The scope (principal) the key belongs to; `''` for anonymous clients. Absent when the request
-   * was refused before its scope was resolved (`key-missing`, `key-invalid`, `scope-unresolved`).
+   * was refused before its scope was resolved (`key-missing`, `key-invalid`,
+   * `not-fingerprintable`, `scope-unresolved`).
    */
   scope?: string;
-  /** SHA-256 (hex) of the idempotency key, so that logs and metrics never hold the raw key. */
+  /**
+   * SHA-256 (hex) of the idempotency key, so that logs and metrics never hold the raw key. Absent
+   * when there was no valid key (`key-missing`, `key-invalid`).
+   */
   keyHash?: string;
   /** The raw key: only with `logRawKeys` (development). */
   key?: string;

@@ -9,25 +9,35 @@ export class ScopeUnresolvedError extends Error {
   }
 }
 
-/** Fields of `request.user` read in turn: an app's own id, then the JWT subject (`sub`). */
-const PRINCIPAL_FIELDS = ['id', 'sub'] as const;
+/** Prefix of a scope taken from the JWT subject, so that no `id` and `sub` ever meet. */
+const SUBJECT_PREFIX = 'sub:';
+/** Prefix of an `id` that itself begins like a prefixed scope, so that every scope stays distinct. */
+const ID_PREFIX = 'id:';
 
 /**
- * The default scope of a request's keys: `request.user.id`, else `request.user.sub`. Requests
- * without a `request.user` share the anonymous scope `''`. A `request.user` that has neither field
- * (as a string or number) throws `ScopeUnresolvedError` rather than falling into a shared scope.
+ * The default scope of a request's keys: `request.user.id`, else `request.user.sub` (stored as
+ * `sub:<sub>`, so that an application with two kinds of users cannot give an `id` of one and a
+ * `sub` of the other the same scope). Requests without a user (`undefined`, `null` or `false`, as
+ * optional authentication leaves it) share the anonymous scope `''`. A user with neither field (as
+ * a non-empty string or a finite number) throws `ScopeUnresolvedError` rather than falling into a
+ * shared scope.
  */
 export function defaultScope(request: { raw: unknown }): string {
   const user = (request.raw as { user?: unknown }).user;
-  if (user === undefined || user === null) {
+  if (user === undefined || user === null || user === false) {
     return '';
   }
   if (typeof user === 'object') {
-    for (const field of PRINCIPAL_FIELDS) {
-      const id = principalId((user as Record<string, unknown>)[field]);
-      if (id !== undefined) {
-        return id;
-      }
+    const { id, sub } = user as { id?: unknown; sub?: unknown };
+    const byId = principalId(id);
+    if (byId !== undefined) {
+      return byId.startsWith(SUBJECT_PREFIX) || byId.startsWith(ID_PREFIX)
+        ? `${ID_PREFIX}${byId}`
+        : byId;
+    }
+    const bySubject = principalId(sub);
+    if (bySubject !== undefined) {
+      return `${SUBJECT_PREFIX}${bySubject}`;
     }
   }
   throw new ScopeUnresolvedError(

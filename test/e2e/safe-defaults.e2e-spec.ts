@@ -183,7 +183,9 @@ describe.each(ADAPTERS)('safe defaults in real apps (%s)', (adapter) => {
       await expectKeyKeptThroughRefusal(() => app, '/safe/items/8', 'safe-update');
     });
 
-    it('an interceptor inside the idempotency one that refuses before the handler', async () => {
+    it('but not a refusal by an interceptor inside this one: nothing shows the handler did not run', async () => {
+      // Only Nest's own mark on the request proves that the handler never ran; an inner
+      // interceptor's 4xx is taken as the route's answer and stored, as any 4xx the handler throws.
       const key = newKey('safe-inner');
       const refused = await app
         .http()
@@ -192,10 +194,10 @@ describe.each(ADAPTERS)('safe defaults in real apps (%s)', (adapter) => {
         .set('X-Refuse', 'yes')
         .send({});
       expect(refused.status).toBe(413);
-      expect(await records(key)).toBe(0);
-      const runs = await app.http().post('/safe/inner').set('Idempotency-Key', key).send({});
-      expect(runs.status).toBe(201);
-      expect(await executions('safe-inner', key)).toBe(1);
+      const retry = await app.http().post('/safe/inner').set('Idempotency-Key', key).send({});
+      expect(retry.status).toBe(413);
+      expect(retry.headers['idempotent-replayed']).toBe('true');
+      expect(await executions('safe-inner', key)).toBe(0);
     });
 
     it('under the global interceptor, on a route covered by autoMethods', async () => {
@@ -206,16 +208,38 @@ describe.each(ADAPTERS)('safe defaults in real apps (%s)', (adapter) => {
       await expectKeyKeptThroughRefusal(() => globalApp, '/safe/items', 'safe-create');
     });
 
-    it('while a client error thrown by the handler itself stays stored', async () => {
-      const key = newKey('safe-refused');
-      const first = await app.http().post('/safe/refused').set('Idempotency-Key', key).send(VALID);
-      const retry = await app.http().post('/safe/refused').set('Idempotency-Key', key).send(VALID);
-      expect(first.status).toBe(400);
-      expect(first.body.error).toBe('insufficient_funds');
-      expect(retry.status).toBe(400);
+    /** A handler that ran, then answered 400 itself: stored, replayed, run once. */
+    const expectHandlerRefusalStored = async (
+      target: () => TestApp,
+      path: string,
+      route: string,
+      status = 400,
+    ) => {
+      const key = newKey(route);
+      const first = await target().http().post(path).set('Idempotency-Key', key).send(VALID);
+      const retry = await target().http().post(path).set('Idempotency-Key', key).send(VALID);
+      expect(first.status).toBe(status);
+      expect(retry.status).toBe(status);
       expect(retry.headers['idempotent-replayed']).toBe('true');
       expect(retry.text).toBe(first.text);
-      expect(await executions('safe-refused', key)).toBe(1);
+      expect(await executions(route, key)).toBe(1);
+    };
+
+    it('while a client error thrown by the handler itself stays stored', async () => {
+      await expectHandlerRefusalStored(() => app, '/safe/refused', 'safe-refused');
+    });
+
+    it('in transactional mode too, with its writes', async () => {
+      await expectHandlerRefusalStored(() => app, '/safe/tx-refused', 'safe-tx-refused');
+    });
+
+    it('under the global interceptor too', async () => {
+      await expectHandlerRefusalStored(() => globalApp, '/auto-safe/refused', 'auto-safe-refused');
+    });
+
+    it('even when an interceptor inside this one runs the handler outside its async context', async () => {
+      await expectHandlerRefusalStored(() => app, '/safe/queued', 'safe-queued', 402);
+      await expectHandlerRefusalStored(() => globalApp, '/safe/queued', 'safe-queued', 402);
     });
   });
 

@@ -203,16 +203,34 @@ describe('resolveRouteSettings', () => {
       ['a bigint user id', { user: { id: 7n } }, '7'],
       ['no user, as the anonymous scope', {}, ''],
       ['a null user, as the anonymous scope', { user: null }, ''],
+      ['the false user of optional authentication, as the anonymous scope', { user: false }, ''],
       [
         'the JWT subject of a user without an id',
         { user: { sub: 'alice', username: 'a' } },
-        'alice',
+        'sub:alice',
       ],
       ['the id before the subject', { user: { id: 'u-2', sub: 'other' } }, 'u-2'],
-      ['the subject when the id is empty', { user: { id: '', sub: 's-1' } }, 's-1'],
-      ['the subject when the id is null', { user: { id: null, sub: 5 } }, '5'],
+      ['the subject when the id is empty', { user: { id: '', sub: 's-1' } }, 'sub:s-1'],
+      ['the subject when the id is null', { user: { id: null, sub: 5 } }, 'sub:5'],
+      [
+        'an id that looks like a subject scope, apart from it',
+        { user: { id: 'sub:5' } },
+        'id:sub:5',
+      ],
+      ['an id that looks like an escaped id, apart from it', { user: { id: 'id:x' } }, 'id:id:x'],
     ])('reads %s', (_name, raw, expected) => {
       expect(scope(withRaw(raw))).toBe(expected);
+    });
+
+    it('never gives an id and a subject the same scope', () => {
+      const scopes = [
+        { id: '5' },
+        { sub: '5' },
+        { id: 'sub:5' },
+        { id: 'id:sub:5' },
+        { id: 'id:5' },
+      ].map((user) => scope(withRaw({ user })));
+      expect(new Set(scopes).size).toBe(scopes.length);
     });
 
     // A user the default cannot tell from another must not share one scope with them.
