@@ -5,7 +5,7 @@ import type {
   IdempotencyRouteOptions,
 } from './interfaces/idempotency-options.interface';
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
-import type { IdempotencyPartitioning } from './storage/postgres/idempotency-partitions';
+import type { IdempotencyPartitioning } from './postgres/store/idempotency-partitions';
 import { defaultScope } from './protocol/default-scope';
 import { replayableHeaderNames } from './protocol/replayable-headers';
 import { isStoredStatusByDefault } from './protocol/response-policy';

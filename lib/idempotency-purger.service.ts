@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { IDEMPOTENCY_DEFAULTS, type ResolvedModuleSettings } from './idempotency-options.defaults';
 import { IDEMPOTENCY_SETTINGS } from './idempotency.module-definition';
-import { IdempotencyStore } from './storage/idempotency-store';
+import { IdempotencyStore } from './store/idempotency-store';
 
 /**
  * Share of the interval one tick may spend deleting while batches come back full. A fixed number

@@ -45,9 +45,9 @@ import { ScopeUnresolvedError } from './protocol/default-scope';
 import { parseIdempotencyKey } from './protocol/idempotency-key';
 import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
 import { DurationWindow } from './protocol/retry-after';
-import { IdempotencyStore } from './storage/idempotency-store';
-import { TransactionalIdempotencyStore } from './storage/transactional-idempotency-store';
-import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
+import { IdempotencyStore } from './store/idempotency-store';
+import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
+import { IdempotencyTransaction } from './postgres/transaction/idempotency-transaction.service';
 
 const PASS: RoutePlan = { kind: 'pass' };
 

@@ -15,10 +15,10 @@ import {
   OPTIONS_TYPE,
 } from './idempotency.module-definition';
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
-import { IdempotencyStore } from './storage/idempotency-store';
-import { PostgresIdempotencyStore } from './storage/postgres/postgres-idempotency.store';
-import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
-import { OutsideTransactionWarner } from './transaction/outside-transaction-warner';
+import { IdempotencyStore } from './store/idempotency-store';
+import { PostgresIdempotencyStore } from './postgres/store/postgres-idempotency.store';
+import { IdempotencyTransaction } from './postgres/transaction/idempotency-transaction.service';
+import { OutsideTransactionWarner } from './postgres/transaction/outside-transaction-warner';
 
 /**
  * Makes HTTP routes safe to retry with an `Idempotency-Key` header, backed by PostgreSQL through the

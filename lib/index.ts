@@ -28,26 +28,26 @@ export type {
   IdempotencyOutcome,
   IdempotencyOutcomeEvent,
 } from './interfaces/idempotency-outcome.interface';
-export { IdempotencyStore } from './storage/idempotency-store';
-export type { ClaimHandle, ClaimRequest, ClaimResult } from './storage/claim-result.interface';
-export type { StoredResponse } from './storage/stored-response.interface';
+export { IdempotencyStore } from './store/idempotency-store';
+export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-result.interface';
+export type { StoredResponse } from './store/stored-response.interface';
 export {
   TransactionalIdempotencyStore,
   type IdempotencyTransactionHandle,
   type TransactionalClaimResult,
   type TransactionalLookupResult,
-} from './storage/transactional-idempotency-store';
-export { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
-export { IdempotentEntityManager } from './transaction/idempotent-entity-manager.decorator';
-export { PostgresIdempotencyStore } from './storage/postgres/postgres-idempotency.store';
-export { IdempotencyRecord } from './storage/postgres/idempotency-record.entity';
+} from './store/transactional-idempotency-store';
+export { IdempotencyTransaction } from './postgres/transaction/idempotency-transaction.service';
+export { IdempotentEntityManager } from './postgres/transaction/idempotent-entity-manager.decorator';
+export { PostgresIdempotencyStore } from './postgres/store/postgres-idempotency.store';
+export { IdempotencyRecord } from './postgres/schema/idempotency-record.entity';
 export {
   CREATE_IDEMPOTENCY_TABLE_SQL,
   CreateIdempotencyRecords1764201600000,
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
-} from './storage/postgres/create-idempotency-records.migration';
+} from './postgres/schema/create-idempotency-records.migration';
 export {
   type PartitionedMigrationSql,
   partitionedMigrationSql,
-} from './storage/postgres/partitioned-migration.sql';
+} from './postgres/sql/partitioned-migration.sql';

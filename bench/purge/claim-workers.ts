@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClaimRequest } from '../../lib/storage/claim-result.interface';
-import type { PostgresIdempotencyStore } from '../../lib/storage/postgres/postgres-idempotency.store';
-import type { StoredResponse } from '../../lib/storage/stored-response.interface';
+import type { ClaimRequest } from '../../lib/store/claim-result.interface';
+import type { PostgresIdempotencyStore } from '../../lib/postgres/store/postgres-idempotency.store';
+import type { StoredResponse } from '../../lib/store/stored-response.interface';
 import type { FilledKey } from './purge-fill';
 
 /**

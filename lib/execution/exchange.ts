@@ -1,6 +1,6 @@
 import type { RouteIdentity } from '../http/route-plan';
 import type { ResolvedRouteSettings } from '../idempotency-options.defaults';
-import type { ClaimRequest } from '../storage/claim-result.interface';
+import type { ClaimRequest } from '../store/claim-result.interface';
 
 /** What outcome events say of a request, known before its key is parsed. */
 export interface ReportedRequest {

@@ -23,10 +23,10 @@ import {
 } from '../idempotency.exceptions';
 import type { IdempotencyOutcome } from '../interfaces/idempotency-outcome.interface';
 import { estimateRetryAfterMs } from '../protocol/retry-after';
-import type { ClaimResult } from '../storage/claim-result.interface';
-import type { IdempotencyStore } from '../storage/idempotency-store';
-import type { StoredResponse } from '../storage/stored-response.interface';
-import { withTimeout } from '../storage/with-timeout';
+import type { ClaimResult } from '../store/claim-result.interface';
+import type { IdempotencyStore } from '../store/idempotency-store';
+import type { StoredResponse } from '../store/stored-response.interface';
+import { withTimeout } from './with-timeout';
 import type {
   Exchange,
   HandlerOutcome,

@@ -2,8 +2,8 @@ import type { CallHandler } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Observable, catchError, defer, from, mergeMap } from 'rxjs';
 import { waitDelayMs } from '../protocol/wait-backoff';
-import type { ClaimHandle, ClaimRequest, ClaimResult } from '../storage/claim-result.interface';
-import { StoreTimeoutError } from '../storage/with-timeout';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
+import { StoreTimeoutError } from './with-timeout';
 import type { Exchange, HandlerOutcome } from './exchange';
 import { ExecutionSteps } from './execution-steps';
 

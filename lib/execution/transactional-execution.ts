@@ -3,15 +3,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, catchError, defer, from, mergeMap, throwError } from 'rxjs';
 import { TRANSACTION_MANAGER } from '../idempotency.constants';
 import { waitDelayMs } from '../protocol/wait-backoff';
-import type { ClaimRequest, ClaimResult } from '../storage/claim-result.interface';
+import type { ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
   type TransactionalClaimResult,
   type TransactionalIdempotencyStore,
-} from '../storage/transactional-idempotency-store';
-import { StoreTimeoutError } from '../storage/with-timeout';
-import type { IdempotencyTransaction } from '../transaction/idempotency-transaction.service';
+} from '../store/transactional-idempotency-store';
+import { StoreTimeoutError } from './with-timeout';
+import type { IdempotencyTransaction } from '../postgres/transaction/idempotency-transaction.service';
 import type { Exchange, HandlerOutcome, Recordable } from './exchange';
 import { type ExecutionDeps, ExecutionSteps } from './execution-steps';
 

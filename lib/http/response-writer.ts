@@ -1,7 +1,7 @@
 import type { HttpAdapterHost } from '@nestjs/core';
 import { PROBLEM_CONTENT_TYPE, REPLAYED_HEADER } from '../idempotency.constants';
 import type { IdempotencyException } from '../idempotency.exceptions';
-import type { StoredResponse } from '../storage/stored-response.interface';
+import type { StoredResponse } from '../store/stored-response.interface';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';

@@ -1,4 +1,4 @@
-import type { IdempotencyStore } from '../storage/idempotency-store';
+import type { IdempotencyStore } from '../store/idempotency-store';
 import type { IdempotencyOutcomeEvent } from './idempotency-outcome.interface';
 
 /** The parts of a request that the scope resolver and fingerprint may look at. */

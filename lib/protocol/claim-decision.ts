@@ -1,5 +1,5 @@
-import type { ClaimResult } from '../storage/claim-result.interface';
-import type { StoredResponse } from '../storage/stored-response.interface';
+import type { ClaimResult } from '../store/claim-result.interface';
+import type { StoredResponse } from '../store/stored-response.interface';
 
 /** State of a key that a store found live (not expired) and could not claim. */
 export interface ExistingKey {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type ExistingKey, decideExistingKey } from '../protocol/claim-decision';
-import type { ClaimHandle, ClaimRequest, ClaimResult } from '../storage/claim-result.interface';
-import { IdempotencyStore } from '../storage/idempotency-store';
-import type { StoredResponse } from '../storage/stored-response.interface';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
+import { IdempotencyStore } from '../store/idempotency-store';
+import type { StoredResponse } from '../store/stored-response.interface';
 
 /** Options of {@link InMemoryIdempotencyStore}. */
 export interface InMemoryIdempotencyStoreOptions {

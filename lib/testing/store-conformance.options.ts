@@ -1,5 +1,5 @@
-import type { IdempotencyStore } from '../storage/idempotency-store';
-import type { IdempotencyTransactionHandle } from '../storage/transactional-idempotency-store';
+import type { IdempotencyStore } from '../store/idempotency-store';
+import type { IdempotencyTransactionHandle } from '../store/transactional-idempotency-store';
 
 /**
  * Creates the store for one test of the conformance suite. It is called before every test and

@@ -1,4 +1,4 @@
-import type { IdempotencyStore } from '../storage/idempotency-store';
+import type { IdempotencyStore } from '../store/idempotency-store';
 import { claimCases } from './conformance/claim.cases';
 import { conformanceContext, conformanceSettings } from './conformance/conformance-context';
 import { expiryCases } from './conformance/expiry.cases';

@@ -9,7 +9,7 @@ import {
   PostgresIdempotencyStore,
   createPartitionedIdempotencyTableSql,
 } from '../../lib';
-import { IdempotencyPartitions } from '../../lib/storage/postgres/idempotency-partitions';
+import { IdempotencyPartitions } from '../../lib/postgres/store/idempotency-partitions';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { LedgerFixtureModule } from './fixtures/ledger-app.module';
 import {

@@ -3,7 +3,7 @@ import {
   PipelineError,
   type PipelineStatement,
   runPipeline,
-} from '../../lib/storage/postgres/pipelined-query';
+} from '../../lib/postgres/driver/pipelined-query';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 
 /** How many times PostgreSQL said "ready for query" to this client: one per round trip. */

@@ -9,7 +9,7 @@ import {
   Idempotent,
   type ProblemDetails,
 } from '../../lib';
-import { destroySocket } from '../../lib/storage/postgres/statement-deadline';
+import { destroySocket } from '../../lib/postgres/store/statement-deadline';
 import { fixtureDatabase } from './fixtures/fixture-database.module';
 import { TcpProxy } from '../utils/tcp-proxy';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';

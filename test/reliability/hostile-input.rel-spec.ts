@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { idempotencyStatements } from '../../lib/storage/postgres/idempotency.sql';
+import { idempotencyStatements } from '../../lib/postgres/sql/idempotency.sql';
 import { FixtureAppModule } from '../e2e/fixtures/fixture-app.module';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';

@@ -15,9 +15,9 @@ import type {
   ClaimHandle,
   ClaimRequest,
   ClaimResult,
-} from '../../lib/storage/claim-result.interface';
-import { IdempotencyStore } from '../../lib/storage/idempotency-store';
-import type { StoredResponse } from '../../lib/storage/stored-response.interface';
+} from '../../lib/store/claim-result.interface';
+import { IdempotencyStore } from '../../lib/store/idempotency-store';
+import type { StoredResponse } from '../../lib/store/stored-response.interface';
 
 /** A store kept in a Map: enough to show that a custom store needs no database. */
 class MemoryStore extends IdempotencyStore {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../storage/claim-result.interface';
-import type { IdempotencyStore } from '../../storage/idempotency-store';
-import type { StoredResponse } from '../../storage/stored-response.interface';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
+import type { IdempotencyStore } from '../../store/idempotency-store';
+import type { StoredResponse } from '../../store/stored-response.interface';
 import type { JestGlobals, Matchers, TestBody } from '../jest-globals';
 import type { IdempotencyStoreConformanceOptions, PurgeMode } from '../store-conformance.options';
 

@@ -1,4 +1,4 @@
-import type { IdempotencyStore } from '../../storage/idempotency-store';
+import type { IdempotencyStore } from '../../store/idempotency-store';
 import { type ConformanceContext, replayOf, sampleResponse } from './conformance-context';
 
 /**

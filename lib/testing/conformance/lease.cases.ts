@@ -1,5 +1,5 @@
-import type { ClaimHandle, ClaimRequest } from '../../storage/claim-result.interface';
-import type { IdempotencyStore } from '../../storage/idempotency-store';
+import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type { IdempotencyStore } from '../../store/idempotency-store';
 import { type ConformanceContext, replayOf, sampleResponse } from './conformance-context';
 
 /**

@@ -1,10 +1,10 @@
-import type { ClaimRequest } from '../../storage/claim-result.interface';
-import type { IdempotencyStore } from '../../storage/idempotency-store';
+import type { ClaimRequest } from '../../store/claim-result.interface';
+import type { IdempotencyStore } from '../../store/idempotency-store';
 import {
   type IdempotencyTransactionHandle,
   type TransactionalClaimResult,
   TransactionalIdempotencyStore,
-} from '../../storage/transactional-idempotency-store';
+} from '../../store/transactional-idempotency-store';
 import { type ConformanceContext, replayOf, sampleResponse } from './conformance-context';
 
 /** Parallel transactional claims of one key. */

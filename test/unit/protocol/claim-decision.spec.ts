@@ -1,5 +1,5 @@
 import { type ExistingKey, decideExistingKey } from '../../../lib/protocol/claim-decision';
-import type { StoredResponse } from '../../../lib/storage/stored-response.interface';
+import type { StoredResponse } from '../../../lib/store/stored-response.interface';
 
 const RESPONSE: StoredResponse = {
   status: 201,

@@ -1,9 +1,9 @@
-import type { ClaimRequest } from '../../../lib/storage/claim-result.interface';
+import type { ClaimRequest } from '../../../lib/store/claim-result.interface';
 import {
   openTransaction,
   transactionalClaim,
-} from '../../../lib/storage/postgres/idempotency-pipelines';
-import { idempotencyStatements } from '../../../lib/storage/postgres/idempotency.sql';
+} from '../../../lib/postgres/store/idempotency-pipelines';
+import { idempotencyStatements } from '../../../lib/postgres/sql/idempotency.sql';
 
 const request: ClaimRequest = {
   scope: '',

@@ -1,12 +1,12 @@
 import {
   assertTableName,
   idempotencyStatements,
-} from '../../../lib/storage/postgres/idempotency.sql';
+} from '../../../lib/postgres/sql/idempotency.sql';
 import {
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
-} from '../../../lib/storage/postgres/create-idempotency-records.migration';
-import { partitionedMigrationSql } from '../../../lib/storage/postgres/partitioned-migration.sql';
+} from '../../../lib/postgres/schema/create-idempotency-records.migration';
+import { partitionedMigrationSql } from '../../../lib/postgres/sql/partitioned-migration.sql';
 
 describe('table names', () => {
   it.each(['idempotency_records', 'Idem2', '_t', 'billing.idempotency_records', 'a'.repeat(63)])(

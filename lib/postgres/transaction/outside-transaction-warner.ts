@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
-import { IDEMPOTENCY_DATA_SOURCE, IDEMPOTENCY_SETTINGS } from '../idempotency.module-definition';
+import type { ResolvedModuleSettings } from '../../idempotency-options.defaults';
+import { IDEMPOTENCY_DATA_SOURCE, IDEMPOTENCY_SETTINGS } from '../../idempotency.module-definition';
 import { IdempotencyTransaction } from './idempotency-transaction.service';
 
 /**

@@ -1,8 +1,8 @@
-import type { ClaimHandle, ClaimRequest } from '../claim-result.interface';
-import type { StoredResponse } from '../stored-response.interface';
-import type { IdempotencyStatements } from './idempotency.sql';
-import { BEGIN_READ_COMMITTED } from './partitioned-idempotency.sql';
-import type { PipelineStatement, PipelineValue } from './pipelined-query';
+import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type { StoredResponse } from '../../store/stored-response.interface';
+import type { IdempotencyStatements } from '../sql/idempotency.sql';
+import { BEGIN_READ_COMMITTED } from '../sql/partitioned-idempotency.sql';
+import type { PipelineStatement, PipelineValue } from '../driver/pipelined-query';
 
 /**
  * The statements of one store operation, sent in one round trip, and which of them answers it.

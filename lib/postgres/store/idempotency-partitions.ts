@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
-import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
 
 /** How a table partitioned by expiry is kept (resolved, in milliseconds). */
 export interface IdempotencyPartitioning {

@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { EntityManager, QueryRunner } from 'typeorm';
-import type { ClaimHandle, ClaimRequest } from '../claim-result.interface';
-import type { StoredResponse } from '../stored-response.interface';
+import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type { StoredResponse } from '../../store/stored-response.interface';
 import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
-} from '../transactional-idempotency-store';
+} from '../../store/transactional-idempotency-store';
 import {
   completionInTransaction,
   notReplayableInTransaction,
   transactionalClaim,
 } from './idempotency-pipelines';
-import type { IdempotencyStatements } from './idempotency.sql';
-import { PipelineError, type PipelineStatement, runPipeline } from './pipelined-query';
+import type { IdempotencyStatements } from '../sql/idempotency.sql';
+import { PipelineError, type PipelineStatement, runPipeline } from '../driver/pipelined-query';
 import { StatementDeadline } from './statement-deadline';
 import {
   transactionAbandoned,

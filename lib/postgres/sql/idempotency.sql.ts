@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
 import {
   KEY_LOCK,
   type PartitionedStatements,

@@ -1,6 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
-import { assertTableName } from './idempotency.sql';
+import { assertTableName } from '../sql/idempotency.sql';
 
 /**
  * The idempotency table as plain SQL, for `tableName` (default `idempotency_records`). An ordinary

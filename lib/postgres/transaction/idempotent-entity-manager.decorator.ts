@@ -1,5 +1,5 @@
 import { type ExecutionContext, createParamDecorator } from '@nestjs/common';
-import { TRANSACTION_MANAGER } from '../idempotency.constants';
+import { TRANSACTION_MANAGER } from '../../idempotency.constants';
 
 /**
  * Injects the EntityManager of the request's idempotency transaction into a handler parameter

@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { decideExistingKey } from '../../protocol/claim-decision';
-import type { ClaimHandle, ClaimRequest, ClaimResult } from '../claim-result.interface';
-import type { StoredResponse } from '../stored-response.interface';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
+import type { StoredResponse } from '../../store/stored-response.interface';
 import {
   TransactionalIdempotencyStore,
   type TransactionLimits,
   type TransactionalClaimResult,
   type TransactionalLookupResult,
-} from '../transactional-idempotency-store';
+} from '../../store/transactional-idempotency-store';
 import {
   type Planned,
   inExplicitTransaction,
@@ -20,16 +20,16 @@ import {
   openTransaction,
   transactionalClaim,
 } from './idempotency-pipelines';
-import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
-import { type IdempotencyStatements, idempotencyStatements } from './idempotency.sql';
+import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
+import { type IdempotencyStatements, idempotencyStatements } from '../sql/idempotency.sql';
 import {
   IdempotencyPartitions,
   type IdempotencyPartitioning,
   explainPartitionError,
   readTableLayout,
 } from './idempotency-partitions';
-import { BEGIN_READ_COMMITTED } from './partitioned-idempotency.sql';
-import { PipelineError, type PipelineResult, runPipeline, sendsOneSync } from './pipelined-query';
+import { BEGIN_READ_COMMITTED } from '../sql/partitioned-idempotency.sql';
+import { PipelineError, type PipelineResult, runPipeline, sendsOneSync } from '../driver/pipelined-query';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,

@@ -1,5 +1,5 @@
-import { createPartitionedIdempotencyTableSql } from './create-idempotency-records.migration';
-import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
+import { createPartitionedIdempotencyTableSql } from '../schema/create-idempotency-records.migration';
+import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
 import { assertTableName } from './idempotency.sql';
 
 /**
