@@ -5,7 +5,6 @@ import type {
   IdempotencyRouteOptions,
 } from './interfaces/idempotency-options.interface';
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
-import type { IdempotencyPartitioning } from './postgres/store/idempotency-partitions';
 import { defaultScope } from './protocol/default-scope';
 import { replayableHeaderNames } from './protocol/replayable-headers';
 import { isStoredStatusByDefault } from './protocol/response-policy';
@@ -20,8 +19,6 @@ export const IDEMPOTENCY_DEFAULTS = {
   purgeBatchSize: 1_000,
   maxResponseBytes: 1_048_576,
   waitTimeoutMs: 10_000,
-  partitionMs: 86_400_000,
-  partitionAheadMs: 3 * 86_400_000,
 } as const;
 
 /** Module-wide settings with every default applied; built once at start-up. */
@@ -35,7 +32,6 @@ export interface ResolvedModuleSettings {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   onOutcome: ((event: IdempotencyOutcomeEvent) => void) | undefined;
-  warnOnQueriesOutsideTransaction: boolean;
   logRawKeys: boolean;
   route: IdempotencyRouteOptions;
 }
@@ -66,10 +62,6 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     purgeIntervalMs,
     purgeBatchSize,
     onOutcome,
-    store,
-    tableName,
-    partitioning,
-    warnOnQueriesOutsideTransaction,
     logRawKeys,
     ...route
   } = options;
@@ -87,12 +79,10 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
         ? 0
         : timerDelay(purgeIntervalMs, IDEMPOTENCY_DEFAULTS.purgeIntervalMs, 'purgeIntervalMs'),
     purgeBatchSize: wholeNumber(
-      positive(purgeBatchSize, IDEMPOTENCY_DEFAULTS.purgeBatchSize, 'purgeBatchSize'),
+      positiveOption(purgeBatchSize, IDEMPOTENCY_DEFAULTS.purgeBatchSize, 'purgeBatchSize'),
       'purgeBatchSize',
     ),
     onOutcome,
-    warnOnQueriesOutsideTransaction:
-      warnOnQueriesOutsideTransaction ?? process.env.NODE_ENV !== 'production',
     logRawKeys: logRawKeys ?? false,
     route,
   };
@@ -115,8 +105,8 @@ export function resolveRouteSettings(
       : undefined;
   return {
     required: merged.required ?? requiredByDefault,
-    ttlMs: positive(merged.ttlMs, IDEMPOTENCY_DEFAULTS.ttlMs, 'ttlMs'),
-    lockTimeoutMs: positive(
+    ttlMs: positiveOption(merged.ttlMs, IDEMPOTENCY_DEFAULTS.ttlMs, 'ttlMs'),
+    lockTimeoutMs: positiveOption(
       merged.lockTimeoutMs,
       IDEMPOTENCY_DEFAULTS.lockTimeoutMs,
       'lockTimeoutMs',
@@ -125,7 +115,7 @@ export function resolveRouteSettings(
     excludedFields: new Set(fingerprint?.excludeFields ?? []),
     storeStatus: merged.storeStatus ?? isStoredStatusByDefault,
     replayHeaders: replayableHeaderNames(merged.replayHeaders),
-    maxResponseBytes: positive(
+    maxResponseBytes: positiveOption(
       merged.maxResponseBytes,
       IDEMPOTENCY_DEFAULTS.maxResponseBytes,
       'maxResponseBytes',
@@ -142,57 +132,8 @@ export function resolveRouteSettings(
   };
 }
 
-/**
- * The partitioning of the module's table with defaults applied, or `undefined` for an ordinary
- * table. Partitions must reach past the expiry of any claim written now.
- */
-export function resolvePartitioning(
-  options: IdempotencyModuleOptions,
-): IdempotencyPartitioning | undefined {
-  const { partitioning } = options;
-  if (partitioning === undefined) {
-    return undefined;
-  }
-  if (options.purgeIntervalMs === 0) {
-    throw new Error(
-      'nestjs-idempotency: partitioning needs a purgeIntervalMs: its passes create the partitions that new keys need, not only drop the expired ones.',
-    );
-  }
-  const partitionMs = positive(
-    partitioning.partitionMs,
-    IDEMPOTENCY_DEFAULTS.partitionMs,
-    'partitioning.partitionMs',
-  );
-  const aheadMs = positive(
-    partitioning.aheadMs,
-    IDEMPOTENCY_DEFAULTS.partitionAheadMs,
-    'partitioning.aheadMs',
-  );
-  const reach =
-    positive(options.ttlMs, IDEMPOTENCY_DEFAULTS.ttlMs, 'ttlMs') +
-    positive(options.lockTimeoutMs, IDEMPOTENCY_DEFAULTS.lockTimeoutMs, 'lockTimeoutMs');
-  if (aheadMs <= reach) {
-    throw new Error(
-      `nestjs-idempotency: partitioning.aheadMs (${aheadMs}) must exceed ttlMs + lockTimeoutMs (${reach}), or new keys would find no partition.`,
-    );
-  }
-  // Partitions are named by their start to the second.
-  if (partitionMs % 1000 !== 0) {
-    throw new Error(
-      `nestjs-idempotency: partitioning.partitionMs must be a whole number of seconds, got ${partitionMs}.`,
-    );
-  }
-  // A DETACH waiting on a long transaction gives way to the next pass, which creates partitions,
-  // and never holds an application's shutdown (which waits for the pass) for more than a minute.
-  const interval = options.purgeIntervalMs ?? IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
-  return {
-    partitionMs,
-    aheadMs,
-    detachTimeoutMs: Math.min(60_000, Math.max(1000, interval / 2)),
-  };
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
+/** A positive number option, or its default; anything else stops the start-up. */
+export function positiveOption(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) {
     return fallback;
   }
@@ -206,7 +147,7 @@ function positive(value: number | undefined, fallback: number, name: string): nu
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 function timerDelay(value: number | undefined, fallback: number, name: string): number {
-  const delay = positive(value, fallback, name);
+  const delay = positiveOption(value, fallback, name);
   if (delay > MAX_TIMER_DELAY_MS) {
     throw new Error(
       `nestjs-idempotency: ${name} must be at most ${MAX_TIMER_DELAY_MS} ms, got ${delay}.`,

@@ -10,8 +10,11 @@ export const SKIP_IDEMPOTENCY_METADATA = 'nestjs-idempotency:skip';
  */
 export const HANDLED_REQUEST = Symbol('nestjs-idempotency:handled');
 
-/** Set on a transactional request to its transaction's EntityManager (see @IdempotentEntityManager). */
-export const TRANSACTION_MANAGER = Symbol('nestjs-idempotency:transaction-manager');
+/**
+ * Set on a transactional request to its store's transaction object, for parameter decorators
+ * (the PostgreSQL store's `@IdempotentEntityManager()`), which cannot inject the context.
+ */
+export const ACTIVE_TRANSACTION = Symbol('nestjs-idempotency:transaction');
 
 /** Header sent with every replayed response (Stripe's spelling, which clients already check). */
 export const REPLAYED_HEADER = 'Idempotent-Replayed';

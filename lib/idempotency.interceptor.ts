@@ -47,7 +47,7 @@ import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
 import { DurationWindow } from './protocol/retry-after';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
-import { IdempotencyTransaction } from './postgres/transaction/idempotency-transaction.service';
+import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
 const PASS: RoutePlan = { kind: 'pass' };
 
@@ -76,7 +76,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     protected readonly store: IdempotencyStore,
     protected readonly reflector: Reflector,
     protected readonly adapterHost: HttpAdapterHost,
-    protected readonly transaction: IdempotencyTransaction,
+    protected readonly transactionContext: IdempotencyTransactionContext,
   ) {
     this.writer = new ResponseWriter(adapterHost);
     this.reporter = new OutcomeReporter(settings.onOutcome, settings.logRawKeys, this.logger);
@@ -89,7 +89,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       renderStoredError: (error) => this.renderStoredError(error),
     };
     this.lease = new LeaseExecution(deps);
-    this.transactional = new TransactionalExecution(deps, transaction);
+    this.transactional = new TransactionalExecution(deps, transactionContext);
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {

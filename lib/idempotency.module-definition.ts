@@ -1,5 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
+import type { IdempotencyStoreDefinition } from './store/idempotency-store.definition';
 
 /**
  * Options that decide which providers the module declares, so they are read outside `useFactory`
@@ -11,8 +12,12 @@ export interface IdempotencyModuleExtras {
    * controller. Default: `true`.
    */
   isGlobal?: boolean;
-  /** Name of the TypeORM DataSource whose pool the store uses. Default: the default DataSource. */
-  dataSourceName?: string;
+  /**
+   * Where keys are kept: a store, a store class, or a store's factory definition
+   * (`postgresStore()` from `nestjs-idempotency/postgres`, `new InMemoryIdempotencyStore()` from
+   * `nestjs-idempotency/testing` in tests). Required.
+   */
+  store?: IdempotencyStoreDefinition;
   /**
    * Register the interceptor for every route (`APP_INTERCEPTOR`). Needed for `autoMethods`;
    * decorated routes work either way. Default: `false`.
@@ -31,13 +36,10 @@ export const {
   // Applied by IdempotencyModule's own forRoot/forRootAsync, which read the extras directly.
   .setExtras<IdempotencyModuleExtras>({
     isGlobal: true,
-    dataSourceName: undefined,
+    store: undefined,
     useGlobalInterceptor: false,
   })
   .build();
 
 /** Token of the resolved module settings (defaults applied once). */
 export const IDEMPOTENCY_SETTINGS = Symbol('IDEMPOTENCY_SETTINGS');
-
-/** Token of the TypeORM DataSource the module uses (`null` with a custom store and no TypeORM). */
-export const IDEMPOTENCY_DATA_SOURCE = Symbol('IDEMPOTENCY_DATA_SOURCE');

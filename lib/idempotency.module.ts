@@ -1,14 +1,11 @@
-import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { getDataSourceToken } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
-import { resolveModuleSettings, resolvePartitioning } from './idempotency-options.defaults';
+import { resolveModuleSettings } from './idempotency-options.defaults';
 import { IdempotencyPurger } from './idempotency-purger.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
-  IDEMPOTENCY_DATA_SOURCE,
   IDEMPOTENCY_MODULE_OPTIONS,
   IDEMPOTENCY_SETTINGS,
   type IdempotencyModuleExtras,
@@ -16,18 +13,23 @@ import {
 } from './idempotency.module-definition';
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
 import { IdempotencyStore } from './store/idempotency-store';
-import { PostgresIdempotencyStore } from './postgres/store/postgres-idempotency.store';
-import { IdempotencyTransaction } from './postgres/transaction/idempotency-transaction.service';
-import { OutsideTransactionWarner } from './postgres/transaction/outside-transaction-warner';
+import type {
+  IdempotencyStoreDefinition,
+  IdempotencyStoreProvider,
+} from './store/idempotency-store.definition';
+import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
 /**
- * Makes HTTP routes safe to retry with an `Idempotency-Key` header, backed by PostgreSQL through the
- * application's TypeORM DataSource. Import it once, next to `TypeOrmModule.forRoot()`.
+ * Makes HTTP routes safe to retry with an `Idempotency-Key` header, on the store the application
+ * chooses. Import it once.
  *
  * @example
  * ```ts
  * @Module({
- *   imports: [TypeOrmModule.forRoot({ ... }), IdempotencyModule.forRoot({ ttlMs: 86_400_000 })],
+ *   imports: [
+ *     TypeOrmModule.forRoot({ ... }),
+ *     IdempotencyModule.forRoot({ store: postgresStore(), ttlMs: 86_400_000 }),
+ *   ],
  * })
  * export class AppModule {}
  * ```
@@ -41,10 +43,14 @@ import { OutsideTransactionWarner } from './postgres/transaction/outside-transac
     },
     IdempotencyInterceptor,
     IdempotencyPurger,
-    IdempotencyTransaction,
-    OutsideTransactionWarner,
+    IdempotencyTransactionContext,
   ],
-  exports: [IDEMPOTENCY_SETTINGS, IdempotencyInterceptor, IdempotencyStore, IdempotencyTransaction],
+  exports: [
+    IDEMPOTENCY_SETTINGS,
+    IdempotencyInterceptor,
+    IdempotencyStore,
+    IdempotencyTransactionContext,
+  ],
 })
 export class IdempotencyModule extends ConfigurableModuleClass {
   /** Configures the module with options known up front. */
@@ -59,33 +65,47 @@ export class IdempotencyModule extends ConfigurableModuleClass {
 }
 
 function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras): DynamicModule {
-  const dataSourceProvider: Provider = {
-    provide: IDEMPOTENCY_DATA_SOURCE,
-    useFactory: (dataSource: DataSource | undefined) => dataSource ?? null,
-    inject: [{ token: getDataSourceToken(extras.dataSourceName), optional: true }],
-  };
-  const storeProvider: Provider = {
-    provide: IdempotencyStore,
-    useFactory: (options: IdempotencyModuleOptions, dataSource: DataSource | null) => {
-      if (options.store) {
-        return options.store;
-      }
-      if (!dataSource) {
-        throw new Error(
-          `nestjs-idempotency: no TypeORM DataSource${extras.dataSourceName ? ` named "${extras.dataSourceName}"` : ''} found. Import TypeOrmModule.forRoot() or pass a store.`,
-        );
-      }
-      return new PostgresIdempotencyStore(
-        dataSource,
-        options.tableName,
-        resolvePartitioning(options),
-      );
-    },
-    inject: [IDEMPOTENCY_MODULE_OPTIONS, IDEMPOTENCY_DATA_SOURCE],
-  };
-  const providers = [...(definition.providers ?? []), dataSourceProvider, storeProvider];
+  if (extras.store === undefined) {
+    throw new Error(
+      "nestjs-idempotency: no store. Pass one to IdempotencyModule.forRoot({ store }): postgresStore() from 'nestjs-idempotency/postgres', or new InMemoryIdempotencyStore() from 'nestjs-idempotency/testing' in tests.",
+    );
+  }
+  const store = storeParts(extras.store);
+  const providers = [...(definition.providers ?? []), store.provider, ...store.providers];
   if (extras.useGlobalInterceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor });
   }
-  return { ...definition, global: extras.isGlobal ?? true, providers };
+  return {
+    ...definition,
+    global: extras.isGlobal ?? true,
+    imports: [...(definition.imports ?? []), ...store.imports],
+    providers,
+    exports: [...(definition.exports ?? []), ...store.exports],
+  };
+}
+
+/** The providers, imports and exports that `store` adds to the module. */
+function storeParts(store: IdempotencyStoreDefinition): {
+  provider: Provider;
+  providers: Provider[];
+  imports: NonNullable<IdempotencyStoreProvider['imports']>;
+  exports: NonNullable<IdempotencyStoreProvider['exports']>;
+} {
+  const none = { providers: [], imports: [], exports: [] };
+  if (typeof store === 'function') {
+    return { ...none, provider: { provide: IdempotencyStore, useClass: store as Type } };
+  }
+  if (!('useFactory' in store)) {
+    return { ...none, provider: { provide: IdempotencyStore, useValue: store } };
+  }
+  return {
+    provider: {
+      provide: IdempotencyStore,
+      useFactory: store.useFactory as (...args: unknown[]) => IdempotencyStore,
+      inject: [IDEMPOTENCY_MODULE_OPTIONS, ...(store.inject ?? [])],
+    },
+    providers: store.providers ?? [],
+    imports: store.imports ?? [],
+    exports: store.exports ?? [],
+  };
 }

@@ -20,7 +20,6 @@ export { REPLAYED_HEADER, PROBLEM_CONTENT_TYPE } from './idempotency.constants';
 export type {
   FingerprintOptions,
   IdempotencyModuleOptions,
-  IdempotencyPartitioningOptions,
   IdempotencyRequestInfo,
   IdempotencyRouteOptions,
 } from './interfaces/idempotency-options.interface';
@@ -32,22 +31,18 @@ export { IdempotencyStore } from './store/idempotency-store';
 export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-result.interface';
 export type { StoredResponse } from './store/stored-response.interface';
 export {
+  HandlerTransactionAbortedError,
   TransactionalIdempotencyStore,
   type IdempotencyTransactionHandle,
+  type TransactionLimits,
   type TransactionalClaimResult,
   type TransactionalLookupResult,
 } from './store/transactional-idempotency-store';
-export { IdempotencyTransaction } from './postgres/transaction/idempotency-transaction.service';
-export { IdempotentEntityManager } from './postgres/transaction/idempotent-entity-manager.decorator';
-export { PostgresIdempotencyStore } from './postgres/store/postgres-idempotency.store';
-export { IdempotencyRecord } from './postgres/schema/idempotency-record.entity';
+export type {
+  IdempotencyStoreDefinition,
+  IdempotencyStoreProvider,
+} from './store/idempotency-store.definition';
 export {
-  CREATE_IDEMPOTENCY_TABLE_SQL,
-  CreateIdempotencyRecords1764201600000,
-  createIdempotencyTableSql,
-  createPartitionedIdempotencyTableSql,
-} from './postgres/schema/create-idempotency-records.migration';
-export {
-  type PartitionedMigrationSql,
-  partitionedMigrationSql,
-} from './postgres/sql/partitioned-migration.sql';
+  type ActiveIdempotencyTransaction,
+  IdempotencyTransactionContext,
+} from './transaction/idempotency-transaction.context';

@@ -1,11 +1,12 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { IdempotencyModule } from '../lib';
 import {
   CreateIdempotencyRecords1764201600000,
-  IdempotencyModule,
   IdempotencyRecord,
-} from '../lib';
+  postgresStore,
+} from '../lib/postgres';
 import { DemoAuthGuard } from './auth/demo-auth.guard';
 import type { SampleAppConfig } from './config';
 import { AccountsModule } from './accounts/accounts.module';
@@ -63,6 +64,7 @@ export class AppModule {
           }),
         }),
         IdempotencyModule.forRootAsync({
+          store: postgresStore(),
           inject: [SAMPLE_APP_CONFIG],
           useFactory: (settings: ResolvedSampleAppConfig) => ({
             ttlMs: settings.idempotencyTtlMs,

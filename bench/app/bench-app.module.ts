@@ -1,7 +1,8 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CreateIdempotencyRecords1764201600000, IdempotencyModule } from '../../lib';
+import { IdempotencyModule } from '../../lib';
+import { CreateIdempotencyRecords1764201600000, postgresStore } from '../../lib/postgres';
 import { PARTITIONED_IDEMPOTENCY_TABLE } from './bench-app.config';
 import { BenchOrder } from './bench-order.entity';
 import { BenchOrdersController } from './bench-orders.controller';
@@ -55,11 +56,13 @@ export class BenchAppModule {
           // run, so no partition DDL lands in a window.
           ...(config.partitioned
             ? {
-                tableName: PARTITIONED_IDEMPOTENCY_TABLE,
-                partitioning: {},
+                store: postgresStore({
+                  tableName: PARTITIONED_IDEMPOTENCY_TABLE,
+                  partitioning: {},
+                }),
                 purgeIntervalMs: 3_600_000,
               }
-            : {}),
+            : { store: postgresStore() }),
         }),
       ],
       controllers: [BenchOrdersController],

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { Repository } from 'typeorm';
-import { IdempotencyTransaction } from '../../lib';
+import { IdempotencyTransaction } from '../../lib/postgres';
 import { BenchOrder } from './bench-order.entity';
 
 /** What every benchmarked route answers: the row it inserted. */

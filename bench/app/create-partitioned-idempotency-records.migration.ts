@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { createPartitionedIdempotencyTableSql } from '../../lib';
+import { createPartitionedIdempotencyTableSql } from '../../lib/postgres';
 import { PARTITIONED_IDEMPOTENCY_TABLE } from './bench-app.config';
 
 /**

@@ -1,7 +1,7 @@
 import type { CallHandler } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, catchError, defer, from, mergeMap, throwError } from 'rxjs';
-import { TRANSACTION_MANAGER } from '../idempotency.constants';
+import { ACTIVE_TRANSACTION } from '../idempotency.constants';
 import { waitDelayMs } from '../protocol/wait-backoff';
 import type { ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import {
@@ -11,7 +11,7 @@ import {
   type TransactionalIdempotencyStore,
 } from '../store/transactional-idempotency-store';
 import { StoreTimeoutError } from './with-timeout';
-import type { IdempotencyTransaction } from '../postgres/transaction/idempotency-transaction.service';
+import type { IdempotencyTransactionContext } from '../transaction/idempotency-transaction.context';
 import type { Exchange, HandlerOutcome, Recordable } from './exchange';
 import { type ExecutionDeps, ExecutionSteps } from './execution-steps';
 
@@ -35,7 +35,7 @@ class RecordingFailed extends Error {
 export class TransactionalExecution extends ExecutionSteps {
   constructor(
     deps: ExecutionDeps,
-    private readonly transaction: IdempotencyTransaction,
+    private readonly context: IdempotencyTransactionContext,
   ) {
     super(deps);
   }
@@ -102,11 +102,11 @@ export class TransactionalExecution extends ExecutionSteps {
     exchange: Exchange,
     next: CallHandler,
   ): Observable<unknown> {
-    exchange.request[TRANSACTION_MANAGER] = transaction.manager;
-    const active = { manager: transaction.manager, route: exchange.route.name };
+    exchange.request[ACTIVE_TRANSACTION] = transaction.transaction;
+    const active = { transaction: transaction.transaction, route: exchange.route.name };
     // Everything the handler starts runs in the transaction's async context.
     return new Observable<HandlerOutcome>((subscriber) =>
-      this.transaction.run(active, () => this.runHandler(exchange, next).subscribe(subscriber)),
+      this.context.run(active, () => this.runHandler(exchange, next).subscribe(subscriber)),
     ).pipe(
       mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
       catchError((error: unknown) =>

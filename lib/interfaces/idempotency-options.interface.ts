@@ -1,4 +1,3 @@
-import type { IdempotencyStore } from '../store/idempotency-store';
 import type { IdempotencyOutcomeEvent } from './idempotency-outcome.interface';
 
 /** The parts of a request that the scope resolver and fingerprint may look at. */
@@ -128,50 +127,8 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    */
   onOutcome?: (event: IdempotencyOutcomeEvent) => void;
   /**
-   * Log a warning when a transactional request's handler queries the database outside its
-   * transaction (for example through an injected repository), once per route.
-   * Default: `true` unless `NODE_ENV` is `'production'`.
-   */
-  warnOnQueriesOutsideTransaction?: boolean;
-  /**
    * Write raw keys into logs and `onOutcome` events. Keys are client-chosen and may be guessable
    * secrets of a sort, so by default only their SHA-256 appears. For development. Default: `false`.
    */
   logRawKeys?: boolean;
-  /**
-   * The PostgreSQL table of the default store, optionally schema-qualified. Validated as an
-   * identifier. Create it with `createIdempotencyTableSql(tableName)`. Default:
-   * `'idempotency_records'`.
-   */
-  tableName?: string;
-  /**
-   * Set when the table is partitioned by expiry (created with
-   * `createPartitionedIdempotencyTableSql(tableName)`), for tables too large to purge row by row.
-   * The store then keeps one live row per key with a per-key lock instead of the unique index,
-   * creates partitions ahead of time at start-up and on every purge interval, and purges by
-   * dropping partitions whose keys have all expired, every `purgeIntervalMs` (which must not be 0).
-   * Needs PostgreSQL 14 or later, and READ COMMITTED transactions for transactional routes.
-   * Default: unset (an ordinary table).
-   */
-  partitioning?: IdempotencyPartitioningOptions;
-  /**
-   * Store to use instead of the PostgreSQL table (for example a Redis store, or a wrapper adding
-   * metrics). Default: the PostgreSQL store on the TypeORM DataSource.
-   */
-  store?: IdempotencyStore;
-}
-
-/** How the store keeps a table partitioned by expiry (see `IdempotencyModuleOptions.partitioning`). */
-export interface IdempotencyPartitioningOptions {
-  /**
-   * Width of one partition, in milliseconds of `expires_at`. Keep partitions few: a lookup by key
-   * probes every partition that holds unexpired rows. Default: one day.
-   */
-  partitionMs?: number;
-  /**
-   * How far past now partitions are kept created, in milliseconds. It must exceed the largest
-   * `ttlMs` + `lockTimeoutMs` of any route plus `purgeIntervalMs`, or claims of those routes fail
-   * with 503 (checked against the module-wide TTL and lease at start-up). Default: three days.
-   */
-  aheadMs?: number;
 }

@@ -1,4 +1,3 @@
-import type { EntityManager } from 'typeorm';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from './claim-result.interface';
 import { IdempotencyStore } from './idempotency-store';
 import type { StoredResponse } from './stored-response.interface';
@@ -7,11 +6,15 @@ import type { StoredResponse } from './stored-response.interface';
  * An open transaction that holds a claimed key. Nothing of it is visible to other requests until
  * it commits; `rollback` (or the death of the process) leaves no trace of the claim or of the
  * handler's writes.
+ *
+ * @typeParam TTx - what the handler writes through: the store's own transaction object (a
+ * TypeORM `EntityManager` for the PostgreSQL store), reachable through
+ * `IdempotencyTransactionContext` while the handler runs.
  */
-export interface IdempotencyTransactionHandle {
+export interface IdempotencyTransactionHandle<TTx = unknown> {
   readonly handle: ClaimHandle;
-  /** The transaction's EntityManager: the handler's writes go through it. */
-  readonly manager: EntityManager;
+  /** The transaction the handler's writes go through. */
+  readonly transaction: TTx;
   /**
    * Writes the response into the claim's row and commits. When a failed statement of the handler
    * had aborted the transaction, nothing is committed and it throws
@@ -69,8 +72,8 @@ export interface TransactionLimits {
 }
 
 /** Outcome of a transactional claim. */
-export type TransactionalClaimResult =
-  | { kind: 'claimed'; transaction: IdempotencyTransactionHandle }
+export type TransactionalClaimResult<TTx = unknown> =
+  | { kind: 'claimed'; transaction: IdempotencyTransactionHandle<TTx> }
   /** Another transaction holds the key right now; nothing is held by this attempt. */
   | { kind: 'busy' }
   | Exclude<ClaimResult, { kind: 'claimed' }>;
@@ -82,8 +85,10 @@ export type TransactionalLookupResult =
 /**
  * A store that can claim a key inside a database transaction, so that the claim, the handler's
  * writes and the stored response commit or roll back together (transactional mode).
+ *
+ * @typeParam TTx - the transaction object handed to the handler (see `IdempotencyTransactionHandle`).
  */
-export abstract class TransactionalIdempotencyStore extends IdempotencyStore {
+export abstract class TransactionalIdempotencyStore<TTx = unknown> extends IdempotencyStore {
   /**
    * Looks a key up without claiming it, in one read: the stored outcome of a finished key,
    * `in-flight` for a lease-mode claim, `busy` while another transaction holds it, or `null` when
@@ -100,5 +105,5 @@ export abstract class TransactionalIdempotencyStore extends IdempotencyStore {
   abstract claimInTransaction(
     request: ClaimRequest,
     limits?: TransactionLimits,
-  ): Promise<TransactionalClaimResult>;
+  ): Promise<TransactionalClaimResult<TTx>>;
 }

@@ -26,7 +26,7 @@ export type PurgeMode = 'batched' | 'bulk';
  * they commit and roll back with the key. Without it, only the key's own visibility is checked.
  */
 export interface ConformanceTransactionWrites {
-  /** Writes `marker` through `transaction`, as a handler would (in its `manager`). */
+  /** Writes `marker` through `transaction.transaction`, as a handler would. */
   write(transaction: IdempotencyTransactionHandle, marker: string): Promise<void>;
   /** Whether `marker` is committed, read outside any transaction. */
   isCommitted(marker: string): Promise<boolean>;

@@ -1,6 +1,6 @@
 import { HttpException, HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { IdempotencyTransaction } from '../../lib';
+import { IdempotencyTransaction } from '../../lib/postgres';
 import { Account } from '../accounts/account.entity';
 import type { SampleAppConfig } from '../config';
 import { SAMPLE_APP_CONFIG } from '../sample-app.constants';

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { IdempotencyPurger, IdempotencyStore, PostgresIdempotencyStore } from '../../lib';
+import { IdempotencyPurger, IdempotencyStore } from '../../lib';
+import { PostgresIdempotencyStore } from '../../lib/postgres';
 import { resolveModuleSettings } from '../../lib/idempotency-options.defaults';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';

@@ -1,11 +1,9 @@
+import type { FixtureIdempotencyOptions } from './fixtures/fixture-idempotency';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Response } from 'supertest';
-import {
-  IdempotencyPurger,
-  type IdempotencyModuleOptions,
-  partitionedMigrationSql,
-} from '../../lib';
+import { IdempotencyPurger } from '../../lib';
+import { partitionedMigrationSql } from '../../lib/postgres';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { ADAPTERS, type TestApp, createTestApp, expectStartFailure } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
@@ -13,7 +11,7 @@ import { waitFor } from '../utils/wait-for';
 
 const TEST_TIMEOUT_MS = 40_000;
 /** Short enough for a test to outlive the boundary; the boundary lies past ttl + lease. */
-const OPTIONS: IdempotencyModuleOptions = { ttlMs: 3000, lockTimeoutMs: 2000 };
+const OPTIONS: FixtureIdempotencyOptions = { ttlMs: 3000, lockTimeoutMs: 2000 };
 const BOUNDARY_AHEAD_MS = 8000;
 
 describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapter) => {

@@ -1,14 +1,9 @@
+import type { FixtureIdempotencyOptions } from './fixtures/fixture-idempotency';
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
-import {
-  type ClaimRequest,
-  IdempotencyPurger,
-  IdempotencyStore,
-  type IdempotencyModuleOptions,
-  PostgresIdempotencyStore,
-  createPartitionedIdempotencyTableSql,
-} from '../../lib';
+import { type ClaimRequest, IdempotencyPurger, IdempotencyStore } from '../../lib';
+import { PostgresIdempotencyStore, createPartitionedIdempotencyTableSql } from '../../lib/postgres';
 import { IdempotencyPartitions } from '../../lib/postgres/store/idempotency-partitions';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { LedgerFixtureModule } from './fixtures/ledger-app.module';
@@ -25,7 +20,7 @@ const TABLE = 'partitioned_records';
 const TEST_TIMEOUT_MS = 30_000;
 const TIMESTAMPTZ_OID = 1184;
 /** The tests run the passes themselves; a timed one comes after half an hour at the soonest. */
-const PARTITIONED: IdempotencyModuleOptions = {
+const PARTITIONED: FixtureIdempotencyOptions = {
   tableName: TABLE,
   partitioning: {},
   purgeIntervalMs: 3_600_000,
@@ -46,7 +41,7 @@ function startFails(
   adapter: AdapterName,
   db: TestDatabase,
   message: RegExp,
-  idempotency: IdempotencyModuleOptions = PARTITIONED,
+  idempotency: FixtureIdempotencyOptions = PARTITIONED,
 ): Promise<void> {
   return expectStartFailure(
     adapter,

@@ -1,8 +1,6 @@
-import {
-  IdempotencyPurger,
-  type IdempotencyModuleOptions,
-  createPartitionedIdempotencyTableSql,
-} from '../../lib';
+import type { FixtureIdempotencyOptions } from './fixtures/fixture-idempotency';
+import { IdempotencyPurger } from '../../lib';
+import { createPartitionedIdempotencyTableSql } from '../../lib/postgres';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { CLIENT_ERROR_STATUS, handlerRuns } from './fixtures/ledger.controller';
 import { LedgerFixtureModule } from './fixtures/ledger-app.module';
@@ -16,7 +14,7 @@ const TEST_TIMEOUT_MS = 30_000;
 /** The first timed pass comes after half an interval at least: tests run the passes themselves. */
 const NO_PASS_DURING_TESTS_MS = 3_600_000;
 /** Small partitions and a short TTL, so that partitions expire while a test waits. */
-const SHORT: IdempotencyModuleOptions = {
+const SHORT: FixtureIdempotencyOptions = {
   tableName: 'short_records',
   ttlMs: 1000,
   lockTimeoutMs: 2000,

@@ -3,7 +3,7 @@ import {
   CreateIdempotencyRecords1764201600000,
   IdempotencyRecord,
   createIdempotencyTableSql,
-} from '../../lib';
+} from '../../lib/postgres';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { ADAPTERS, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';

@@ -1,11 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import {
   PostgresIdempotencyStore,
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
-} from '../../lib';
-import { resolvePartitioning } from '../../lib/idempotency-options.defaults';
+} from '../../lib/postgres';
+import { resolvePartitioning } from '../../lib/postgres/postgres-store.options';
 import { type ConformanceTransactionWrites, describeIdempotencyStore } from '../../lib/testing';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 
@@ -48,9 +48,10 @@ const countRecords = (table: string) => async () =>
 /** A handler's writes: one row per marker, through the request's transaction. */
 const transactionWrites: ConformanceTransactionWrites = {
   write: async (transaction, marker) => {
-    await transaction.manager.query('INSERT INTO conformance_writes (marker) VALUES ($1)', [
-      marker,
-    ]);
+    await (transaction.transaction as EntityManager).query(
+      'INSERT INTO conformance_writes (marker) VALUES ($1)',
+      [marker],
+    );
   },
   isCommitted: async (marker) =>
     (await db.query('SELECT 1 FROM conformance_writes WHERE marker = $1', [marker])).length === 1,
@@ -74,11 +75,10 @@ describeIdempotencyStore(
   'PostgresIdempotencyStore, table partitioned by expiry',
   async () => {
     await emptied(PARTITIONED);
-    const partitioning = resolvePartitioning({
-      ttlMs: LONG_MS,
-      lockTimeoutMs: LONG_MS,
-      partitioning: { partitionMs: PARTITION_MS, aheadMs: 3 * LONG_MS },
-    });
+    const partitioning = resolvePartitioning(
+      { partitionMs: PARTITION_MS, aheadMs: 3 * LONG_MS },
+      { ttlMs: LONG_MS, lockTimeoutMs: LONG_MS },
+    );
     return new PostgresIdempotencyStore(dataSource, PARTITIONED, partitioning);
   },
   {

@@ -4,6 +4,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import request from 'supertest';
 import { Idempotent, IdempotencyModule, IdempotencyStore } from '../../lib';
+import { postgresStore } from '../../lib/postgres';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
 import { ADAPTERS, type AdapterName } from '../utils/test-app';
 
@@ -31,8 +32,11 @@ class PaymentsController {
   }
 }
 
-/** A feature module as an application has it: the module on its default (PostgreSQL) store. */
-@Module({ imports: [IdempotencyModule.forRoot()], controllers: [PaymentsController] })
+/** A feature module as an application has it: the module on the PostgreSQL store. */
+@Module({
+  imports: [IdempotencyModule.forRoot({ store: postgresStore() })],
+  controllers: [PaymentsController],
+})
 class PaymentsModule {}
 
 async function start(adapter: AdapterName, builder: TestingModuleBuilder) {

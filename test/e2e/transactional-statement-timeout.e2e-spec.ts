@@ -5,11 +5,12 @@ import {
   IdempotencyModule,
   type IdempotencyModuleOptions,
   type IdempotencyOutcomeEvent,
-  IdempotencyTransaction,
   Idempotent,
   type ProblemDetails,
 } from '../../lib';
+import { IdempotencyTransaction } from '../../lib/postgres';
 import { destroySocket } from '../../lib/postgres/store/statement-deadline';
+import { onPostgres } from './fixtures/fixture-idempotency';
 import { fixtureDatabase } from './fixtures/fixture-database.module';
 import { TcpProxy } from '../utils/tcp-proxy';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
@@ -94,7 +95,7 @@ class StallAppModule {
       module: StallAppModule,
       imports: [
         fixtureDatabase({ databaseUrl }),
-        IdempotencyModule.forRoot({ purgeIntervalMs: 0, ...idempotency }),
+        IdempotencyModule.forRoot(onPostgres({ purgeIntervalMs: 0, ...idempotency })),
       ],
       controllers: [StallController],
     };

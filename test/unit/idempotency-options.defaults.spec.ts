@@ -1,7 +1,6 @@
 import {
   IDEMPOTENCY_DEFAULTS,
   resolveModuleSettings,
-  resolvePartitioning,
   resolveRouteSettings,
 } from '../../lib/idempotency-options.defaults';
 import type {
@@ -35,8 +34,6 @@ describe('resolveModuleSettings', () => {
       purgeIntervalMs: 60_000,
       purgeBatchSize: 1_000,
       onOutcome: undefined,
-      // NODE_ENV is 'test' under Jest: the development warning is on.
-      warnOnQueriesOutsideTransaction: true,
       logRawKeys: false,
       route: {},
     });
@@ -251,46 +248,5 @@ describe('resolveRouteSettings', () => {
       const custom = resolveRouteSettings({ scope: (info) => `tenant:${info.url}` }, {}, true);
       expect(custom.scope(withRaw({ user: { id: 1 } }))).toBe('tenant:/orders');
     });
-  });
-});
-
-describe('resolvePartitioning', () => {
-  it('is unset for an ordinary table', () => {
-    expect(resolvePartitioning({})).toBeUndefined();
-  });
-
-  it('defaults to daily partitions created three days ahead', () => {
-    expect(resolvePartitioning({ partitioning: {} })).toEqual({
-      partitionMs: 86_400_000,
-      aheadMs: 3 * 86_400_000,
-      detachTimeoutMs: 30_000,
-    });
-  });
-
-  it("refuses partitions that would not reach past a new claim's expiry", () => {
-    expect(() => resolvePartitioning({ partitioning: {}, ttlMs: 3 * 86_400_000 })).toThrow(
-      /aheadMs \(259200000\) must exceed ttlMs \+ lockTimeoutMs \(259260000\)/,
-    );
-    expect(() =>
-      resolvePartitioning({ partitioning: { aheadMs: 5000 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
-    ).toThrow(/must exceed/);
-    expect(
-      resolvePartitioning({ partitioning: { aheadMs: 5001 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
-    ).toEqual({ partitionMs: 86_400_000, aheadMs: 5001, detachTimeoutMs: 30_000 });
-  });
-
-  it('refuses to run without the purge interval, which creates the partitions', () => {
-    expect(() => resolvePartitioning({ partitioning: {}, purgeIntervalMs: 0 })).toThrow(
-      /partitioning needs a purgeIntervalMs/,
-    );
-  });
-
-  it.each([
-    [{ partitionMs: 0 }, /partitionMs must be a positive number/],
-    [{ partitionMs: 1.5 }, /partitionMs must be a whole number of seconds/],
-    [{ partitionMs: 1500 }, /partitionMs must be a whole number of seconds/],
-    [{ aheadMs: -1 }, /aheadMs must be a positive number/],
-  ])('refuses %j', (partitioning, message) => {
-    expect(() => resolvePartitioning({ partitioning })).toThrow(message);
   });
 });

@@ -4,12 +4,12 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { postgresStore } from '../../lib/postgres';
+import { IdempotencyTransaction } from '../../lib/postgres/transaction/idempotency-transaction.service';
+import { IdempotencyTransactionContext } from '../../lib/transaction/idempotency-transaction.context';
 import { IdempotencyInterceptor } from '../../lib/idempotency.interceptor';
 import { IdempotencyModule } from '../../lib/idempotency.module';
-import {
-  IDEMPOTENCY_DATA_SOURCE,
-  IDEMPOTENCY_MODULE_OPTIONS,
-} from '../../lib/idempotency.module-definition';
+import { IDEMPOTENCY_MODULE_OPTIONS } from '../../lib/idempotency.module-definition';
 import type { IdempotencyModuleOptions } from '../../lib/interfaces/idempotency-options.interface';
 import type {
   ClaimHandle,
@@ -50,31 +50,31 @@ function provider(definition: DynamicModule, token: unknown): Provider | undefin
   );
 }
 
-function dataSourceProvider(definition: DynamicModule): FactoryProvider<DataSource | null> {
-  return provider(definition, IDEMPOTENCY_DATA_SOURCE) as FactoryProvider<DataSource | null>;
-}
-
 function storeProvider(definition: DynamicModule): FactoryProvider<IdempotencyStore> {
   return provider(definition, IdempotencyStore) as FactoryProvider<IdempotencyStore>;
 }
 
+/** Every definition needs a store; these tests are about everything else. */
+const store = new MemoryStore();
+
 describe('IdempotencyModule definition', () => {
   it('is global by default, and not with isGlobal: false', () => {
-    expect(IdempotencyModule.forRoot().global).toBe(true);
-    expect(IdempotencyModule.forRoot({ ttlMs: 1_000 }).global).toBe(true);
-    expect(IdempotencyModule.forRoot({ isGlobal: false }).global).toBe(false);
-    expect(IdempotencyModule.forRootAsync({ useFactory: () => ({}) }).global).toBe(true);
-    expect(IdempotencyModule.forRootAsync({ isGlobal: false, useFactory: () => ({}) }).global).toBe(
-      false,
-    );
+    expect(IdempotencyModule.forRoot({ store }).global).toBe(true);
+    expect(IdempotencyModule.forRoot({ store, ttlMs: 1_000 }).global).toBe(true);
+    expect(IdempotencyModule.forRoot({ store, isGlobal: false }).global).toBe(false);
+    expect(IdempotencyModule.forRootAsync({ store, useFactory: () => ({}) }).global).toBe(true);
+    expect(
+      IdempotencyModule.forRootAsync({ store, isGlobal: false, useFactory: () => ({}) }).global,
+    ).toBe(false);
   });
 
   it('registers the interceptor globally only with useGlobalInterceptor: true', () => {
-    expect(provider(IdempotencyModule.forRoot(), APP_INTERCEPTOR)).toBeUndefined();
+    expect(provider(IdempotencyModule.forRoot({ store }), APP_INTERCEPTOR)).toBeUndefined();
     expect(
-      provider(IdempotencyModule.forRoot({ useGlobalInterceptor: true }), APP_INTERCEPTOR),
+      provider(IdempotencyModule.forRoot({ store, useGlobalInterceptor: true }), APP_INTERCEPTOR),
     ).toEqual({ provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor });
     const async = IdempotencyModule.forRootAsync({
+      store,
       useGlobalInterceptor: true,
       useFactory: () => ({}),
     });
@@ -84,30 +84,36 @@ describe('IdempotencyModule definition', () => {
     });
   });
 
+  it('builds a factory-defined store from the options and what it injects', () => {
+    const definition = IdempotencyModule.forRoot({ store: postgresStore(), ttlMs: 1_000 });
+    expect(storeProvider(definition).inject).toEqual([
+      IDEMPOTENCY_MODULE_OPTIONS,
+      { token: DataSource, optional: true },
+      IdempotencyTransactionContext,
+    ]);
+    // The store's own providers join the module, and those it exports are exported.
+    expect(definition.providers).toContain(IdempotencyTransaction);
+    expect(definition.exports).toContain(IdempotencyTransaction);
+  });
+
   it('borrows the DataSource named by dataSourceName, optionally', () => {
     expect(getDataSourceToken()).toBe(DataSource);
-    expect(dataSourceProvider(IdempotencyModule.forRoot()).inject).toEqual([
-      { token: DataSource, optional: true },
-    ]);
     const named = IdempotencyModule.forRootAsync({
-      dataSourceName: 'payments',
+      store: postgresStore({ dataSourceName: 'payments' }),
       useFactory: () => ({}),
     });
-    expect(dataSourceProvider(named).inject).toEqual([
-      { token: getDataSourceToken('payments'), optional: true },
-    ]);
-    expect(getDataSourceToken('payments')).toBe('paymentsDataSource');
-    // The store is built from the options and that borrowed DataSource (or none).
     expect(storeProvider(named).inject).toEqual([
       IDEMPOTENCY_MODULE_OPTIONS,
-      IDEMPOTENCY_DATA_SOURCE,
+      { token: getDataSourceToken('payments'), optional: true },
+      IdempotencyTransactionContext,
     ]);
+    expect(getDataSourceToken('payments')).toBe('paymentsDataSource');
   });
 
   it('keeps the extras out of the options object', () => {
     const definition = IdempotencyModule.forRoot({
       isGlobal: false,
-      dataSourceName: 'payments',
+      store,
       useGlobalInterceptor: true,
       ttlMs: 1_000,
     });
@@ -119,7 +125,7 @@ describe('IdempotencyModule definition', () => {
 
   it('takes the options from the forRootAsync factory', () => {
     const useFactory = (): IdempotencyModuleOptions => ({ ttlMs: 1_000 });
-    const definition = IdempotencyModule.forRootAsync({ useFactory, inject: ['CONFIG'] });
+    const definition = IdempotencyModule.forRootAsync({ store, useFactory, inject: ['CONFIG'] });
     expect(provider(definition, IDEMPOTENCY_MODULE_OPTIONS)).toEqual({
       provide: IDEMPOTENCY_MODULE_OPTIONS,
       useFactory,
@@ -132,44 +138,53 @@ describe('IdempotencyModule definition', () => {
     expect(exported).toEqual(expect.arrayContaining([IdempotencyInterceptor, IdempotencyStore]));
   });
 
-  it('names the missing DataSource when there is neither one nor a store', () => {
+  it('names the missing DataSource of postgresStore()', () => {
     const factory = storeProvider(
-      IdempotencyModule.forRoot({ dataSourceName: 'payments' }),
+      IdempotencyModule.forRoot({ store: postgresStore({ dataSourceName: 'payments' }) }),
     ).useFactory;
-    expect(() => factory({}, undefined)).toThrow(
-      'nestjs-idempotency: no TypeORM DataSource named "payments" found. Import TypeOrmModule.forRoot() or pass a store.',
+    expect(() => factory({}, undefined, new IdempotencyTransactionContext())).toThrow(
+      'nestjs-idempotency: no TypeORM DataSource named "payments" found for postgresStore(). Import TypeOrmModule.forRoot() in the application.',
     );
+  });
+
+  it('refuses a definition without a store, naming where stores come from', () => {
+    expect(() => IdempotencyModule.forRoot({ ttlMs: 1_000 })).toThrow(
+      "nestjs-idempotency: no store. Pass one to IdempotencyModule.forRoot({ store }): postgresStore() from 'nestjs-idempotency/postgres', or new InMemoryIdempotencyStore() from 'nestjs-idempotency/testing' in tests.",
+    );
+    expect(() => IdempotencyModule.forRootAsync({ useFactory: () => ({}) })).toThrow(/no store/);
   });
 });
 
 describe('IdempotencyModule without TypeORM', () => {
   it('uses a custom store and needs no DataSource', async () => {
-    const store = new MemoryStore();
+    const custom = new MemoryStore();
     const moduleRef = await Test.createTestingModule({
-      imports: [IdempotencyModule.forRoot({ store, purgeIntervalMs: 0 })],
+      imports: [IdempotencyModule.forRoot({ store: custom, purgeIntervalMs: 0 })],
     }).compile();
-    expect(moduleRef.get(IdempotencyStore)).toBe(store);
+    expect(moduleRef.get(IdempotencyStore)).toBe(custom);
     expect(moduleRef.get(IdempotencyInterceptor)).toBeInstanceOf(IdempotencyInterceptor);
     await moduleRef.close();
   });
 
-  it('uses a custom store from the forRootAsync factory', async () => {
-    const store = new MemoryStore();
+  it('uses a custom store beside the forRootAsync factory', async () => {
+    const custom = new MemoryStore();
     const moduleRef = await Test.createTestingModule({
       imports: [
-        IdempotencyModule.forRootAsync({ useFactory: () => ({ store, purgeIntervalMs: 0 }) }),
+        IdempotencyModule.forRootAsync({
+          store: custom,
+          useFactory: () => ({ purgeIntervalMs: 0 }),
+        }),
       ],
     }).compile();
-    expect(moduleRef.get(IdempotencyStore)).toBe(store);
+    expect(moduleRef.get(IdempotencyStore)).toBe(custom);
     await moduleRef.close();
   });
 
-  it('fails to compile with a clear message when there is no store and no DataSource', async () => {
-    const compiling = Test.createTestingModule({
-      imports: [IdempotencyModule.forRoot({ purgeIntervalMs: 0 })],
+  it('constructs a store class with Nest', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store: MemoryStore, purgeIntervalMs: 0 })],
     }).compile();
-    await expect(compiling).rejects.toThrow(
-      'nestjs-idempotency: no TypeORM DataSource found. Import TypeOrmModule.forRoot() or pass a store.',
-    );
+    expect(moduleRef.get(IdempotencyStore)).toBeInstanceOf(MemoryStore);
+    await moduleRef.close();
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { decideExistingKey } from '../../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
@@ -29,7 +29,12 @@ import {
   readTableLayout,
 } from './idempotency-partitions';
 import { BEGIN_READ_COMMITTED } from '../sql/partitioned-idempotency.sql';
-import { PipelineError, type PipelineResult, runPipeline, sendsOneSync } from '../driver/pipelined-query';
+import {
+  PipelineError,
+  type PipelineResult,
+  runPipeline,
+  sendsOneSync,
+} from '../driver/pipelined-query';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,
@@ -61,7 +66,7 @@ type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
  * prepared and sent on the pool directly: no ORM query building on the hot path. It also runs
  * transactional mode, on a query runner of the same DataSource.
  */
-export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
+export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<EntityManager> {
   private readonly table: string;
   private readonly sql: IdempotencyStatements;
   private readonly partitions: IdempotencyPartitions | null;
@@ -157,7 +162,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore {
   async claimInTransaction(
     request: ClaimRequest,
     limits?: TransactionLimits,
-  ): Promise<TransactionalClaimResult> {
+  ): Promise<TransactionalClaimResult<EntityManager>> {
     const statementTimeoutMs = limits?.statementTimeoutMs ?? 0;
     const opening = openTransaction(this.beginText(), statementTimeoutMs);
     const queryRunner = this.dataSource.createQueryRunner('master');

@@ -23,11 +23,11 @@ import {
 
 /**
  * A claim held inside an open TypeORM transaction. The store's own statements go to the
- * transaction's pg client as prepared statements; the handler uses `manager`, bound to the same
+ * transaction's pg client as prepared statements; the handler uses its EntityManager (`transaction`), bound to the same
  * query runner, so everything shares one connection and one commit. The response is written and
  * committed in one round trip.
  */
-export class PostgresIdempotencyTransaction implements IdempotencyTransactionHandle {
+export class PostgresIdempotencyTransaction implements IdempotencyTransactionHandle<EntityManager> {
   private finished = false;
   private readonly deadline: StatementDeadline | null;
 
@@ -50,7 +50,8 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     this.deadline?.watch(queryRunner);
   }
 
-  get manager(): EntityManager {
+  /** The transaction's EntityManager: the handler's writes go through it. */
+  get transaction(): EntityManager {
     return this.queryRunner.manager;
   }
 

@@ -1,13 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EntityManager, EntityTarget, ObjectLiteral, Repository } from 'typeorm';
-
-/** What the interceptor knows about the transaction of the request being handled. */
-export interface ActiveIdempotencyTransaction {
-  manager: EntityManager;
-  /** `Controller.method`, for warnings. */
-  route: string;
-}
+import { IdempotencyTransactionContext } from '../../transaction/idempotency-transaction.context';
 
 /**
  * The transaction of the current transactional request, reachable from any service in its call
@@ -32,11 +25,11 @@ export interface ActiveIdempotencyTransaction {
  */
 @Injectable()
 export class IdempotencyTransaction {
-  private readonly storage = new AsyncLocalStorage<ActiveIdempotencyTransaction>();
+  constructor(private readonly context: IdempotencyTransactionContext) {}
 
   /** Whether the current request runs in an idempotency transaction. */
   get active(): boolean {
-    return this.storage.getStore() !== undefined;
+    return this.context.current() !== undefined;
   }
 
   /**
@@ -45,27 +38,17 @@ export class IdempotencyTransaction {
    * silently committing on its own.
    */
   get manager(): EntityManager {
-    const current = this.storage.getStore();
+    const current = this.context.current<EntityManager>();
     if (!current) {
       throw new Error(
         'nestjs-idempotency: no idempotency transaction here. Use it from a route marked @Idempotent({ transactional: true }).',
       );
     }
-    return current.manager;
+    return current.transaction;
   }
 
   /** A repository bound to the current request's transaction. */
   getRepository<Entity extends ObjectLiteral>(target: EntityTarget<Entity>): Repository<Entity> {
     return this.manager.getRepository(target);
-  }
-
-  /** @internal Runs `fn` (and everything it starts) inside `transaction`. */
-  run<T>(transaction: ActiveIdempotencyTransaction, fn: () => T): T {
-    return this.storage.run(transaction, fn);
-  }
-
-  /** @internal The current transaction, if any. */
-  current(): ActiveIdempotencyTransaction | undefined {
-    return this.storage.getStore();
   }
 }

@@ -1,5 +1,5 @@
 import { type ExecutionContext, createParamDecorator } from '@nestjs/common';
-import { TRANSACTION_MANAGER } from '../../idempotency.constants';
+import { ACTIVE_TRANSACTION } from '../../idempotency.constants';
 
 /**
  * Injects the EntityManager of the request's idempotency transaction into a handler parameter
@@ -18,7 +18,7 @@ import { TRANSACTION_MANAGER } from '../../idempotency.constants';
 export const IdempotentEntityManager = createParamDecorator(
   (_data: unknown, context: ExecutionContext) => {
     const request = context.switchToHttp().getRequest<Record<PropertyKey, unknown>>();
-    const manager = request[TRANSACTION_MANAGER];
+    const manager = request[ACTIVE_TRANSACTION];
     if (!manager) {
       throw new Error(
         'nestjs-idempotency: @IdempotentEntityManager() needs a route marked @Idempotent({ transactional: true }) and a request with a key.',

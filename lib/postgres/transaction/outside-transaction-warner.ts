@@ -1,8 +1,6 @@
-import { Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import type { ResolvedModuleSettings } from '../../idempotency-options.defaults';
-import { IDEMPOTENCY_DATA_SOURCE, IDEMPOTENCY_SETTINGS } from '../../idempotency.module-definition';
-import { IdempotencyTransaction } from './idempotency-transaction.service';
+import type { IdempotencyTransactionContext } from '../../transaction/idempotency-transaction.context';
 
 /**
  * Development aid: warns (once per route) when a transactional request's handler takes a second
@@ -12,33 +10,27 @@ import { IdempotencyTransaction } from './idempotency-transaction.service';
  * It wraps the driver's connection getter, so it costs one AsyncLocalStorage lookup per pooled
  * connection checkout, and nothing per query.
  */
-@Injectable()
-export class OutsideTransactionWarner implements OnModuleInit {
-  private readonly logger = new Logger('IdempotencyTransaction');
-  private readonly warned = new Set<string>();
-
-  constructor(
-    @Inject(IDEMPOTENCY_SETTINGS) private readonly settings: ResolvedModuleSettings,
-    private readonly transaction: IdempotencyTransaction,
-    @Optional() @Inject(IDEMPOTENCY_DATA_SOURCE) private readonly dataSource?: DataSource,
-  ) {}
-
-  onModuleInit(): void {
-    const driver = this.dataSource?.driver as
-      { obtainMasterConnection?: (...args: unknown[]) => Promise<unknown> } | undefined;
-    if (!this.settings.warnOnQueriesOutsideTransaction || !driver?.obtainMasterConnection) {
-      return;
-    }
-    const obtain = driver.obtainMasterConnection.bind(driver);
-    driver.obtainMasterConnection = (...args: unknown[]) => {
-      const current = this.transaction.current();
-      if (current && !this.warned.has(current.route)) {
-        this.warned.add(current.route);
-        this.logger.warn(
-          `${current.route} queried the database outside its idempotency transaction (an injected repository or DataSource?). Those writes commit on their own. Use IdempotencyTransaction.manager or @IdempotentEntityManager().`,
-        );
-      }
-      return obtain(...args);
-    };
+export function warnOnQueriesOutsideTransaction(
+  dataSource: DataSource,
+  context: IdempotencyTransactionContext,
+): void {
+  const driver = dataSource.driver as {
+    obtainMasterConnection?: (...args: unknown[]) => Promise<unknown>;
+  };
+  if (!driver.obtainMasterConnection) {
+    return;
   }
+  const logger = new Logger('IdempotencyTransaction');
+  const warned = new Set<string>();
+  const obtain = driver.obtainMasterConnection.bind(driver);
+  driver.obtainMasterConnection = (...args: unknown[]) => {
+    const current = context.current();
+    if (current && !warned.has(current.route)) {
+      warned.add(current.route);
+      logger.warn(
+        `${current.route} queried the database outside its idempotency transaction (an injected repository or DataSource?). Those writes commit on their own. Use IdempotencyTransaction.manager or @IdempotentEntityManager().`,
+      );
+    }
+    return obtain(...args);
+  };
 }

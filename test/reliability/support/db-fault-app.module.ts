@@ -11,13 +11,12 @@ import {
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { IdempotencyModule, Idempotent } from '../../../lib';
+import { type FixtureIdempotencyOptions, onPostgres } from '../../e2e/fixtures/fixture-idempotency';
 import {
   CreateIdempotencyRecords1764201600000,
-  IdempotencyModule,
   IdempotencyTransaction,
-  Idempotent,
-  type IdempotencyModuleOptions,
-} from '../../../lib';
+} from '../../../lib/postgres';
 import { CreateExecutions1764201600002 } from '../../e2e/fixtures/executions';
 
 /** Longest a duplicate of a transactional key waits for the first before answering 409. */
@@ -97,7 +96,7 @@ export interface DbFaultAppOptions {
   databaseUrl: string;
   /** A database no fault touches: the lease route's runs (needs an `executions` table). */
   sideDatabaseUrl: string;
-  idempotency: IdempotencyModuleOptions;
+  idempotency: FixtureIdempotencyOptions;
   poolSize: number;
 }
 
@@ -116,7 +115,7 @@ export class DbFaultAppModule {
           extra: { max: options.poolSize },
           entities: [],
         }),
-        IdempotencyModule.forRoot({ purgeIntervalMs: 0, ...options.idempotency }),
+        IdempotencyModule.forRoot(onPostgres({ purgeIntervalMs: 0, ...options.idempotency })),
       ],
       controllers: [DbFaultController],
       providers: [

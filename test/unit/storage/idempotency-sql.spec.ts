@@ -1,7 +1,4 @@
-import {
-  assertTableName,
-  idempotencyStatements,
-} from '../../../lib/postgres/sql/idempotency.sql';
+import { assertTableName, idempotencyStatements } from '../../../lib/postgres/sql/idempotency.sql';
 import {
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,

@@ -1,0 +1,19 @@
+export { postgresStore } from './postgres-store';
+export type {
+  IdempotencyPartitioningOptions,
+  PostgresStoreOptions,
+} from './postgres-store.options';
+export { PostgresIdempotencyStore } from './store/postgres-idempotency.store';
+export { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
+export { IdempotentEntityManager } from './transaction/idempotent-entity-manager.decorator';
+export { IdempotencyRecord } from './schema/idempotency-record.entity';
+export {
+  CREATE_IDEMPOTENCY_TABLE_SQL,
+  CreateIdempotencyRecords1764201600000,
+  createIdempotencyTableSql,
+  createPartitionedIdempotencyTableSql,
+} from './schema/create-idempotency-records.migration';
+export {
+  type PartitionedMigrationSql,
+  partitionedMigrationSql,
+} from './sql/partitioned-migration.sql';

@@ -1,0 +1,102 @@
+import { IDEMPOTENCY_DEFAULTS, positiveOption } from '../idempotency-options.defaults';
+import type { IdempotencyModuleOptions } from '../interfaces/idempotency-options.interface';
+import type { IdempotencyPartitioning } from './store/idempotency-partitions';
+
+/** Options of `postgresStore()`. */
+export interface PostgresStoreOptions {
+  /** Name of the TypeORM DataSource whose pool the store uses. Default: the default DataSource. */
+  dataSourceName?: string;
+  /**
+   * The table, optionally schema-qualified. Validated as an identifier, since it is part of the
+   * SQL. Create it with `createIdempotencyTableSql(tableName)`. Default: `'idempotency_records'`.
+   */
+  tableName?: string;
+  /**
+   * Set when the table is partitioned by expiry (created with
+   * `createPartitionedIdempotencyTableSql(tableName)`), for tables too large to purge row by row.
+   * The store then keeps one live row per key with a per-key lock instead of the unique index,
+   * creates partitions ahead of time at start-up and on every purge interval, and purges by
+   * dropping partitions whose keys have all expired, every `purgeIntervalMs` (which must not be 0).
+   * Needs PostgreSQL 14 or later, and READ COMMITTED transactions for transactional routes.
+   * Default: unset (an ordinary table).
+   */
+  partitioning?: IdempotencyPartitioningOptions;
+  /**
+   * Log a warning when a transactional request's handler queries the database outside its
+   * transaction (for example through an injected repository), once per route.
+   * Default: `true` unless `NODE_ENV` is `'production'`.
+   */
+  warnOnQueriesOutsideTransaction?: boolean;
+}
+
+/** How the store keeps a table partitioned by expiry (see `PostgresStoreOptions.partitioning`). */
+export interface IdempotencyPartitioningOptions {
+  /**
+   * Width of one partition, in milliseconds of `expires_at`. Keep partitions few: a lookup by key
+   * probes every partition that holds unexpired rows. Default: one day.
+   */
+  partitionMs?: number;
+  /**
+   * How far past now partitions are kept created, in milliseconds. It must exceed the largest
+   * `ttlMs` + `lockTimeoutMs` of any route plus `purgeIntervalMs`, or claims of those routes fail
+   * with 503 (checked against the module-wide TTL and lease at start-up). Default: three days.
+   */
+  aheadMs?: number;
+}
+
+/** Defaults of the partitioning options. */
+export const PARTITIONING_DEFAULTS = {
+  partitionMs: 86_400_000,
+  aheadMs: 3 * 86_400_000,
+} as const;
+
+/**
+ * The partitioning of the store's table with defaults applied, or `undefined` for an ordinary
+ * table. Partitions must reach past the expiry of any claim written now, checked against the
+ * module's TTL and lease.
+ */
+export function resolvePartitioning(
+  partitioning: IdempotencyPartitioningOptions | undefined,
+  module: IdempotencyModuleOptions,
+): IdempotencyPartitioning | undefined {
+  if (partitioning === undefined) {
+    return undefined;
+  }
+  if (module.purgeIntervalMs === 0) {
+    throw new Error(
+      'nestjs-idempotency: partitioning needs a purgeIntervalMs: its passes create the partitions that new keys need, not only drop the expired ones.',
+    );
+  }
+  const partitionMs = positiveOption(
+    partitioning.partitionMs,
+    PARTITIONING_DEFAULTS.partitionMs,
+    'partitioning.partitionMs',
+  );
+  const aheadMs = positiveOption(
+    partitioning.aheadMs,
+    PARTITIONING_DEFAULTS.aheadMs,
+    'partitioning.aheadMs',
+  );
+  const reach =
+    positiveOption(module.ttlMs, IDEMPOTENCY_DEFAULTS.ttlMs, 'ttlMs') +
+    positiveOption(module.lockTimeoutMs, IDEMPOTENCY_DEFAULTS.lockTimeoutMs, 'lockTimeoutMs');
+  if (aheadMs <= reach) {
+    throw new Error(
+      `nestjs-idempotency: partitioning.aheadMs (${aheadMs}) must exceed ttlMs + lockTimeoutMs (${reach}), or new keys would find no partition.`,
+    );
+  }
+  // Partitions are named by their start to the second.
+  if (partitionMs % 1000 !== 0) {
+    throw new Error(
+      `nestjs-idempotency: partitioning.partitionMs must be a whole number of seconds, got ${partitionMs}.`,
+    );
+  }
+  // A DETACH waiting on a long transaction gives way to the next pass, which creates partitions,
+  // and never holds an application's shutdown (which waits for the pass) for more than a minute.
+  const interval = module.purgeIntervalMs ?? IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
+  return {
+    partitionMs,
+    aheadMs,
+    detachTimeoutMs: Math.min(60_000, Math.max(1000, interval / 2)),
+  };
+}

@@ -1,0 +1,54 @@
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import type { IdempotencyModuleOptions } from '../interfaces/idempotency-options.interface';
+import type { IdempotencyStoreProvider } from '../store/idempotency-store.definition';
+import { IdempotencyTransactionContext } from '../transaction/idempotency-transaction.context';
+import { type PostgresStoreOptions, resolvePartitioning } from './postgres-store.options';
+import { PostgresIdempotencyStore } from './store/postgres-idempotency.store';
+import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
+import { warnOnQueriesOutsideTransaction } from './transaction/outside-transaction-warner';
+
+/**
+ * The PostgreSQL store on the application's TypeORM DataSource (its pg pool), for
+ * `IdempotencyModule.forRoot({ store: postgresStore() })`. It brings `IdempotencyTransaction`, the
+ * injectable that gives transactional handlers their `EntityManager`. The DataSource is borrowed,
+ * never created or destroyed.
+ *
+ * @example
+ * ```ts
+ * IdempotencyModule.forRoot({
+ *   store: postgresStore({ tableName: 'billing.idempotency_records' }),
+ *   ttlMs: 86_400_000,
+ * });
+ * ```
+ */
+export function postgresStore(options: PostgresStoreOptions = {}): IdempotencyStoreProvider {
+  const { dataSourceName, tableName, partitioning } = options;
+  return {
+    useFactory: (
+      module: IdempotencyModuleOptions,
+      dataSource: DataSource | undefined,
+      context: IdempotencyTransactionContext,
+    ) => {
+      if (!dataSource) {
+        throw new Error(
+          `nestjs-idempotency: no TypeORM DataSource${dataSourceName ? ` named "${dataSourceName}"` : ''} found for postgresStore(). Import TypeOrmModule.forRoot() in the application.`,
+        );
+      }
+      if (options.warnOnQueriesOutsideTransaction ?? process.env.NODE_ENV !== 'production') {
+        warnOnQueriesOutsideTransaction(dataSource, context);
+      }
+      return new PostgresIdempotencyStore(
+        dataSource,
+        tableName,
+        resolvePartitioning(partitioning, module),
+      );
+    },
+    inject: [
+      { token: getDataSourceToken(dataSourceName), optional: true },
+      IdempotencyTransactionContext,
+    ],
+    providers: [IdempotencyTransaction],
+    exports: [IdempotencyTransaction],
+  };
+}
