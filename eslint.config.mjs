@@ -3,6 +3,18 @@ import eslint from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
+// The layers of lib/, as import rules: the protocol is pure, the core knows only the store
+// contract, the testing kit only the core, and nothing in lib/ reaches the apps, tests or bench.
+const DRIVERS = ['typeorm', 'typeorm/*', '@nestjs/typeorm', 'pg', 'pg-*'];
+const OUTSIDE_LIB = ['**/sample-app', '**/sample-app/**', '**/bench', '**/bench/**', '**/test/**'];
+const ADAPTERS = ['**/postgres', '**/postgres/**', '**/testing', '**/testing/**'];
+
+/** `@typescript-eslint/no-restricted-imports` with the given groups, each with its reason. */
+const forbid = (...groups) => [
+  'error',
+  { patterns: groups.map(([group, message, extra = {}]) => ({ group, message, ...extra })) },
+];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '*.config.*'] },
   eslint.configs.recommended,
@@ -10,7 +22,58 @@ export default tseslint.config(
   prettier,
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
+    },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    ignores: ['lib/postgres/**', 'lib/testing/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': forbid(
+        [DRIVERS, 'The core knows the store contract only: database drivers belong to an adapter.'],
+        [ADAPTERS, 'The core never imports an adapter (lib/postgres) or the testing kit.'],
+        [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+      ),
+    },
+  },
+  {
+    files: ['lib/protocol/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': forbid(
+        [
+          ['@nestjs/*', 'rxjs', 'rxjs/*', 'node:net', 'node:http', 'node:fs', ...DRIVERS],
+          'The protocol is pure functions: no Nest, RxJS or I/O.',
+        ],
+        [
+          ['../*'],
+          "The protocol takes only types from the rest of the module (the store contract's data, the options), no code.",
+          { allowTypeImports: true },
+        ],
+        [ADAPTERS, 'The protocol never imports an adapter or the testing kit, not even a type.'],
+        [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+      ),
+    },
+  },
+  {
+    files: ['lib/testing/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': forbid(
+        [DRIVERS, 'The testing kit runs without a database driver.'],
+        [['**/postgres', '**/postgres/**'], 'The testing kit knows the core only, not an adapter.'],
+        [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+      ),
+    },
+  },
+  {
+    files: ['lib/postgres/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': forbid(
+        [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
+        [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+      ),
     },
   },
 );
