@@ -21,6 +21,69 @@ export const IDEMPOTENCY_DEFAULTS = {
   waitTimeoutMs: 10_000,
 } as const;
 
+/** Every option `@Idempotent()` takes, to refuse a misspelt or outdated one at start-up. */
+const ROUTE_OPTION_NAMES = [
+  'required',
+  'ttlMs',
+  'lockTimeoutMs',
+  'fingerprint',
+  'storeStatus',
+  'replayHeaders',
+  'maxResponseBytes',
+  'scope',
+  'transactional',
+  'rollbackOnClientError',
+  'concurrency',
+  'waitTimeoutMs',
+] as const satisfies readonly (keyof IdempotencyRouteOptions)[];
+
+/** Every option of the module (its extras are taken off before the options are resolved). */
+const MODULE_OPTION_NAMES = [
+  ...ROUTE_OPTION_NAMES,
+  'headerName',
+  'autoMethods',
+  'storeTimeoutMs',
+  'purgeIntervalMs',
+  'purgeBatchSize',
+  'onOutcome',
+  'logRawKeys',
+] as const satisfies readonly (keyof IdempotencyModuleOptions)[];
+
+// Compile-time completeness: an option added to an interface but not to its list fails here.
+type Unlisted<T, Names extends readonly PropertyKey[]> = Exclude<keyof T, Names[number]>;
+export const ROUTE_OPTIONS_LISTED: [
+  Unlisted<IdempotencyRouteOptions, typeof ROUTE_OPTION_NAMES>,
+] extends [never]
+  ? true
+  : never = true;
+export const MODULE_OPTIONS_LISTED: [
+  Unlisted<IdempotencyModuleOptions, typeof MODULE_OPTION_NAMES>,
+] extends [never]
+  ? true
+  : never = true;
+
+/** Options that moved to `postgresStore()` in 0.2, named in the error that refuses them. */
+const POSTGRES_STORE_OPTIONS = new Set([
+  'tableName',
+  'partitioning',
+  'dataSourceName',
+  'warnOnQueriesOutsideTransaction',
+]);
+
+/** Refuses an option the module does not know, which would otherwise be ignored in silence. */
+function assertKnownOptions(options: object, known: readonly string[], where: string): void {
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) {
+      continue;
+    }
+    throw new Error(
+      POSTGRES_STORE_OPTIONS.has(name)
+        ? `nestjs-idempotency: ${name} is an option of postgresStore() from 'nestjs-idempotency/postgres' (since 0.2), not of ${where}.`
+        : `nestjs-idempotency: unknown option ${JSON.stringify(name)} in ${where}.`,
+    );
+  }
+}
+
 /** Module-wide settings with every default applied; built once at start-up. */
 export interface ResolvedModuleSettings {
   /** Lower-case, for lookups. */
@@ -55,6 +118,7 @@ export interface ResolvedRouteSettings {
 
 /** Applies the module-wide defaults without touching the caller's object. */
 export function resolveModuleSettings(options: IdempotencyModuleOptions): ResolvedModuleSettings {
+  assertKnownOptions(options, MODULE_OPTION_NAMES, 'the IdempotencyModule options');
   const {
     headerName,
     autoMethods,
@@ -96,7 +160,9 @@ export function resolveRouteSettings(
   module: IdempotencyRouteOptions,
   route: IdempotencyRouteOptions,
   requiredByDefault: boolean,
+  where = '@Idempotent()',
 ): ResolvedRouteSettings {
+  assertKnownOptions(route, ROUTE_OPTION_NAMES, where);
   const merged: IdempotencyRouteOptions = { ...module, ...stripUndefined(route) };
   // Fingerprint settings are independent of each other, so a route's are merged field by field.
   const fingerprint =

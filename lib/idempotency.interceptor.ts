@@ -16,12 +16,8 @@ import { LeaseExecution } from './execution/lease-execution';
 import { OutcomeReporter } from './execution/outcome-reporter';
 import { TransactionalExecution } from './execution/transactional-execution';
 import { ResponseWriter } from './http/response-writer';
-import { type RouteIdentity, type RoutePlan, takesOverResponse } from './http/route-plan';
-import {
-  type ResolvedModuleSettings,
-  type ResolvedRouteSettings,
-  resolveRouteSettings,
-} from './idempotency-options.defaults';
+import { type RouteIdentity, type RoutePlan, configureRoute } from './http/route-plan';
+import type { ResolvedModuleSettings, ResolvedRouteSettings } from './idempotency-options.defaults';
 import {
   HANDLED_REQUEST,
   IDEMPOTENT_METADATA,
@@ -292,28 +288,14 @@ export class IdempotencyInterceptor implements NestInterceptor {
       durations: new DurationWindow(),
       scopeRefusalLogged: false,
     };
-    const settings = resolveRouteSettings(
+    // Checked at start-up already (IdempotencyRoutesValidator); resolved here for the plan.
+    const { settings, capturable } = configureRoute(
+      context.getClass(),
+      handler,
+      options,
       this.settings.route,
-      options ?? {},
-      options !== undefined,
+      this.store instanceof TransactionalIdempotencyStore,
     );
-    const capturable = !takesOverResponse(context.getClass(), context.getHandler().name);
-    if (settings.transactional && !(this.store instanceof TransactionalIdempotencyStore)) {
-      throw new Error(
-        `nestjs-idempotency: ${route.name} is transactional, but the store in use cannot run transactions.`,
-      );
-    }
-    if (!capturable && settings.transactional) {
-      // The handler would send its answer before the commit that makes it true.
-      throw new Error(
-        `nestjs-idempotency: ${route.name} writes its response with @Res() and cannot be transactional. Use @Res({ passthrough: true }).`,
-      );
-    }
-    if (!capturable && options !== undefined) {
-      this.logger.warn(
-        `${route.name} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
-      );
-    }
     return { kind: options === undefined ? 'auto' : 'decorated', settings, capturable, route };
   }
 }

@@ -1,8 +1,9 @@
 import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { resolveModuleSettings } from './idempotency-options.defaults';
 import { IdempotencyPurger } from './idempotency-purger.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
+import { IdempotencyRoutesValidator } from './idempotency-routes.validator';
 import {
   ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
@@ -35,6 +36,7 @@ import { IdempotencyTransactionContext } from './transaction/idempotency-transac
  * ```
  */
 @Module({
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: IDEMPOTENCY_SETTINGS,
@@ -42,6 +44,7 @@ import { IdempotencyTransactionContext } from './transaction/idempotency-transac
       inject: [IDEMPOTENCY_MODULE_OPTIONS],
     },
     IdempotencyInterceptor,
+    IdempotencyRoutesValidator,
     IdempotencyPurger,
     IdempotencyTransactionContext,
   ],

@@ -1,7 +1,8 @@
 import { StreamableFile } from '@nestjs/common';
 import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
-import type { ResolvedRouteSettings } from '../idempotency-options.defaults';
+import { type ResolvedRouteSettings, resolveRouteSettings } from '../idempotency-options.defaults';
+import type { IdempotencyRouteOptions } from '../interfaces/idempotency-options.interface';
 import type { DurationWindow } from '../protocol/retry-after';
 
 /** What the interceptor does on a route, decided once per handler. */
@@ -25,6 +26,45 @@ export interface RouteIdentity {
   durations: DurationWindow;
   /** Set once a request refused for want of a scope has been logged. */
   scopeRefusalLogged: boolean;
+}
+
+/** One route's settings, and whether the module can capture its responses. */
+export interface RouteConfiguration {
+  settings: ResolvedRouteSettings;
+  capturable: boolean;
+}
+
+/**
+ * Resolves a route's configuration, or throws the error that must stop the application: options
+ * that do not resolve, a transactional route on a store without transactions, or a transactional
+ * route that writes its own response (it would answer before the commit that makes it true).
+ */
+export function configureRoute(
+  controller: object,
+  method: string,
+  options: IdempotencyRouteOptions | undefined,
+  moduleRoute: IdempotencyRouteOptions,
+  storeRunsTransactions: boolean,
+): RouteConfiguration {
+  const name = `${(controller as { name?: string }).name}.${method}`;
+  const settings = resolveRouteSettings(
+    moduleRoute,
+    options ?? {},
+    options !== undefined,
+    `@Idempotent() of ${name}`,
+  );
+  const capturable = !takesOverResponse(controller, method);
+  if (settings.transactional && !storeRunsTransactions) {
+    throw new Error(
+      `nestjs-idempotency: ${name} is transactional, but the store in use cannot run transactions.`,
+    );
+  }
+  if (settings.transactional && !capturable) {
+    throw new Error(
+      `nestjs-idempotency: ${name} writes its response with @Res() and cannot be transactional. Use @Res({ passthrough: true }).`,
+    );
+  }
+  return { settings, capturable };
 }
 
 /** Whether a handler sends its response itself (`@Res()`/`@Next()` without passthrough). */

@@ -1,0 +1,120 @@
+import { Controller, type INestApplication, Post, Res, type Type } from '@nestjs/common';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import {
+  Idempotent,
+  IdempotencyModule,
+  type IdempotencyRouteOptions,
+  type IdempotencyStore,
+  TransactionalIdempotencyStore,
+} from '../../lib';
+import { InMemoryIdempotencyStore } from '../../lib/testing';
+import { ADAPTERS, type AdapterName } from '../utils/test-app';
+
+/** A store that can run transactions, as far as the start-up checks can tell; never called. */
+class TransactionsOnPaper extends TransactionalIdempotencyStore {
+  claim = never;
+  complete = never;
+  markNotReplayable = never;
+  release = never;
+  purgeExpired = never;
+  lookup = never;
+  claimInTransaction = never;
+}
+function never(): never {
+  throw new Error('not called at start-up');
+}
+
+const controllerWith = (options: IdempotencyRouteOptions, ownResponse = false): Type => {
+  @Controller('orders')
+  class OrdersController {
+    @Post()
+    @Idempotent(options)
+    create(@Res({ passthrough: !ownResponse }) _response: unknown) {
+      return {};
+    }
+  }
+  return OrdersController;
+};
+
+/** Starts an app with `controller` on `store`; resolves to the start-up's error, if any. */
+async function startError(
+  adapter: AdapterName,
+  controller: Type,
+  store: IdempotencyStore,
+  moduleOptions: Record<string, unknown> = {},
+): Promise<Error | undefined> {
+  let app: INestApplication | undefined;
+  try {
+    const moduleRef = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store, purgeIntervalMs: 0, ...moduleOptions })],
+      controllers: [controller],
+    }).compile();
+    app = moduleRef.createNestApplication(
+      adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
+      { logger: false },
+    );
+    await app.init();
+    return undefined;
+  } catch (error) {
+    return error as Error;
+  } finally {
+    await app?.close().catch(() => undefined);
+  }
+}
+
+describe.each(ADAPTERS)('route configuration checked at start-up (%s)', (adapter) => {
+  it('starts a well-configured route', async () => {
+    expect(await startError(adapter, controllerWith({}), new InMemoryIdempotencyStore())).toBe(
+      undefined,
+    );
+  });
+
+  it('refuses a transactional route on a store without transactions', async () => {
+    const error = await startError(
+      adapter,
+      controllerWith({ transactional: true }),
+      new InMemoryIdempotencyStore(),
+    );
+    expect(error?.message).toBe(
+      'nestjs-idempotency: OrdersController.create is transactional, but the store in use cannot run transactions.',
+    );
+  });
+
+  it('refuses a transactional route that writes its own response', async () => {
+    const error = await startError(
+      adapter,
+      controllerWith({ transactional: true }, true),
+      new TransactionsOnPaper(),
+    );
+    expect(error?.message).toMatch(/OrdersController.create writes its response with @Res\(\)/);
+  });
+
+  it('refuses an unknown route option, and names where a moved one went', async () => {
+    const typo = controllerWith({ ttlMS: 5 } as IdempotencyRouteOptions);
+    expect((await startError(adapter, typo, new InMemoryIdempotencyStore()))?.message).toBe(
+      'nestjs-idempotency: unknown option "ttlMS" in @Idempotent() of OrdersController.create.',
+    );
+    const moved = controllerWith({ tableName: 'keys' } as IdempotencyRouteOptions);
+    expect((await startError(adapter, moved, new InMemoryIdempotencyStore()))?.message).toMatch(
+      /tableName is an option of postgresStore\(\) from 'nestjs-idempotency\/postgres'/,
+    );
+  });
+
+  it('refuses an invalid route option', async () => {
+    const error = await startError(
+      adapter,
+      controllerWith({ lockTimeoutMs: -1 }),
+      new InMemoryIdempotencyStore(),
+    );
+    expect(error?.message).toMatch(/lockTimeoutMs must be a positive number/);
+  });
+
+  it('refuses an unknown module option', async () => {
+    const error = await startError(adapter, controllerWith({}), new InMemoryIdempotencyStore(), {
+      partitioning: {},
+    });
+    expect(error?.message).toMatch(/partitioning is an option of postgresStore\(\)/);
+  });
+});
