@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { readConfig } from './config';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres';
+import { EmbeddedPostgresError } from './database/embedded-postgres.error';
 import { createSampleApp } from './sample-app.factory';
 
 async function main(): Promise<void> {
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  // A known start-up failure is one line that says what to do; anything else keeps its stack.
+  console.error(error instanceof EmbeddedPostgresError ? error.message : error);
   process.exit(1);
 });
