@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { IdempotencyModuleOptions } from '../../lib';
 import { CREATE_EXECUTIONS_SQL } from '../e2e/fixtures/executions';
 import { ADAPTERS, type AdapterName, type TestApp, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
@@ -15,6 +17,7 @@ import {
   percentile,
   tally,
 } from './support/db-fault-load';
+import { Rng } from './support/hostile-generator';
 import { PrivatePostgres } from './support/private-postgres';
 
 /*
@@ -26,6 +29,11 @@ import { PrivatePostgres } from './support/private-postgres';
  */
 
 const STORE_TIMEOUT_MS = 1000;
+/**
+ * PostgreSQL's statement_timeout in the transactional route's transactions; a statement of its
+ * handler left unanswered STORE_TIMEOUT_MS past it (a frozen server) closes the connection.
+ */
+const STATEMENT_TIMEOUT_MS = 1000;
 /** Far longer than this file runs: a key left in flight stays blocked (409), it never runs twice. */
 const LEASE_MS = 30 * 60_000;
 /** How long a handler works after its write (sent as X-Work-Ms). */
@@ -33,18 +41,33 @@ const WORK_MS = 40;
 /** Room for a busy, shared 2-core machine on top of the module's own bounds. */
 const SLACK_MS = 4000;
 /**
- * The longest any request may take: a duplicate's wait for a busy transactional key, a claim and
- * one more store call (completion or commit), each bounded by the store timeout, the handler's
- * work, and slack. Anything longer is a hang.
+ * The longest any request may take, the handler's work and slack aside: a duplicate's wait for a
+ * busy transactional key, then a claim and one more store call (completion or commit), each
+ * bounded by the store timeout; or a transactional first execution: its claim, its handler's
+ * statement (answered, or given up STORE_TIMEOUT_MS past the statement timeout) and its commit.
+ * Anything longer is a hang.
  */
-const MAX_LATENCY_MS = FAULT_WAIT_TIMEOUT_MS + 2 * STORE_TIMEOUT_MS + WORK_MS + SLACK_MS;
+const MAX_LATENCY_MS =
+  Math.max(
+    FAULT_WAIT_TIMEOUT_MS + 2 * STORE_TIMEOUT_MS,
+    STORE_TIMEOUT_MS + (STATEMENT_TIMEOUT_MS + STORE_TIMEOUT_MS) + STORE_TIMEOUT_MS,
+  ) +
+  WORK_MS +
+  SLACK_MS;
 /** Only ends a request that truly hangs, so that its latency is still measured. */
 const CLIENT_TIMEOUT_MS = 120_000;
 /** The app must serve fresh keys again within this after the database is back. */
 const RECOVERY_MS = 30_000;
 
 const WORKERS = byProfile(6, 16);
+/**
+ * Each fault starts after a seeded share of this (from a half to one and a half), so that runs
+ * with different seeds meet the load in different phases: RELIABILITY_SEED=<seed> repeats one.
+ */
 const BEFORE_FAULT_MS = byProfile(1000, 5000);
+const SEED = Number(process.env.RELIABILITY_SEED ?? randomBytes(4).readUInt32LE(0));
+/** Drawn as the rounds run, in schedule order: a seed gives every round the same delay again. */
+const rng = new Rng(SEED);
 const DOWN_MS = byProfile(1000, 5000);
 /** Longer than MAX_LATENCY_MS, so that a request that waits the stall out shows as a hang. */
 const FREEZE_MS = byProfile(MAX_LATENCY_MS + 2500, 20_000);
@@ -82,6 +105,8 @@ interface FaultRun {
   executionsAfter: Map<string, number>;
   /** Keys of this run still in flight once everything settled (lease: completion failed). */
   inFlightAfter: Set<string>;
+  /** How long the load ran before the fault (seeded). */
+  beforeFaultMs: number;
   faultMs: number;
   /** Wall time of the whole run: load, fault, recovery, retries and counts. */
   elapsedMs: number;
@@ -111,31 +136,38 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
   describe.each(ADAPTERS)('%s', (adapter) => {
     const database = `faults_${adapter}`;
     const events: RecordedOutcome[] = [];
+    /** Keys (their hashes) whose claim the module reported. */
+    const claimed = new Set<string>();
     let app: TestApp;
     let baseUrl: string;
 
     beforeAll(async () => {
       await server.query(`CREATE DATABASE ${database}`);
+      const idempotency: IdempotencyModuleOptions & { statementTimeoutMs: number } = {
+        storeTimeoutMs: STORE_TIMEOUT_MS,
+        statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+        lockTimeoutMs: LEASE_MS,
+        onOutcome: (event) => {
+          if (event.outcome === 'claimed') {
+            claimed.add(event.keyHash ?? '');
+          }
+          if (event.outcome === 'store-error' || event.outcome === 'released') {
+            events.push({
+              outcome: event.outcome,
+              keyHash: event.keyHash ?? '',
+              status: event.status,
+              cause: describeCause(event.error),
+            });
+          }
+        },
+      };
       app = await createTestApp(
         adapter,
         DbFaultAppModule.register({
           databaseUrl: server.url(database),
           sideDatabaseUrl: side.url,
           poolSize: POOL_SIZE,
-          idempotency: {
-            storeTimeoutMs: STORE_TIMEOUT_MS,
-            lockTimeoutMs: LEASE_MS,
-            onOutcome: (event) => {
-              if (event.outcome === 'store-error' || event.outcome === 'released') {
-                events.push({
-                  outcome: event.outcome,
-                  keyHash: event.keyHash ?? '',
-                  status: event.status,
-                  cause: describeCause(event.error),
-                });
-              }
-            },
-          },
+          idempotency,
         }),
       );
       baseUrl = await app.app.getUrl();
@@ -207,6 +239,7 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
     };
 
     const runFault = async (fault: Fault, round: number): Promise<FaultRun> => {
+      const beforeFaultMs = rng.int(BEFORE_FAULT_MS / 2, (BEFORE_FAULT_MS * 3) / 2);
       const runStarted = Date.now();
       const prefix = `${adapter}-${fault}-r${round}-${runStarted}`;
       const load = new FaultLoad({
@@ -222,7 +255,7 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
       let recoveryMs: number | null = null;
       let recoveryError: string | null = null;
       try {
-        await sleep(BEFORE_FAULT_MS);
+        await sleep(beforeFaultMs);
         const faultStarted = Date.now();
         if (fault === 'freeze') {
           server.freeze();
@@ -289,6 +322,7 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
         executionsBefore,
         executionsAfter,
         inFlightAfter: new Set(inFlight.map((row) => row.key)),
+        beforeFaultMs,
         faultMs,
         elapsedMs: Date.now() - runStarted,
         recoveryMs,
@@ -299,9 +333,11 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
     };
 
     const report = (fault: Fault, round: number, run: FaultRun) => {
-      const lines = [`[database-faults] ${adapter} ${fault} round ${round} (profile ${PROFILE})`];
+      const lines = [
+        `[database-faults] ${adapter} ${fault} round ${round} (profile ${PROFILE}, seed ${SEED})`,
+      ];
       lines.push(
-        `  fault ${run.faultMs} ms; recovery ${run.recoveryMs ?? `FAILED: ${run.recoveryError}`} ms; whole run ${run.elapsedMs} ms`,
+        `  load ${run.beforeFaultMs} ms before the fault; fault ${run.faultMs} ms; recovery ${run.recoveryMs ?? `FAILED: ${run.recoveryError}`} ms; whole run ${run.elapsedMs} ms`,
       );
       for (const route of ['lease', 'transactional'] as const) {
         const all = run.exchanges.filter((e) => e.route === route);
@@ -412,6 +448,77 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
             latencyMs: expect.any(Number),
             withinBound: true,
           });
+        },
+        STALL_MS + 120_000,
+      );
+
+      it(
+        "a stall while a transactional handler's own statement waits: 503 once it stays unanswered past its bound, and the retry runs once",
+        async () => {
+          const prefix = `${adapter}-mid-statement-${Date.now()}`;
+          const load = new FaultLoad({
+            baseUrl,
+            prefix,
+            workers: 0,
+            duplicateEvery: 1,
+            workMs: 0,
+            clientTimeoutMs: CLIENT_TIMEOUT_MS,
+          });
+          const key = `${prefix}-transactional-1`;
+          const firstEvent = events.length;
+          // The handler pauses before its write, holding its claimed transaction; the stall
+          // begins in that pause, so the write goes to a server that does not answer.
+          const answer = load.send('transactional', key, 'load', {
+            'x-pause-ms': String(STALLED_WORK_MS),
+          });
+          await waitFor(async () => claimed.has(keyHash(key)), 20_000);
+          server.freeze();
+          try {
+            await sleep(STALL_MS);
+          } finally {
+            server.thaw();
+          }
+          const transactional = await answer;
+          await settle();
+          const unanswered = STATEMENT_TIMEOUT_MS + STORE_TIMEOUT_MS;
+          const bound = STORE_TIMEOUT_MS + STALLED_WORK_MS + unanswered + SLACK_MS;
+          console.log(
+            `[database-faults] ${adapter} stall of ${STALL_MS} ms while a handler's statement waits: transactional ${transactional.status} in ${transactional.latencyMs} ms (bound ${bound} ms)`,
+          );
+
+          expect({
+            status: transactional.status,
+            problemType: transactional.problemType,
+            withinBound: transactional.latencyMs <= bound,
+            // The statement's own bound answered, not a store call's timeout.
+            afterStatementBound: transactional.latencyMs >= STALLED_WORK_MS + unanswered - 100,
+            causes: events
+              .slice(firstEvent)
+              .filter((e) => e.keyHash === keyHash(key))
+              .map((e) => e.cause),
+          }).toEqual({
+            status: 503,
+            problemType: STORE_UNAVAILABLE,
+            withinBound: true,
+            afterStatementBound: true,
+            causes: ['statement unanswered, connection closed'],
+          });
+          const runs = async () =>
+            (
+              await server.query<{ n: number }>(
+                'SELECT count(*)::int AS n FROM executions WHERE idem_key = $1',
+                [key],
+                database,
+              )
+            )[0].n;
+          // The closed connection took the write with it.
+          expect(await runs()).toBe(0);
+          const retry = await load.send('transactional', key, 'retry');
+          expect({ status: retry.status, replayed: retry.replayed }).toEqual({
+            status: 201,
+            replayed: false,
+          });
+          expect(await runs()).toBe(1);
         },
         STALL_MS + 120_000,
       );

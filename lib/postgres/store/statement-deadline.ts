@@ -5,8 +5,9 @@ import type { QueryRunner } from 'typeorm';
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 /**
- * The error every statement of a transaction gets once its connection was closed because
- * PostgreSQL left one of them unanswered for too long. Nothing of the transaction commits.
+ * The error a statement of a transaction fails with (inside TypeORM's QueryFailedError) when its
+ * connection was closed because PostgreSQL left it, or one before it, unanswered for too long.
+ * Nothing of the transaction commits.
  */
 export class StatementUnansweredError extends Error {
   constructor(readonly afterMs: number) {
@@ -23,9 +24,9 @@ export class StatementUnansweredError extends Error {
  * rollback. PostgreSQL's `statement_timeout` cancels a slow statement on a server that runs; a
  * frozen or unreachable server cancels nothing, and the statement would wait for as long as the
  * outage lasts. One still unanswered after `afterMs` therefore closes the connection: no COMMIT
- * can follow on it, the server rolls the transaction back when it notices, and every statement of
- * the transaction fails with StatementUnansweredError. TypeORM then hands the connection back to
- * the pool, which drops it.
+ * can follow on it, the server rolls the transaction back when it notices, and the statement (with
+ * any queued behind it) fails with StatementUnansweredError. TypeORM then hands the connection back
+ * to the pool, which drops it, and refuses the transaction's later statements.
  *
  * Streams (`queryRunner.stream`) are not bounded: a cursor legitimately stays open across reads.
  */

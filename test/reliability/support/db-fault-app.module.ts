@@ -53,7 +53,10 @@ interface FaultBody {
   n?: number;
 }
 
-/** `X-Work-Ms` (not fingerprinted) is how long a handler works after its write. */
+/**
+ * `X-Work-Ms` (not fingerprinted) is how long a handler works after its write; `X-Pause-Ms`, how
+ * long the transactional one waits before it, holding its claimed transaction.
+ */
 @Controller('faults')
 export class DbFaultController {
   constructor(
@@ -81,7 +84,9 @@ export class DbFaultController {
     @Body() body: FaultBody,
     @Headers('idempotency-key') key: string,
     @Headers('x-work-ms') workMs?: string,
+    @Headers('x-pause-ms') pauseMs?: string,
   ) {
+    await sleep(Number(pauseMs ?? 0));
     const rows = (await this.transaction.manager.query(INSERT_EXECUTION, [
       'transactional',
       key,

@@ -54,6 +54,9 @@ export function describeCause(error: unknown): string {
   if (shape.name === 'StoreTimeoutError') {
     return 'store timeout';
   }
+  if (/left a statement .* unanswered/.test(message)) {
+    return 'statement unanswered, connection closed';
+  }
   if (message.includes('recording in the transaction failed')) {
     return 'commit failed';
   }
@@ -185,14 +188,22 @@ export class FaultLoad {
     await Promise.all(this.running);
   }
 
-  /** The same request as the load sends for `key` (the body is derived from the key). */
-  send(route: FaultRoute, key: string, kind: ExchangeKind): Promise<Exchange> {
+  /**
+   * The same request as the load sends for `key` (the body is derived from the key), with `headers`
+   * besides (they are not fingerprinted).
+   */
+  send(
+    route: FaultRoute,
+    key: string,
+    kind: ExchangeKind,
+    headers: Record<string, string> = {},
+  ): Promise<Exchange> {
     const { baseUrl, workMs, clientTimeoutMs } = this.options;
     const body = JSON.stringify({ n: Number(/(\d+)$/.exec(key)?.[1] ?? 0) });
     return postJson(
       baseUrl,
       `/faults/${route}`,
-      { 'idempotency-key': key, 'x-work-ms': String(workMs) },
+      { ...headers, 'idempotency-key': key, 'x-work-ms': String(workMs) },
       body,
       clientTimeoutMs,
     ).then((result) => {
