@@ -9,7 +9,7 @@ import {
   type ProblemDetails,
 } from '../../lib';
 import { IdempotencyTransaction } from '../../lib/postgres';
-import { destroySocket } from '../../lib/postgres/store/statement-deadline';
+import { destroySocket } from '../../lib/postgres/driver/pg-internals';
 import { onPostgres } from './fixtures/fixture-idempotency';
 import { fixtureDatabase } from './fixtures/fixture-database.module';
 import { TcpProxy } from '../utils/tcp-proxy';
@@ -266,7 +266,7 @@ describe.each(ADAPTERS)('a transactional handler whose statement hangs (%s)', (a
 });
 
 /*
- * What the client-side bound relies on in node-postgres (lib/storage/postgres/statement-deadline.ts):
+ * What the client-side bound relies on in node-postgres (lib/postgres/store/statement-deadline.ts, lib/postgres/driver/pg-internals.ts):
  * destroying a client's socket fails its statement in flight at once with the given reason, and
  * the client reports it as an `error` event (on which TypeORM drops the connection). If a pg
  * upgrade changes either, these fail.

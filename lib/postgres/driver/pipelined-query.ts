@@ -1,4 +1,5 @@
 import { type Connection, type PoolClient, type QueryResultRow, type Submittable, types } from 'pg';
+import { inPgPipelineMode, wireOf } from './pg-internals';
 
 /** A value sent to PostgreSQL: text, bytes (sent in binary), or SQL NULL. */
 export type PipelineValue = string | Buffer | null;
@@ -81,7 +82,7 @@ class PipelinedQuery implements Submittable {
   }
 
   submit(connection: Connection): void {
-    const wire = connection as unknown as PgConnection;
+    const wire = wireOf(connection);
     wire.stream.cork?.();
     try {
       // In order, each statement's Parse next to its Bind: a BEGIN with an isolation level must
@@ -157,17 +158,6 @@ class PipelinedQuery implements Submittable {
   }
 }
 
-/** The parts of pg's (untyped) connection a pipeline writes to. */
-interface PgConnection {
-  stream: { cork?: () => void; uncork?: () => void };
-  parsedStatements: Record<string, string | undefined>;
-  parse(message: { name?: string; text: string; types: number[] }): void;
-  bind(message: { statement: string; values: readonly PipelineValue[] }): void;
-  describe(message: { type: 'P'; name: string }): void;
-  execute(message: { portal: string; rows: number }): void;
-  sync(): void;
-}
-
 /**
  * Runs `statements` on `client` in one round trip (see PipelinedQuery). On a client in
  * node-postgres's own pipeline mode, which refuses custom queries, they are sent one by one with
@@ -195,7 +185,7 @@ export function runPipeline(
  * node-postgres's own pipeline mode, where each statement commits on its own.
  */
 export function sendsOneSync(client: PoolClient): boolean {
-  return !(client as { pipeline?: boolean }).pipeline;
+  return !inPgPipelineMode(client);
 }
 
 async function runOneByOne(

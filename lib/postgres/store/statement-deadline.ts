@@ -1,5 +1,6 @@
 import type { PoolClient } from 'pg';
 import type { QueryRunner } from 'typeorm';
+import { destroySocket } from '../driver/pg-internals';
 
 /** Largest delay Node's timers honour; a larger one fires after 1 ms. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
@@ -77,28 +78,4 @@ export class StatementDeadline {
     this.closed = true;
     destroySocket(this.client, new StatementUnansweredError(this.afterMs));
   }
-}
-
-/** Where node-postgres keeps a client's socket (undocumented; see destroySocket). */
-interface PgClientSocket {
-  connection?: { stream?: { destroy?: (error?: Error) => void } };
-}
-
-/**
- * Destroys the client's socket with `reason`, as node-postgres itself does when a connection
- * attempt or, in its pipeline mode, a query outlives its timeout. The client then fails its
- * statement in flight and every queued one with `reason`, and emits `error`, on which TypeORM
- * releases the connection to the pool as broken. `client.end()` would not do: it closes politely
- * (waiting for the server) in pg's pipeline mode, which a frozen server never answers.
- * test/e2e/transactional-statement-timeout.e2e-spec.ts checks this against the installed pg.
- */
-export function destroySocket(client: PoolClient, reason: Error): void {
-  const stream = (client as unknown as PgClientSocket).connection?.stream;
-  if (typeof stream?.destroy === 'function') {
-    stream.destroy(reason);
-    return;
-  }
-  // Not where pg 8 keeps it: ending the client still fails a statement in flight outside
-  // pipeline mode ("a hung query could block end forever").
-  client.end().catch(() => undefined);
 }
