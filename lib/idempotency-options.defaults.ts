@@ -19,6 +19,7 @@ export const IDEMPOTENCY_DEFAULTS = {
   purgeBatchSize: 1_000,
   maxResponseBytes: 1_048_576,
   waitTimeoutMs: 10_000,
+  statementTimeoutMs: 30_000,
 } as const;
 
 /** Every option `@Idempotent()` takes, to refuse a misspelt or outdated one at start-up. */
@@ -35,6 +36,7 @@ const ROUTE_OPTION_NAMES = [
   'rollbackOnClientError',
   'concurrency',
   'waitTimeoutMs',
+  'statementTimeoutMs',
 ] as const satisfies readonly (keyof IdempotencyRouteOptions)[];
 
 /** Every option of the module (its extras are taken off before the options are resolved). */
@@ -114,6 +116,8 @@ export interface ResolvedRouteSettings {
   rollbackOnClientError: boolean;
   concurrency: 'reject' | 'wait';
   waitTimeoutMs: number;
+  /** 0: no bound. */
+  statementTimeoutMs: number;
 }
 
 /** Applies the module-wide defaults without touching the caller's object. */
@@ -195,6 +199,18 @@ export function resolveRouteSettings(
       IDEMPOTENCY_DEFAULTS.waitTimeoutMs,
       'waitTimeoutMs',
     ),
+    // As PostgreSQL's statement_timeout: 0 turns it off, any other value is whole milliseconds.
+    statementTimeoutMs:
+      merged.statementTimeoutMs === 0
+        ? 0
+        : wholeNumber(
+            timerDelay(
+              merged.statementTimeoutMs,
+              IDEMPOTENCY_DEFAULTS.statementTimeoutMs,
+              'statementTimeoutMs',
+            ),
+            'statementTimeoutMs',
+          ),
   };
 }
 

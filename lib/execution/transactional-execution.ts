@@ -7,6 +7,7 @@ import type { ClaimRequest, ClaimResult } from '../store/claim-result.interface'
 import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
+  type TransactionLimits,
   type TransactionalClaimResult,
   type TransactionalIdempotencyStore,
 } from '../store/transactional-idempotency-store';
@@ -80,7 +81,12 @@ export class TransactionalExecution extends ExecutionSteps {
       let result: TransactionalClaimResult | null =
         attempt === 0 ? null : await this.bounded(store.lookup(exchange.claim));
       if (result === null) {
-        result = await this.boundedTransactionalClaim(store, exchange.claim);
+        result = await this.boundedTransactionalClaim(store, exchange.claim, {
+          statementTimeoutMs: exchange.settings.statementTimeoutMs,
+          // A statement the database leaves unanswered this much longer than its own timeout is
+          // given up on, as a store call would be.
+          graceMs: this.settings.storeTimeoutMs,
+        });
       }
       if (result.kind !== 'busy' && result.kind !== 'in-flight') {
         return result;
@@ -196,8 +202,9 @@ export class TransactionalExecution extends ExecutionSteps {
   private boundedTransactionalClaim(
     store: TransactionalIdempotencyStore,
     request: ClaimRequest,
+    limits: TransactionLimits,
   ): Promise<TransactionalClaimResult> {
-    const claim = store.claimInTransaction(request);
+    const claim = store.claimInTransaction(request, limits);
     return this.bounded(claim).catch((error: unknown) => {
       if (error instanceof StoreTimeoutError) {
         claim

@@ -95,6 +95,16 @@ export interface IdempotencyRouteOptions {
   concurrency?: 'reject' | 'wait';
   /** Longest wait of a duplicate in `'wait'` mode, in milliseconds; then 409. Default: `10_000`. */
   waitTimeoutMs?: number;
+  /**
+   * Transactional mode: longest one statement of the request's transaction may run, the handler's
+   * included, in milliseconds. The database enforces it for that transaction alone (the
+   * PostgreSQL store as `SET LOCAL statement_timeout`, sent with the `BEGIN`): a slower statement,
+   * lock waits included, is cancelled and fails like any other. A statement still unanswered
+   * `storeTimeoutMs` after that (a frozen or unreachable database cancels nothing) closes the
+   * transaction's connection: nothing of it commits and the client gets 503. `0` sets neither
+   * bound, leaving the database's own settings. Default: `30_000`.
+   */
+  statementTimeoutMs?: number;
 }
 
 /** Options of `IdempotencyModule.forRoot()` / the factory of `forRootAsync()`. */

@@ -119,10 +119,25 @@ describe('resolveRouteSettings', () => {
       rollbackOnClientError: false,
       concurrency: 'reject',
       waitTimeoutMs: IDEMPOTENCY_DEFAULTS.waitTimeoutMs,
+      statementTimeoutMs: IDEMPOTENCY_DEFAULTS.statementTimeoutMs,
     });
     expect([settings.ttlMs, settings.lockTimeoutMs, settings.maxResponseBytes]).toEqual([
       86_400_000, 60_000, 1_048_576,
     ]);
+    expect(settings.statementTimeoutMs).toBe(30_000);
+  });
+
+  it('takes statementTimeoutMs as PostgreSQL takes statement_timeout: 0 is off, else whole ms', () => {
+    expect(resolveRouteSettings({ statementTimeoutMs: 0 }, {}, true).statementTimeoutMs).toBe(0);
+    expect(
+      resolveRouteSettings({ statementTimeoutMs: 5_000 }, { statementTimeoutMs: 300_000 }, true)
+        .statementTimeoutMs,
+    ).toBe(300_000);
+    for (const value of [-1, 1.5, NaN, Infinity, 2 ** 31]) {
+      expect(() => resolveRouteSettings({}, { statementTimeoutMs: value }, true)).toThrow(
+        /statementTimeoutMs/,
+      );
+    }
   });
 
   it('waits for duplicates by default in transactional mode only', () => {
