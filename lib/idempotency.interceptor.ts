@@ -9,9 +9,9 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { performance } from 'node:perf_hooks';
-import { type Observable, throwError } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { Exchange, ReportedRequest } from './execution/exchange';
-import type { ExecutionDeps } from './execution/execution-steps';
+import { ExecutionSteps } from './execution/execution-steps';
 import { LeaseExecution } from './execution/lease-execution';
 import { OutcomeReporter } from './execution/outcome-reporter';
 import { TransactionalExecution } from './execution/transactional-execution';
@@ -62,8 +62,7 @@ const HASHED_SCOPE_PREFIX = 'sha256:';
 export class IdempotencyInterceptor implements NestInterceptor {
   protected readonly logger = new Logger('Idempotency');
   private readonly plans = new Map<unknown, RoutePlan>();
-  private readonly writer: ResponseWriter;
-  private readonly reporter: OutcomeReporter;
+  private readonly steps: ExecutionSteps;
   private readonly lease: LeaseExecution;
   private readonly transactional: TransactionalExecution;
 
@@ -74,18 +73,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     protected readonly adapterHost: HttpAdapterHost,
     protected readonly transactionContext: IdempotencyTransactionContext,
   ) {
-    this.writer = new ResponseWriter(adapterHost);
-    this.reporter = new OutcomeReporter(settings.onOutcome, settings.logRawKeys, this.logger);
-    const deps: ExecutionDeps = {
+    this.steps = new ExecutionSteps({
       settings,
       store,
-      writer: this.writer,
+      writer: new ResponseWriter(adapterHost),
       logger: this.logger,
-      reporter: this.reporter,
+      reporter: new OutcomeReporter(settings.onOutcome, settings.logRawKeys, this.logger),
       renderStoredError: (error) => this.renderStoredError(error),
-    };
-    this.lease = new LeaseExecution(deps);
-    this.transactional = new TransactionalExecution(deps, transactionContext);
+    });
+    this.lease = new LeaseExecution(this.steps);
+    this.transactional = new TransactionalExecution(this.steps, transactionContext);
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -252,9 +249,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
     outcome: IdempotencyOutcome,
     exception: IdempotencyException,
   ): Observable<never> {
-    this.reporter.report(reported, outcome, { status: exception.getStatus() });
-    this.writer.prepareProblem(response, exception);
-    return throwError(() => exception);
+    this.steps.report(reported, outcome, { status: exception.getStatus() });
+    return this.steps.reject(response, exception);
   }
 
   private planFor(context: ExecutionContext): RoutePlan {

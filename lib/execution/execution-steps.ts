@@ -33,6 +33,7 @@ import type {
   HandlerResult,
   Recordable,
   RecordDecision,
+  ReportedRequest,
 } from './exchange';
 import type { OutcomeDetails, OutcomeReporter } from './outcome-reporter';
 
@@ -49,29 +50,29 @@ export interface ExecutionDeps {
 
 /**
  * The steps lease mode and transactional mode share: running the handler, deciding what to
- * record, answering for a key someone else holds or finished, and reporting outcomes.
+ * record, answering for a key someone else holds or finished, and reporting outcomes. Each mode
+ * holds one, and the interceptor uses it for its own refusals.
  */
-export abstract class ExecutionSteps {
-  protected readonly settings: ResolvedModuleSettings;
-  protected readonly writer: ResponseWriter;
-  protected readonly logger: Logger;
+export class ExecutionSteps {
+  readonly settings: ResolvedModuleSettings;
+  readonly store: IdempotencyStore;
+  readonly logger: Logger;
+  private readonly writer: ResponseWriter;
 
-  constructor(protected readonly deps: ExecutionDeps) {
+  constructor(private readonly deps: ExecutionDeps) {
     this.settings = deps.settings;
+    this.store = deps.store;
     this.writer = deps.writer;
     this.logger = deps.logger;
   }
 
-  /** Claims the exchange's key, runs the handler when it won, and answers. */
-  abstract run(exchange: Exchange, next: CallHandler): Observable<unknown>;
-
   /** Marks the moment the claim answered, for outcome events. */
-  protected claimAnswered(exchange: Exchange): void {
+  claimAnswered(exchange: Exchange): void {
     exchange.claimDurationMs = performance.now() - exchange.startedAt;
   }
 
   /** Runs the handler to its last value, turning an error into an outcome to record. */
-  protected runHandler(exchange: Exchange, next: CallHandler): Observable<HandlerOutcome> {
+  runHandler(exchange: Exchange, next: CallHandler): Observable<HandlerOutcome> {
     return defer(() => {
       const startedAt = performance.now();
       const ended = (result: HandlerResult): HandlerOutcome => {
@@ -96,7 +97,7 @@ export abstract class ExecutionSteps {
    * What to record for a handler's outcome; the one place that decides between storing,
    * marking not replayable and releasing. Sets the status and type of what it will send.
    */
-  protected decide(exchange: Exchange, outcome: HandlerOutcome): RecordDecision {
+  decide(exchange: Exchange, outcome: HandlerOutcome): RecordDecision {
     const { settings, response } = exchange;
     if (!outcome.ok) {
       const error = outcome.error;
@@ -127,7 +128,7 @@ export abstract class ExecutionSteps {
     });
   }
 
-  protected decideBody(exchange: Exchange, recordable: Recordable): RecordDecision {
+  private decideBody(exchange: Exchange, recordable: Recordable): RecordDecision {
     const size = recordable.body === undefined ? 0 : Buffer.byteLength(recordable.body, 'utf8');
     if (size > exchange.settings.maxResponseBytes) {
       return {
@@ -149,7 +150,7 @@ export abstract class ExecutionSteps {
     return { kind: 'store', recordable };
   }
 
-  protected toStored(exchange: Exchange, recordable: Recordable): StoredResponse {
+  toStored(exchange: Exchange, recordable: Recordable): StoredResponse {
     return {
       status: recordable.status,
       headers: this.writer.captureHeaders(exchange.response, exchange.settings.replayHeaders),
@@ -157,7 +158,7 @@ export abstract class ExecutionSteps {
     };
   }
 
-  protected answerExisting(
+  answerExisting(
     result: Exclude<ClaimResult, { kind: 'claimed' }>,
     exchange: Exchange,
   ): Observable<unknown> {
@@ -192,31 +193,31 @@ export abstract class ExecutionSteps {
     return estimateRetryAfterMs(exchange.route.durations.typicalMs(), elapsedMs, remainingLeaseMs);
   }
 
-  protected storeUnavailable(exchange: Exchange, step: string, error: unknown): Observable<never> {
+  storeUnavailable(exchange: Exchange, step: string, error: unknown): Observable<never> {
     this.report(exchange, 'store-error', { status: 503, error });
     this.logger.error(`${step} of key ${this.keyLabel(exchange)} failed: ${String(error)}`);
     return this.reject(exchange.response, new IdempotencyStoreUnavailableException());
   }
 
-  protected reject(response: unknown, exception: IdempotencyException): Observable<never> {
+  reject(response: unknown, exception: IdempotencyException): Observable<never> {
     this.writer.prepareProblem(response, exception);
     return throwError(() => exception);
   }
 
   /** How a key appears in logs: its hash, or the key itself with `logRawKeys` (development). */
-  protected keyLabel(exchange: Exchange): string {
+  keyLabel(exchange: Exchange): string {
     return this.settings.logRawKeys ? JSON.stringify(exchange.claim.key) : `#${exchange.keyHash}`;
   }
 
-  protected bounded<T>(promise: Promise<T>): Promise<T> {
+  bounded<T>(promise: Promise<T>): Promise<T> {
     return withTimeout(promise, this.settings.storeTimeoutMs);
   }
 
-  protected report(
-    exchange: Exchange,
+  report(
+    subject: ReportedRequest | Exchange,
     outcome: IdempotencyOutcome,
     details: OutcomeDetails = {},
   ): void {
-    this.deps.reporter.report(exchange, outcome, details);
+    this.deps.reporter.report(subject, outcome, details);
   }
 }

@@ -1,9 +1,7 @@
 import type { CallHandler } from '@nestjs/common';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable, catchError, defer, from, mergeMap, throwError } from 'rxjs';
 import { ACTIVE_TRANSACTION } from '../idempotency.constants';
-import { waitDelayMs } from '../protocol/wait-backoff';
-import type { ClaimRequest, ClaimResult } from '../store/claim-result.interface';
+import type { ClaimResult } from '../store/claim-result.interface';
 import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
@@ -11,10 +9,11 @@ import {
   type TransactionalClaimResult,
   type TransactionalIdempotencyStore,
 } from '../store/transactional-idempotency-store';
-import { StoreTimeoutError } from './with-timeout';
 import type { IdempotencyTransactionContext } from '../transaction/idempotency-transaction.context';
 import type { Exchange, HandlerOutcome, Recordable } from './exchange';
-import { type ExecutionDeps, ExecutionSteps } from './execution-steps';
+import type { ExecutionSteps } from './execution-steps';
+import { waitWhileHeld } from './wait-while-held';
+import { boundedClaim } from './with-timeout';
 
 /**
  * Thrown inside the pipeline when the transaction could not be carried to its end (the claim,
@@ -33,28 +32,27 @@ class RecordingFailed extends Error {
  * Transactional mode: the claim, the handler's writes and the stored response commit together in
  * one PostgreSQL transaction, or roll back together.
  */
-export class TransactionalExecution extends ExecutionSteps {
+export class TransactionalExecution {
   constructor(
-    deps: ExecutionDeps,
+    private readonly steps: ExecutionSteps,
     private readonly context: IdempotencyTransactionContext,
-  ) {
-    super(deps);
-  }
+  ) {}
 
+  /** Claims the exchange's key in a transaction, runs the handler in it when it won, and answers. */
   run(exchange: Exchange, next: CallHandler): Observable<unknown> {
-    // buildPlan refuses transactional routes on any other store.
-    const store = this.deps.store as TransactionalIdempotencyStore;
+    // Routes are checked at start-up: transactional ones run on a transactional store only.
+    const store = this.steps.store as TransactionalIdempotencyStore;
     return defer(() => this.claimInTransaction(store, exchange)).pipe(
       catchError((error: unknown) => {
-        this.claimAnswered(exchange);
-        return this.storeUnavailable(exchange, 'Transactional claim', error);
+        this.steps.claimAnswered(exchange);
+        return this.steps.storeUnavailable(exchange, 'Transactional claim', error);
       }),
       mergeMap((result) => {
-        this.claimAnswered(exchange);
+        this.steps.claimAnswered(exchange);
         if (result.kind !== 'claimed') {
-          return this.answerExisting(result, exchange);
+          return this.steps.answerExisting(result, exchange);
         }
-        this.report(exchange, 'claimed');
+        this.steps.report(exchange, 'claimed');
         return this.executeInTransaction(result.transaction, exchange, next);
       }),
     );
@@ -73,34 +71,32 @@ export class TransactionalExecution extends ExecutionSteps {
     | Extract<TransactionalClaimResult, { kind: 'claimed' }>
     | Exclude<ClaimResult, { kind: 'claimed' }>
   > {
-    const deadline = Date.now() + exchange.settings.waitTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
+    const limits: TransactionLimits = {
+      statementTimeoutMs: exchange.settings.statementTimeoutMs,
+      // A statement the database leaves unanswered this much longer than its own timeout is given
+      // up on, as a store call would be.
+      graceMs: this.steps.settings.storeTimeoutMs,
+    };
+    const claim = () =>
+      boundedClaim(
+        store.claimInTransaction(exchange.claim, limits),
+        this.steps.settings.storeTimeoutMs,
+        (late) => (late.kind === 'claimed' ? late.transaction.rollback() : undefined),
+      );
+    const result = await waitWhileHeld(
+      exchange.settings,
       // The first attempt claims at once, as nearly every key is new: a lookup first would cost
-      // each first execution a round trip to save replays one (measured: see README). Waiting
-      // duplicates look with the read alone, holding no connection between looks.
-      let result: TransactionalClaimResult | null =
-        attempt === 0 ? null : await this.bounded(store.lookup(exchange.claim));
-      if (result === null) {
-        result = await this.boundedTransactionalClaim(store, exchange.claim, {
-          statementTimeoutMs: exchange.settings.statementTimeoutMs,
-          // A statement the database leaves unanswered this much longer than its own timeout is
-          // given up on, as a store call would be.
-          graceMs: this.settings.storeTimeoutMs,
-        });
-      }
-      if (result.kind !== 'busy' && result.kind !== 'in-flight') {
-        return result;
-      }
-      const delay = waitDelayMs(attempt);
-      if (exchange.settings.concurrency === 'reject' || Date.now() + delay > deadline) {
-        // A transaction holding the key has no lease to report: its elapsed time is unknown, and
-        // the route's lease bounds the estimate (see retryAfterMs).
-        return result.kind === 'busy'
-          ? { kind: 'in-flight', retryAfterMs: exchange.settings.lockTimeoutMs }
-          : result;
-      }
-      await sleep(delay);
-    }
+      // each first execution a round trip to save replays one (measured: see docs/performance.md).
+      // Waiting duplicates look with the read alone, holding no connection between looks.
+      async (attempt) =>
+        (attempt === 0 ? null : await this.steps.bounded(store.lookup(exchange.claim))) ?? claim(),
+      (looked) => looked.kind === 'busy' || looked.kind === 'in-flight',
+    );
+    // A transaction holding the key has no lease to report: its elapsed time is unknown, and the
+    // route's lease bounds the estimate (see ExecutionSteps.retryAfterMs).
+    return result.kind === 'busy'
+      ? { kind: 'in-flight', retryAfterMs: exchange.settings.lockTimeoutMs }
+      : result;
   }
 
   private executeInTransaction(
@@ -112,12 +108,12 @@ export class TransactionalExecution extends ExecutionSteps {
     const active = { transaction: transaction.transaction, route: exchange.route.name };
     // Everything the handler starts runs in the transaction's async context.
     return new Observable<HandlerOutcome>((subscriber) =>
-      this.context.run(active, () => this.runHandler(exchange, next).subscribe(subscriber)),
+      this.context.run(active, () => this.steps.runHandler(exchange, next).subscribe(subscriber)),
     ).pipe(
       mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
       catchError((error: unknown) =>
         error instanceof RecordingFailed
-          ? this.storeUnavailable(exchange, error.step, error.cause)
+          ? this.steps.storeUnavailable(exchange, error.step, error.cause)
           : throwError(() => error),
       ),
     );
@@ -128,16 +124,16 @@ export class TransactionalExecution extends ExecutionSteps {
     exchange: Exchange,
     outcome: HandlerOutcome,
   ): Promise<unknown> {
-    const decision = this.decide(exchange, outcome);
+    const decision = this.steps.decide(exchange, outcome);
     if (decision.kind === 'release') {
       // Not awaited past the store timeout: a frozen database must not hold the answer.
-      await this.bounded(transaction.rollback()).catch(() => undefined);
+      await this.steps.bounded(transaction.rollback()).catch(() => undefined);
       if (decision.error !== undefined && transaction.isConnectionFailure(decision.error)) {
         // The handler failed because the transaction's connection did: nothing was committed,
         // and the client may retry, as after any store failure.
         throw new RecordingFailed('Handler connection', decision.error);
       }
-      this.report(exchange, decision.notStarted ? 'not-started' : 'released', {
+      this.steps.report(exchange, decision.notStarted ? 'not-started' : 'released', {
         status: decision.status,
         error: decision.error,
       });
@@ -149,7 +145,7 @@ export class TransactionalExecution extends ExecutionSteps {
     // The response leaves only after the commit: what the client sees is what a retry replays.
     try {
       if (decision.kind === 'not-replayable') {
-        await this.bounded(
+        await this.steps.bounded(
           transaction.markNotReplayableAndCommit(decision.status, exchange.settings.ttlMs),
         );
       } else {
@@ -162,7 +158,7 @@ export class TransactionalExecution extends ExecutionSteps {
       throw new RecordingFailed('Commit', error);
     }
     const status = decision.kind === 'store' ? decision.recordable.status : decision.status;
-    this.report(exchange, decision.kind === 'store' ? 'completed' : 'not-replayable', {
+    this.steps.report(exchange, decision.kind === 'store' ? 'completed' : 'not-replayable', {
       status: status ?? undefined,
     });
     if (decision.kind === 'not-replayable' && decision.rethrow) {
@@ -183,11 +179,11 @@ export class TransactionalExecution extends ExecutionSteps {
     exchange: Exchange,
     recordable: Recordable,
   ): Promise<void> {
-    const stored = this.toStored(exchange, recordable);
+    const stored = this.steps.toStored(exchange, recordable);
     const clientError = recordable.status >= 400;
     if (!(clientError && exchange.settings.rollbackOnClientError)) {
       try {
-        await this.bounded(transaction.completeAndCommit(stored, exchange.settings.ttlMs));
+        await this.steps.bounded(transaction.completeAndCommit(stored, exchange.settings.ttlMs));
         return;
       } catch (error) {
         if (!(clientError && error instanceof HandlerTransactionAbortedError)) {
@@ -195,23 +191,6 @@ export class TransactionalExecution extends ExecutionSteps {
         }
       }
     }
-    await this.bounded(transaction.discardWritesAndComplete(stored, exchange.settings.ttlMs));
-  }
-
-  /** A transactional claim bounded by `storeTimeoutMs`; a late win is rolled back. */
-  private boundedTransactionalClaim(
-    store: TransactionalIdempotencyStore,
-    request: ClaimRequest,
-    limits: TransactionLimits,
-  ): Promise<TransactionalClaimResult> {
-    const claim = store.claimInTransaction(request, limits);
-    return this.bounded(claim).catch((error: unknown) => {
-      if (error instanceof StoreTimeoutError) {
-        claim
-          .then((late) => (late.kind === 'claimed' ? late.transaction.rollback() : undefined))
-          .catch(() => undefined);
-      }
-      throw error;
-    });
+    await this.steps.bounded(transaction.discardWritesAndComplete(stored, exchange.settings.ttlMs));
   }
 }

@@ -27,3 +27,22 @@ export function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<
     );
   });
 }
+
+/**
+ * A claim bounded by `timeoutMs`. A claim that times out may still succeed once the store
+ * answers; nobody would then hold it, and the key would stay taken although the client was told
+ * to retry. So a late success is undone at once by `undoLate` (the claim's token, or its
+ * transaction, makes that safe).
+ */
+export function boundedClaim<T>(
+  claim: Promise<T>,
+  timeoutMs: number,
+  undoLate: (late: T) => Promise<unknown> | undefined,
+): Promise<T> {
+  return withTimeout(claim, timeoutMs).catch((error: unknown) => {
+    if (error instanceof StoreTimeoutError) {
+      claim.then(undoLate).catch(() => undefined);
+    }
+    throw error;
+  });
+}
