@@ -41,5 +41,11 @@ export const {
   })
   .build();
 
+/** What `IdempotencyModule.forRoot()` takes: the options with the provider-shaping extras. */
+export type IdempotencyModuleForRootOptions = typeof OPTIONS_TYPE;
+
+/** What `IdempotencyModule.forRootAsync()` takes: a factory, class or existing provider of the options, with the extras beside it. */
+export type IdempotencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
+
 /** Token of the resolved module settings (defaults applied once). */
 export const IDEMPOTENCY_SETTINGS = Symbol('IDEMPOTENCY_SETTINGS');

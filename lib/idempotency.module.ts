@@ -5,12 +5,12 @@ import { IdempotencyPurger } from './idempotency-purger.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyRoutesValidator } from './idempotency-routes.validator';
 import {
-  ASYNC_OPTIONS_TYPE,
   ConfigurableModuleClass,
   IDEMPOTENCY_MODULE_OPTIONS,
   IDEMPOTENCY_SETTINGS,
+  type IdempotencyModuleAsyncOptions,
   type IdempotencyModuleExtras,
-  OPTIONS_TYPE,
+  type IdempotencyModuleForRootOptions,
 } from './idempotency.module-definition';
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
 import { IdempotencyStore } from './store/idempotency-store';
@@ -57,12 +57,12 @@ import { IdempotencyTransactionContext } from './transaction/idempotency-transac
 })
 export class IdempotencyModule extends ConfigurableModuleClass {
   /** Configures the module with options known up front. */
-  static override forRoot(options: typeof OPTIONS_TYPE = {}): DynamicModule {
+  static override forRoot(options: IdempotencyModuleForRootOptions = {}): DynamicModule {
     return withExtras(super.forRoot(options), options);
   }
 
   /** Configures the module with options from a factory (for example from `ConfigService`). */
-  static override forRootAsync(options: typeof ASYNC_OPTIONS_TYPE): DynamicModule {
+  static override forRootAsync(options: IdempotencyModuleAsyncOptions): DynamicModule {
     return withExtras(super.forRootAsync(options), options);
   }
 }

@@ -1,5 +1,9 @@
 export { IdempotencyModule } from './idempotency.module';
-export type { IdempotencyModuleExtras } from './idempotency.module-definition';
+export type {
+  IdempotencyModuleAsyncOptions,
+  IdempotencyModuleExtras,
+  IdempotencyModuleForRootOptions,
+} from './idempotency.module-definition';
 export { Idempotent, SkipIdempotency } from './idempotent.decorator';
 export { IdempotencyInterceptor } from './idempotency.interceptor';
 export {
@@ -15,7 +19,11 @@ export {
   type ProblemDetails,
 } from './idempotency.exceptions';
 export { IdempotencyPurger } from './idempotency-purger.service';
-export { IDEMPOTENCY_DEFAULTS } from './idempotency-options.defaults';
+export {
+  IDEMPOTENCY_DEFAULTS,
+  type ResolvedModuleSettings,
+  type ResolvedRouteSettings,
+} from './idempotency-options.defaults';
 export { REPLAYED_HEADER, PROBLEM_CONTENT_TYPE } from './idempotency.constants';
 export type {
   FingerprintOptions,
