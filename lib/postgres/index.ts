@@ -4,6 +4,7 @@ export type {
   PostgresStoreOptions,
 } from './postgres-store.options';
 export { PostgresIdempotencyStore } from './store/postgres-idempotency.store';
+export { StatementUnansweredError } from './store/statement-deadline';
 export { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
 export { IdempotentEntityManager } from './transaction/idempotent-entity-manager.decorator';
 export { IdempotencyRecord } from './schema/idempotency-record.entity';

@@ -111,7 +111,7 @@ describe.each(ADAPTERS)('a transactional handler whose statement hangs (%s)', (a
   beforeAll(async () => {
     db = await createTestDatabase();
     proxy = await TcpProxy.forUrl(db.url);
-    const idempotency: IdempotencyModuleOptions & { statementTimeoutMs: number } = {
+    const idempotency: IdempotencyModuleOptions = {
       storeTimeoutMs: STORE_TIMEOUT_MS,
       statementTimeoutMs: STATEMENT_TIMEOUT_MS,
       onOutcome: (event) => events.push(event),

@@ -143,7 +143,7 @@ describe(`database restart and stall (profile ${PROFILE})`, () => {
 
     beforeAll(async () => {
       await server.query(`CREATE DATABASE ${database}`);
-      const idempotency: IdempotencyModuleOptions & { statementTimeoutMs: number } = {
+      const idempotency: IdempotencyModuleOptions = {
         storeTimeoutMs: STORE_TIMEOUT_MS,
         statementTimeoutMs: STATEMENT_TIMEOUT_MS,
         lockTimeoutMs: LEASE_MS,
