@@ -8,6 +8,26 @@ import tseslint from 'typescript-eslint';
 const DRIVERS = ['typeorm', 'typeorm/*', '@nestjs/typeorm', 'pg', 'pg-*'];
 const OUTSIDE_LIB = ['**/sample-app', '**/sample-app/**', '**/bench', '**/bench/**', '**/test/**'];
 const ADAPTERS = ['**/postgres', '**/postgres/**', '**/testing', '**/testing/**'];
+const IO = [
+  'fs',
+  'net',
+  'http',
+  'https',
+  'http2',
+  'dgram',
+  'dns',
+  'tls',
+  'child_process',
+  'worker_threads',
+];
+const NODE_IO = [...IO, ...IO.map((name) => `node:${name}`), ...IO.map((name) => `${name}/*`)];
+
+/** `import('x')` and `import('x').T` of `pattern`'s modules, which no-restricted-imports does not see. */
+const forbidDynamic = (pattern, message) => [
+  { selector: `ImportExpression[source.value=${pattern}]`, message },
+  { selector: `TSImportType[argument.literal.value=${pattern}]`, message },
+];
+const DRIVER_PATTERN = '/^(typeorm|@nestjs\\/typeorm|pg|pg-[^/]*)(\\/|$)/';
 
 /** `@typescript-eslint/no-restricted-imports` with the given groups, each with its reason. */
 const forbid = (...groups) => [
@@ -37,6 +57,17 @@ export default tseslint.config(
         [ADAPTERS, 'The core never imports an adapter (lib/postgres) or the testing kit.'],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
+      'no-restricted-syntax': [
+        'error',
+        ...forbidDynamic(
+          DRIVER_PATTERN,
+          'The core loads no database driver, not even lazily or as a type.',
+        ),
+        ...forbidDynamic(
+          '/(^|\\/)(postgres|testing)(\\/|$)/',
+          'The core never loads an adapter or the testing kit.',
+        ),
+      ],
     },
   },
   {
@@ -44,7 +75,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
         [
-          ['@nestjs/*', 'rxjs', 'rxjs/*', 'node:net', 'node:http', 'node:fs', ...DRIVERS],
+          ['@nestjs/*', 'rxjs', 'rxjs/*', ...NODE_IO, ...DRIVERS],
           'The protocol is pure functions: no Nest, RxJS or I/O.',
         ],
         [
@@ -55,6 +86,14 @@ export default tseslint.config(
         [ADAPTERS, 'The protocol never imports an adapter or the testing kit, not even a type.'],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
+      'no-restricted-syntax': [
+        'error',
+        ...forbidDynamic(
+          '/^(@nestjs\\/|rxjs|\\.\\.\\/)/',
+          'The protocol loads no Nest, RxJS or other part of the module.',
+        ),
+        ...forbidDynamic(DRIVER_PATTERN, 'The protocol loads no database driver.'),
+      ],
     },
   },
   {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { configureRoute } from './http/route-plan';
+import { configureRoute, coveredByAutoMethods } from './http/route-plan';
 import type { ResolvedModuleSettings } from './idempotency-options.defaults';
 import { IDEMPOTENT_METADATA, SKIP_IDEMPOTENCY_METADATA } from './idempotency.constants';
 import { IDEMPOTENCY_SETTINGS } from './idempotency.module-definition';
@@ -28,7 +28,6 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
 
   onModuleInit(): void {
     const transactions = this.store instanceof TransactionalIdempotencyStore;
-    const everyRoute = this.settings.autoMethods.size > 0;
     for (const wrapper of this.discovery.getControllers()) {
       const controller = wrapper.metatype as Type | null;
       if (!controller?.prototype) {
@@ -43,7 +42,9 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
         // As the interceptor reads them: the method's metadata first, then its controller's.
         const skipped = metadata<boolean>(SKIP_IDEMPOTENCY_METADATA, handler, controller);
         const options = metadata<IdempotencyRouteOptions>(IDEMPOTENT_METADATA, handler, controller);
-        if (skipped || (options === undefined && !everyRoute)) {
+        const covered =
+          options !== undefined || coveredByAutoMethods(handler, this.settings.autoMethods);
+        if (skipped || !covered) {
           continue;
         }
         const { capturable } = configureRoute(

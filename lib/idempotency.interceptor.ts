@@ -16,7 +16,13 @@ import { LeaseExecution } from './execution/lease-execution';
 import { OutcomeReporter } from './execution/outcome-reporter';
 import { TransactionalExecution } from './execution/transactional-execution';
 import { ResponseWriter } from './http/response-writer';
-import { type RouteIdentity, type RoutePlan, configureRoute } from './http/route-plan';
+import {
+  type RouteIdentity,
+  type RoutePlan,
+  configureRoute,
+  coveredByAutoMethods,
+  methodKeyOf,
+} from './http/route-plan';
 import type { ResolvedModuleSettings, ResolvedRouteSettings } from './idempotency-options.defaults';
 import {
   HANDLED_REQUEST,
@@ -272,11 +278,14 @@ export class IdempotencyInterceptor implements NestInterceptor {
       IDEMPOTENT_METADATA,
       targets,
     );
-    if (options === undefined && this.settings.autoMethods.size === 0) {
+    if (
+      options === undefined &&
+      !coveredByAutoMethods(context.getHandler(), this.settings.autoMethods)
+    ) {
       return PASS;
     }
     const controller = context.getClass().name;
-    const handler = context.getHandler().name;
+    const handler = methodKeyOf(context.getClass(), context.getHandler());
     const route: RouteIdentity = {
       name: `${controller}.${handler}`,
       controller,

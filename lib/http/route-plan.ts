@@ -1,5 +1,10 @@
 import { StreamableFile } from '@nestjs/common';
-import { RESPONSE_PASSTHROUGH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import {
+  METHOD_METADATA,
+  RESPONSE_PASSTHROUGH_METADATA,
+  ROUTE_ARGS_METADATA,
+} from '@nestjs/common/constants';
+import { RequestMethod } from '@nestjs/common/enums/request-method.enum';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import { type ResolvedRouteSettings, resolveRouteSettings } from '../idempotency-options.defaults';
 import type { IdempotencyRouteOptions } from '../interfaces/idempotency-options.interface';
@@ -65,6 +70,31 @@ export function configureRoute(
     );
   }
   return { settings, capturable };
+}
+
+/**
+ * The property key under which `controller` holds `handler`: Nest keys a route's parameter
+ * metadata by it, and a decorator that wraps a method may leave the wrapper another `name`.
+ */
+export function methodKeyOf(controller: { prototype?: object }, handler: unknown): string {
+  for (let proto = controller.prototype; proto && proto !== Object.prototype;) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      if (Object.getOwnPropertyDescriptor(proto, key)?.value === handler) {
+        return key;
+      }
+    }
+    proto = Object.getPrototypeOf(proto) as object | undefined;
+  }
+  return (handler as { name?: string }).name ?? '';
+}
+
+/** Whether a route without `@Idempotent()` is one `autoMethods` covers, by its HTTP method. */
+export function coveredByAutoMethods(handler: object, autoMethods: ReadonlySet<string>): boolean {
+  const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
+  if (autoMethods.size === 0 || method === undefined) {
+    return false;
+  }
+  return method === RequestMethod.ALL || autoMethods.has(RequestMethod[method]);
 }
 
 /** Whether a handler sends its response itself (`@Res()`/`@Next()` without passthrough). */

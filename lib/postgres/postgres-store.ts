@@ -8,6 +8,9 @@ import { PostgresIdempotencyStore } from './store/postgres-idempotency.store';
 import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
 import { warnOnQueriesOutsideTransaction } from './transaction/outside-transaction-warner';
 
+/** The options of the module's `postgresStore()`. */
+const POSTGRES_STORE_OPTIONS = Symbol('nestjs-idempotency:postgres-store-options');
+
 /**
  * The PostgreSQL store on the application's TypeORM DataSource (its pg pool), for
  * `IdempotencyModule.forRoot({ store: postgresStore() })`. It brings `IdempotencyTransaction`, the
@@ -23,19 +26,20 @@ import { warnOnQueriesOutsideTransaction } from './transaction/outside-transacti
  * ```
  */
 export function postgresStore(options: PostgresStoreOptions = {}): IdempotencyStoreProvider {
-  const { dataSourceName, tableName, partitioning } = options;
+  const { dataSourceName } = options;
   return {
     useFactory: (
       module: IdempotencyModuleOptions,
       dataSource: DataSource | undefined,
       context: IdempotencyTransactionContext,
+      { tableName, partitioning, warnOnQueriesOutsideTransaction: warn }: PostgresStoreOptions,
     ) => {
       if (!dataSource) {
         throw new Error(
           `nestjs-idempotency: no TypeORM DataSource${dataSourceName ? ` named "${dataSourceName}"` : ''} found for postgresStore(). Import TypeOrmModule.forRoot() in the application.`,
         );
       }
-      if (options.warnOnQueriesOutsideTransaction ?? process.env.NODE_ENV !== 'production') {
+      if (warn ?? process.env.NODE_ENV !== 'production') {
         warnOnQueriesOutsideTransaction(dataSource, context);
       }
       return new PostgresIdempotencyStore(
@@ -47,8 +51,14 @@ export function postgresStore(options: PostgresStoreOptions = {}): IdempotencySt
     inject: [
       { token: getDataSourceToken(dataSourceName), optional: true },
       IdempotencyTransactionContext,
+      POSTGRES_STORE_OPTIONS,
     ],
-    providers: [IdempotencyTransaction],
+    // The options travel as a provider's value, not only in the factory's closure: Nest tells two
+    // registrations apart by their providers, and a function's closure does not show in them.
+    providers: [
+      { provide: POSTGRES_STORE_OPTIONS, useValue: { ...options } },
+      IdempotencyTransaction,
+    ],
     exports: [IdempotencyTransaction],
   };
 }

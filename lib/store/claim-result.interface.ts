@@ -21,11 +21,11 @@ export interface ClaimHandle {
   /** Unique per claim; a newer claim of the same key has a different one. */
   token: string;
   /**
-   * Where the claim's row is filed, for a store whose table is partitioned by expiry: its expiry in
-   * epoch milliseconds, as text (exact, and untouched by type parsers). The store keeps it current
-   * when a write moves the row.
+   * The store's own note of where the claim's record is filed, carried with the handle and never
+   * read by the module; the store keeps it current when a write moves the record. (A PostgreSQL
+   * table partitioned by expiry keeps the row's expiry here, which names its partition.)
    */
-  expiresAtMs?: string;
+  location?: string;
 }
 
 /**

@@ -2,6 +2,7 @@ import { Controller, type INestApplication, Post, Res, type Type } from '@nestjs
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
+import { HttpAdapterHost } from '@nestjs/core';
 import {
   Idempotent,
   IdempotencyModule,
@@ -10,6 +11,7 @@ import {
   TransactionalIdempotencyStore,
 } from '../../lib';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
+import request from 'supertest';
 import { ADAPTERS, type AdapterName } from '../utils/test-app';
 
 /** A store that can run transactions, as far as the start-up checks can tell; never called. */
@@ -64,7 +66,58 @@ async function startError(
   }
 }
 
+/** A method decorator as instrumentation writes them: metadata copied, the name not. */
+function wrapped(): MethodDecorator {
+  return (_target, _key, descriptor: PropertyDescriptor) => {
+    const original = descriptor.value as (...args: unknown[]) => unknown;
+    const wrapper = function (this: unknown, ...args: unknown[]) {
+      return original.apply(this, args);
+    };
+    Object.defineProperty(wrapper, 'name', { value: '' });
+    for (const key of Reflect.getMetadataKeys(original)) {
+      Reflect.defineMetadata(key, Reflect.getMetadata(key, original), wrapper);
+    }
+    descriptor.value = wrapper;
+  };
+}
+
+@Controller('raw')
+class RawController {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  @Post()
+  @Idempotent()
+  @wrapped()
+  pay(@Res() response: unknown) {
+    this.adapterHost.httpAdapter.reply(response, { paid: true }, 201);
+  }
+}
+
 describe.each(ADAPTERS)('route configuration checked at start-up (%s)', (adapter) => {
+  it('knows a wrapped @Res() route by its key, not its name: retries get 410, not a hang', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store: new InMemoryIdempotencyStore() })],
+      controllers: [RawController],
+    }).compile();
+    const app = moduleRef.createNestApplication(
+      adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
+      { logger: false },
+    );
+    await app.init();
+    if (adapter === 'fastify') {
+      await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
+    }
+    await app.listen(0, '127.0.0.1');
+    try {
+      const http = () => request(app.getHttpServer()).post('/raw').set('Idempotency-Key', 'k');
+      expect((await http()).status).toBe(201);
+      const retry = await http().timeout(3000);
+      expect(retry.status).toBe(410);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('starts a well-configured route', async () => {
     expect(await startError(adapter, controllerWith({}), new InMemoryIdempotencyStore())).toBe(
       undefined,

@@ -90,10 +90,51 @@ describe('IdempotencyModule definition', () => {
       IDEMPOTENCY_MODULE_OPTIONS,
       { token: DataSource, optional: true },
       IdempotencyTransactionContext,
+      expect.anything(),
     ]);
     // The store's own providers join the module, and those it exports are exported.
     expect(definition.providers).toContain(IdempotencyTransaction);
     expect(definition.exports).toContain(IdempotencyTransaction);
+  });
+
+  it('keeps two registrations with different tables apart', () => {
+    // Nest identifies a dynamic module by its metadata; the store's options must show in it.
+    const on = (tableName: string) =>
+      JSON.stringify(IdempotencyModule.forRoot({ store: postgresStore({ tableName }) }).providers);
+    expect(on('billing.keys')).not.toBe(on('orders.keys'));
+  });
+
+  it('warns about queries outside the transaction unless NODE_ENV is production', () => {
+    const install = (nodeEnv: string | undefined, warn?: boolean) => {
+      const driver = { obtainMasterConnection: async () => undefined };
+      const original = driver.obtainMasterConnection;
+      const factory = storeProvider(
+        IdempotencyModule.forRoot({
+          store: postgresStore({ warnOnQueriesOutsideTransaction: warn }),
+        }),
+      ).useFactory;
+      const saved = process.env.NODE_ENV;
+      process.env.NODE_ENV = nodeEnv;
+      try {
+        factory(
+          {},
+          { driver, options: { type: 'postgres' } },
+          new IdempotencyTransactionContext(),
+          {
+            warnOnQueriesOutsideTransaction: warn,
+          },
+        );
+      } catch {
+        // The store itself needs a real DataSource; only the warner's installation matters here.
+      } finally {
+        process.env.NODE_ENV = saved;
+      }
+      return driver.obtainMasterConnection !== original;
+    };
+    expect(install('test')).toBe(true);
+    expect(install('production')).toBe(false);
+    expect(install('production', true)).toBe(true);
+    expect(install('test', false)).toBe(false);
   });
 
   it('borrows the DataSource named by dataSourceName, optionally', () => {
@@ -106,6 +147,7 @@ describe('IdempotencyModule definition', () => {
       IDEMPOTENCY_MODULE_OPTIONS,
       { token: getDataSourceToken('payments'), optional: true },
       IdempotencyTransactionContext,
+      expect.anything(),
     ]);
     expect(getDataSourceToken('payments')).toBe('paymentsDataSource');
   });
@@ -142,7 +184,7 @@ describe('IdempotencyModule definition', () => {
     const factory = storeProvider(
       IdempotencyModule.forRoot({ store: postgresStore({ dataSourceName: 'payments' }) }),
     ).useFactory;
-    expect(() => factory({}, undefined, new IdempotencyTransactionContext())).toThrow(
+    expect(() => factory({}, undefined, new IdempotencyTransactionContext(), {})).toThrow(
       'nestjs-idempotency: no TypeORM DataSource named "payments" found for postgresStore(). Import TypeOrmModule.forRoot() in the application.',
     );
   });

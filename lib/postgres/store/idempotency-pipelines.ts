@@ -120,10 +120,10 @@ function expiresAt(sql: IdempotencyStatements, handle: ClaimHandle): PipelineVal
   if (!sql.partitioned) {
     return [];
   }
-  if (handle.expiresAtMs === undefined) {
+  if (handle.location === undefined) {
     throw new Error('nestjs-idempotency: a claim on a partitioned table carries its expiry.');
   }
-  return [handle.expiresAtMs];
+  return [handle.location];
 }
 
 function responseValues(

@@ -252,7 +252,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
     );
     if (rows[0]) {
       // The row may have moved to another partition: the next write of this claim looks there.
-      handle.expiresAtMs = rows[0].expires_at_ms;
+      handle.location = rows[0].expires_at_ms;
     }
     return rowCount === 1;
   }
@@ -351,7 +351,7 @@ function serverAnswered(error: unknown): boolean {
 function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): ClaimHandle {
   const handle: ClaimHandle = { scope: request.scope, key: request.key, token };
   if (row.claimed_expires_at_ms !== undefined && row.claimed_expires_at_ms !== null) {
-    handle.expiresAtMs = row.claimed_expires_at_ms;
+    handle.location = row.claimed_expires_at_ms;
   }
   return handle;
 }
