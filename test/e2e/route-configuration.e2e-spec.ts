@@ -1,4 +1,4 @@
-import { Controller, type INestApplication, Post, Res, type Type } from '@nestjs/common';
+import { Controller, type INestApplication, Module, Post, Res, type Type } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
@@ -11,8 +11,7 @@ import {
   TransactionalIdempotencyStore,
 } from '../../lib';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
-import request from 'supertest';
-import { ADAPTERS, type AdapterName } from '../utils/test-app';
+import { ADAPTERS, type AdapterName, createTestApp } from '../utils/test-app';
 
 /** A store that can run transactions, as far as the start-up checks can tell; never called. */
 class TransactionsOnPaper extends TransactionalIdempotencyStore {
@@ -95,23 +94,16 @@ class RawController {
 
 describe.each(ADAPTERS)('route configuration checked at start-up (%s)', (adapter) => {
   it('knows a wrapped @Res() route by its key, not its name: retries get 410, not a hang', async () => {
-    const moduleRef = await Test.createTestingModule({
+    @Module({
       imports: [IdempotencyModule.forRoot({ store: new InMemoryIdempotencyStore() })],
       controllers: [RawController],
-    }).compile();
-    const app = moduleRef.createNestApplication(
-      adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
-      { logger: false },
-    );
-    await app.init();
-    if (adapter === 'fastify') {
-      await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
-    }
-    await app.listen(0, '127.0.0.1');
+    })
+    class RawAppModule {}
+    const app = await createTestApp(adapter, RawAppModule);
     try {
-      const http = () => request(app.getHttpServer()).post('/raw').set('Idempotency-Key', 'k');
-      expect((await http()).status).toBe(201);
-      const retry = await http().timeout(3000);
+      const pay = () => app.http().post('/raw').set('Idempotency-Key', 'k');
+      expect((await pay()).status).toBe(201);
+      const retry = await pay().timeout(3000);
       expect(retry.status).toBe(410);
     } finally {
       await app.close();
