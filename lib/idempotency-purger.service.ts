@@ -19,9 +19,9 @@ import { IdempotencyStore } from './store/idempotency-store';
 export const TICK_BUDGET_SHARE = 0.5;
 
 /**
- * Deletes expired keys on an interval (on a partitioned table: drops the expired partitions and
- * creates the ones ahead). Lookups ignore expired keys anyway; this only keeps the table small.
- * The store makes sure one instance purges at a time. At start-up it lets the store prepare.
+ * Deletes expired keys every `purgeIntervalMs` (on a partitioned table: drops the expired
+ * partitions). Lookups ignore expired keys anyway; this only keeps the storage small. The store
+ * makes sure one instance purges at a time.
  */
 @Injectable()
 export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -35,9 +35,7 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
     private readonly store: IdempotencyStore,
   ) {}
 
-  async onApplicationBootstrap(): Promise<void> {
-    // Optional for stores written against the port without extending the class.
-    await (this.store as Partial<IdempotencyStore>).prepare?.();
+  onApplicationBootstrap(): void {
     const interval = this.settings.purgeIntervalMs;
     if (interval <= 0) {
       return;

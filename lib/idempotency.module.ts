@@ -1,6 +1,7 @@
 import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { resolveModuleSettings } from './idempotency-options.defaults';
+import { IdempotencyMaintenance } from './idempotency-maintenance.service';
 import { IdempotencyPurger } from './idempotency-purger.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyRoutesValidator } from './idempotency-routes.validator';
@@ -45,6 +46,7 @@ import { IdempotencyTransactionContext } from './transaction/idempotency-transac
     },
     IdempotencyInterceptor,
     IdempotencyRoutesValidator,
+    IdempotencyMaintenance,
     IdempotencyPurger,
     IdempotencyTransactionContext,
   ],

@@ -17,4 +17,4 @@ export {
 export {
   type PartitionedMigrationSql,
   partitionedMigrationSql,
-} from './sql/partitioned-migration.sql';
+} from './schema/partitioned-migration.sql';

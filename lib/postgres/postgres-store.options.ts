@@ -1,6 +1,6 @@
 import { IDEMPOTENCY_DEFAULTS, positiveOption } from '../idempotency-options.defaults';
 import type { IdempotencyModuleOptions } from '../interfaces/idempotency-options.interface';
-import type { IdempotencyPartitioning } from './store/idempotency-partitions';
+import type { IdempotencyPartitioning } from './layout/idempotency-partitions';
 
 /** Options of `postgresStore()`. */
 export interface PostgresStoreOptions {
@@ -15,9 +15,10 @@ export interface PostgresStoreOptions {
    * Set when the table is partitioned by expiry (created with
    * `createPartitionedIdempotencyTableSql(tableName)`), for tables too large to purge row by row.
    * The store then keeps one live row per key with a per-key lock instead of the unique index,
-   * creates partitions ahead of time at start-up and on every purge interval, and purges by
-   * dropping partitions whose keys have all expired, every `purgeIntervalMs` (which must not be 0).
-   * Needs PostgreSQL 14 or later, and READ COMMITTED transactions for transactional routes.
+   * creates partitions ahead of time at start-up and every `partitioning.maintenanceIntervalMs`,
+   * and purges by dropping partitions whose keys have all expired, every `purgeIntervalMs` (0
+   * leaves them to you). Needs PostgreSQL 14 or later, and READ COMMITTED transactions for
+   * transactional routes.
    * Default: unset (an ordinary table).
    */
   partitioning?: IdempotencyPartitioningOptions;
@@ -38,11 +39,24 @@ export interface IdempotencyPartitioningOptions {
   partitionMs?: number;
   /**
    * How far past now partitions are kept created, in milliseconds. It must exceed the largest
-   * `ttlMs` + `lockTimeoutMs` of any route plus `purgeIntervalMs`, or claims of those routes fail
-   * with 503 (checked against the module-wide TTL and lease at start-up). Default: three days.
+   * `ttlMs` + `lockTimeoutMs` of any route plus `maintenanceIntervalMs`, or claims of those routes
+   * fail with 503 (checked against the module-wide TTL and lease at start-up). Default: three days.
    */
   aheadMs?: number;
+  /**
+   * How often the partitions ahead are created while the application runs, in milliseconds. It
+   * must not exceed `aheadMs` - `ttlMs` - `lockTimeoutMs`. 0 creates them at start-up only: run
+   * the store's `maintain()` yourself (from a scheduled job, say) at least that often. Default: a
+   * quarter of that margin, at least one second and at most one minute.
+   */
+  maintenanceIntervalMs?: number;
 }
+
+/**
+ * Longest default interval between two creations of partitions ahead: the check finds nothing to
+ * do nearly always, and takes no lock then.
+ */
+const MAX_MAINTENANCE_INTERVAL_MS = 60_000;
 
 /** Defaults of the partitioning options. */
 export const PARTITIONING_DEFAULTS = {
@@ -62,11 +76,6 @@ export function resolvePartitioning(
   if (partitioning === undefined) {
     return undefined;
   }
-  if (module.purgeIntervalMs === 0) {
-    throw new Error(
-      'nestjs-idempotency: partitioning needs a purgeIntervalMs: its passes create the partitions that new keys need, not only drop the expired ones.',
-    );
-  }
   const partitionMs = positiveOption(
     partitioning.partitionMs,
     PARTITIONING_DEFAULTS.partitionMs,
@@ -85,18 +94,34 @@ export function resolvePartitioning(
       `nestjs-idempotency: partitioning.aheadMs (${aheadMs}) must exceed ttlMs + lockTimeoutMs (${reach}), or new keys would find no partition.`,
     );
   }
+  // Partitions must be created again before the margin past the longest claim runs out.
+  const margin = aheadMs - reach;
+  const maintenanceIntervalMs =
+    partitioning.maintenanceIntervalMs === 0
+      ? 0
+      : positiveOption(
+          partitioning.maintenanceIntervalMs,
+          Math.round(Math.min(MAX_MAINTENANCE_INTERVAL_MS, Math.max(1000, margin / 4))),
+          'partitioning.maintenanceIntervalMs',
+        );
+  if (partitioning.maintenanceIntervalMs !== undefined && maintenanceIntervalMs > margin) {
+    throw new Error(
+      `nestjs-idempotency: partitioning.maintenanceIntervalMs (${maintenanceIntervalMs}) must not exceed aheadMs - ttlMs - lockTimeoutMs (${margin}), or new keys could find no partition between two passes.`,
+    );
+  }
   // Partitions are named by their start to the second.
   if (partitionMs % 1000 !== 0) {
     throw new Error(
       `nestjs-idempotency: partitioning.partitionMs must be a whole number of seconds, got ${partitionMs}.`,
     );
   }
-  // A DETACH waiting on a long transaction gives way to the next pass, which creates partitions,
-  // and never holds an application's shutdown (which waits for the pass) for more than a minute.
-  const interval = module.purgeIntervalMs ?? IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
+  // A DETACH waiting on a long transaction gives way to the next pass, and never holds an
+  // application's shutdown (which waits for the pass) for more than a minute.
+  const interval = module.purgeIntervalMs || IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
   return {
     partitionMs,
     aheadMs,
+    maintenanceIntervalMs,
     detachTimeoutMs: Math.min(60_000, Math.max(1000, interval / 2)),
   };
 }

@@ -32,7 +32,10 @@ export abstract class IdempotencyStore {
   /** Frees a claimed key so a retry runs again; `false` when the claim was not current. */
   abstract release(handle: ClaimHandle): Promise<boolean>;
 
-  /** Deletes up to `batchSize` expired keys; returns how many were deleted. */
+  /**
+   * Deletes up to `batchSize` expired keys; returns how many were deleted. The module calls it
+   * every `purgeIntervalMs` (never with 0). A store whose keys expire by themselves returns 0.
+   */
   abstract purgeExpired(batchSize: number): Promise<number>;
 
   /**
@@ -42,5 +45,23 @@ export abstract class IdempotencyStore {
    */
   prepare(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /**
+   * Upkeep the storage needs while the application runs, apart from purging: the PostgreSQL store
+   * creates a partitioned table's partitions ahead here. The module calls it every
+   * `maintenanceIntervalMs()` after start-up; failures are logged and the next call tries again.
+   * Default: nothing.
+   */
+  maintain(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * How often the module calls `maintain()`, in milliseconds; 0 for never. Read once at start-up.
+   * Default: 0.
+   */
+  maintenanceIntervalMs(): number {
+    return 0;
   }
 }

@@ -2,7 +2,7 @@ import type { FixtureIdempotencyOptions } from './fixtures/fixture-idempotency';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Response } from 'supertest';
-import { IdempotencyPurger } from '../../lib';
+import { IdempotencyPurger, IdempotencyStore } from '../../lib';
 import { partitionedMigrationSql } from '../../lib/postgres';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { ADAPTERS, type TestApp, createTestApp, expectStartFailure } from '../utils/test-app';
@@ -108,8 +108,8 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
         idempotency: {
           ...OPTIONS,
           tableName: migration.partitionedTable,
-          partitioning: { partitionMs: 1000, aheadMs: 20_000 },
-          // The test runs the passes itself; a timed one comes after half an hour at the soonest.
+          partitioning: { partitionMs: 1000, aheadMs: 20_000, maintenanceIntervalMs: 0 },
+          // The test runs the passes itself; a timed purge comes after half an hour at the soonest.
           purgeIntervalMs: 3_600_000,
         },
       });
@@ -201,6 +201,7 @@ describe.each(ADAPTERS)('migrating to a partitioned table in place (%s)', (adapt
 
       // Once the boundary has passed, the purge drops the old table like any expired partition.
       await waitFor(async () => (await databaseNow()).getTime() >= boundary.getTime(), 15_000);
+      await after.app.get(IdempotencyStore).maintain();
       await after.app.get(IdempotencyPurger).purgeNow();
       expect(await db.query("SELECT to_regclass('idempotency_records') AS t")).toEqual([
         { t: null },

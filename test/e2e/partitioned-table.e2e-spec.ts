@@ -1,5 +1,5 @@
 import type { FixtureIdempotencyOptions } from './fixtures/fixture-idempotency';
-import { IdempotencyPurger } from '../../lib';
+import { IdempotencyPurger, IdempotencyStore } from '../../lib';
 import { createPartitionedIdempotencyTableSql } from '../../lib/postgres';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { CLIENT_ERROR_STATUS, handlerRuns } from './fixtures/ledger.controller';
@@ -11,14 +11,17 @@ import { waitFor } from '../utils/wait-for';
 const TABLE = 'partitioned_records';
 const DAY_MS = 86_400_000;
 const TEST_TIMEOUT_MS = 30_000;
-/** The first timed pass comes after half an interval at least: tests run the passes themselves. */
+/** The first timed purge comes after half an interval at least: tests run the passes themselves. */
 const NO_PASS_DURING_TESTS_MS = 3_600_000;
-/** Small partitions and a short TTL, so that partitions expire while a test waits. */
+/**
+ * Small partitions and a short TTL, so that partitions expire while a test waits. The tests create
+ * partitions themselves too (maintenance every 0 ms: never on its own).
+ */
 const SHORT: FixtureIdempotencyOptions = {
   tableName: 'short_records',
   ttlMs: 1000,
   lockTimeoutMs: 2000,
-  partitioning: { partitionMs: 1000, aheadMs: 8000 },
+  partitioning: { partitionMs: 1000, aheadMs: 8000, maintenanceIntervalMs: 0 },
   purgeIntervalMs: NO_PASS_DURING_TESTS_MS,
 };
 
@@ -264,8 +267,8 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
     'runs an expired key again into a new row, and drops the expired partitions',
     async () => {
       const key = `expired-${adapter}`;
-      // Partitions reach 8 s ahead of the last pass, and earlier tests took time.
-      await short.app.get(IdempotencyPurger).purgeNow();
+      // Partitions reach 8 s ahead of the last maintenance, and earlier tests took time.
+      await short.app.get(IdempotencyStore).maintain();
       const first = await order(short, key);
       expect(first.status).toBe(201);
       await waitFor(async () => (await liveRows(SHORT.tableName!, key)) === 0, 10_000);
@@ -296,6 +299,7 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
         return past;
       }, 10_000);
       const before = (await partitions(SHORT.tableName!)).map((p) => p.name);
+      await short.app.get(IdempotencyStore).maintain();
       await short.app.get(IdempotencyPurger).purgeNow();
       const after = (await partitions(SHORT.tableName!)).map((p) => p.name);
       expect(after).not.toEqual(before);
@@ -313,7 +317,7 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
     'answers 503 without running the handler when no partition covers the expiry',
     async () => {
       const key = `no-room-${adapter}`;
-      await short.app.get(IdempotencyPurger).purgeNow();
+      await short.app.get(IdempotencyStore).maintain();
       // Drop every partition whose range starts after the next 2 s: a claim expires 3 s ahead.
       for (const { name } of await db.query<{ name: string }>(
         `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -329,8 +333,8 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
       expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(await executions('create', key)).toBe(0);
 
-      // The next pass creates them again, and the key runs.
-      await short.app.get(IdempotencyPurger).purgeNow();
+      // The next maintenance creates them again, and the key runs.
+      await short.app.get(IdempotencyStore).maintain();
       expect((await order(short, key)).status).toBe(201);
       expect(await executions('create', key)).toBe(1);
     },
@@ -360,6 +364,49 @@ describe.each(ADAPTERS)('partitioned idempotency table (%s)', (adapter) => {
         expect(await partitions(table)).toHaveLength(4);
       } finally {
         await Promise.all(instances.map((instance) => instance.close()));
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'keeps creating partitions ahead on its own maintenance interval, with the purge off',
+    async () => {
+      const table = `maintained_records_${adapter}`;
+      await db.query(createPartitionedIdempotencyTableSql(table));
+      const maintained = await createTestApp(
+        adapter,
+        FixtureAppModule.register({
+          databaseUrl: db.url,
+          idempotency: {
+            tableName: table,
+            ttlMs: 1000,
+            lockTimeoutMs: 2000,
+            partitioning: { partitionMs: 1000, aheadMs: 8000, maintenanceIntervalMs: 500 },
+            purgeIntervalMs: 0,
+          },
+        }),
+      );
+      try {
+        const [first] = await partitions(table);
+        // Every partition a claim made now would need (it expires 3 s ahead) goes.
+        const ahead = `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = $1::regclass
+            AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz
+                > now() + interval '2 seconds'`;
+        for (const { name } of await db.query<{ name: string }>(ahead, [table])) {
+          await db.query(`DROP TABLE ${name}`);
+        }
+        expect(await db.query(ahead, [table])).toHaveLength(0);
+        await waitFor(async () => (await db.query(ahead, [table])).length >= 5, 5000);
+        const key = `maintained-${adapter}`;
+        expect((await order(maintained, key)).status).toBe(201);
+        expect(await executions('create', key)).toBe(1);
+        // The purge is off: the first partition stays once its range has passed.
+        await waitFor(async () => first.upper.getTime() <= Date.now(), 5000);
+        expect((await partitions(table)).map((p) => p.name)).toContain(first.name);
+      } finally {
+        await maintained.close();
       }
     },
     TEST_TIMEOUT_MS,

@@ -230,3 +230,58 @@ describe('IdempotencyModule without TypeORM', () => {
     await moduleRef.close();
   });
 });
+
+describe('store maintenance', () => {
+  /** Declares maintenance every 20 ms and counts the calls; fails the second one. */
+  class MaintainedStore extends MemoryStore {
+    prepared = 0;
+    maintained = 0;
+    override async prepare(): Promise<void> {
+      this.prepared++;
+    }
+    override async maintain(): Promise<void> {
+      this.maintained++;
+      if (this.maintained === 2) {
+        throw new Error('storage unreachable');
+      }
+    }
+    override maintenanceIntervalMs(): number {
+      return 20;
+    }
+  }
+
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("runs the store's upkeep on the interval it declares, past a failure, until the app closes", async () => {
+    const maintained = new MaintainedStore();
+    const app = await Test.createTestingModule({
+      // The purge is off: maintenance does not depend on it.
+      imports: [IdempotencyModule.forRoot({ store: maintained, purgeIntervalMs: 0 })],
+    }).compile();
+    await app.init();
+    expect(maintained.prepared).toBe(1);
+    await sleep(200);
+    // Twenty-ish calls on an idle machine; a loaded one still gets past the failing second.
+    expect(maintained.maintained).toBeGreaterThanOrEqual(3);
+    await app.close();
+    const afterClose = maintained.maintained;
+    await sleep(100);
+    expect(maintained.maintained).toBe(afterClose);
+  });
+
+  it('never calls maintain() on a store that declares no interval', async () => {
+    const quiet = new (class extends MaintainedStore {
+      override maintenanceIntervalMs(): number {
+        return 0;
+      }
+    })();
+    const app = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store: quiet, purgeIntervalMs: 0 })],
+    }).compile();
+    await app.init();
+    await sleep(100);
+    await app.close();
+    expect(quiet.prepared).toBe(1);
+    expect(quiet.maintained).toBe(0);
+  });
+});

@@ -1,6 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { IDEMPOTENCY_TABLE } from './idempotency-record.entity';
-import { assertTableName } from '../sql/idempotency.sql';
+import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
 
 /**
  * The idempotency table as plain SQL, for `tableName` (default `idempotency_records`). An ordinary

@@ -1,7 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-
-/** Default name of the idempotency table. */
-export const IDEMPOTENCY_TABLE = 'idempotency_records';
+import { IDEMPOTENCY_TABLE } from '../sql/table-name';
 
 /**
  * One idempotency key of one scope: its claim while in flight, then its stored response until it

@@ -1,10 +1,6 @@
 import { createHash } from 'node:crypto';
-import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
-import {
-  KEY_LOCK,
-  type PartitionedStatements,
-  partitionedStatements,
-} from './partitioned-idempotency.sql';
+import { IDEMPOTENCY_TABLE, assertTableName } from './table-name';
+import { KEY_LOCK } from './key-lock.sql';
 
 /*
  * The store's statements, each sent as a named prepared statement so PostgreSQL plans it once per
@@ -96,28 +92,15 @@ SELECT 'existing', state, fingerprint, response_status, response_headers, respon
  * keeps PostgreSQL from running that COMMIT: the handler's writes never commit without their
  * record.
  */
-function failingWithoutRow(update: string): string {
+export function failingWithoutRow(update: string): string {
   return `
     WITH updated AS (${update}
      RETURNING 1)
     SELECT 1 / count(*)::int AS updated FROM updated`;
 }
 
-/** The statements of the store for one table. */
+/** The statements of the store for one ordinary table (`lookup` serves both layouts). */
 export interface IdempotencyStatements {
-  /**
-   * Set for a table partitioned by expiry: its statements replace the single table's (which
-   * remain for `lookup`), and every write is preceded by the key's lock.
-   */
-  partitioned:
-    | (PartitionedStatements & {
-        /**
-         * Whether the server's default isolation is READ COMMITTED (read at start-up): lease-mode
-         * writes then run in the implicit transaction of their pipeline, without BEGIN and COMMIT.
-         */
-        readCommittedByDefault: boolean;
-      })
-    | null;
   /** Lease mode: claims a key with an autocommitted statement. */
   claim: string;
   /** Transactional mode: claims a key inside the caller's open transaction (see claimSql). */
@@ -135,14 +118,8 @@ export interface IdempotencyStatements {
   namePrefix: string;
 }
 
-/**
- * Builds the statements for `table` (validated by `assertTableName`), a single table or one
- * partitioned by expiry.
- */
-export function idempotencyStatements(
-  T: string = IDEMPOTENCY_TABLE,
-  partitioned = false,
-): IdempotencyStatements {
+/** Builds the statements for the ordinary table `T` (validated by `assertTableName`). */
+export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): IdempotencyStatements {
   assertTableName(T);
   const complete = `
     UPDATE ${T}
@@ -155,14 +132,7 @@ export function idempotencyStatements(
        SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
            expires_at = now() + $5::float8 * interval '1 millisecond'
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
-  const byExpiry = partitioned ? partitionedStatements(T) : null;
   return {
-    partitioned: byExpiry && {
-      ...byExpiry,
-      readCommittedByDefault: false,
-      completeInTransaction: failingWithoutRow(byExpiry.completeInTransaction),
-      markNotReplayableInTransaction: failingWithoutRow(byExpiry.markNotReplayableInTransaction),
-    },
     claim: claimSql(T, false),
     transactionalClaim: claimSql(T, true),
     /**
@@ -210,21 +180,13 @@ export function idempotencyStatements(
               ORDER BY expires_at
               LIMIT $1
               FOR UPDATE SKIP LOCKED))`,
-    namePrefix:
-      T === IDEMPOTENCY_TABLE
-        ? 'nestjs_idempotency'
-        : `nestjs_idempotency_${createHash('sha256').update(T).digest('hex').slice(0, 8)}`,
+    namePrefix: statementNamePrefix(T),
   };
 }
 
-/**
- * A table name is spliced into SQL, so only plain (optionally schema-qualified) identifiers are
- * accepted: letters, digits and underscores, at most 63 characters a part.
- */
-export function assertTableName(name: string): void {
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/.test(name)) {
-    throw new Error(
-      `nestjs-idempotency: tableName must be an identifier such as "idempotency_records" or "billing.idempotency_records", got ${JSON.stringify(name)}.`,
-    );
-  }
+/** Prefix of the prepared statements' names for table `T`: a name holds one text per connection. */
+export function statementNamePrefix(T: string): string {
+  return T === IDEMPOTENCY_TABLE
+    ? 'nestjs_idempotency'
+    : `nestjs_idempotency_${createHash('sha256').update(T).digest('hex').slice(0, 8)}`;
 }

@@ -11,8 +11,9 @@
  * partition.
  */
 
-/** The advisory lock id of a key ($1 scope, $2 key); the single table's transactional claim uses the same. */
-export const KEY_LOCK = `hashtextextended($1::text || E'\\n' || $2::text, 0)`;
+import { failingWithoutRow } from './idempotency.sql';
+import { assertTableName } from './table-name';
+import { KEY_LOCK } from './key-lock.sql';
 
 /** A transaction-local setting that carries "this transaction holds the key's lock" to the claim. */
 const KEY_LOCKED_SETTING = 'nestjs_idempotency.key_locked';
@@ -53,9 +54,12 @@ export interface PartitionedStatements {
   markNotReplayable: string;
   /** $1 scope, $2 key, $3 token: the claim's live row, wherever a late write moved it. */
   release: string;
-  /** Transactional completion: $1-$7 as complete; the row is the one this transaction claimed. */
+  /**
+   * Transactional completion: $1-$7 as complete; the row is the one this transaction claimed. It
+   * fails when that row is gone (see failingWithoutRow).
+   */
   completeInTransaction: string;
-  /** Transactional markNotReplayable: $1-$5 as markNotReplayable. */
+  /** Transactional markNotReplayable: $1-$5 as markNotReplayable, failing the same way. */
   markNotReplayableInTransaction: string;
 }
 
@@ -118,8 +122,9 @@ SELECT 'existing', state, fingerprint, response_status, response_headers, respon
  WHERE NOT claimable${busy}`;
 }
 
-/** Builds the statements for the partitioned table `T` (validated by the caller). */
+/** Builds the statements for the partitioned table `T` (validated by `assertTableName`). */
 export function partitionedStatements(T: string): PartitionedStatements {
+  assertTableName(T);
   /*
    * A claim whose handler outlived its lease and its TTL has an expired row, and another claim may
    * have inserted a live one since: the late write must not bring the old row back to life (two
@@ -157,7 +162,9 @@ export function partitionedStatements(T: string): PartitionedStatements {
     DELETE FROM ${T}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
        AND expires_at > now()`,
-    completeInTransaction: completion(sameTransaction, sameTransaction),
-    markNotReplayableInTransaction: notReplayable(expiryIn('$5::float8'), expiryIn('$5::float8')),
+    completeInTransaction: failingWithoutRow(completion(sameTransaction, sameTransaction)),
+    markNotReplayableInTransaction: failingWithoutRow(
+      notReplayable(expiryIn('$5::float8'), expiryIn('$5::float8')),
+    ),
   };
 }

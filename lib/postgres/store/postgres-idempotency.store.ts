@@ -10,25 +10,12 @@ import {
   type TransactionalClaimResult,
   type TransactionalLookupResult,
 } from '../../store/transactional-idempotency-store';
-import {
-  type Planned,
-  inExplicitTransaction,
-  leaseClaim,
-  leaseComplete,
-  leaseMarkNotReplayable,
-  leaseRelease,
-  openTransaction,
-  transactionalClaim,
-} from './idempotency-pipelines';
-import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
-import { type IdempotencyStatements, idempotencyStatements } from '../sql/idempotency.sql';
-import {
-  IdempotencyPartitions,
-  type IdempotencyPartitioning,
-  explainPartitionError,
-  readTableLayout,
-} from './idempotency-partitions';
-import { BEGIN_READ_COMMITTED } from '../sql/partitioned-idempotency.sql';
+import { PartitionedTableLayout } from '../layout/partitioned-table.layout';
+import { type Planned, inExplicitTransaction, openTransaction } from '../layout/planned';
+import { SingleTableLayout } from '../layout/single-table.layout';
+import type { IdempotencyTableLayout } from '../layout/table-layout';
+import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
+import { IDEMPOTENCY_TABLE } from '../sql/table-name';
 import {
   PipelineError,
   type PipelineResult,
@@ -67,19 +54,16 @@ type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
  * transactional mode, on a query runner of the same DataSource.
  */
 export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<EntityManager> {
-  private readonly table: string;
-  private readonly sql: IdempotencyStatements;
-  private readonly partitions: IdempotencyPartitions | null;
+  private readonly layout: IdempotencyTableLayout;
   private begin: string | undefined;
-  /** The server's default_transaction_isolation, read at start-up (partitioned table). */
-  private defaultIsolation: string | undefined;
 
   /**
    * @param dataSource an initialised TypeORM DataSource on PostgreSQL (its pool is borrowed).
    * @param tableName the idempotency table, optionally schema-qualified. Default:
    *   `idempotency_records`.
    * @param partitioning set when the table is partitioned by expiry (created with
-   *   `createPartitionedIdempotencyTableSql`): the store then creates and drops its partitions.
+   *   `createPartitionedIdempotencyTableSql`): `maintain()` then creates its partitions ahead and
+   *   `purgeExpired()` drops the expired ones.
    */
   constructor(
     private readonly dataSource: DataSource,
@@ -87,51 +71,39 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
     partitioning?: IdempotencyPartitioning,
   ) {
     super();
-    this.table = tableName ?? IDEMPOTENCY_TABLE;
-    this.sql = idempotencyStatements(this.table, partitioning !== undefined);
-    this.partitions = partitioning
-      ? new IdempotencyPartitions(() => this.pool(), this.table, partitioning)
-      : null;
+    const context = {
+      table: tableName ?? IDEMPOTENCY_TABLE,
+      dataSource,
+      dataSourceBegin: () => beginStatement(dataSource),
+      pool: () => this.pool(),
+    };
+    this.layout = partitioning
+      ? new PartitionedTableLayout(context, partitioning)
+      : new SingleTableLayout(context);
   }
 
   /**
    * Checks that the table's layout is the configured one; for a partitioned table, creates the
    * partitions the next claims need.
    */
-  override async prepare(): Promise<void> {
-    if (!this.partitions || !this.sql.partitioned) {
-      await this.refusePartitionedTable();
-      return;
-    }
-    const { defaultIsolation } = await this.partitions.prepare();
-    this.defaultIsolation = defaultIsolation;
-    this.sql.partitioned.readCommittedByDefault = defaultIsolation === 'read committed';
+  override prepare(): Promise<void> {
+    return this.layout.prepare();
   }
 
-  /**
-   * The single table's claim cannot work on a partitioned table (every claim would answer 503), so
-   * a configuration that forgot `partitioning` stops at start-up instead. A table that does not
-   * exist yet is left to the claims to report.
-   */
-  private async refusePartitionedTable(): Promise<void> {
-    const { kind, leaf } = await readTableLayout(this.pool(), this.table);
-    if (kind === 'p') {
-      throw new Error(
-        `nestjs-idempotency: ${this.table} is partitioned; set the partitioning option for it.`,
-      );
-    }
-    // The old table after a migration: its keys are served through the partitioned table now.
-    if (leaf) {
-      throw new Error(
-        `nestjs-idempotency: ${this.table} is a partition of another table; configure that table (with partitioning) instead.`,
-      );
-    }
+  /** For a partitioned table: creates the partitions ahead. Nothing for an ordinary table. */
+  override maintain(): Promise<void> {
+    return this.layout.maintain();
+  }
+
+  /** The partitioning's `maintenanceIntervalMs`; 0 for an ordinary table. */
+  override maintenanceIntervalMs(): number {
+    return this.layout.maintenanceIntervalMs();
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const token = randomUUID();
-      const { rows } = await this.runPlanned<ClaimRow>(leaseClaim(this.sql, request, token));
+      const { rows } = await this.runPlanned<ClaimRow>(this.layout.claim(request, token));
       const row = rows[0];
       if (row?.outcome === 'claimed') {
         return { kind: 'claimed', handle: claimHandle(request, token, row) };
@@ -147,8 +119,8 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
 
   async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
     const { rows } = await this.pool().query<ClaimRow & { free: boolean }>({
-      name: `${this.sql.namePrefix}_lookup`,
-      text: this.sql.lookup,
+      name: `${this.layout.namePrefix}_lookup`,
+      text: this.layout.lookup,
       values: [request.scope, request.key],
     });
     const row = rows[0];
@@ -173,7 +145,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const token = randomUUID();
         // The first attempt opens the transaction in the same round trip.
-        const claim = transactionalClaim(this.sql, request, token, attempt === 0 ? opening : []);
+        const claim = this.layout.claimInTransaction(request, token, attempt === 0 ? opening : []);
         const results = await runPipeline(client, claim.statements);
         if (attempt === 0) {
           await transactionStarted(queryRunner);
@@ -189,7 +161,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
               request,
               queryRunner,
               client,
-              this.sql,
+              this.layout,
               this.beginText(),
               limits && statementTimeoutMs > 0 ? statementTimeoutMs + limits.graceMs : null,
             ),
@@ -205,7 +177,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
       }
       return { kind: 'busy' };
     } catch (error) {
-      throw this.partitions ? explainPartitionError(error) : error;
+      throw this.layout.explain(error);
     } finally {
       if (!claimed) {
         this.abandon(queryRunner);
@@ -231,14 +203,12 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
   }
 
   private beginText(): string {
-    this.begin ??= this.sql.partitioned
-      ? readCommittedOnly(this.dataSource, this.defaultIsolation)
-      : beginStatement(this.dataSource);
+    this.begin ??= this.layout.begin();
     return this.begin;
   }
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
-    const { rowCount } = await this.runPlanned(leaseComplete(this.sql, handle, response, ttlMs));
+    const { rowCount } = await this.runPlanned(this.layout.complete(handle, response, ttlMs));
     return rowCount === 1;
   }
 
@@ -248,7 +218,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
     ttlMs: number,
   ): Promise<boolean> {
     const { rows, rowCount } = await this.runPlanned<{ expires_at_ms: string }>(
-      leaseMarkNotReplayable(this.sql, handle, status, ttlMs),
+      this.layout.markNotReplayable(handle, status, ttlMs),
     );
     if (rows[0]) {
       // The row may have moved to another partition: the next write of this claim looks there.
@@ -258,25 +228,17 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
   }
 
   async release(handle: ClaimHandle): Promise<boolean> {
-    const { rowCount } = await this.runPlanned(leaseRelease(this.sql, handle));
+    const { rowCount } = await this.runPlanned(this.layout.release(handle));
     return rowCount === 1;
   }
 
   /**
-   * Single table: deletes up to `batchSize` expired rows. Partitioned table: drops the partitions
-   * whose rows have all expired and creates the ones ahead, whatever `batchSize`, and returns the
-   * dropped partitions' estimated row count.
+   * Ordinary table: deletes up to `batchSize` expired rows. Partitioned table: drops the
+   * partitions whose rows have all expired, whatever `batchSize`, and returns their estimated row
+   * count.
    */
-  async purgeExpired(batchSize: number): Promise<number> {
-    if (this.partitions) {
-      return this.partitions.maintain();
-    }
-    const { rowCount } = await this.pool().query({
-      name: `${this.sql.namePrefix}_purge`,
-      text: this.sql.purge,
-      values: [batchSize],
-    });
-    return rowCount ?? 0;
+  purgeExpired(batchSize: number): Promise<number> {
+    return this.layout.purgeExpired(batchSize);
   }
 
   /**
@@ -298,7 +260,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
       }
       return await this.pipelineOnPool<R>(planned);
     } catch (error) {
-      throw this.partitions ? explainPartitionError(error) : error;
+      throw this.layout.explain(error);
     }
   }
 
@@ -354,23 +316,6 @@ function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): Claim
     handle.location = row.claimed_expires_at_ms;
   }
   return handle;
-}
-
-/**
- * A partitioned table's key lock must be taken before its transaction's snapshot, which READ
- * COMMITTED takes per statement; under REPEATABLE READ or SERIALIZABLE the snapshot of the first
- * statement would miss a row committed while the claim waited for the lock. Handlers written for
- * a stricter level (the DataSource's, or the server's default) are refused rather than silently
- * run in READ COMMITTED.
- */
-function readCommittedOnly(dataSource: DataSource, serverDefault: string | undefined): string {
-  const level = dataSource.options.isolationLevel ?? serverDefault?.toUpperCase();
-  if (level !== undefined && level !== 'READ COMMITTED') {
-    throw new Error(
-      `nestjs-idempotency: transactional routes on a partitioned idempotency table run in READ COMMITTED, but the ${dataSource.options.isolationLevel ? 'DataSource' : "database's default"} isolation level is ${level}.`,
-    );
-  }
-  return BEGIN_READ_COMMITTED;
 }
 
 function decideRow(row: ClaimRow, request: ClaimRequest): Decided {

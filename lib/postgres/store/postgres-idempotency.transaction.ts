@@ -7,12 +7,7 @@ import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
 } from '../../store/transactional-idempotency-store';
-import {
-  completionInTransaction,
-  notReplayableInTransaction,
-  transactionalClaim,
-} from './idempotency-pipelines';
-import type { IdempotencyStatements } from '../sql/idempotency.sql';
+import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { PipelineError, type PipelineStatement, runPipeline } from '../driver/pipelined-query';
 import { StatementDeadline } from './statement-deadline';
 import {
@@ -36,7 +31,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     private readonly request: ClaimRequest,
     private readonly queryRunner: QueryRunner,
     private readonly client: PoolClient,
-    private readonly sql: IdempotencyStatements,
+    private readonly layout: IdempotencyTableLayout,
     /** The BEGIN of this DataSource (with its isolation level). */
     private readonly begin: string,
     /**
@@ -58,7 +53,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
     return this.commitWith(
       response.status,
-      completionInTransaction(this.sql, this.handle, this.handle.token, response, this.ttl(ttlMs)),
+      this.layout.completeInTransaction(this.handle, this.handle.token, response, this.ttl(ttlMs)),
     );
   }
 
@@ -66,7 +61,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     this.finished = true;
     const token = randomUUID();
     // No statement of the handler follows: the BEGIN needs no statement_timeout.
-    const claim = transactionalClaim(this.sql, this.request, token, [{ text: this.begin }]);
+    const claim = this.layout.claimInTransaction(this.request, token, [{ text: this.begin }]);
     const completion = 1 + claim.statements.length;
     try {
       await transactionCommitting(this.queryRunner);
@@ -75,7 +70,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       const results = await runPipeline(this.client, [
         { text: 'ROLLBACK' },
         ...claim.statements,
-        completionInTransaction(this.sql, this.handle, token, response, this.ttl(ttlMs)),
+        this.layout.completeInTransaction(this.handle, token, response, this.ttl(ttlMs)),
         { text: 'COMMIT' },
       ]);
       await transactionCommitted(this.queryRunner);
@@ -100,16 +95,12 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
     return this.commitWith(
       status,
-      notReplayableInTransaction(this.sql, this.handle, status, this.ttl(ttlMs)),
+      this.layout.markNotReplayableInTransaction(this.handle, status, this.ttl(ttlMs)),
     );
   }
 
-  /**
-   * On a partitioned table the write finds the row by the expiry its claim wrote, from the claim's
-   * TTL (the same value in practice): another would miss the row and fail the commit.
-   */
   private ttl(ttlMs: number): number {
-    return this.sql.partitioned ? this.request.ttlMs : ttlMs;
+    return this.layout.transactionalTtlMs(this.request.ttlMs, ttlMs);
   }
 
   /** Runs `write` on the claim's row and COMMIT in one round trip; rolls back when either fails. */

@@ -2,8 +2,8 @@ import type { IdempotencyStore } from '../../store/idempotency-store';
 import { type ConformanceContext, replayOf, sampleResponse } from './conformance-context';
 
 /**
- * Expiry and purge: a key past its TTL is new again whether or not the purge has run, and the
- * purge removes expired keys only.
+ * Expiry, purge and maintenance: a key past its TTL is new again whether or not the purge has
+ * run, the purge removes expired keys only, and the store's upkeep changes no key.
  */
 export function expiryCases<S extends IdempotencyStore>(c: ConformanceContext<S>): void {
   const { expect } = c;
@@ -65,6 +65,27 @@ export function expiryCases<S extends IdempotencyStore>(c: ConformanceContext<S>
     });
   });
 
+  /** Three live keys (finished, running, not replayable); returns the check that they still are. */
+  const liveKeys = async () => {
+    const store = c.store();
+    const finished = c.request('live-finished');
+    await store.complete(await c.claimed(finished), sampleResponse('live'), longMs);
+    const running = c.request('live-running');
+    await c.claimed(running);
+    const spent = c.request('live-spent');
+    await store.markNotReplayable(await c.claimed(spent), 500, longMs);
+    return async () => {
+      expect(await c.claim(finished)).toEqual(replayOf(sampleResponse('live')));
+      expect(await c.claim(running)).toMatchObject({ kind: 'in-flight' });
+      expect(await c.claim(spent)).toEqual({ kind: 'not-replayable', status: 500 });
+    };
+  };
+  const expectRecords = async (expected: number) => {
+    if (c.options.countRecords) {
+      expect(await c.options.countRecords(c.store())).toBe(expected);
+    }
+  };
+
   c.describe('purge', () => {
     /** Five keys that expire within two short periods: four finished, one abandoned. */
     const expiringKeys = async () => {
@@ -74,27 +95,6 @@ export function expiryCases<S extends IdempotencyStore>(c: ConformanceContext<S>
       }
       await c.claimed(c.request('abandoned', { lockTimeoutMs: shortMs, ttlMs: shortMs }));
     };
-    /** Three live keys (finished, running, not replayable); returns the check that they still are. */
-    const liveKeys = async () => {
-      const store = c.store();
-      const finished = c.request('live-finished');
-      await store.complete(await c.claimed(finished), sampleResponse('live'), longMs);
-      const running = c.request('live-running');
-      await c.claimed(running);
-      const spent = c.request('live-spent');
-      await store.markNotReplayable(await c.claimed(spent), 500, longMs);
-      return async () => {
-        expect(await c.claim(finished)).toEqual(replayOf(sampleResponse('live')));
-        expect(await c.claim(running)).toMatchObject({ kind: 'in-flight' });
-        expect(await c.claim(spent)).toEqual({ kind: 'not-replayable', status: 500 });
-      };
-    };
-    const expectRecords = async (expected: number) => {
-      if (c.options.countRecords) {
-        expect(await c.options.countRecords(c.store())).toBe(expected);
-      }
-    };
-
     if (c.settings.purge === 'batched') {
       c.test('deletes expired keys only, at most a batch at a time, and counts them', async () => {
         await expiringKeys();
@@ -127,6 +127,19 @@ export function expiryCases<S extends IdempotencyStore>(c: ConformanceContext<S>
       if (c.settings.purge === 'batched') {
         expect(purged).toBe(0);
       }
+      await expectRecords(3);
+      await liveKeysAnswer();
+    });
+  });
+
+  c.describe('maintenance', () => {
+    c.test('declares a whole interval of 0 or more, and leaves every key as it was', async () => {
+      const store: Partial<IdempotencyStore> = c.store();
+      const interval = store.maintenanceIntervalMs?.() ?? 0;
+      expect(Number.isInteger(interval) && interval >= 0).toBe(true);
+      const liveKeysAnswer = await liveKeys();
+      await store.maintain?.();
+      await store.maintain?.();
       await expectRecords(3);
       await liveKeysAnswer();
     });

@@ -66,6 +66,24 @@ export function leaseCases<S extends IdempotencyStore>(c: ConformanceContext<S>)
       expect(await c.claim(request)).toEqual(replayOf(response));
     });
 
+    c.test('refuses every write of a claim whose key expired and was claimed anew', async () => {
+      const { shortMs, longMs } = c.settings;
+      const request = short('replaced', { ttlMs: shortMs });
+      const stale = await c.claimed(request);
+      // Lease and TTL both ran out: the key is new again, and a new request takes it.
+      await c.outlive(2 * shortMs);
+      const next = { ...request, fingerprint: 'fp-2', lockTimeoutMs: longMs, ttlMs: longMs };
+      const current = await c.claimed(next);
+      const store = c.store();
+      expect(await store.complete(stale, sampleResponse('stale'), longMs)).toBe(false);
+      expect(await store.markNotReplayable(stale, 201, longMs)).toBe(false);
+      expect(await store.release(stale)).toBe(false);
+      expect(await c.claim(next)).toMatchObject({ kind: 'in-flight' });
+      const response = sampleResponse('current');
+      expect(await store.complete(current, response, longMs)).toBe(true);
+      expect(await c.claim(next)).toEqual(replayOf(response));
+    });
+
     c.test('refuses a token that is not the current claim', async () => {
       const request = c.request('forged');
       const handle = await c.claimed(request);

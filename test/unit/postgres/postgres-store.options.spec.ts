@@ -21,6 +21,7 @@ describe('resolvePartitioning', () => {
     expect(resolvePartitioning({ partitioning: {} })).toEqual({
       partitionMs: 86_400_000,
       aheadMs: 3 * 86_400_000,
+      maintenanceIntervalMs: 60_000,
       detachTimeoutMs: 30_000,
     });
   });
@@ -34,13 +35,52 @@ describe('resolvePartitioning', () => {
     ).toThrow(/must exceed/);
     expect(
       resolvePartitioning({ partitioning: { aheadMs: 5001 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
-    ).toEqual({ partitionMs: 86_400_000, aheadMs: 5001, detachTimeoutMs: 30_000 });
+    ).toEqual({
+      partitionMs: 86_400_000,
+      aheadMs: 5001,
+      maintenanceIntervalMs: 1000,
+      detachTimeoutMs: 30_000,
+    });
   });
 
-  it('refuses to run without the purge interval, which creates the partitions', () => {
-    expect(() => resolvePartitioning({ partitioning: {}, purgeIntervalMs: 0 })).toThrow(
-      /partitioning needs a purgeIntervalMs/,
+  it('runs without a purge interval: creating partitions is maintenance, not purging', () => {
+    expect(resolvePartitioning({ partitioning: {}, purgeIntervalMs: 0 })).toMatchObject({
+      maintenanceIntervalMs: 60_000,
+      detachTimeoutMs: 30_000,
+    });
+  });
+
+  it('creates partitions a quarter of the margin past the longest claim apart, from 1 s to 1 min', () => {
+    const margin = (aheadMs: number) =>
+      resolvePartitioning({ partitioning: { aheadMs }, ttlMs: 1000, lockTimeoutMs: 1000 });
+    expect(margin(2000 + 20_000)?.maintenanceIntervalMs).toBe(5000);
+    expect(margin(2000 + 2000)?.maintenanceIntervalMs).toBe(1000);
+    expect(margin(2000 + 3_600_000)?.maintenanceIntervalMs).toBe(60_000);
+  });
+
+  it('takes a maintenance interval within the margin, or 0 for maintenance run by the application', () => {
+    const options = { ttlMs: 1000, lockTimeoutMs: 1000 };
+    const partitioning = { aheadMs: 12_000 };
+    expect(
+      resolvePartitioning({
+        partitioning: { ...partitioning, maintenanceIntervalMs: 10_000 },
+        ...options,
+      })?.maintenanceIntervalMs,
+    ).toBe(10_000);
+    expect(() =>
+      resolvePartitioning({
+        partitioning: { ...partitioning, maintenanceIntervalMs: 10_001 },
+        ...options,
+      }),
+    ).toThrow(
+      /maintenanceIntervalMs \(10001\) must not exceed aheadMs - ttlMs - lockTimeoutMs \(10000\)/,
     );
+    expect(
+      resolvePartitioning({
+        partitioning: { ...partitioning, maintenanceIntervalMs: 0 },
+        ...options,
+      })?.maintenanceIntervalMs,
+    ).toBe(0);
   });
 
   it.each([
@@ -48,6 +88,8 @@ describe('resolvePartitioning', () => {
     [{ partitionMs: 1.5 }, /partitionMs must be a whole number of seconds/],
     [{ partitionMs: 1500 }, /partitionMs must be a whole number of seconds/],
     [{ aheadMs: -1 }, /aheadMs must be a positive number/],
+    [{ maintenanceIntervalMs: -1 }, /maintenanceIntervalMs must be a positive number/],
+    [{ maintenanceIntervalMs: Number.NaN }, /maintenanceIntervalMs must be a positive number/],
   ])('refuses %j', (partitioning, message) => {
     expect(() => resolvePartitioning({ partitioning })).toThrow(message);
   });

@@ -1,9 +1,11 @@
-import { assertTableName, idempotencyStatements } from '../../../lib/postgres/sql/idempotency.sql';
+import { idempotencyStatements } from '../../../lib/postgres/sql/idempotency.sql';
+import { assertTableName } from '../../../lib/postgres/sql/table-name';
+import { partitionedStatements } from '../../../lib/postgres/sql/partitioned-idempotency.sql';
 import {
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
 } from '../../../lib/postgres/schema/create-idempotency-records.migration';
-import { partitionedMigrationSql } from '../../../lib/postgres/sql/partitioned-migration.sql';
+import { partitionedMigrationSql } from '../../../lib/postgres/schema/partitioned-migration.sql';
 
 describe('table names', () => {
   it.each(['idempotency_records', 'Idem2', '_t', 'billing.idempotency_records', 'a'.repeat(63)])(
@@ -29,7 +31,7 @@ describe('table names', () => {
     expect(() => idempotencyStatements(name)).toThrow();
     expect(() => createIdempotencyTableSql(name)).toThrow();
     expect(() => createPartitionedIdempotencyTableSql(name)).toThrow();
-    expect(() => idempotencyStatements(name, true)).toThrow();
+    expect(() => partitionedStatements(name)).toThrow();
   });
 
   it('gives each table its own prepared statement names and texts', () => {
@@ -54,30 +56,27 @@ describe('the partitioned layout', () => {
   });
 
   it('takes the key lock in every write and never claims with ON CONFLICT', () => {
-    const sql = idempotencyStatements('billing.idem', true);
-    const partitioned = sql.partitioned;
-    expect(partitioned).not.toBeNull();
-    expect(partitioned?.claim).toContain('INSERT INTO billing.idem');
-    expect(partitioned?.claim).not.toContain('ON CONFLICT');
-    expect(partitioned?.transactionalClaim).toContain(
+    const partitioned = partitionedStatements('billing.idem');
+    expect(partitioned.claim).toContain('INSERT INTO billing.idem');
+    expect(partitioned.claim).not.toContain('ON CONFLICT');
+    expect(partitioned.transactionalClaim).toContain(
       "current_setting('nestjs_idempotency.key_locked', true)",
     );
-    expect(partitioned?.lockKey).toContain('pg_advisory_xact_lock');
-    expect(partitioned?.tryLockKey).toContain('pg_try_advisory_xact_lock');
+    expect(partitioned.lockKey).toContain('pg_advisory_xact_lock');
+    expect(partitioned.tryLockKey).toContain('pg_try_advisory_xact_lock');
     // Writes name the claim's partition instead of probing every one, from the exact milliseconds.
-    for (const write of [partitioned?.complete, partitioned?.markNotReplayable]) {
+    for (const write of [partitioned.complete, partitioned.markNotReplayable]) {
       expect(write).toMatch(
         /expires_at = \(timestamptz 'epoch' \+ \$\d::bigint \* interval '1 millisecond'\)/,
       );
       // A late write never revives an expired claim that a newer one replaced.
       expect(write).toContain('o.lock_token <> $3::uuid');
     }
-    expect(partitioned?.claim).toContain('(extract(epoch FROM expires_at) * 1000)::bigint::text');
+    expect(partitioned.claim).toContain('(extract(epoch FROM expires_at) * 1000)::bigint::text');
     // The lock refuses to run outside READ COMMITTED, where it would come after the snapshot.
-    expect(partitioned?.lockKey).toContain(
+    expect(partitioned.lockKey).toContain(
       "current_setting('transaction_isolation') = 'read committed'",
     );
-    expect(idempotencyStatements('billing.idem').partitioned).toBeNull();
     // The row-by-row purge stays off partitioned tables, where a ctid names rows of every partition.
     expect(idempotencyStatements('billing.idem').purge).toContain('DELETE FROM ONLY billing.idem');
     expect(idempotencyStatements('billing.idem').purge).toContain(

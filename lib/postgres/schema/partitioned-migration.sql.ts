@@ -1,6 +1,5 @@
-import { createPartitionedIdempotencyTableSql } from '../schema/create-idempotency-records.migration';
-import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
-import { assertTableName } from './idempotency.sql';
+import { createPartitionedIdempotencyTableSql } from './create-idempotency-records.migration';
+import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
 
 /**
  * How long the migration's exclusive locks may wait (for transactions using the table) before the

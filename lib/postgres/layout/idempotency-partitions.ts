@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
-import { IDEMPOTENCY_TABLE } from '../schema/idempotency-record.entity';
+import { IDEMPOTENCY_TABLE } from '../sql/table-name';
+import { readTableShape } from './table-shape';
 
 /** How a table partitioned by expiry is kept (resolved, in milliseconds). */
 export interface IdempotencyPartitioning {
@@ -8,6 +9,11 @@ export interface IdempotencyPartitioning {
   partitionMs: number;
   /** How far past now partitions must exist. */
   aheadMs: number;
+  /**
+   * How often partitions ahead are created while the application runs; 0 for never (the
+   * application calls `maintain()` itself).
+   */
+  maintenanceIntervalMs: number;
   /**
    * Longest wait of one DETACH ... CONCURRENTLY for the transactions using the table; past it the
    * partition stays pending until a later pass, which keeps a long transaction from holding up
@@ -84,7 +90,7 @@ export class IdempotencyPartitions {
    * ahead (at start-up). Returns the server's default isolation level.
    */
   async prepare(): Promise<{ defaultIsolation: string }> {
-    const { kind, key, hasDefault, defaultIsolation } = await readTableLayout(
+    const { kind, key, hasDefault, defaultIsolation } = await readTableShape(
       this.pool(),
       this.table,
     );
@@ -113,21 +119,11 @@ export class IdempotencyPartitions {
   }
 
   /**
-   * One pass: creates what is missing ahead, then drops what has expired. Returns the dropped
-   * partitions' estimated row count.
-   */
-  async maintain(): Promise<number> {
-    // Creation first: a DETACH can wait for long transactions, and new claims need room.
-    await this.createAhead();
-    return this.dropExpired();
-  }
-
-  /**
    * Creates the missing partitions from the current one to `aheadMs` past now. Instances starting
    * together each wait for the one creating (a short transaction), so none serves before the
    * partitions exist; when nothing is missing, which is nearly always, no lock is taken.
    */
-  private async createAhead(): Promise<void> {
+  async createAhead(): Promise<void> {
     const client = await this.connect();
     try {
       if ((await this.missingRanges(client)).length > 0) {
@@ -191,7 +187,7 @@ export class IdempotencyPartitions {
    * session lock: DETACH ... CONCURRENTLY cannot run inside a transaction). Returns their estimated
    * row count, 0 when another instance holds the pass.
    */
-  private async dropExpired(): Promise<number> {
+  async dropExpired(): Promise<number> {
     const client = await this.connect();
     const lock = [this.table, 'drop-partitions'];
     try {
@@ -332,45 +328,6 @@ export class IdempotencyPartitions {
   }
 }
 
-/** What the store needs to know of its table before serving (one catalog read). */
-export interface TableLayout {
-  /** `relkind`: `r` ordinary, `p` partitioned; null when the table does not exist. */
-  kind: string | null;
-  /** The table is itself a partition of another (the old table after a migration). */
-  leaf: boolean;
-  /** `RANGE (expires_at)` for the partitioned layout. */
-  key: string | null;
-  hasDefault: boolean;
-  /** The server's default_transaction_isolation for this connection's role and database. */
-  defaultIsolation: string;
-}
-
-export async function readTableLayout(pool: Pool, table: string): Promise<TableLayout> {
-  const { rows } = await pool.query<{
-    kind: string | null;
-    leaf: boolean | null;
-    key: string | null;
-    has_default: boolean | null;
-    isolation: string;
-  }>(
-    `SELECT c.relkind::text AS kind, c.relispartition AS leaf, pg_get_partkeydef(c.oid) AS key,
-            p.partdefid <> 0 AS has_default,
-            current_setting('default_transaction_isolation') AS isolation
-       FROM (SELECT to_regclass($1) AS oid) t
-       LEFT JOIN pg_class c ON c.oid = t.oid
-       LEFT JOIN pg_partitioned_table p ON p.partrelid = t.oid`,
-    [table],
-  );
-  const row = rows[0];
-  return {
-    kind: row.kind,
-    leaf: row.leaf === true,
-    key: row.key,
-    hasDefault: row.has_default === true,
-    defaultIsolation: row.isolation,
-  };
-}
-
 /**
  * Sets session settings on `client` (for the session, not a transaction) and returns what they
  * were, to be set back the same way. Each setting is read before it is written: a target list is
@@ -397,37 +354,4 @@ async function setSession(
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-/**
- * Errors of a lease-mode write on a partitioned table, said in terms of what to change: a claim
- * whose expiry lies past the last partition fails with "no partition of relation ... found for
- * row" (23514); the key lock's guard fails (22012) outside READ COMMITTED.
- */
-export function explainPartitionError(error: unknown): unknown {
-  const { code, message, cause } = (error ?? {}) as {
-    code?: unknown;
-    message?: unknown;
-    cause?: { routine?: unknown };
-  };
-  // The routine names the failure whatever the server's language (a PipelineError keeps the
-  // server's error as its cause).
-  const routine = cause?.routine ?? (error as { routine?: unknown } | null)?.routine;
-  if (code === '22012') {
-    return new Error(
-      'nestjs-idempotency: a partitioned idempotency table needs READ COMMITTED transactions, and this one was not (the database default_transaction_isolation changed after start-up?).',
-      { cause: error },
-    );
-  }
-  if (
-    code === '23514' &&
-    (routine === 'ExecFindPartition' ||
-      (typeof message === 'string' && message.includes('no partition')))
-  ) {
-    return new Error(
-      "nestjs-idempotency: no partition of the idempotency table covers this key's expiry. Partitions are created partitioning.aheadMs ahead, which must exceed every route's ttlMs + lockTimeoutMs; check that the purge runs (purgeIntervalMs).",
-      { cause: error },
-    );
-  }
-  return error;
 }

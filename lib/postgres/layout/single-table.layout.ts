@@ -1,0 +1,134 @@
+import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type { StoredResponse } from '../../store/stored-response.interface';
+import type { PipelineStatement } from '../driver/pipelined-query';
+import { type IdempotencyStatements, idempotencyStatements } from '../sql/idempotency.sql';
+import { type Planned, claimValues, notReplayableValues, responseValues } from './planned';
+import type { IdempotencyTableLayout, TableLayoutContext } from './table-layout';
+import { readTableShape } from './table-shape';
+
+/**
+ * One ordinary table, one row per key under a unique index: every lease-mode operation is a
+ * single autocommitted statement, and expired rows are deleted in batches.
+ */
+export class SingleTableLayout implements IdempotencyTableLayout {
+  readonly namePrefix: string;
+  readonly lookup: string;
+  private readonly sql: IdempotencyStatements;
+
+  constructor(private readonly context: TableLayoutContext) {
+    this.sql = idempotencyStatements(context.table);
+    this.namePrefix = this.sql.namePrefix;
+    this.lookup = this.sql.lookup;
+  }
+
+  /**
+   * This layout's claim cannot work on a partitioned table (every claim would answer 503), so a
+   * configuration that forgot `partitioning` stops at start-up instead. A table that does not
+   * exist yet is left to the claims to report.
+   */
+  async prepare(): Promise<void> {
+    const { table } = this.context;
+    const { kind, leaf } = await readTableShape(this.context.pool(), table);
+    if (kind === 'p') {
+      throw new Error(
+        `nestjs-idempotency: ${table} is partitioned; set the partitioning option for it.`,
+      );
+    }
+    // The old table after a migration: its keys are served through the partitioned table now.
+    if (leaf) {
+      throw new Error(
+        `nestjs-idempotency: ${table} is a partition of another table; configure that table (with partitioning) instead.`,
+      );
+    }
+  }
+
+  begin(): string {
+    return this.context.dataSourceBegin();
+  }
+
+  claim(request: ClaimRequest, token: string): Planned {
+    return this.one('claim', this.sql.claim, claimValues(request, token));
+  }
+
+  complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Planned {
+    const values = responseValues(handle, handle.token, response, ttlMs);
+    return this.one('complete', this.sql.complete, values);
+  }
+
+  markNotReplayable(handle: ClaimHandle, status: number | null, ttlMs: number): Planned {
+    const values = notReplayableValues(handle, status, ttlMs);
+    return this.one('not_replayable', this.sql.markNotReplayable, values);
+  }
+
+  release(handle: ClaimHandle): Planned {
+    return this.one('release', this.sql.release, [handle.scope, handle.key, handle.token]);
+  }
+
+  claimInTransaction(
+    request: ClaimRequest,
+    token: string,
+    opening: readonly PipelineStatement[],
+  ): Planned {
+    const claim = {
+      name: `${this.namePrefix}_claim_in_transaction`,
+      text: this.sql.transactionalClaim,
+      values: claimValues(request, token),
+    };
+    return { statements: [...opening, claim], at: opening.length };
+  }
+
+  completeInTransaction(
+    handle: ClaimHandle,
+    token: string,
+    response: StoredResponse,
+    ttlMs: number,
+  ): PipelineStatement {
+    return {
+      name: `${this.namePrefix}_complete_in_transaction`,
+      text: this.sql.completeInTransaction,
+      values: responseValues(handle, token, response, ttlMs),
+    };
+  }
+
+  markNotReplayableInTransaction(
+    handle: ClaimHandle,
+    status: number | null,
+    ttlMs: number,
+  ): PipelineStatement {
+    return {
+      name: `${this.namePrefix}_not_replayable_in_transaction`,
+      text: this.sql.markNotReplayableInTransaction,
+      values: notReplayableValues(handle, status, ttlMs),
+    };
+  }
+
+  transactionalTtlMs(_claimTtlMs: number, ttlMs: number): number {
+    return ttlMs;
+  }
+
+  explain(error: unknown): unknown {
+    return error;
+  }
+
+  maintain(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  maintenanceIntervalMs(): number {
+    return 0;
+  }
+
+  /** Deletes up to `batchSize` expired rows; returns how many. */
+  async purgeExpired(batchSize: number): Promise<number> {
+    const { rowCount } = await this.context.pool().query({
+      name: `${this.namePrefix}_purge`,
+      text: this.sql.purge,
+      values: [batchSize],
+    });
+    return rowCount ?? 0;
+  }
+
+  private one(name: string, text: string, values: PipelineStatement['values']): Planned {
+    return { statements: [{ name: `${this.namePrefix}_${name}`, text, values }], at: 0 };
+  }
+}

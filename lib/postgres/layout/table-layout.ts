@@ -1,0 +1,80 @@
+import type { Pool } from 'pg';
+import type { DataSource } from 'typeorm';
+import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type { StoredResponse } from '../../store/stored-response.interface';
+import type { PipelineStatement } from '../driver/pipelined-query';
+import type { Planned } from './planned';
+
+/**
+ * How the store's rows are laid out in PostgreSQL: what each operation sends, and what the table
+ * needs to stay usable. The store runs the statements; a layout decides them. Two exist: one
+ * ordinary table (a unique index keeps one row per key) and a table partitioned by expiry (a
+ * per-key lock does, and expired partitions are dropped whole).
+ */
+export interface IdempotencyTableLayout {
+  /** Prefix of the prepared statements' names, unique per table. */
+  readonly namePrefix: string;
+  /** $1 scope, $2 key: the key's live row without claiming it, and whether its lock is free. */
+  readonly lookup: string;
+
+  /** Checks at start-up that the table has this layout, and readies it (partitions ahead). */
+  prepare(): Promise<void>;
+  /** The statement that opens a transactional request's transaction. */
+  begin(): string;
+
+  /** Lease mode: the claim of `request` under `token`. */
+  claim(request: ClaimRequest, token: string): Planned;
+  /** Lease mode: stores `response` in the claim's row. */
+  complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Planned;
+  /** Lease mode: marks the claim's row as executed but not replayable. */
+  markNotReplayable(handle: ClaimHandle, status: number | null, ttlMs: number): Planned;
+  /** Lease mode: deletes the claim's row unless it completed. */
+  release(handle: ClaimHandle): Planned;
+
+  /**
+   * Transactional mode: the claim of `request` under `token` inside the caller's transaction,
+   * after `opening` (what opens the transaction in the same round trip; none when it is open).
+   */
+  claimInTransaction(
+    request: ClaimRequest,
+    token: string,
+    opening: readonly PipelineStatement[],
+  ): Planned;
+  /** Transactional mode: writes `response` into the row claimed with `token`; fails without one. */
+  completeInTransaction(
+    handle: ClaimHandle,
+    token: string,
+    response: StoredResponse,
+    ttlMs: number,
+  ): PipelineStatement;
+  /** Transactional mode: marks the claimed row as not replayable; fails without one. */
+  markNotReplayableInTransaction(
+    handle: ClaimHandle,
+    status: number | null,
+    ttlMs: number,
+  ): PipelineStatement;
+  /** The TTL a transactional write must use, from the claim's TTL and the one asked for. */
+  transactionalTtlMs(claimTtlMs: number, ttlMs: number): number;
+
+  /** An error of this layout's statements, said in terms of what to change (or as it is). */
+  explain(error: unknown): unknown;
+
+  /** Upkeep while the application runs (partitions ahead); see `IdempotencyStore.maintain`. */
+  maintain(): Promise<void>;
+  /** How often `maintain` must run, in milliseconds; 0 for never. */
+  maintenanceIntervalMs(): number;
+  /** See `IdempotencyStore.purgeExpired`. */
+  purgeExpired(batchSize: number): Promise<number>;
+}
+
+/** What a layout works on. */
+export interface TableLayoutContext {
+  /** The table, validated as an identifier by the layout's statements. */
+  table: string;
+  /** The application's DataSource, for its isolation level. */
+  dataSource: DataSource;
+  /** The BEGIN that TypeORM would send for the DataSource (with its isolation level). */
+  dataSourceBegin: () => string;
+  /** Its pg pool, read when used (the DataSource may initialise after the store is built). */
+  pool: () => Pool;
+}
