@@ -1,19 +1,25 @@
 import { Inject, Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants';
-import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import { configureRoute, coveredByAutoMethods } from './http/route-plan';
 import type { ResolvedModuleSettings } from './idempotency-options.defaults';
 import { IDEMPOTENT_METADATA, SKIP_IDEMPOTENCY_METADATA } from './idempotency.constants';
-import { IDEMPOTENCY_SETTINGS } from './idempotency.module-definition';
+import {
+  IDEMPOTENCY_SERVES_EVERY_ROUTE,
+  IDEMPOTENCY_SETTINGS,
+} from './idempotency.module-definition';
+import { type ModuleNode, providerModule } from './registration-scope';
 import type { IdempotencyRouteOptions } from './interfaces/idempotency-options.interface';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 
 /**
- * Checks every route the interceptor may handle as the application starts, so that a route that
- * cannot work (an unknown or invalid option, a transactional route on a store without
- * transactions or with `@Res()`) stops the start instead of failing its first request, and a
- * route whose responses cannot be replayed is named once.
+ * Checks every route this registration's interceptor may handle as the application starts, so
+ * that a route that cannot work (an unknown or invalid option, a transactional route on a store
+ * without transactions or with `@Res()`) stops the start instead of failing its first request, and
+ * a route whose responses cannot be replayed is named once. With several registrations (each
+ * `isGlobal: false`, in its own feature module), each checks the controllers whose module it
+ * serves: a route is held against the store it will use.
  */
 @Injectable()
 export class IdempotencyRoutesValidator implements OnModuleInit {
@@ -24,13 +30,16 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
     private readonly scanner: MetadataScanner,
     @Inject(IDEMPOTENCY_SETTINGS) private readonly settings: ResolvedModuleSettings,
     private readonly store: IdempotencyStore,
+    private readonly modules: ModulesContainer,
+    @Inject(IDEMPOTENCY_SERVES_EVERY_ROUTE) private readonly servesEveryRoute: boolean,
   ) {}
 
   onModuleInit(): void {
     const transactions = this.store instanceof TransactionalIdempotencyStore;
+    const own = this.ownModule();
     for (const wrapper of this.discovery.getControllers()) {
       const controller = wrapper.metatype as Type | null;
-      if (!controller?.prototype) {
+      if (!controller?.prototype || !this.serves(wrapper.host as ModuleNode | undefined, own)) {
         continue;
       }
       const prototype = controller.prototype as Record<string, unknown>;
@@ -61,6 +70,29 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
         }
       }
     }
+  }
+
+  /**
+   * Whether this registration's interceptor handles the controllers of `host`: always when it is
+   * the global interceptor, else when `host` gets its settings from this registration. When the
+   * module graph cannot be read, every controller is checked, as for a single registration.
+   */
+  private serves(host: ModuleNode | undefined, own: ModuleNode | undefined): boolean {
+    if (this.servesEveryRoute || !host || !own) {
+      return true;
+    }
+    return providerModule(host, IDEMPOTENCY_SETTINGS) === own;
+  }
+
+  /** The registration (a module of the container) this validator belongs to. */
+  private ownModule(): ModuleNode | undefined {
+    for (const module of this.modules.values()) {
+      const wrapper = module.providers.get(IdempotencyRoutesValidator);
+      if (wrapper?.instance === this) {
+        return module as unknown as ModuleNode;
+      }
+    }
+    return undefined;
   }
 }
 

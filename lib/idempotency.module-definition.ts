@@ -47,5 +47,8 @@ export type IdempotencyModuleForRootOptions = typeof OPTIONS_TYPE;
 /** What `IdempotencyModule.forRootAsync()` takes: a factory, class or existing provider of the options, with the extras beside it. */
 export type IdempotencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
 
+/** Token of whether this registration's interceptor is the application's global one. */
+export const IDEMPOTENCY_SERVES_EVERY_ROUTE = Symbol('IDEMPOTENCY_SERVES_EVERY_ROUTE');
+
 /** Token of the resolved module settings (defaults applied once). */
 export const IDEMPOTENCY_SETTINGS = Symbol('IDEMPOTENCY_SETTINGS');

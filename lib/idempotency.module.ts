@@ -8,6 +8,7 @@ import { IdempotencyRoutesValidator } from './idempotency-routes.validator';
 import {
   ConfigurableModuleClass,
   IDEMPOTENCY_MODULE_OPTIONS,
+  IDEMPOTENCY_SERVES_EVERY_ROUTE,
   IDEMPOTENCY_SETTINGS,
   type IdempotencyModuleAsyncOptions,
   type IdempotencyModuleExtras,
@@ -76,7 +77,12 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
     );
   }
   const store = storeParts(extras.store);
-  const providers = [...(definition.providers ?? []), store.provider, ...store.providers];
+  const providers = [
+    ...(definition.providers ?? []),
+    store.provider,
+    ...store.providers,
+    { provide: IDEMPOTENCY_SERVES_EVERY_ROUTE, useValue: extras.useGlobalInterceptor === true },
+  ];
   if (extras.useGlobalInterceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor });
   }

@@ -1,4 +1,12 @@
-import { Controller, type INestApplication, Module, Post, Res, type Type } from '@nestjs/common';
+import {
+  Controller,
+  type INestApplication,
+  Module,
+  type ModuleMetadata,
+  Post,
+  Res,
+  type Type,
+} from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
@@ -40,18 +48,26 @@ const controllerWith = (options: IdempotencyRouteOptions, ownResponse = false): 
 };
 
 /** Starts an app with `controller` on `store`; resolves to the start-up's error, if any. */
-async function startError(
+function startError(
   adapter: AdapterName,
   controller: Type,
   store: IdempotencyStore,
   moduleOptions: Record<string, unknown> = {},
 ): Promise<Error | undefined> {
+  return startErrorOf(adapter, {
+    imports: [IdempotencyModule.forRoot({ store, purgeIntervalMs: 0, ...moduleOptions })],
+    controllers: [controller],
+  });
+}
+
+/** Starts an app of `metadata`; resolves to the start-up's error, if any. */
+async function startErrorOf(
+  adapter: AdapterName,
+  metadata: ModuleMetadata,
+): Promise<Error | undefined> {
   let app: INestApplication | undefined;
   try {
-    const moduleRef = await Test.createTestingModule({
-      imports: [IdempotencyModule.forRoot({ store, purgeIntervalMs: 0, ...moduleOptions })],
-      controllers: [controller],
-    }).compile();
+    const moduleRef = await Test.createTestingModule(metadata).compile();
     app = moduleRef.createNestApplication(
       adapter === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
       { logger: false },
@@ -161,5 +177,41 @@ describe.each(ADAPTERS)('route configuration checked at start-up (%s)', (adapter
       partitioning: {},
     });
     expect(error?.message).toMatch(/partitioning is an option of postgresStore\(\)/);
+  });
+
+  describe('with a registration per feature module', () => {
+    /** A feature module with its own registration on `store`, and one route of `options`. */
+    const feature = (name: string, store: IdempotencyStore, options: IdempotencyRouteOptions) => {
+      @Controller(name)
+      class FeatureController {
+        @Post()
+        @Idempotent(options)
+        create() {
+          return {};
+        }
+      }
+      @Module({
+        imports: [IdempotencyModule.forRoot({ store, isGlobal: false, purgeIntervalMs: 0 })],
+        controllers: [FeatureController],
+      })
+      class FeatureModule {}
+      return FeatureModule;
+    };
+
+    it('holds each route against the store of its own module', async () => {
+      const orders = feature('orders', new InMemoryIdempotencyStore(), {});
+      const ledger = feature('ledger', new TransactionsOnPaper(), { transactional: true });
+      expect(await startErrorOf(adapter, { imports: [orders, ledger] })).toBe(undefined);
+      expect(await startErrorOf(adapter, { imports: [ledger, orders] })).toBe(undefined);
+    });
+
+    it('still refuses a transactional route whose own module has a store without transactions', async () => {
+      const orders = feature('orders', new TransactionsOnPaper(), {});
+      const ledger = feature('ledger', new InMemoryIdempotencyStore(), { transactional: true });
+      const error = await startErrorOf(adapter, { imports: [orders, ledger] });
+      expect(error?.message).toBe(
+        'nestjs-idempotency: FeatureController.create is transactional, but the store in use cannot run transactions.',
+      );
+    });
   });
 });
