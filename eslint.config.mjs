@@ -5,9 +5,16 @@ import tseslint from 'typescript-eslint';
 
 // The layers of lib/, as import rules: the protocol is pure, the core knows only the store
 // contract, the testing kit only the core, and nothing in lib/ reaches the apps, tests or bench.
-const DRIVERS = ['typeorm', 'typeorm/*', '@nestjs/typeorm', 'pg', 'pg-*'];
+const DRIVERS = ['typeorm', 'typeorm/*', '@nestjs/typeorm', 'pg', 'pg-*', 'ioredis', 'ioredis/*'];
 const OUTSIDE_LIB = ['**/sample-app', '**/sample-app/**', '**/bench', '**/bench/**', '**/test/**'];
-const ADAPTERS = ['**/postgres', '**/postgres/**', '**/testing', '**/testing/**'];
+const ADAPTERS = [
+  '**/postgres',
+  '**/postgres/**',
+  '**/redis',
+  '**/redis/**',
+  '**/testing',
+  '**/testing/**',
+];
 const IO = [
   'fs',
   'net',
@@ -27,7 +34,7 @@ const forbidDynamic = (pattern, message) => [
   { selector: `ImportExpression[source.value=${pattern}]`, message },
   { selector: `TSImportType[argument.literal.value=${pattern}]`, message },
 ];
-const DRIVER_PATTERN = '/^(typeorm|@nestjs\\/typeorm|pg|pg-[^/]*)(\\/|$)/';
+const DRIVER_PATTERN = '/^(typeorm|@nestjs\\/typeorm|pg|pg-[^/]*|ioredis)(\\/|$)/';
 
 /** `@typescript-eslint/no-restricted-imports` with the given groups, each with its reason. */
 const forbid = (...groups) => [
@@ -50,11 +57,14 @@ export default tseslint.config(
   },
   {
     files: ['lib/**/*.ts'],
-    ignores: ['lib/postgres/**', 'lib/testing/**'],
+    ignores: ['lib/postgres/**', 'lib/redis/**', 'lib/testing/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
         [DRIVERS, 'The core knows the store contract only: database drivers belong to an adapter.'],
-        [ADAPTERS, 'The core never imports an adapter (lib/postgres) or the testing kit.'],
+        [
+          ADAPTERS,
+          'The core never imports an adapter (lib/postgres, lib/redis) or the testing kit.',
+        ],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
       'no-restricted-syntax': [
@@ -64,7 +74,7 @@ export default tseslint.config(
           'The core loads no database driver, not even lazily or as a type.',
         ),
         ...forbidDynamic(
-          '/(^|\\/)(postgres|testing)(\\/|$)/',
+          '/(^|\\/)(postgres|redis|testing)(\\/|$)/',
           'The core never loads an adapter or the testing kit.',
         ),
       ],
@@ -101,7 +111,10 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
         [DRIVERS, 'The testing kit runs without a database driver.'],
-        [['**/postgres', '**/postgres/**'], 'The testing kit knows the core only, not an adapter.'],
+        [
+          ['**/postgres', '**/postgres/**', '**/redis', '**/redis/**'],
+          'The testing kit knows the core only, not an adapter.',
+        ],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
     },
@@ -110,6 +123,23 @@ export default tseslint.config(
     files: ['lib/postgres/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
+        [
+          ['**/redis', '**/redis/**'],
+          'The PostgreSQL adapter knows the core only, not another adapter.',
+        ],
+        [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
+        [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+      ),
+    },
+  },
+  {
+    files: ['lib/redis/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': forbid(
+        [
+          ['**/postgres', '**/postgres/**'],
+          'The Redis adapter knows the core only, not another adapter.',
+        ],
         [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),

@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import { positiveOption } from '../idempotency-options.defaults';
+import { decideExistingKey } from '../protocol/claim-decision';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
+import { IdempotencyStore } from '../store/idempotency-store';
+import type { StoredResponse } from '../store/stored-response.interface';
+import { assertFailsClosed, whenReady } from './redis-client';
+import { redisKeyName } from './redis-key';
+import { type ScriptArgument, runScript } from './redis-script-runner';
+import {
+  CLAIM_SCRIPT,
+  COMPLETE_SCRIPT,
+  MARK_NOT_REPLAYABLE_SCRIPT,
+  RELEASE_SCRIPT,
+  type RedisScript,
+} from './redis-scripts';
+import {
+  REDIS_STORE_DEFAULTS,
+  type RedisDurabilityOptions,
+  type RedisIdempotencyStoreOptions,
+  resolveDurability,
+} from './redis-store.options';
+
+/** What the PostgreSQL store answers when a key keeps changing under its claim attempts. */
+const UNSETTLED_RETRY_AFTER_MS = 1000;
+
+/** A claim script's answer for a key it did not claim. */
+type ExistingReply = [Buffer, Buffer | null, number, Buffer | null, Buffer | null, Buffer | null];
+
+/**
+ * An `IdempotencyStore` on Redis (standalone, Sentinel or Cluster) through ioredis, in lease mode
+ * (routes with `transactional: true` need the PostgreSQL store).
+ *
+ * Each key is one Redis hash, named from a hash of its scope and key, and every operation is one
+ * Lua script on that hash: the claim decides new, replay, mismatch, in flight (the lease left
+ * measured on Redis's clock) or takeover of an ended lease with a new token in one step;
+ * completion, marking and release change the key only under the current claim's token. Keys
+ * expire by Redis's own expiry (in flight: lease + TTL; finished: TTL after finishing), so there
+ * is nothing to purge.
+ *
+ * The client is borrowed: the store never closes it. It must fail closed (no offline queue, a
+ * command timeout; checked in `prepare()`): make it with `createRedisClient()`, or let
+ * `redisStore()` create and close one.
+ *
+ * @example
+ * ```ts
+ * const client = createRedisClient({ url: process.env.REDIS_URL });
+ * IdempotencyModule.forRoot({ store: new RedisIdempotencyStore(client) });
+ * ```
+ */
+export class RedisIdempotencyStore extends IdempotencyStore {
+  private readonly keyPrefix: string;
+  private readonly durability: RedisDurabilityOptions | undefined;
+  private readonly readyTimeoutMs: number;
+
+  constructor(
+    private readonly client: Redis | Cluster,
+    options: RedisIdempotencyStoreOptions = {},
+  ) {
+    super();
+    this.keyPrefix = options.keyPrefix ?? REDIS_STORE_DEFAULTS.keyPrefix;
+    this.durability = resolveDurability(options.durability);
+    this.readyTimeoutMs = positiveOption(
+      options.readyTimeoutMs,
+      REDIS_STORE_DEFAULTS.readyTimeoutMs,
+      'readyTimeoutMs',
+    );
+  }
+
+  /**
+   * Checks that the client fails closed, and waits until it is ready (a command sent before then
+   * would fail): at most `readyTimeoutMs`, after which the application's start-up fails.
+   */
+  override async prepare(): Promise<void> {
+    assertFailsClosed(this.client);
+    await whenReady(this.client, this.readyTimeoutMs);
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    const token = randomUUID();
+    const name = this.keyName(request);
+    const { fingerprint } = request;
+    let reply: Buffer[] | ExistingReply;
+    try {
+      reply = (await this.run(
+        CLAIM_SCRIPT,
+        name,
+        [
+          token,
+          fingerprint === null ? '0' : '1',
+          fingerprint ?? '',
+          Math.ceil(request.lockTimeoutMs),
+          Math.ceil(request.ttlMs),
+        ],
+        (answer) => (answer as Buffer[]).length === 1,
+      )) as Buffer[] | ExistingReply;
+    } catch (error) {
+      // The claim may have run without its answer reaching us, or may run later from a frozen
+      // server's buffers; nobody holds its token. Its release, sent behind it on the same
+      // connection, undoes it in either case.
+      this.run(RELEASE_SCRIPT, name, [token]).catch(() => undefined);
+      throw error;
+    }
+    if (reply.length === 1) {
+      return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
+    }
+    const [state, storedFingerprint, leaseLeftMs, status, headers, body] = reply as ExistingReply;
+    const decision = decideExistingKey(
+      {
+        state: state.toString() as 'in_flight' | 'completed' | 'not_replayable',
+        fingerprint: storedFingerprint === null ? null : storedFingerprint.toString(),
+        leaseLeftMs,
+        status: status === null ? null : Number(status.toString()),
+        response:
+          headers === null
+            ? null
+            : {
+                status: Number(status?.toString()),
+                headers: JSON.parse(headers.toString()) as Record<string, string>,
+                body,
+              },
+      },
+      fingerprint,
+    );
+    // `retry`: a lease that ended under another fingerprint (one of the two null), which only its
+    // holder's writes or expiry will change.
+    return decision.kind === 'retry'
+      ? { kind: 'in-flight', retryAfterMs: UNSETTLED_RETRY_AFTER_MS }
+      : decision;
+  }
+
+  async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    const { body } = response;
+    return this.write(COMPLETE_SCRIPT, handle, [
+      handle.token,
+      Math.ceil(ttlMs),
+      response.status,
+      JSON.stringify(response.headers),
+      body === null ? '0' : '1',
+      body ?? '',
+    ]);
+  }
+
+  async markNotReplayable(
+    handle: ClaimHandle,
+    status: number | null,
+    ttlMs: number,
+  ): Promise<boolean> {
+    return this.write(MARK_NOT_REPLAYABLE_SCRIPT, handle, [
+      handle.token,
+      Math.ceil(ttlMs),
+      status === null ? '0' : '1',
+      status ?? '',
+    ]);
+  }
+
+  async release(handle: ClaimHandle): Promise<boolean> {
+    return (await this.run(RELEASE_SCRIPT, this.keyName(handle), [handle.token])) === 1;
+  }
+
+  /** Redis expires keys itself: nothing is left to purge. Always 0. */
+  purgeExpired(_batchSize: number): Promise<number> {
+    return Promise.resolve(0);
+  }
+
+  private async write(
+    script: RedisScript,
+    handle: ClaimHandle,
+    args: ScriptArgument[],
+  ): Promise<boolean> {
+    const wrote = (reply: unknown) => reply === 1;
+    return wrote(await this.run(script, this.keyName(handle), args, wrote));
+  }
+
+  /**
+   * Runs `script` on the key `name`. With `wrote`, the write must reach the replicas that
+   * `durability` asks for; without it (a release), the primary is enough: a lost release only
+   * keeps the key until its lease ends.
+   */
+  private run(
+    script: RedisScript,
+    name: string,
+    args: ScriptArgument[],
+    wrote?: (reply: unknown) => boolean,
+  ): Promise<unknown> {
+    const durability = wrote ? this.durability : undefined;
+    return runScript(this.client, script, name, args, durability, wrote);
+  }
+
+  private keyName({ scope, key }: { scope: string; key: string }): string {
+    return redisKeyName(this.keyPrefix, scope, key);
+  }
+}

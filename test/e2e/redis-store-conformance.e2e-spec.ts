@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import { RedisIdempotencyStore, createRedisClient } from '../../lib/redis';
+import type { RedisDurabilityOptions } from '../../lib/redis';
+import { describeIdempotencyStore } from '../../lib/testing';
+import {
+  type RedisCluster,
+  type RedisServer,
+  describeWithRedis,
+  startRedisCluster,
+  startRedisServer,
+} from '../utils/redis-servers';
+
+/*
+ * The store conformance suite on real Redis: a standalone server, and a Cluster of three
+ * primaries with a replica each (with and without WAIT for that replica). Each test gets a store
+ * with a key prefix of its own, which holds no keys yet.
+ *
+ * Redis expires keys by itself and purgeExpired() deletes nothing: the suite's 'bulk' purge mode
+ * (at most an estimate, expired keys gone within purgeLagMs) is the one such a store passes, and
+ * without countRecords, since the expired keys are gone before any purge runs.
+ */
+
+const describeRedis = describeWithRedis(true);
+
+/** Conformance of a store on `client()`, made when the suite's tests run. */
+function describeStoreOn(
+  name: string,
+  client: () => Redis | Cluster,
+  durability?: RedisDurabilityOptions,
+): void {
+  describeIdempotencyStore(
+    name,
+    () =>
+      new RedisIdempotencyStore(client(), {
+        keyPrefix: `conformance:${randomUUID()}:`,
+        durability,
+      }),
+    { purge: 'bulk' },
+  );
+}
+
+describeRedis('RedisIdempotencyStore on a standalone server', () => {
+  let server: RedisServer;
+  let client: Redis | Cluster;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    client = createRedisClient({ redis: { host: '127.0.0.1', port: server.port } });
+  });
+  afterAll(async () => {
+    await client?.quit();
+    await server?.stop();
+  });
+
+  describeStoreOn('standalone', () => client);
+});
+
+describeRedis('RedisIdempotencyStore on a Cluster of 3 primaries and 3 replicas', () => {
+  let cluster: RedisCluster;
+  let client: Redis | Cluster;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    client = createRedisClient({ cluster: { nodes: cluster.nodes } });
+  }, 60_000);
+  afterAll(async () => {
+    await client?.quit();
+    await cluster?.stop();
+  });
+
+  it('spreads the keys over the primaries', async () => {
+    const store = new RedisIdempotencyStore(client, { keyPrefix: `spread:${randomUUID()}:` });
+    await store.prepare();
+    for (let i = 0; i < 30; i++) {
+      await store.claim({
+        scope: 's',
+        key: `k${i}`,
+        fingerprint: null,
+        lockTimeoutMs: 60_000,
+        ttlMs: 60_000,
+      });
+    }
+    const counts = await Promise.all(
+      (client as Cluster).nodes('master').map((node) => node.dbsize()),
+    );
+    expect(counts.filter((count) => count > 0)).toHaveLength(3);
+  });
+
+  describeStoreOn('acknowledged by the primary', () => client);
+  describeStoreOn('confirmed by a replica (WAIT 1)', () => client, {
+    replicas: 1,
+    timeoutMs: 500,
+  });
+});
