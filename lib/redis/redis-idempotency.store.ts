@@ -7,7 +7,7 @@ import { IdempotencyStore } from '../store/idempotency-store';
 import type { StoredResponse } from '../store/stored-response.interface';
 import { assertFailsClosed, whenReady } from './redis-client';
 import { redisKeyName } from './redis-key';
-import { type ScriptArgument, runScript } from './redis-script-runner';
+import { RedisReplicationError, type ScriptArgument, runScript } from './redis-script-runner';
 import {
   CLAIM_SCRIPT,
   COMPLETE_SCRIPT,
@@ -98,8 +98,12 @@ export class RedisIdempotencyStore extends IdempotencyStore {
     } catch (error) {
       // The claim may have run without its answer reaching us, or may run later from a frozen
       // server's buffers; nobody holds its token. Its release, sent behind it on the same
-      // connection, undoes it in either case.
-      this.run(RELEASE_SCRIPT, name, [token]).catch(() => undefined);
+      // connection, undoes it in either case. A claim the replicas did not confirm ran on a
+      // server that answers: its release is awaited, so that a retry finds the key free.
+      const release = this.run(RELEASE_SCRIPT, name, [token]).catch(() => undefined);
+      if (error instanceof RedisReplicationError) {
+        await release;
+      }
       throw error;
     }
     if (reply.length === 1) {

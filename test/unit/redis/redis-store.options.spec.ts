@@ -1,0 +1,124 @@
+import type { Cluster, Redis } from 'ioredis';
+import { RedisIdempotencyStore, createRedisClient, redisStore } from '../../../lib/redis';
+import { resolveDurability } from '../../../lib/redis/redis-store.options';
+
+describe('resolveDurability', () => {
+  it('is unset by default: the primary acknowledges', () => {
+    expect(resolveDurability(undefined)).toBeUndefined();
+  });
+
+  it('keeps a valid setting, with whole milliseconds', () => {
+    expect(resolveDurability({ replicas: 1, timeoutMs: 100.2 })).toEqual({
+      replicas: 1,
+      timeoutMs: 101,
+    });
+  });
+
+  it.each([0, -1, 1.5, Number.NaN])('refuses %p replicas', (replicas) => {
+    expect(() => resolveDurability({ replicas, timeoutMs: 100 })).toThrow(/replicas/);
+  });
+
+  it.each([0, -5, Number.POSITIVE_INFINITY, undefined])(
+    'refuses a timeout of %p (WAIT 0 waits forever)',
+    (timeoutMs) => {
+      expect(() => resolveDurability({ replicas: 1, timeoutMs: timeoutMs as number })).toThrow(
+        /timeoutMs/,
+      );
+    },
+  );
+});
+
+describe('redisStore', () => {
+  it('refuses a WAIT that the command timeout would cut short', () => {
+    expect(() =>
+      redisStore({ url: 'redis://127.0.0.1:1', durability: { replicas: 1, timeoutMs: 1000 } }),
+    ).toThrow(/below commandTimeoutMs \(1000\)/);
+    expect(() =>
+      redisStore({
+        url: 'redis://127.0.0.1:1',
+        commandTimeoutMs: 2000,
+        durability: { replicas: 1, timeoutMs: 1000 },
+      }),
+    ).not.toThrow();
+  });
+
+  it('keeps a copy of the options, not the caller’s object', () => {
+    const options = { url: 'redis://127.0.0.1:1', keyPrefix: 'a:' };
+    const provider = redisStore(options);
+    options.keyPrefix = 'b:';
+    const value = provider.providers?.find(
+      (provider) => typeof provider === 'object' && 'useValue' in provider,
+    ) as { useValue: { keyPrefix: string } };
+    expect(value.useValue.keyPrefix).toBe('a:');
+  });
+});
+
+describe('createRedisClient', () => {
+  it.each([
+    [{}],
+    [{ url: 'redis://127.0.0.1:1', cluster: { nodes: [] } }],
+    [{ redis: { port: 1 }, cluster: { nodes: [] } }],
+  ])('needs exactly one of url, redis or cluster (%p)', (connection) => {
+    expect(() => createRedisClient(connection)).toThrow(/exactly one of/);
+  });
+
+  it('refuses a command timeout that is not positive', () => {
+    expect(() => createRedisClient({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 0 })).toThrow(
+      /commandTimeoutMs/,
+    );
+  });
+});
+
+describe('the fail-closed settings', () => {
+  // lazyConnect: the clients are inspected, never connected.
+  const clients: (Redis | Cluster)[] = [];
+  afterAll(() => clients.forEach((client) => client.disconnect()));
+
+  it('override what would queue or resend a command', () => {
+    const client = createRedisClient({
+      redis: {
+        lazyConnect: true,
+        enableOfflineQueue: true,
+        commandTimeout: 60_000,
+        maxRetriesPerRequest: 20,
+        autoResendUnfulfilledCommands: true,
+        keyPrefix: 'kept:',
+      },
+      commandTimeoutMs: 250,
+    }) as Redis;
+    clients.push(client);
+    expect(client.isCluster).toBe(false);
+    expect(client.options).toMatchObject({
+      enableOfflineQueue: false,
+      commandTimeout: 250,
+      socketTimeout: 500,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      keyPrefix: 'kept:',
+    });
+  });
+
+  it('apply to every node of a Cluster', () => {
+    const client = createRedisClient({
+      cluster: {
+        nodes: [{ host: '127.0.0.1', port: 1 }],
+        options: { lazyConnect: true, enableOfflineQueue: true, redisOptions: { db: 0 } },
+      },
+    }) as Cluster;
+    clients.push(client);
+    expect(client.isCluster).toBe(true);
+    expect(client.options.enableOfflineQueue).toBe(false);
+    expect(client.options.redisOptions).toMatchObject({
+      commandTimeout: 1000,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+    });
+  });
+
+  it('are required of a client the application hands in', async () => {
+    const client = createRedisClient({ redis: { lazyConnect: true } }) as Redis;
+    clients.push(client);
+    client.options.enableOfflineQueue = true;
+    await expect(new RedisIdempotencyStore(client).prepare()).rejects.toThrow(/fails closed/);
+  });
+});
