@@ -6,13 +6,14 @@ import { dirname, join } from 'node:path';
 /*
  * The published package, as a user installs it: `npm pack` of the build, unpacked into an app's
  * node_modules next to the peers that every app has. The core and the testing kit must load
- * without TypeORM or pg; the PostgreSQL adapter needs them, and loads once they are there.
+ * without TypeORM, pg or ioredis; each adapter needs its own, and loads once they are there.
  */
 
 /** Jest runs from the repository's root. */
 const ROOT = process.cwd();
 const ALWAYS = ['@nestjs/common', '@nestjs/core', 'rxjs', 'reflect-metadata'];
 const FOR_POSTGRES = ['@nestjs/typeorm', 'typeorm', 'pg'];
+const FOR_REDIS = ['ioredis'];
 
 let app: string;
 
@@ -49,7 +50,7 @@ function run(code: string): string {
 const exportsOf = (entry: string) =>
   JSON.parse(run(`console.log(JSON.stringify(Object.keys(require('${entry}')).sort()))`));
 
-it('loads the core and the testing kit without TypeORM or pg installed', () => {
+it('loads the core and the testing kit without TypeORM, pg or ioredis installed', () => {
   expect(exportsOf('nestjs-idempotency')).toEqual(
     expect.arrayContaining(['IdempotencyModule', 'Idempotent', 'IdempotencyStore']),
   );
@@ -58,6 +59,7 @@ it('loads the core and the testing kit without TypeORM or pg installed', () => {
     'describeIdempotencyStore',
   ]);
   expect(() => run(`require('nestjs-idempotency/postgres')`)).toThrow(/@nestjs\/typeorm/);
+  expect(() => run(`require('nestjs-idempotency/redis')`)).toThrow(/Cannot find module 'ioredis'/);
 });
 
 it('keeps the PostgreSQL adapter out of the core entry point', () => {
@@ -72,6 +74,24 @@ it('loads the PostgreSQL adapter once its peers are installed', () => {
   expect(exportsOf('nestjs-idempotency/postgres')).toEqual(
     expect.arrayContaining(['postgresStore', 'IdempotencyTransaction', 'partitionedMigrationSql']),
   );
+});
+
+it('loads the Redis adapter once ioredis is installed, and the core still without it', () => {
+  link(FOR_REDIS);
+  expect(exportsOf('nestjs-idempotency/redis')).toEqual(
+    expect.arrayContaining(['redisStore', 'RedisIdempotencyStore', 'createRedisClient']),
+  );
+  const loaded = (entry: string) =>
+    run(
+      `require('${entry}'); console.log(Object.keys(require.cache).some((path) => path.includes('/node_modules/ioredis/')))`,
+    );
+  expect(loaded('nestjs-idempotency')).toBe('false');
+  expect(loaded('nestjs-idempotency/testing')).toBe('false');
+  expect(loaded('nestjs-idempotency/redis')).toBe('true');
+  const core = exportsOf('nestjs-idempotency');
+  for (const name of ['redisStore', 'RedisIdempotencyStore', 'createRedisClient']) {
+    expect(core).not.toContain(name);
+  }
 });
 
 it('exposes no deep path beyond its entry points', () => {
