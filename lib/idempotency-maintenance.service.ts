@@ -1,48 +1,63 @@
 import {
+  Inject,
   Injectable,
   Logger,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { IDEMPOTENCY_TRANSACTIONAL_STORE } from './idempotency.module-definition';
+import { moduleStores } from './module-stores';
 import { IdempotencyStore } from './store/idempotency-store';
 
 /**
- * Lets the store prepare its storage as the application starts (a failure stops the start), then
- * runs the store's upkeep every `maintenanceIntervalMs()` it declares (see
- * `IdempotencyStore.maintain`). Purging is the purger's, on its own interval.
+ * Lets each of the module's stores prepare its storage as the application starts (a failure
+ * stops the start), then runs each store's upkeep every `maintenanceIntervalMs()` it declares
+ * (see `IdempotencyStore.maintain`). Purging is the purger's, on its own interval.
  */
 @Injectable()
 export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('IdempotencyMaintenance');
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly stores: Partial<IdempotencyStore>[];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly running = new Map<Partial<IdempotencyStore>, Promise<void>>();
 
-  constructor(private readonly store: IdempotencyStore) {}
+  constructor(
+    store: IdempotencyStore,
+    @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE) transactionalStore: IdempotencyStore | null,
+  ) {
+    // Partial: stores written against the port without extending the class may lack these.
+    this.stores = moduleStores(store, transactionalStore);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
-    // Optional for stores written against the port without extending the class.
-    const store = this.store as Partial<IdempotencyStore>;
-    await store.prepare?.();
-    const interval = store.maintenanceIntervalMs?.() ?? 0;
-    if (interval > 0 && store.maintain) {
-      this.timer = setInterval(() => void this.maintainNow(), interval).unref();
+    for (const store of this.stores) {
+      await store.prepare?.();
+    }
+    for (const store of this.stores) {
+      const interval = store.maintenanceIntervalMs?.() ?? 0;
+      if (interval > 0 && store.maintain) {
+        this.timers.push(setInterval(() => void this.maintain(store), interval).unref());
+      }
     }
   }
 
   async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+    this.timers.forEach(clearInterval);
+    this.timers.length = 0;
+    await Promise.all(this.running.values());
   }
 
-  /** Runs the store's upkeep now, unless a run is under way; failures are logged. */
-  maintainNow(): Promise<void> {
-    this.running ??= (this.store as Partial<IdempotencyStore>)
-      .maintain?.()
-      .catch((error: unknown) => {
-        this.logger.warn(`Maintenance of the idempotency store failed: ${String(error)}`);
-      })
-      .finally(() => (this.running = undefined));
-    return this.running ?? Promise.resolve();
+  /** Runs `store`'s upkeep, unless a run of it is under way; failures are logged. */
+  private maintain(store: Partial<IdempotencyStore>): Promise<void> {
+    let run = this.running.get(store);
+    if (!run) {
+      run = Promise.resolve(store.maintain?.())
+        .catch((error: unknown) => {
+          this.logger.warn(`Maintenance of the idempotency store failed: ${String(error)}`);
+        })
+        .finally(() => this.running.delete(store));
+      this.running.set(store, run);
+    }
+    return run;
   }
 }

@@ -4,9 +4,14 @@ import {
   Logger,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
+  Optional,
 } from '@nestjs/common';
 import { IDEMPOTENCY_DEFAULTS, type ResolvedModuleSettings } from './idempotency-options.defaults';
-import { IDEMPOTENCY_SETTINGS } from './idempotency.module-definition';
+import {
+  IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TRANSACTIONAL_STORE,
+} from './idempotency.module-definition';
+import { moduleStores } from './module-stores';
 import { IdempotencyStore } from './store/idempotency-store';
 
 /**
@@ -20,8 +25,8 @@ export const TICK_BUDGET_SHARE = 0.5;
 
 /**
  * Deletes expired keys every `purgeIntervalMs` (on a partitioned table: drops the expired
- * partitions). Lookups ignore expired keys anyway; this only keeps the storage small. The store
- * makes sure one instance purges at a time.
+ * partitions), from each of the module's stores. Lookups ignore expired keys anyway; this only
+ * keeps the storage small. A store makes sure one instance purges it at a time.
  */
 @Injectable()
 export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -29,11 +34,17 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   private stopping = false;
+  private readonly stores: IdempotencyStore[];
 
   constructor(
     @Inject(IDEMPOTENCY_SETTINGS) private readonly settings: ResolvedModuleSettings,
-    private readonly store: IdempotencyStore,
-  ) {}
+    store: IdempotencyStore,
+    @Optional()
+    @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
+    transactionalStore?: IdempotencyStore | null,
+  ) {
+    this.stores = moduleStores(store, transactionalStore);
+  }
 
   onApplicationBootstrap(): void {
     const interval = this.settings.purgeIntervalMs;
@@ -57,21 +68,32 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
     await this.running;
   }
 
-  /** Runs one purge pass now (unless one is running) and returns how many keys it deleted. */
+  /**
+   * Runs one purge pass now (unless one is running) and returns how many keys it deleted, over
+   * all of the module's stores.
+   */
   purgeNow(): Promise<number> {
-    this.running ??= this.purgeBatches().finally(() => (this.running = undefined));
+    this.running ??= this.purgeAll().finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async purgeBatches(): Promise<number> {
-    const batchSize = this.settings.purgeBatchSize;
+  private async purgeAll(): Promise<number> {
     // purgeNow() also runs with the interval turned off (0): one budget of the default interval.
     const interval = this.settings.purgeIntervalMs || IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
     const deadline = performance.now() + interval * TICK_BUDGET_SHARE;
     let total = 0;
+    for (const store of this.stores) {
+      total += await this.purgeBatches(store, deadline);
+    }
+    return total;
+  }
+
+  private async purgeBatches(store: IdempotencyStore, deadline: number): Promise<number> {
+    const batchSize = this.settings.purgeBatchSize;
+    let total = 0;
     try {
       do {
-        const deleted = await this.store.purgeExpired(batchSize);
+        const deleted = await store.purgeExpired(batchSize);
         total += deleted;
         if (deleted < batchSize) {
           break;

@@ -7,10 +7,11 @@ import { IDEMPOTENT_METADATA, SKIP_IDEMPOTENCY_METADATA } from './idempotency.co
 import {
   IDEMPOTENCY_SERVES_EVERY_ROUTE,
   IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TRANSACTIONAL_STORE,
 } from './idempotency.module-definition';
 import { type ModuleNode, providerModule } from './registration-scope';
 import type { IdempotencyRouteOptions } from './interfaces/idempotency-options.interface';
-import { IdempotencyStore } from './store/idempotency-store';
+import type { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 
 /**
@@ -29,13 +30,22 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     @Inject(IDEMPOTENCY_SETTINGS) private readonly settings: ResolvedModuleSettings,
-    private readonly store: IdempotencyStore,
+    @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
+    private readonly transactionalStore: IdempotencyStore | null,
     private readonly modules: ModulesContainer,
     @Inject(IDEMPOTENCY_SERVES_EVERY_ROUTE) private readonly servesEveryRoute: boolean,
   ) {}
 
   onModuleInit(): void {
-    const transactions = this.store instanceof TransactionalIdempotencyStore;
+    if (
+      this.transactionalStore !== null &&
+      !(this.transactionalStore instanceof TransactionalIdempotencyStore)
+    ) {
+      throw new Error(
+        `nestjs-idempotency: transactionalStore must be a store that runs transactions (a TransactionalIdempotencyStore, such as postgresStore()); ${this.transactionalStore.constructor.name} is not.`,
+      );
+    }
+    const transactions = this.transactionalStore !== null;
     const own = this.ownModule();
     for (const wrapper of this.discovery.getControllers()) {
       const controller = wrapper.metatype as Type | null;

@@ -6,6 +6,7 @@ import {
   Injectable,
   Logger,
   type NestInterceptor,
+  Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { performance } from 'node:perf_hooks';
@@ -36,7 +37,10 @@ import {
   IdempotencyRequestNotFingerprintableException,
   IdempotencyScopeUnresolvedException,
 } from './idempotency.exceptions';
-import { IDEMPOTENCY_SETTINGS } from './idempotency.module-definition';
+import {
+  IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TRANSACTIONAL_STORE,
+} from './idempotency.module-definition';
 import type {
   IdempotencyRequestInfo,
   IdempotencyRouteOptions,
@@ -78,6 +82,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     protected readonly reflector: Reflector,
     protected readonly adapterHost: HttpAdapterHost,
     protected readonly transactionContext: IdempotencyTransactionContext,
+    /**
+     * The store of transactional routes (`transactionalStore`); when a subclass does not pass it,
+     * `store` if it runs transactions.
+     */
+    @Optional()
+    @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
+    protected readonly transactionalStore: TransactionalIdempotencyStore | null = store instanceof
+    TransactionalIdempotencyStore
+      ? store
+      : null,
   ) {
     this.steps = new ExecutionSteps({
       settings,
@@ -88,7 +102,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
       renderStoredError: (error) => this.renderStoredError(error),
     });
     this.lease = new LeaseExecution(this.steps);
-    this.transactional = new TransactionalExecution(this.steps, transactionContext);
+    this.transactional = new TransactionalExecution(
+      this.steps,
+      transactionContext,
+      this.transactionalStore,
+    );
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -299,7 +317,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       handler,
       options,
       this.settings.route,
-      this.store instanceof TransactionalIdempotencyStore,
+      this.transactionalStore !== null,
     );
     return { kind: options === undefined ? 'auto' : 'decorated', settings, capturable, route };
   }

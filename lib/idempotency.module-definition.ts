@@ -19,6 +19,13 @@ export interface IdempotencyModuleExtras {
    */
   store?: IdempotencyStoreDefinition;
   /**
+   * Where transactional routes keep their keys, when `store` cannot join their transaction: a
+   * store that runs transactions (`postgresStore()`), given the way `store` is. With it, lease
+   * routes use `store` (a Redis store, say) and transactional routes this one, whose record
+   * commits with their writes. Default: `store`.
+   */
+  transactionalStore?: IdempotencyStoreDefinition;
+  /**
    * Register the interceptor for every route (`APP_INTERCEPTOR`). Needed for `autoMethods`;
    * decorated routes work either way. Default: `false`.
    */
@@ -37,6 +44,7 @@ export const {
   .setExtras<IdempotencyModuleExtras>({
     isGlobal: true,
     store: undefined,
+    transactionalStore: undefined,
     useGlobalInterceptor: false,
   })
   .build();
@@ -46,6 +54,12 @@ export type IdempotencyModuleForRootOptions = typeof OPTIONS_TYPE;
 
 /** What `IdempotencyModule.forRootAsync()` takes: a factory, class or existing provider of the options, with the extras beside it. */
 export type IdempotencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
+
+/**
+ * Token of the store of transactional routes: `transactionalStore`, else `store` when it runs
+ * transactions, else null.
+ */
+export const IDEMPOTENCY_TRANSACTIONAL_STORE = Symbol('IDEMPOTENCY_TRANSACTIONAL_STORE');
 
 /** Token of whether this registration's interceptor is the application's global one. */
 export const IDEMPOTENCY_SERVES_EVERY_ROUTE = Symbol('IDEMPOTENCY_SERVES_EVERY_ROUTE');

@@ -10,12 +10,14 @@ import {
   IDEMPOTENCY_MODULE_OPTIONS,
   IDEMPOTENCY_SERVES_EVERY_ROUTE,
   IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TRANSACTIONAL_STORE,
   type IdempotencyModuleAsyncOptions,
   type IdempotencyModuleExtras,
   type IdempotencyModuleForRootOptions,
 } from './idempotency.module-definition';
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
 import { IdempotencyStore } from './store/idempotency-store';
+import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 import type {
   IdempotencyStoreDefinition,
   IdempotencyStoreProvider,
@@ -53,6 +55,7 @@ import { IdempotencyTransactionContext } from './transaction/idempotency-transac
   ],
   exports: [
     IDEMPOTENCY_SETTINGS,
+    IDEMPOTENCY_TRANSACTIONAL_STORE,
     IdempotencyInterceptor,
     IdempotencyStore,
     IdempotencyTransactionContext,
@@ -76,11 +79,25 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
       "nestjs-idempotency: no store. Pass one to IdempotencyModule.forRoot({ store }): postgresStore() from 'nestjs-idempotency/postgres', or new InMemoryIdempotencyStore() from 'nestjs-idempotency/testing' in tests.",
     );
   }
-  const store = storeParts(extras.store);
+  const stores = [storeParts(extras.store, IdempotencyStore)];
+  if (extras.transactionalStore === undefined) {
+    stores.push({
+      provider: {
+        provide: IDEMPOTENCY_TRANSACTIONAL_STORE,
+        useFactory: (store: IdempotencyStore) =>
+          store instanceof TransactionalIdempotencyStore ? store : null,
+        inject: [IdempotencyStore],
+      },
+      providers: [],
+      imports: [],
+      exports: [],
+    });
+  } else {
+    stores.push(storeParts(extras.transactionalStore, IDEMPOTENCY_TRANSACTIONAL_STORE));
+  }
   const providers = [
     ...(definition.providers ?? []),
-    store.provider,
-    ...store.providers,
+    ...stores.flatMap((store) => [store.provider, ...store.providers]),
     { provide: IDEMPOTENCY_SERVES_EVERY_ROUTE, useValue: extras.useGlobalInterceptor === true },
   ];
   if (extras.useGlobalInterceptor) {
@@ -89,14 +106,17 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
   return {
     ...definition,
     global: extras.isGlobal ?? true,
-    imports: [...(definition.imports ?? []), ...store.imports],
+    imports: [...(definition.imports ?? []), ...stores.flatMap((store) => store.imports)],
     providers,
-    exports: [...(definition.exports ?? []), ...store.exports],
+    exports: [...(definition.exports ?? []), ...stores.flatMap((store) => store.exports)],
   };
 }
 
-/** The providers, imports and exports that `store` adds to the module. */
-function storeParts(store: IdempotencyStoreDefinition): {
+/** The providers, imports and exports that `store` adds to the module, as `token`. */
+function storeParts(
+  store: IdempotencyStoreDefinition,
+  token: typeof IdempotencyStore | typeof IDEMPOTENCY_TRANSACTIONAL_STORE,
+): {
   provider: Provider;
   providers: Provider[];
   imports: NonNullable<IdempotencyStoreProvider['imports']>;
@@ -104,14 +124,14 @@ function storeParts(store: IdempotencyStoreDefinition): {
 } {
   const none = { providers: [], imports: [], exports: [] };
   if (typeof store === 'function') {
-    return { ...none, provider: { provide: IdempotencyStore, useClass: store as Type } };
+    return { ...none, provider: { provide: token, useClass: store as Type } };
   }
   if (!('useFactory' in store)) {
-    return { ...none, provider: { provide: IdempotencyStore, useValue: store } };
+    return { ...none, provider: { provide: token, useValue: store } };
   }
   return {
     provider: {
-      provide: IdempotencyStore,
+      provide: token,
       useFactory: store.useFactory as (...args: unknown[]) => IdempotencyStore,
       inject: [IDEMPOTENCY_MODULE_OPTIONS, ...(store.inject ?? [])],
     },

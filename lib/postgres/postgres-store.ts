@@ -8,9 +8,6 @@ import { PostgresIdempotencyStore } from './store/postgres-idempotency.store';
 import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
 import { warnOnQueriesOutsideTransaction } from './transaction/outside-transaction-warner';
 
-/** The options of the module's `postgresStore()`. */
-const POSTGRES_STORE_OPTIONS = Symbol('nestjs-idempotency:postgres-store-options');
-
 /**
  * The PostgreSQL store on the application's TypeORM DataSource (its pg pool), for
  * `IdempotencyModule.forRoot({ store: postgresStore() })`. It brings `IdempotencyTransaction`, the
@@ -27,6 +24,9 @@ const POSTGRES_STORE_OPTIONS = Symbol('nestjs-idempotency:postgres-store-options
  */
 export function postgresStore(options: PostgresStoreOptions = {}): IdempotencyStoreProvider {
   const { dataSourceName } = options;
+  // A token per call: a module with two PostgreSQL stores (store and transactionalStore) keeps
+  // both sets of options.
+  const optionsToken = Symbol('nestjs-idempotency:postgres-store-options');
   return {
     useFactory: (
       module: IdempotencyModuleOptions,
@@ -51,14 +51,11 @@ export function postgresStore(options: PostgresStoreOptions = {}): IdempotencySt
     inject: [
       { token: getDataSourceToken(dataSourceName), optional: true },
       IdempotencyTransactionContext,
-      POSTGRES_STORE_OPTIONS,
+      optionsToken,
     ],
     // The options travel as a provider's value, not only in the factory's closure: Nest tells two
     // registrations apart by their providers, and a function's closure does not show in them.
-    providers: [
-      { provide: POSTGRES_STORE_OPTIONS, useValue: { ...options } },
-      IdempotencyTransaction,
-    ],
+    providers: [{ provide: optionsToken, useValue: { ...options } }, IdempotencyTransaction],
     exports: [IdempotencyTransaction],
   };
 }

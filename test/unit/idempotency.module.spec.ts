@@ -9,7 +9,10 @@ import { IdempotencyTransaction } from '../../lib/postgres/transaction/idempoten
 import { IdempotencyTransactionContext } from '../../lib/transaction/idempotency-transaction.context';
 import { IdempotencyInterceptor } from '../../lib/idempotency.interceptor';
 import { IdempotencyModule } from '../../lib/idempotency.module';
-import { IDEMPOTENCY_MODULE_OPTIONS } from '../../lib/idempotency.module-definition';
+import {
+  IDEMPOTENCY_MODULE_OPTIONS,
+  IDEMPOTENCY_TRANSACTIONAL_STORE,
+} from '../../lib/idempotency.module-definition';
 import type { IdempotencyModuleOptions } from '../../lib/interfaces/idempotency-options.interface';
 import type {
   ClaimHandle,
@@ -102,6 +105,33 @@ describe('IdempotencyModule definition', () => {
     const on = (tableName: string) =>
       JSON.stringify(IdempotencyModule.forRoot({ store: postgresStore({ tableName }) }).providers);
     expect(on('billing.keys')).not.toBe(on('orders.keys'));
+  });
+
+  it('builds transactionalStore beside store, each from its own options', () => {
+    const definition = IdempotencyModule.forRoot({
+      store: postgresStore({ tableName: 'lease_keys' }),
+      transactionalStore: postgresStore({ tableName: 'ledger_keys' }),
+    });
+    const transactional = provider(
+      definition,
+      IDEMPOTENCY_TRANSACTIONAL_STORE,
+    ) as FactoryProvider<IdempotencyStore>;
+    // Each factory reads the options provider of its own postgresStore() call.
+    const optionsOf = (factory: FactoryProvider<IdempotencyStore>) =>
+      (provider(definition, factory.inject?.at(-1)) as { useValue: unknown }).useValue;
+    expect(optionsOf(storeProvider(definition))).toEqual({ tableName: 'lease_keys' });
+    expect(optionsOf(transactional)).toEqual({ tableName: 'ledger_keys' });
+  });
+
+  it('serves transactional routes from store when no transactionalStore is given', () => {
+    const definition = IdempotencyModule.forRoot({ store });
+    const transactional = provider(
+      definition,
+      IDEMPOTENCY_TRANSACTIONAL_STORE,
+    ) as FactoryProvider<IdempotencyStore | null>;
+    expect(transactional.inject).toEqual([IdempotencyStore]);
+    // A store without transactions leaves transactional routes without one (refused at start-up).
+    expect(transactional.useFactory(store)).toBeNull();
   });
 
   it('warns about queries outside the transaction unless NODE_ENV is production', () => {
