@@ -7,6 +7,7 @@ import {
   IdempotencyRecord,
   postgresStore,
 } from '../lib/postgres';
+import { redisStore } from '../lib/redis';
 import { DemoAuthGuard } from './auth/demo-auth.guard';
 import type { SampleAppConfig } from './config';
 import { AccountsModule } from './accounts/accounts.module';
@@ -64,7 +65,7 @@ export class AppModule {
           }),
         }),
         IdempotencyModule.forRootAsync({
-          store: postgresStore(),
+          ...stores(config),
           inject: [SAMPLE_APP_CONFIG],
           useFactory: (settings: ResolvedSampleAppConfig) => ({
             ttlMs: settings.idempotencyTtlMs,
@@ -79,4 +80,18 @@ export class AppModule {
       providers: [{ provide: APP_GUARD, useClass: DemoAuthGuard }],
     };
   }
+}
+
+/**
+ * PostgreSQL for every route by default. With `IDEMPOTENCY_STORE=redis`, lease routes keep their
+ * keys in Redis and transactional routes in PostgreSQL, where the record commits with the writes.
+ */
+function stores(config: ResolvedSampleAppConfig) {
+  if (config.idempotencyStore === 'postgres') {
+    return { store: postgresStore() };
+  }
+  const connection = config.redisClusterNodes
+    ? { cluster: { nodes: config.redisClusterNodes } }
+    : { url: config.redisUrl };
+  return { store: redisStore(connection), transactionalStore: postgresStore() };
 }

@@ -8,12 +8,33 @@ export interface SampleAppConfig {
   idempotencyLockTimeoutMs: number;
   /** Interval of the purge of expired keys; `0` turns it off. */
   idempotencyPurgeIntervalMs: number;
+  /**
+   * Where the keys of lease routes (`/payments`) live: PostgreSQL, or Redis at `redisUrl` or on
+   * the Cluster of `redisClusterNodes`. Transactional routes (`/transfers`) stay on PostgreSQL.
+   */
+  idempotencyStore: 'postgres' | 'redis';
+  redisUrl: string | undefined;
+  /** `host:port` of some nodes of a Redis Cluster. */
+  redisClusterNodes: { host: string; port: number }[] | undefined;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfig {
   const adapter = env.HTTP_ADAPTER ?? 'express';
   if (adapter !== 'express' && adapter !== 'fastify') {
     throw new Error(`HTTP_ADAPTER must be "express" or "fastify", got "${adapter}".`);
+  }
+  const store = env.IDEMPOTENCY_STORE || 'postgres';
+  if (store !== 'postgres' && store !== 'redis') {
+    throw new Error(`IDEMPOTENCY_STORE must be "postgres" or "redis", got "${store}".`);
+  }
+  const redisUrl = env.REDIS_URL || undefined;
+  const redisClusterNodes = env.REDIS_CLUSTER_NODES
+    ? env.REDIS_CLUSTER_NODES.split(',').map(clusterNode)
+    : undefined;
+  if (store === 'redis' && (redisUrl === undefined) === (redisClusterNodes === undefined)) {
+    throw new Error(
+      'IDEMPOTENCY_STORE=redis needs exactly one of REDIS_URL (redis://host:port) and REDIS_CLUSTER_NODES (host:port,host:port,...).',
+    );
   }
   return {
     port: integer(env, 'PORT', 3000),
@@ -23,7 +44,18 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfi
     idempotencyTtlMs: integer(env, 'IDEMPOTENCY_TTL_MS', 86_400_000),
     idempotencyLockTimeoutMs: integer(env, 'IDEMPOTENCY_LOCK_TIMEOUT_MS', 60_000),
     idempotencyPurgeIntervalMs: integer(env, 'IDEMPOTENCY_PURGE_INTERVAL_MS', 60_000),
+    idempotencyStore: store,
+    redisUrl,
+    redisClusterNodes,
   };
+}
+
+function clusterNode(entry: string): { host: string; port: number } {
+  const match = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(entry);
+  if (!match) {
+    throw new Error(`REDIS_CLUSTER_NODES takes host:port entries, got "${entry}".`);
+  }
+  return { host: match[1], port: Number(match[2]) };
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
