@@ -5,6 +5,7 @@ import { decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
 import type { StoredResponse } from '../store/stored-response.interface';
+import { type ClaimReply, claimedKey, existingKey } from './redis-claim-reply';
 import { assertFailsClosed, whenReady } from './redis-client';
 import { redisKeyName } from './redis-key';
 import { RedisReplicationError, type ScriptArgument, runScript } from './redis-script-runner';
@@ -24,9 +25,6 @@ import {
 
 /** What the PostgreSQL store answers when a key keeps changing under its claim attempts. */
 const UNSETTLED_RETRY_AFTER_MS = 1000;
-
-/** A claim script's answer for a key it did not claim. */
-type ExistingReply = [Buffer, Buffer | null, number, Buffer | null, Buffer | null, Buffer | null];
 
 /**
  * An `IdempotencyStore` on Redis (standalone, Sentinel or Cluster) through ioredis, in lease mode
@@ -77,11 +75,15 @@ export class RedisIdempotencyStore extends IdempotencyStore {
     await whenReady(this.client, this.readyTimeoutMs);
   }
 
+  /**
+   * Claims the key in one script, with a new token; a failed call releases what it may have
+   * claimed. Throws when Redis fails or (with `durability`) the replicas do not confirm.
+   */
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const token = randomUUID();
     const name = this.keyName(request);
     const { fingerprint } = request;
-    let reply: Buffer[] | ExistingReply;
+    let reply: ClaimReply;
     try {
       reply = (await this.run(
         CLAIM_SCRIPT,
@@ -93,8 +95,8 @@ export class RedisIdempotencyStore extends IdempotencyStore {
           Math.ceil(request.lockTimeoutMs),
           Math.ceil(request.ttlMs),
         ],
-        (answer) => (answer as Buffer[]).length === 1,
-      )) as Buffer[] | ExistingReply;
+        claimedKey,
+      )) as ClaimReply;
     } catch (error) {
       // The claim may have run without its answer reaching us, or may run later from a frozen
       // server's buffers; nobody holds its token. Its release, sent behind it on the same
@@ -106,27 +108,10 @@ export class RedisIdempotencyStore extends IdempotencyStore {
       }
       throw error;
     }
-    if (reply.length === 1) {
+    if (claimedKey(reply)) {
       return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
     }
-    const [state, storedFingerprint, leaseLeftMs, status, headers, body] = reply as ExistingReply;
-    const decision = decideExistingKey(
-      {
-        state: state.toString() as 'in_flight' | 'completed' | 'not_replayable',
-        fingerprint: storedFingerprint === null ? null : storedFingerprint.toString(),
-        leaseLeftMs,
-        status: status === null ? null : Number(status.toString()),
-        response:
-          headers === null
-            ? null
-            : {
-                status: Number(status?.toString()),
-                headers: JSON.parse(headers.toString()) as Record<string, string>,
-                body,
-              },
-      },
-      fingerprint,
-    );
+    const decision = decideExistingKey(existingKey(reply), fingerprint);
     // `retry`: a lease that ended under another fingerprint (one of the two null), which only its
     // holder's writes or expiry will change.
     return decision.kind === 'retry'
@@ -134,6 +119,7 @@ export class RedisIdempotencyStore extends IdempotencyStore {
       : decision;
   }
 
+  /** Stores the response under the claim's token; the key then expires `ttlMs` from now. */
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const { body } = response;
     return this.write(COMPLETE_SCRIPT, handle, [
@@ -146,6 +132,7 @@ export class RedisIdempotencyStore extends IdempotencyStore {
     ]);
   }
 
+  /** Marks the key not replayable under the claim's token; it expires `ttlMs` from now. */
   async markNotReplayable(
     handle: ClaimHandle,
     status: number | null,
@@ -159,6 +146,7 @@ export class RedisIdempotencyStore extends IdempotencyStore {
     ]);
   }
 
+  /** Deletes the key under the claim's token, unless it completed. */
   async release(handle: ClaimHandle): Promise<boolean> {
     return (await this.run(RELEASE_SCRIPT, this.keyName(handle), [handle.token])) === 1;
   }
