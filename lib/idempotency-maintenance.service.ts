@@ -12,11 +12,12 @@ import { IdempotencyStore } from './store/idempotency-store';
 /**
  * Lets each of the module's stores prepare its storage as the application starts (a failure
  * stops the start), then runs each store's upkeep every `maintenanceIntervalMs()` it declares
- * (see `IdempotencyStore.maintain`). Purging is the purger's, on its own interval.
+ * (see `IdempotencyStore.maintain`). Purging is the purger's, which starts after this.
  */
 @Injectable()
 export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('IdempotencyMaintenance');
+  /** Partial: stores written against the port without extending the class may lack these. */
   private readonly stores: Partial<IdempotencyStore>[];
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly running = new Map<Partial<IdempotencyStore>, Promise<void>>();
@@ -25,7 +26,6 @@ export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplica
     store: IdempotencyStore,
     @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE) transactionalStore: IdempotencyStore | null,
   ) {
-    // Partial: stores written against the port without extending the class may lack these.
     this.stores = moduleStores(store, transactionalStore);
   }
 
@@ -36,7 +36,12 @@ export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplica
     for (const store of this.stores) {
       const interval = store.maintenanceIntervalMs?.() ?? 0;
       if (interval > 0 && store.maintain) {
-        this.timers.push(setInterval(() => void this.maintain(store), interval).unref());
+        const tick = () =>
+          this.maintain(store).catch((error: unknown) => {
+            // On a partitioned table, missing partitions are what the next claims fail on.
+            this.logger.error(`Maintenance of the idempotency store failed: ${String(error)}`);
+          });
+        this.timers.push(setInterval(tick, interval).unref());
       }
     }
   }
@@ -44,17 +49,30 @@ export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplica
   async onApplicationShutdown(): Promise<void> {
     this.timers.forEach(clearInterval);
     this.timers.length = 0;
-    await Promise.all(this.running.values());
+    await Promise.allSettled(this.running.values());
   }
 
-  /** Runs `store`'s upkeep, unless a run of it is under way; failures are logged. */
+  /**
+   * Runs the upkeep of each of the module's stores now (joining a run under way), for an
+   * application that runs it from a job of its own (a store's interval set to 0). Rejects with
+   * the first failure.
+   */
+  async maintainNow(): Promise<void> {
+    const runs = await Promise.allSettled(this.stores.map((store) => this.maintain(store)));
+    const failed = runs.find((run) => run.status === 'rejected');
+    if (failed) {
+      throw failed.reason;
+    }
+  }
+
+  /** Runs `store`'s upkeep, unless a run of it is under way. */
   private maintain(store: Partial<IdempotencyStore>): Promise<void> {
     let run = this.running.get(store);
     if (!run) {
-      run = Promise.resolve(store.maintain?.())
-        .catch((error: unknown) => {
-          this.logger.warn(`Maintenance of the idempotency store failed: ${String(error)}`);
-        })
+      // A synchronous throw, or a value that is not a promise, becomes this promise's outcome.
+      run = Promise.resolve()
+        .then(() => store.maintain?.())
+        .then(() => undefined)
         .finally(() => this.running.delete(store));
       this.running.set(store, run);
     }

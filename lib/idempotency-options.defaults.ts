@@ -228,7 +228,8 @@ export function positiveOption(value: number | undefined, fallback: number, name
 /** Largest delay Node's timers honour; a larger one silently fires after 1 ms. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
-function timerDelay(value: number | undefined, fallback: number, name: string): number {
+/** A positive delay that Node's timers honour (`positiveOption` with an upper bound). */
+export function timerDelay(value: number | undefined, fallback: number, name: string): number {
   const delay = positiveOption(value, fallback, name);
   if (delay > MAX_TIMER_DELAY_MS) {
     throw new Error(
@@ -238,7 +239,7 @@ function timerDelay(value: number | undefined, fallback: number, name: string): 
   return delay;
 }
 
-function wholeNumber(value: number, name: string): number {
+export function wholeNumber(value: number, name: string): number {
   if (!Number.isInteger(value)) {
     throw new Error(`nestjs-idempotency: ${name} must be a whole number, got ${value}.`);
   }

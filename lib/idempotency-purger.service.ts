@@ -11,6 +11,7 @@ import {
   IDEMPOTENCY_SETTINGS,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
 } from './idempotency.module-definition';
+import { IdempotencyMaintenance } from './idempotency-maintenance.service';
 import { moduleStores } from './module-stores';
 import { IdempotencyStore } from './store/idempotency-store';
 
@@ -42,6 +43,9 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
     @Optional()
     @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
     transactionalStore?: IdempotencyStore | null,
+    // Depending on it puts this purger's start after the stores are prepared, and none after a
+    // failed preparation (Nest starts providers after those they depend on).
+    @Optional() _maintenance?: IdempotencyMaintenance,
   ) {
     this.stores = moduleStores(store, transactionalStore);
   }

@@ -57,6 +57,8 @@ import { IdempotencyTransactionContext } from './transaction/idempotency-transac
     IDEMPOTENCY_SETTINGS,
     IDEMPOTENCY_TRANSACTIONAL_STORE,
     IdempotencyInterceptor,
+    IdempotencyMaintenance,
+    IdempotencyPurger,
     IdempotencyStore,
     IdempotencyTransactionContext,
   ],

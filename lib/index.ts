@@ -18,6 +18,7 @@ export {
   IdempotencyStoreUnavailableException,
   type ProblemDetails,
 } from './idempotency.exceptions';
+export { IdempotencyMaintenance } from './idempotency-maintenance.service';
 export { IdempotencyPurger } from './idempotency-purger.service';
 export {
   IDEMPOTENCY_DEFAULTS,

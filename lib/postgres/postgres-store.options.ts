@@ -1,4 +1,9 @@
-import { IDEMPOTENCY_DEFAULTS, positiveOption } from '../idempotency-options.defaults';
+import {
+  IDEMPOTENCY_DEFAULTS,
+  positiveOption,
+  timerDelay,
+  wholeNumber,
+} from '../idempotency-options.defaults';
 import type { IdempotencyModuleOptions } from '../interfaces/idempotency-options.interface';
 import type { IdempotencyPartitioning } from './layout/idempotency-partitions';
 
@@ -44,10 +49,11 @@ export interface IdempotencyPartitioningOptions {
    */
   aheadMs?: number;
   /**
-   * How often the partitions ahead are created while the application runs, in milliseconds. It
-   * must not exceed `aheadMs` - `ttlMs` - `lockTimeoutMs`. 0 creates them at start-up only: run
-   * the store's `maintain()` yourself (from a scheduled job, say) at least that often. Default: a
-   * quarter of that margin, at least one second and at most one minute.
+   * How often the partitions ahead are created while the application runs, in milliseconds: a
+   * whole number, at most half of the margin `aheadMs` - `ttlMs` - `lockTimeoutMs`. 0 creates
+   * them at start-up only: run `IdempotencyMaintenance.maintainNow()` yourself (from a scheduled
+   * job, say) at least that often. Default: a quarter of the margin, at least one second (so the
+   * margin must be two seconds or more) and at most one minute.
    */
   maintenanceIntervalMs?: number;
 }
@@ -94,19 +100,23 @@ export function resolvePartitioning(
       `nestjs-idempotency: partitioning.aheadMs (${aheadMs}) must exceed ttlMs + lockTimeoutMs (${reach}), or new keys would find no partition.`,
     );
   }
-  // Partitions must be created again before the margin past the longest claim runs out.
+  // A pass creates partitions up to aheadMs past its own time: the next must come before the
+  // margin past the longest claim runs out, with as much again to spare for a late or slow pass.
   const margin = aheadMs - reach;
   const maintenanceIntervalMs =
     partitioning.maintenanceIntervalMs === 0
       ? 0
-      : positiveOption(
-          partitioning.maintenanceIntervalMs,
-          Math.round(Math.min(MAX_MAINTENANCE_INTERVAL_MS, Math.max(1000, margin / 4))),
+      : wholeNumber(
+          timerDelay(
+            partitioning.maintenanceIntervalMs,
+            Math.round(Math.min(MAX_MAINTENANCE_INTERVAL_MS, Math.max(1000, margin / 4))),
+            'partitioning.maintenanceIntervalMs',
+          ),
           'partitioning.maintenanceIntervalMs',
         );
-  if (partitioning.maintenanceIntervalMs !== undefined && maintenanceIntervalMs > margin) {
+  if (maintenanceIntervalMs > margin / 2) {
     throw new Error(
-      `nestjs-idempotency: partitioning.maintenanceIntervalMs (${maintenanceIntervalMs}) must not exceed aheadMs - ttlMs - lockTimeoutMs (${margin}), or new keys could find no partition between two passes.`,
+      `nestjs-idempotency: partitioning.maintenanceIntervalMs (${maintenanceIntervalMs}${partitioning.maintenanceIntervalMs === undefined ? ', the default' : ''}) must be at most half of aheadMs - ttlMs - lockTimeoutMs (${margin}), or new keys could find no partition between two passes. Raise aheadMs${partitioning.maintenanceIntervalMs === undefined ? '' : ' or lower the interval'}.`,
     );
   }
   // Partitions are named by their start to the second.

@@ -34,7 +34,7 @@ export abstract class IdempotencyStore {
 
   /**
    * Deletes up to `batchSize` expired keys; returns how many were deleted. The module calls it
-   * every `purgeIntervalMs` (never with 0). A store whose keys expire by themselves returns 0.
+   * every `purgeIntervalMs`, unless that is 0. A store whose keys expire by themselves returns 0.
    */
   abstract purgeExpired(batchSize: number): Promise<number>;
 

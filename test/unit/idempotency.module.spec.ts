@@ -8,6 +8,7 @@ import { postgresStore } from '../../lib/postgres';
 import { IdempotencyTransaction } from '../../lib/postgres/transaction/idempotency-transaction.service';
 import { IdempotencyTransactionContext } from '../../lib/transaction/idempotency-transaction.context';
 import { IdempotencyInterceptor } from '../../lib/idempotency.interceptor';
+import { IdempotencyMaintenance } from '../../lib/idempotency-maintenance.service';
 import { IdempotencyModule } from '../../lib/idempotency.module';
 import {
   IDEMPOTENCY_MODULE_OPTIONS,
@@ -313,5 +314,92 @@ describe('store maintenance', () => {
     await app.close();
     expect(quiet.prepared).toBe(1);
     expect(quiet.maintained).toBe(0);
+  });
+
+  /** A store whose preparation takes `prepareMs` (or fails), and that counts purges. */
+  class SlowStore extends MemoryStore {
+    events: string[] = [];
+    constructor(
+      private readonly prepareMs: number,
+      private readonly failPrepare = false,
+    ) {
+      super();
+    }
+    override async prepare(): Promise<void> {
+      await sleep(this.prepareMs);
+      this.events.push('prepared');
+      if (this.failPrepare) {
+        throw new Error('table missing');
+      }
+    }
+    override async purgeExpired(): Promise<number> {
+      this.events.push('purge');
+      return 0;
+    }
+  }
+
+  it('starts purging only once the store is prepared', async () => {
+    const slow = new SlowStore(300);
+    const app = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store: slow, purgeIntervalMs: 20 })],
+    }).compile();
+    await app.init();
+    expect(slow.events).toEqual(['prepared']);
+    await sleep(150);
+    await app.close();
+    expect(slow.events[0]).toBe('prepared');
+    expect(slow.events.filter((event) => event === 'purge').length).toBeGreaterThan(0);
+  });
+
+  it('never purges after a failed preparation', async () => {
+    const failing = new SlowStore(50, true);
+    const app = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store: failing, purgeIntervalMs: 20 })],
+    }).compile();
+    await expect(app.init()).rejects.toThrow('table missing');
+    await sleep(200);
+    expect(failing.events).toEqual(['prepared']);
+  });
+
+  it('waits for a running maintenance as the application closes, and runs one on demand', async () => {
+    let finish: () => void = () => undefined;
+    const hanging = new (class extends MaintainedStore {
+      override maintain(): Promise<void> {
+        this.maintained++;
+        return new Promise((resolve) => (finish = resolve));
+      }
+    })();
+    const app = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store: hanging, purgeIntervalMs: 0 })],
+    }).compile();
+    await app.init();
+    await sleep(60);
+    // One run at a time: later ticks join the hanging one.
+    expect(hanging.maintained).toBe(1);
+    let closed = false;
+    const closing = app.close().then(() => (closed = true));
+    await sleep(50);
+    expect(closed).toBe(false);
+    finish();
+    await closing;
+    expect(closed).toBe(true);
+  });
+
+  it('runs maintainNow() for the application, and reports its failure', async () => {
+    const maintained = new (class extends MaintainedStore {
+      override maintenanceIntervalMs(): number {
+        return 0;
+      }
+    })();
+    const app = await Test.createTestingModule({
+      imports: [IdempotencyModule.forRoot({ store: maintained, purgeIntervalMs: 0 })],
+    }).compile();
+    await app.init();
+    const maintenance = app.get(IdempotencyMaintenance);
+    await maintenance.maintainNow();
+    expect(maintained.maintained).toBe(1);
+    // The second call fails in this store.
+    await expect(maintenance.maintainNow()).rejects.toThrow('storage unreachable');
+    await app.close();
   });
 });

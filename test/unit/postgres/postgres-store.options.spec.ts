@@ -34,13 +34,17 @@ describe('resolvePartitioning', () => {
       resolvePartitioning({ partitioning: { aheadMs: 5000 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
     ).toThrow(/must exceed/);
     expect(
-      resolvePartitioning({ partitioning: { aheadMs: 5001 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
+      resolvePartitioning({ partitioning: { aheadMs: 7000 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
     ).toEqual({
       partitionMs: 86_400_000,
-      aheadMs: 5001,
+      aheadMs: 7000,
       maintenanceIntervalMs: 1000,
       detachTimeoutMs: 30_000,
     });
+    // Past the longest claim, but not by two passes of the shortest default interval (1 s).
+    expect(() =>
+      resolvePartitioning({ partitioning: { aheadMs: 5001 }, ttlMs: 1000, lockTimeoutMs: 4000 }),
+    ).toThrow(/maintenanceIntervalMs \(1000, the default\) must be at most half of .* \(1\)/);
   });
 
   it('runs without a purge interval: creating partitions is maintenance, not purging', () => {
@@ -58,29 +62,17 @@ describe('resolvePartitioning', () => {
     expect(margin(2000 + 3_600_000)?.maintenanceIntervalMs).toBe(60_000);
   });
 
-  it('takes a maintenance interval within the margin, or 0 for maintenance run by the application', () => {
+  it('takes a maintenance interval of up to half the margin, or 0 for maintenance run by the application', () => {
     const options = { ttlMs: 1000, lockTimeoutMs: 1000 };
     const partitioning = { aheadMs: 12_000 };
-    expect(
-      resolvePartitioning({
-        partitioning: { ...partitioning, maintenanceIntervalMs: 10_000 },
-        ...options,
-      })?.maintenanceIntervalMs,
-    ).toBe(10_000);
-    expect(() =>
-      resolvePartitioning({
-        partitioning: { ...partitioning, maintenanceIntervalMs: 10_001 },
-        ...options,
-      }),
-    ).toThrow(
-      /maintenanceIntervalMs \(10001\) must not exceed aheadMs - ttlMs - lockTimeoutMs \(10000\)/,
+    const interval = (maintenanceIntervalMs: number) =>
+      resolvePartitioning({ partitioning: { ...partitioning, maintenanceIntervalMs }, ...options })
+        ?.maintenanceIntervalMs;
+    expect(interval(5000)).toBe(5000);
+    expect(() => interval(5001)).toThrow(
+      /maintenanceIntervalMs \(5001\) must be at most half of aheadMs - ttlMs - lockTimeoutMs \(10000\)/,
     );
-    expect(
-      resolvePartitioning({
-        partitioning: { ...partitioning, maintenanceIntervalMs: 0 },
-        ...options,
-      })?.maintenanceIntervalMs,
-    ).toBe(0);
+    expect(interval(0)).toBe(0);
   });
 
   it.each([
@@ -90,6 +82,12 @@ describe('resolvePartitioning', () => {
     [{ aheadMs: -1 }, /aheadMs must be a positive number/],
     [{ maintenanceIntervalMs: -1 }, /maintenanceIntervalMs must be a positive number/],
     [{ maintenanceIntervalMs: Number.NaN }, /maintenanceIntervalMs must be a positive number/],
+    [{ maintenanceIntervalMs: 1.5 }, /maintenanceIntervalMs must be a whole number/],
+    // Node fires a longer timer after 1 ms, over and over.
+    [
+      { aheadMs: 2 ** 34, maintenanceIntervalMs: 2 ** 31 },
+      /maintenanceIntervalMs must be at most 2147483647 ms/,
+    ],
   ])('refuses %j', (partitioning, message) => {
     expect(() => resolvePartitioning({ partitioning })).toThrow(message);
   });
