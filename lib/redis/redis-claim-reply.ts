@@ -12,15 +12,24 @@ export function claimedKey(reply: unknown): boolean {
   return (reply as ClaimReply).length === 1;
 }
 
-/** The key that a claim script found and did not take, as the shared decision reads it. */
-export function existingKey(reply: ClaimReply): ExistingKey {
+/**
+ * The key that a claim script found and did not take, as the shared decision reads it. Redis
+ * holds the fingerprint as UTF-8 bytes, so it is compared as bytes with the request's: a string
+ * that UTF-8 cannot carry (a lone surrogate) still matches itself.
+ */
+export function existingKey(reply: ClaimReply, requestFingerprint: string | null): ExistingKey {
   const [state, fingerprint, leaseLeftMs, status, headers, body] = reply as Extract<
     ClaimReply,
     { length: 6 }
   >;
   return {
     state: state.toString() as ExistingKey['state'],
-    fingerprint: fingerprint === null ? null : fingerprint.toString(),
+    fingerprint:
+      fingerprint === null
+        ? null
+        : requestFingerprint !== null && fingerprint.equals(Buffer.from(requestFingerprint))
+          ? requestFingerprint
+          : fingerprint.toString(),
     leaseLeftMs,
     status: status === null ? null : Number(status.toString()),
     response:

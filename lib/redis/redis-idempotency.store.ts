@@ -111,7 +111,7 @@ export class RedisIdempotencyStore extends IdempotencyStore {
     if (claimedKey(reply)) {
       return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
     }
-    const decision = decideExistingKey(existingKey(reply), fingerprint);
+    const decision = decideExistingKey(existingKey(reply, fingerprint), fingerprint);
     // `retry`: a lease that ended under another fingerprint (one of the two null), which only its
     // holder's writes or expiry will change.
     return decision.kind === 'retry'
