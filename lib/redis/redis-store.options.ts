@@ -22,8 +22,11 @@ export interface RedisIdempotencyStoreOptions {
 
 /**
  * How many replicas must confirm a write (`WAIT numReplicas timeout` after the claim and after
- * the completion, on the connection that wrote). A write they do not confirm in time fails the
- * store call, which the module answers with 503; a claim that failed so is released again.
+ * the completion or not-replayable mark, on the connection that wrote). A write they do not
+ * confirm in time fails the store call: a claim is then released again and answered 503; a
+ * completion stays on the primary, and the module logs the failure (the client has its response
+ * already). `WAIT` narrows the loss on failover; Redis does not promise that the replica it
+ * promotes is one that confirmed.
  */
 export interface RedisDurabilityOptions {
   /** Replicas that must acknowledge the write: a positive integer. */
