@@ -17,9 +17,11 @@ export type IdempotencyStoreFactory<S extends IdempotencyStore = IdempotencyStor
  *   returns exactly how many it deleted (the PostgreSQL single table, the in-memory store);
  * - `'bulk'`: a pass deletes expired keys in units of its own, whatever `batchSize`, possibly up to
  *   `purgeLagMs` after they expired, and returns an estimate (the partitioned table, which drops
- *   whole partitions).
+ *   whole partitions);
+ * - `'expiring'`: keys go by themselves, at most `purgeLagMs` after they expired, and
+ *   `purgeExpired` deletes nothing and returns 0 (Redis, whose keys carry their own expiry).
  */
-export type PurgeMode = 'batched' | 'bulk';
+export type PurgeMode = 'batched' | 'bulk' | 'expiring';
 
 /**
  * Writes that a transactional handler makes through its transaction, so the suite can check that
@@ -71,7 +73,10 @@ export interface IdempotencyStoreConformanceOptions<S extends IdempotencyStore =
   promptMs?: number;
   /** How the store purges. Default: `'batched'`. */
   purge?: PurgeMode;
-  /** With `purge: 'bulk'`: how long after its expiry a key may outlive a purge, in ms. Default: 0. */
+  /**
+   * With `purge: 'bulk'`: how long after its expiry a key may outlive a purge; with `'expiring'`:
+   * how long it may outlive its expiry. In milliseconds. Default: 0.
+   */
   purgeLagMs?: number;
   /**
    * How many keys `store` holds, expired ones not yet purged included: lets the purge tests check

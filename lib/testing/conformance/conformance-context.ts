@@ -16,7 +16,7 @@ export interface ConformanceSettings {
   /** Longest answer to a claim of a held key (ms). */
   promptMs: number;
   purge: PurgeMode;
-  /** How long an expired key may outlive a bulk purge (ms). */
+  /** How long an expired key may outlive a bulk purge, or its expiry (`'expiring'`), in ms. */
   purgeLagMs: number;
   testTimeoutMs: number;
 }
