@@ -20,7 +20,7 @@ export interface RedisSampleAppOptions {
 
 /** Starts the compiled sample app with `/payments` on Redis and `/transfers` on PostgreSQL. */
 export function startRedisSampleApp(options: RedisSampleAppOptions): Promise<SampleAppProcess> {
-  const redis =
+  const redis: Record<string, string> =
     'url' in options.redis
       ? { REDIS_URL: options.redis.url }
       : {
