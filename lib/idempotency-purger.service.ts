@@ -33,7 +33,8 @@ export const TICK_BUDGET_SHARE = 0.5;
 export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('IdempotencyPurger');
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  /** The pass under way, per store: each store is purged on its own, so one that hangs stops only its own. */
+  private readonly running = new Map<IdempotencyStore, Promise<number>>();
   private stopping = false;
   private readonly stores: IdempotencyStore[];
 
@@ -69,31 +70,32 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
     clearTimeout(this.timer);
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.running;
+    await Promise.all(this.running.values());
   }
 
   /**
-   * Runs one purge pass now (unless one is running) and returns how many keys it deleted, over
-   * all of the module's stores.
+   * Runs one purge pass of each of the module's stores now (joining a pass of a store under way)
+   * and returns how many keys they deleted.
    */
-  purgeNow(): Promise<number> {
-    this.running ??= this.purgeAll().finally(() => (this.running = undefined));
-    return this.running;
+  async purgeNow(): Promise<number> {
+    const deleted = await Promise.all(this.stores.map((store) => this.purge(store)));
+    return deleted.reduce((sum, count) => sum + count, 0);
   }
 
-  private async purgeAll(): Promise<number> {
+  private purge(store: IdempotencyStore): Promise<number> {
+    let pass = this.running.get(store);
+    if (!pass) {
+      pass = this.purgeBatches(store).finally(() => this.running.delete(store));
+      this.running.set(store, pass);
+    }
+    return pass;
+  }
+
+  private async purgeBatches(store: IdempotencyStore): Promise<number> {
+    const batchSize = this.settings.purgeBatchSize;
     // purgeNow() also runs with the interval turned off (0): one budget of the default interval.
     const interval = this.settings.purgeIntervalMs || IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
     const deadline = performance.now() + interval * TICK_BUDGET_SHARE;
-    let total = 0;
-    for (const store of this.stores) {
-      total += await this.purgeBatches(store, deadline);
-    }
-    return total;
-  }
-
-  private async purgeBatches(store: IdempotencyStore, deadline: number): Promise<number> {
-    const batchSize = this.settings.purgeBatchSize;
     let total = 0;
     try {
       do {

@@ -1,26 +1,28 @@
 import { Inject, Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { PATH_METADATA } from '@nestjs/common/constants';
-import { DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
+import { APP_INTERCEPTOR, DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { configureRoute, coveredByAutoMethods } from './http/route-plan';
 import type { ResolvedModuleSettings } from './idempotency-options.defaults';
 import { IDEMPOTENT_METADATA, SKIP_IDEMPOTENCY_METADATA } from './idempotency.constants';
+import { IdempotencyInterceptor } from './idempotency.interceptor';
 import {
-  IDEMPOTENCY_SERVES_EVERY_ROUTE,
   IDEMPOTENCY_SETTINGS,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
 } from './idempotency.module-definition';
-import { type ModuleNode, providerModule } from './registration-scope';
 import type { IdempotencyRouteOptions } from './interfaces/idempotency-options.interface';
 import type { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 
 /**
- * Checks every route this registration's interceptor may handle as the application starts, so
+ * Checks every route an interceptor of this registration handles as the application starts, so
  * that a route that cannot work (an unknown or invalid option, a transactional route on a store
  * without transactions or with `@Res()`) stops the start instead of failing its first request, and
- * a route whose responses cannot be replayed is named once. With several registrations (each
- * `isGlobal: false`, in its own feature module), each checks the controllers whose module it
- * serves: a route is held against the store it will use.
+ * a route whose responses cannot be replayed is named once. It goes by the interceptors Nest
+ * built: the global ones (`APP_INTERCEPTOR`, `useGlobalInterceptor`) and those of each
+ * controller (`@Idempotent()`), subclasses included, each held against the store it uses. With
+ * several registrations (each `isGlobal: false`, in its own feature module), each checks the
+ * routes of its own interceptors.
  */
 @Injectable()
 export class IdempotencyRoutesValidator implements OnModuleInit {
@@ -33,7 +35,6 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
     @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
     private readonly transactionalStore: IdempotencyStore | null,
     private readonly modules: ModulesContainer,
-    @Inject(IDEMPOTENCY_SERVES_EVERY_ROUTE) private readonly servesEveryRoute: boolean,
   ) {}
 
   onModuleInit(): void {
@@ -45,64 +46,77 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
         `nestjs-idempotency: transactionalStore must be a store that runs transactions (a TransactionalIdempotencyStore, such as postgresStore()); ${this.transactionalStore.constructor.name} is not.`,
       );
     }
-    const transactions = this.transactionalStore !== null;
-    const own = this.ownModule();
+    const global = this.globalInterceptors();
     for (const wrapper of this.discovery.getControllers()) {
       const controller = wrapper.metatype as Type | null;
-      if (!controller?.prototype || !this.serves(wrapper.host as ModuleNode | undefined, own)) {
+      const interceptors = [...global, ...this.controllerInterceptors(wrapper)];
+      if (!controller?.prototype || interceptors.length === 0) {
         continue;
       }
-      const prototype = controller.prototype as Record<string, unknown>;
-      for (const method of this.scanner.getAllMethodNames(prototype)) {
-        const handler = prototype[method];
-        if (typeof handler !== 'function' || !Reflect.hasMetadata(PATH_METADATA, handler)) {
-          continue;
-        }
-        // As the interceptor reads them: the method's metadata first, then its controller's.
-        const skipped = metadata<boolean>(SKIP_IDEMPOTENCY_METADATA, handler, controller);
-        const options = metadata<IdempotencyRouteOptions>(IDEMPOTENT_METADATA, handler, controller);
-        const covered =
-          options !== undefined || coveredByAutoMethods(handler, this.settings.autoMethods);
-        if (skipped || !covered) {
-          continue;
-        }
-        const { capturable } = configureRoute(
-          controller,
-          method,
-          options,
-          this.settings.route,
-          transactions,
+      // A route must work with every interceptor of this registration that may handle it.
+      const transactions = interceptors.every(
+        (interceptor) => interceptor['transactionalStoreInUse']() !== null,
+      );
+      this.checkRoutes(controller, transactions);
+    }
+  }
+
+  private checkRoutes(controller: Type, transactions: boolean): void {
+    const prototype = controller.prototype as Record<string, unknown>;
+    for (const method of this.scanner.getAllMethodNames(prototype)) {
+      const handler = prototype[method];
+      if (typeof handler !== 'function' || !Reflect.hasMetadata(PATH_METADATA, handler)) {
+        continue;
+      }
+      // As the interceptor reads them: the method's metadata first, then its controller's.
+      const skipped = metadata<boolean>(SKIP_IDEMPOTENCY_METADATA, handler, controller);
+      const options = metadata<IdempotencyRouteOptions>(IDEMPOTENT_METADATA, handler, controller);
+      const covered =
+        options !== undefined || coveredByAutoMethods(handler, this.settings.autoMethods);
+      if (skipped || !covered) {
+        continue;
+      }
+      const { capturable } = configureRoute(
+        controller,
+        method,
+        options,
+        this.settings.route,
+        transactions,
+      );
+      if (!capturable && options !== undefined) {
+        this.logger.warn(
+          `${controller.name}.${method} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
         );
-        if (!capturable && options !== undefined) {
-          this.logger.warn(
-            `${controller.name}.${method} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
-          );
+      }
+    }
+  }
+
+  /** Whether `instance` is an interceptor built with this registration's settings. */
+  private isOurs(instance: unknown): instance is IdempotencyInterceptor {
+    return instance instanceof IdempotencyInterceptor && instance['settings'] === this.settings;
+  }
+
+  /** This registration's interceptors that Nest applies to every route (`APP_INTERCEPTOR`). */
+  private globalInterceptors(): IdempotencyInterceptor[] {
+    const found = new Set<IdempotencyInterceptor>();
+    for (const module of this.modules.values()) {
+      for (const [token, wrapper] of module.providers) {
+        // Nest files each APP_INTERCEPTOR provider under a token of its own, with this prefix.
+        const global = typeof token === 'string' && token.startsWith(`${APP_INTERCEPTOR} (`);
+        if (global && this.isOurs(wrapper.instance)) {
+          found.add(wrapper.instance);
         }
       }
     }
+    return [...found];
   }
 
-  /**
-   * Whether this registration's interceptor handles the controllers of `host`: always when it is
-   * the global interceptor, else when `host` gets its settings from this registration. When the
-   * module graph cannot be read, every controller is checked, as for a single registration.
-   */
-  private serves(host: ModuleNode | undefined, own: ModuleNode | undefined): boolean {
-    if (this.servesEveryRoute || !host || !own) {
-      return true;
-    }
-    return providerModule(host, IDEMPOTENCY_SETTINGS) === own;
-  }
-
-  /** The registration (a module of the container) this validator belongs to. */
-  private ownModule(): ModuleNode | undefined {
-    for (const module of this.modules.values()) {
-      const wrapper = module.providers.get(IdempotencyRoutesValidator);
-      if (wrapper?.instance === this) {
-        return module as unknown as ModuleNode;
-      }
-    }
-    return undefined;
+  /** This registration's interceptors that a controller's `@UseInterceptors()` applies. */
+  private controllerInterceptors(wrapper: InstanceWrapper): IdempotencyInterceptor[] {
+    // Nest keeps the enhancers a controller's decorators declared; none gives undefined.
+    return (wrapper.getEnhancersMetadata() ?? [])
+      .map((enhancer) => enhancer.instance as unknown)
+      .filter((instance): instance is IdempotencyInterceptor => this.isOurs(instance));
   }
 }
 

@@ -76,22 +76,21 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private readonly lease: LeaseExecution;
   private readonly transactional: TransactionalExecution;
 
+  /**
+   * The store of transactional routes (the module's `transactionalStore`, else `store` when it
+   * runs transactions, else null). Injected as a property, not a constructor argument, so that
+   * subclasses keep their own constructors.
+   */
+  @Optional()
+  @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
+  protected readonly transactionalStore?: TransactionalIdempotencyStore | null;
+
   constructor(
     @Inject(IDEMPOTENCY_SETTINGS) protected readonly settings: ResolvedModuleSettings,
     protected readonly store: IdempotencyStore,
     protected readonly reflector: Reflector,
     protected readonly adapterHost: HttpAdapterHost,
     protected readonly transactionContext: IdempotencyTransactionContext,
-    /**
-     * The store of transactional routes (`transactionalStore`); when a subclass does not pass it,
-     * `store` if it runs transactions.
-     */
-    @Optional()
-    @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
-    protected readonly transactionalStore: TransactionalIdempotencyStore | null = store instanceof
-    TransactionalIdempotencyStore
-      ? store
-      : null,
   ) {
     this.steps = new ExecutionSteps({
       settings,
@@ -102,10 +101,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
       renderStoredError: (error) => this.renderStoredError(error),
     });
     this.lease = new LeaseExecution(this.steps);
-    this.transactional = new TransactionalExecution(
-      this.steps,
-      transactionContext,
-      this.transactionalStore,
+    this.transactional = new TransactionalExecution(this.steps, transactionContext, () =>
+      this.transactionalStoreInUse(),
     );
   }
 
@@ -317,8 +314,20 @@ export class IdempotencyInterceptor implements NestInterceptor {
       handler,
       options,
       this.settings.route,
-      this.transactionalStore !== null,
+      this.transactionalStoreInUse() !== null,
     );
     return { kind: options === undefined ? 'auto' : 'decorated', settings, capturable, route };
+  }
+
+  /**
+   * The store transactional routes run on. Read when used: the injected property is set after
+   * the constructor ran. Without it (an interceptor built outside Nest's injector), `store` when
+   * it runs transactions. The start-up checks read it too.
+   */
+  private transactionalStoreInUse(): TransactionalIdempotencyStore | null {
+    if (this.transactionalStore !== undefined) {
+      return this.transactionalStore;
+    }
+    return this.store instanceof TransactionalIdempotencyStore ? this.store : null;
   }
 }

@@ -61,8 +61,5 @@ export type IdempotencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
  */
 export const IDEMPOTENCY_TRANSACTIONAL_STORE = Symbol('IDEMPOTENCY_TRANSACTIONAL_STORE');
 
-/** Token of whether this registration's interceptor is the application's global one. */
-export const IDEMPOTENCY_SERVES_EVERY_ROUTE = Symbol('IDEMPOTENCY_SERVES_EVERY_ROUTE');
-
 /** Token of the resolved module settings (defaults applied once). */
 export const IDEMPOTENCY_SETTINGS = Symbol('IDEMPOTENCY_SETTINGS');

@@ -8,7 +8,6 @@ import { IdempotencyRoutesValidator } from './idempotency-routes.validator';
 import {
   ConfigurableModuleClass,
   IDEMPOTENCY_MODULE_OPTIONS,
-  IDEMPOTENCY_SERVES_EVERY_ROUTE,
   IDEMPOTENCY_SETTINGS,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
   type IdempotencyModuleAsyncOptions,
@@ -82,7 +81,8 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
     );
   }
   const stores = [storeParts(extras.store, IdempotencyStore)];
-  if (extras.transactionalStore === undefined) {
+  // The same definition twice is one store, prepared and purged once.
+  if (extras.transactionalStore === undefined || extras.transactionalStore === extras.store) {
     stores.push({
       provider: {
         provide: IDEMPOTENCY_TRANSACTIONAL_STORE,
@@ -100,7 +100,6 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
   const providers = [
     ...(definition.providers ?? []),
     ...stores.flatMap((store) => [store.provider, ...store.providers]),
-    { provide: IDEMPOTENCY_SERVES_EVERY_ROUTE, useValue: extras.useGlobalInterceptor === true },
   ];
   if (extras.useGlobalInterceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor });

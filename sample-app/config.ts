@@ -18,21 +18,27 @@ export interface SampleAppConfig {
   redisClusterNodes: { host: string; port: number }[] | undefined;
 }
 
+/** A setting of the environment that the sample app cannot use; printed as its message alone. */
+export class SampleConfigError extends Error {}
+
 export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfig {
   const adapter = env.HTTP_ADAPTER ?? 'express';
   if (adapter !== 'express' && adapter !== 'fastify') {
-    throw new Error(`HTTP_ADAPTER must be "express" or "fastify", got "${adapter}".`);
+    throw new SampleConfigError(`HTTP_ADAPTER must be "express" or "fastify", got "${adapter}".`);
   }
   const store = env.IDEMPOTENCY_STORE || 'postgres';
   if (store !== 'postgres' && store !== 'redis') {
-    throw new Error(`IDEMPOTENCY_STORE must be "postgres" or "redis", got "${store}".`);
+    throw new SampleConfigError(`IDEMPOTENCY_STORE must be "postgres" or "redis", got "${store}".`);
   }
-  const redisUrl = env.REDIS_URL || undefined;
-  const redisClusterNodes = env.REDIS_CLUSTER_NODES
-    ? env.REDIS_CLUSTER_NODES.split(',').map(clusterNode)
-    : undefined;
+  // Read only for the Redis store: these names may mean something else to the rest of the
+  // environment.
+  const redisUrl = store === 'redis' ? env.REDIS_URL || undefined : undefined;
+  const redisClusterNodes =
+    store === 'redis' && env.REDIS_CLUSTER_NODES
+      ? env.REDIS_CLUSTER_NODES.split(',').map(clusterNode)
+      : undefined;
   if (store === 'redis' && (redisUrl === undefined) === (redisClusterNodes === undefined)) {
-    throw new Error(
+    throw new SampleConfigError(
       'IDEMPOTENCY_STORE=redis needs exactly one of REDIS_URL (redis://host:port) and REDIS_CLUSTER_NODES (host:port,host:port,...).',
     );
   }
@@ -50,12 +56,16 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfi
   };
 }
 
+/** `host:port`, or `[ipv6]:port`. */
 function clusterNode(entry: string): { host: string; port: number } {
-  const match = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(entry);
-  if (!match) {
-    throw new Error(`REDIS_CLUSTER_NODES takes host:port entries, got "${entry}".`);
+  const match = /^\s*(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})\s*$/.exec(entry);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65_535) {
+    throw new SampleConfigError(
+      `REDIS_CLUSTER_NODES takes host:port entries ([ipv6]:port for IPv6), got "${entry}".`,
+    );
   }
-  return { host: match[1], port: Number(match[2]) };
+  return { host: match[1] ?? match[2], port };
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -65,7 +75,7 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   }
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new Error(`${name} must be a non-negative integer, got "${raw}".`);
+    throw new SampleConfigError(`${name} must be a non-negative integer, got "${raw}".`);
   }
   return value;
 }

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { readConfig } from './config';
+import { SampleConfigError, readConfig } from './config';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres';
 import { EmbeddedPostgresError } from './database/embedded-postgres.error';
 import { createSampleApp } from './sample-app.factory';
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // A known start-up failure is one line that says what to do; anything else keeps its stack.
-  console.error(error instanceof EmbeddedPostgresError ? error.message : error);
+  const known = error instanceof EmbeddedPostgresError || error instanceof SampleConfigError;
+  console.error(known ? error.message : error);
   process.exit(1);
 });

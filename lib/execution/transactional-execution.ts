@@ -37,13 +37,13 @@ export class TransactionalExecution {
     private readonly steps: ExecutionSteps,
     private readonly context: IdempotencyTransactionContext,
     /** Null when no store of the module runs transactions: no route is transactional then. */
-    private readonly store: TransactionalIdempotencyStore | null,
+    private readonly store: () => TransactionalIdempotencyStore | null,
   ) {}
 
   /** Claims the exchange's key in a transaction, runs the handler in it when it won, and answers. */
   run(exchange: Exchange, next: CallHandler): Observable<unknown> {
     // Routes are checked at start-up: transactional ones exist only with a transactional store.
-    const store = this.store as TransactionalIdempotencyStore;
+    const store = this.store() as TransactionalIdempotencyStore;
     return defer(() => this.claimInTransaction(store, exchange)).pipe(
       catchError((error: unknown) => {
         this.steps.claimAnswered(exchange);

@@ -10,9 +10,10 @@ import {
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { HttpAdapterHost } from '@nestjs/core';
+import { APP_INTERCEPTOR, HttpAdapterHost } from '@nestjs/core';
 import {
   Idempotent,
+  IdempotencyInterceptor,
   IdempotencyModule,
   type IdempotencyRouteOptions,
   type IdempotencyStore,
@@ -203,6 +204,22 @@ describe.each(ADAPTERS)('route configuration checked at start-up (%s)', (adapter
       const ledger = feature('ledger', new TransactionsOnPaper(), { transactional: true });
       expect(await startErrorOf(adapter, { imports: [orders, ledger] })).toBe(undefined);
       expect(await startErrorOf(adapter, { imports: [ledger, orders] })).toBe(undefined);
+    });
+
+    it("holds every route against the store of the application's own global interceptor", async () => {
+      // The global interceptor runs first and handles the ledger's route on its own store,
+      // which cannot run transactions; the feature's registration never sees the request.
+      const ledger = feature('ledger', new TransactionsOnPaper(), { transactional: true });
+      const error = await startErrorOf(adapter, {
+        imports: [
+          IdempotencyModule.forRoot({ store: new InMemoryIdempotencyStore(), purgeIntervalMs: 0 }),
+          ledger,
+        ],
+        providers: [{ provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor }],
+      });
+      expect(error?.message).toBe(
+        'nestjs-idempotency: FeatureController.create is transactional, but the store in use cannot run transactions.',
+      );
     });
 
     it('still refuses a transactional route whose own module has a store without transactions', async () => {

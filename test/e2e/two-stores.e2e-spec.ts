@@ -1,5 +1,16 @@
-import { type DynamicModule, Module } from '@nestjs/common';
-import { IdempotencyModule, IdempotencyStore, type IdempotencyStoreDefinition } from '../../lib';
+import { type DynamicModule, Inject, Injectable, Module, type Type } from '@nestjs/common';
+import { APP_INTERCEPTOR, HttpAdapterHost, Reflector } from '@nestjs/core';
+import {
+  type IdempotencyRequestInfo,
+  IdempotencyInterceptor,
+  IdempotencyModule,
+  IdempotencyStore,
+  type IdempotencyStoreDefinition,
+  IdempotencyTransactionContext,
+  type ResolvedModuleSettings,
+  type ResolvedRouteSettings,
+} from '../../lib';
+import { IDEMPOTENCY_SETTINGS } from '../../lib/idempotency.module-definition';
 import { postgresStore } from '../../lib/postgres';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
 import { fixtureDatabase } from './fixtures/fixture-database.module';
@@ -18,6 +29,8 @@ class TwoStoresModule {
     databaseUrl: string,
     store: IdempotencyStoreDefinition,
     transactionalStore: IdempotencyStoreDefinition,
+    /** An interceptor of the application's own, registered for every route. */
+    interceptor?: Type<IdempotencyInterceptor>,
   ): DynamicModule {
     return {
       module: TwoStoresModule,
@@ -26,7 +39,40 @@ class TwoStoresModule {
         IdempotencyModule.forRoot({ store, transactionalStore, purgeIntervalMs: 0 }),
       ],
       controllers: [OrdersController, LedgerController],
+      providers: interceptor ? [Metrics, { provide: APP_INTERCEPTOR, useClass: interceptor }] : [],
     };
+  }
+}
+
+/** A service of the application's own that a subclass of the interceptor takes. */
+@Injectable()
+class Metrics {
+  readonly seen: string[] = [];
+}
+
+/**
+ * A subclass with a constructor of its own: the interceptor's five arguments, then a dependency
+ * of the application's.
+ */
+@Injectable()
+class AuditedInterceptor extends IdempotencyInterceptor {
+  constructor(
+    @Inject(IDEMPOTENCY_SETTINGS) settings: ResolvedModuleSettings,
+    store: IdempotencyStore,
+    reflector: Reflector,
+    adapterHost: HttpAdapterHost,
+    transactionContext: IdempotencyTransactionContext,
+    private readonly metrics: Metrics,
+  ) {
+    super(settings, store, reflector, adapterHost, transactionContext);
+  }
+
+  protected override computeFingerprint(
+    info: IdempotencyRequestInfo,
+    settings: ResolvedRouteSettings,
+  ): string | null {
+    this.metrics.seen.push(info.method);
+    return super.computeFingerprint(info, settings);
   }
 }
 
@@ -93,6 +139,36 @@ describe.each(ADAPTERS)('a lease store and a transactional store in one module (
         /transactionalStore must be a store that runs transactions .*InMemoryIdempotencyStore is not/,
       );
     } finally {
+      await other.drop();
+    }
+  });
+
+  it('gives a subclass of the interceptor its own dependencies and the transactional store', async () => {
+    const other = await createTestDatabase();
+    const audited = await createTestApp(
+      adapter,
+      TwoStoresModule.register(
+        other.url,
+        new InMemoryIdempotencyStore(),
+        postgresStore(),
+        AuditedInterceptor,
+      ),
+    );
+    try {
+      const key = `audited-${adapter}`;
+      const send = () =>
+        audited.http().post('/ledger/entries').set('Idempotency-Key', key).send({});
+      expect((await send()).status).toBe(201);
+      expect((await send()).headers['idempotent-replayed']).toBe('true');
+      const rows = await other.query<{ n: string }>(
+        'SELECT count(*) AS n FROM idempotency_records WHERE key = $1',
+        [key],
+      );
+      expect(Number(rows[0].n)).toBe(1);
+      // The subclass ran, with its own dependency.
+      expect(audited.app.get(Metrics).seen).toEqual(['POST', 'POST']);
+    } finally {
+      await audited.close();
       await other.drop();
     }
   });

@@ -9,6 +9,7 @@ import { IdempotencyTransaction } from '../../lib/postgres/transaction/idempoten
 import { IdempotencyTransactionContext } from '../../lib/transaction/idempotency-transaction.context';
 import { IdempotencyInterceptor } from '../../lib/idempotency.interceptor';
 import { IdempotencyMaintenance } from '../../lib/idempotency-maintenance.service';
+import { IdempotencyPurger } from '../../lib/idempotency-purger.service';
 import { IdempotencyModule } from '../../lib/idempotency.module';
 import {
   IDEMPOTENCY_MODULE_OPTIONS,
@@ -21,6 +22,7 @@ import type {
   ClaimResult,
 } from '../../lib/store/claim-result.interface';
 import { IdempotencyStore } from '../../lib/store/idempotency-store';
+import { TransactionalIdempotencyStore } from '../../lib/store/transactional-idempotency-store';
 import type { StoredResponse } from '../../lib/store/stored-response.interface';
 
 /** A store kept in a Map: enough to show that a custom store needs no database. */
@@ -403,3 +405,81 @@ describe('store maintenance', () => {
     await app.close();
   });
 });
+
+describe('two stores in one registration', () => {
+  /** Counts what the module asks of it. */
+  class CountingStore extends MemoryStore {
+    prepared = 0;
+    purged = 0;
+    override async prepare(): Promise<void> {
+      this.prepared++;
+    }
+    override async purgeExpired(): Promise<number> {
+      this.purged++;
+      return 0;
+    }
+  }
+
+  /** A store that runs transactions as far as the module can tell, and counts the same. */
+  class CountingTransactionalStore extends TransactionalIdempotencyStore {
+    prepared = 0;
+    purged = 0;
+    claim = unused;
+    complete = unused;
+    markNotReplayable = unused;
+    release = unused;
+    lookup = unused;
+    claimInTransaction = unused;
+    override async prepare(): Promise<void> {
+      this.prepared++;
+    }
+    async purgeExpired(): Promise<number> {
+      this.purged++;
+      return 0;
+    }
+  }
+
+  it('prepares and purges each store once', async () => {
+    const lease = new CountingStore();
+    const transactional = new CountingTransactionalStore();
+    const app = await Test.createTestingModule({
+      imports: [
+        IdempotencyModule.forRoot({
+          store: lease,
+          transactionalStore: transactional,
+          purgeIntervalMs: 0,
+        }),
+      ],
+    }).compile();
+    await app.init();
+    await app.get(IdempotencyPurger).purgeNow();
+    await app.close();
+    expect([lease.prepared, transactional.prepared]).toEqual([1, 1]);
+    expect([lease.purged, transactional.purged]).toEqual([1, 1]);
+  });
+
+  it('takes the same definition given twice as one store', async () => {
+    const counting = new CountingStore();
+    const definition = IdempotencyModule.forRoot({ store: counting, transactionalStore: counting });
+    expect(
+      (provider(definition, IDEMPOTENCY_TRANSACTIONAL_STORE) as FactoryProvider).inject,
+    ).toEqual([IdempotencyStore]);
+    const app = await Test.createTestingModule({
+      imports: [
+        IdempotencyModule.forRoot({
+          store: counting,
+          transactionalStore: counting,
+          purgeIntervalMs: 0,
+        }),
+      ],
+    }).compile();
+    await app.init();
+    await app.get(IdempotencyPurger).purgeNow();
+    await app.close();
+    expect([counting.prepared, counting.purged]).toEqual([1, 1]);
+  });
+});
+
+function unused(): never {
+  throw new Error('not called by these tests');
+}
