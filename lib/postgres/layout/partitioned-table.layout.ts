@@ -30,6 +30,7 @@ type KeyOf = Pick<ClaimHandle, 'scope' | 'key'>;
 export class PartitionedTableLayout implements IdempotencyTableLayout {
   readonly namePrefix: string;
   readonly lookup: string;
+  readonly inTransaction: { complete: string; markNotReplayable: string };
   private readonly sql: PartitionedStatements;
   private readonly partitions: IdempotencyPartitions;
   /** The server's default_transaction_isolation, read at start-up. */
@@ -49,6 +50,10 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
     const ordinary = idempotencyStatements(context.table);
     this.namePrefix = ordinary.namePrefix;
     this.lookup = ordinary.lookup;
+    this.inTransaction = {
+      complete: this.sql.completeInTransaction,
+      markNotReplayable: this.sql.markNotReplayableInTransaction,
+    };
     this.partitions = new IdempotencyPartitions(context.pool, context.table, partitioning);
   }
 
@@ -111,31 +116,6 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
       },
     ];
     return { statements, at: statements.length - 1 };
-  }
-
-  completeInTransaction(
-    handle: ClaimHandle,
-    token: string,
-    response: StoredResponse,
-    ttlMs: number,
-  ): PipelineStatement {
-    return {
-      name: `${this.namePrefix}_complete_in_transaction`,
-      text: this.sql.completeInTransaction,
-      values: responseValues(handle, token, response, ttlMs),
-    };
-  }
-
-  markNotReplayableInTransaction(
-    handle: ClaimHandle,
-    status: number | null,
-    ttlMs: number,
-  ): PipelineStatement {
-    return {
-      name: `${this.namePrefix}_not_replayable_in_transaction`,
-      text: this.sql.markNotReplayableInTransaction,
-      values: notReplayableValues(handle, status, ttlMs),
-    };
   }
 
   /**

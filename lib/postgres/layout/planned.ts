@@ -97,3 +97,38 @@ export function openTransaction(begin: string, statementTimeoutMs: number): Pipe
     ? [{ text: begin }]
     : [{ text: begin }, { text: `SET LOCAL statement_timeout = ${statementTimeoutMs}` }];
 }
+
+/** What a transactional write needs of a table layout. */
+interface TransactionalWrites {
+  namePrefix: string;
+  inTransaction: { complete: string; markNotReplayable: string };
+}
+
+/** Transactional mode: writes `response` into the row claimed with `token` (see the layout). */
+export function completionInTransaction(
+  layout: TransactionalWrites,
+  handle: ClaimHandle,
+  token: string,
+  response: StoredResponse,
+  ttlMs: number,
+): PipelineStatement {
+  return {
+    name: `${layout.namePrefix}_complete_in_transaction`,
+    text: layout.inTransaction.complete,
+    values: responseValues(handle, token, response, ttlMs),
+  };
+}
+
+/** Transactional mode: marks the claimed row as not replayable (see the layout). */
+export function notReplayableInTransaction(
+  layout: TransactionalWrites,
+  handle: ClaimHandle,
+  status: number | null,
+  ttlMs: number,
+): PipelineStatement {
+  return {
+    name: `${layout.namePrefix}_not_replayable_in_transaction`,
+    text: layout.inTransaction.markNotReplayable,
+    values: notReplayableValues(handle, status, ttlMs),
+  };
+}

@@ -13,12 +13,17 @@ import { readTableShape } from './table-shape';
 export class SingleTableLayout implements IdempotencyTableLayout {
   readonly namePrefix: string;
   readonly lookup: string;
+  readonly inTransaction: { complete: string; markNotReplayable: string };
   private readonly sql: IdempotencyStatements;
 
   constructor(private readonly context: TableLayoutContext) {
     this.sql = idempotencyStatements(context.table);
     this.namePrefix = this.sql.namePrefix;
     this.lookup = this.sql.lookup;
+    this.inTransaction = {
+      complete: this.sql.completeInTransaction,
+      markNotReplayable: this.sql.markNotReplayableInTransaction,
+    };
   }
 
   /**
@@ -75,31 +80,6 @@ export class SingleTableLayout implements IdempotencyTableLayout {
       values: claimValues(request, token),
     };
     return { statements: [...opening, claim], at: opening.length };
-  }
-
-  completeInTransaction(
-    handle: ClaimHandle,
-    token: string,
-    response: StoredResponse,
-    ttlMs: number,
-  ): PipelineStatement {
-    return {
-      name: `${this.namePrefix}_complete_in_transaction`,
-      text: this.sql.completeInTransaction,
-      values: responseValues(handle, token, response, ttlMs),
-    };
-  }
-
-  markNotReplayableInTransaction(
-    handle: ClaimHandle,
-    status: number | null,
-    ttlMs: number,
-  ): PipelineStatement {
-    return {
-      name: `${this.namePrefix}_not_replayable_in_transaction`,
-      text: this.sql.markNotReplayableInTransaction,
-      values: notReplayableValues(handle, status, ttlMs),
-    };
   }
 
   transactionalTtlMs(_claimTtlMs: number, ttlMs: number): number {

@@ -40,19 +40,11 @@ export interface IdempotencyTableLayout {
     token: string,
     opening: readonly PipelineStatement[],
   ): Planned;
-  /** Transactional mode: writes `response` into the row claimed with `token`; fails without one. */
-  completeInTransaction(
-    handle: ClaimHandle,
-    token: string,
-    response: StoredResponse,
-    ttlMs: number,
-  ): PipelineStatement;
-  /** Transactional mode: marks the claimed row as not replayable; fails without one. */
-  markNotReplayableInTransaction(
-    handle: ClaimHandle,
-    status: number | null,
-    ttlMs: number,
-  ): PipelineStatement;
+  /**
+   * Transactional mode: the texts of the writes of the claimed row inside its transaction, each
+   * failing without the row (see `completionInTransaction` and `notReplayableInTransaction`).
+   */
+  readonly inTransaction: { complete: string; markNotReplayable: string };
   /** The TTL a transactional write must use, from the claim's TTL and the one asked for. */
   transactionalTtlMs(claimTtlMs: number, ttlMs: number): number;
 

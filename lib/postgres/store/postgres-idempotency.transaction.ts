@@ -7,6 +7,7 @@ import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
 } from '../../store/transactional-idempotency-store';
+import { completionInTransaction, notReplayableInTransaction } from '../layout/planned';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { PipelineError, type PipelineStatement, runPipeline } from '../driver/pipelined-query';
 import { StatementDeadline } from './statement-deadline';
@@ -53,7 +54,13 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
     return this.commitWith(
       response.status,
-      this.layout.completeInTransaction(this.handle, this.handle.token, response, this.ttl(ttlMs)),
+      completionInTransaction(
+        this.layout,
+        this.handle,
+        this.handle.token,
+        response,
+        this.ttl(ttlMs),
+      ),
     );
   }
 
@@ -70,7 +77,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       const results = await runPipeline(this.client, [
         { text: 'ROLLBACK' },
         ...claim.statements,
-        this.layout.completeInTransaction(this.handle, token, response, this.ttl(ttlMs)),
+        completionInTransaction(this.layout, this.handle, token, response, this.ttl(ttlMs)),
         { text: 'COMMIT' },
       ]);
       await transactionCommitted(this.queryRunner);
@@ -95,7 +102,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
     return this.commitWith(
       status,
-      this.layout.markNotReplayableInTransaction(this.handle, status, this.ttl(ttlMs)),
+      notReplayableInTransaction(this.layout, this.handle, status, this.ttl(ttlMs)),
     );
   }
 
