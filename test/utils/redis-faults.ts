@@ -231,6 +231,26 @@ export async function roleOf(
   }
 }
 
+/**
+ * Closes the primary's connections to its replicas (`CLIENT KILL TYPE replica`), so that what it
+ * acknowledges from now on is not replicated until a replica connects again.
+ */
+export async function dropReplicaLinks(primaryPort: number): Promise<number> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port: primaryPort,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return Number(await client.call('CLIENT', 'KILL', 'TYPE', 'replica'));
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** `CLUSTER SLOTS` of the node on `port`: which primary port serves each slot range. */
 export async function slotOwners(
   port: number,
