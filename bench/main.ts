@@ -1,11 +1,15 @@
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { PARTITIONED_IDEMPOTENCY_TABLE, SINGLE_IDEMPOTENCY_TABLE } from './app/bench-app.config';
 import { BENCH_USAGE, type BenchConfig, readBenchConfig, wantsHelp } from './bench.config';
 import { type BenchProcess, startBenchProcess } from './runner/app-process';
 import { type BenchServer, startBenchPostgres } from './runner/bench-postgres';
+import { REDIS_MISSING_LINE, redisServerBinary, startBenchRedis } from './runner/bench-redis';
 import { BenchRunner } from './runner/bench-runner';
 import { DatabaseMonitor } from './runner/database-monitor';
+import { postgresRecords } from './runner/exactly-once';
 import { type FillResult, fillIdempotencyTable } from './runner/fill';
+import { ourRedisRecords, peerRedisRecords } from './runner/redis-records';
 import { formatComparison, formatReport } from './runner/report';
 import {
   type BenchResults,
@@ -14,7 +18,7 @@ import {
   findPrevious,
   writeResults,
 } from './runner/results-file';
-import { type AppName, selectScenarios } from './runner/scenarios';
+import { type AppName, REDIS_APPS, type Scenario, selectScenarios } from './runner/scenarios';
 import { summarize } from './runner/summary';
 
 /**
@@ -28,10 +32,16 @@ async function main(): Promise<number> {
     return 0;
   }
   const config = readBenchConfig();
-  const scenarios = selectScenarios(config.only);
+  const log = (line: string) => console.error(`[bench] ${line}`);
+  const redisBinary = redisServerBinary();
+  let scenarios: Scenario[] = selectScenarios(config.only);
+  const onRedis = (scenario: Scenario) => REDIS_APPS.includes(scenario.app);
+  if (!redisBinary && scenarios.some(onRedis)) {
+    log(REDIS_MISSING_LINE);
+    scenarios = scenarios.filter((scenario) => !onRedis(scenario));
+  }
   const startedAt = new Date().toISOString();
   const environment = describeEnvironment();
-  const log = (line: string) => console.error(`[bench] ${line}`);
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanUp = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) {
@@ -58,7 +68,19 @@ async function main(): Promise<number> {
           'Raise max_connections, or run fewer scenarios with --only.',
       );
     }
-    const apps = await startApps(config, server, needed);
+    let redisUrl: string | null = null;
+    let redisClient: Redis | null = null;
+    if (redisBinary && scenarios.some(onRedis)) {
+      const redis = await startBenchRedis(redisBinary);
+      cleanups.push(() => redis.stop());
+      log(`started redis-server (pid ${redis.pid}) on ${redis.url}`);
+      redisUrl = redis.url;
+      redisClient = new Redis(redis.url, { lazyConnect: true });
+      await redisClient.connect();
+      const client = redisClient;
+      cleanups.push(() => client.quit());
+    }
+    const apps = await startApps(config, server, needed, redisUrl);
     cleanups.push(() => apps.stop());
     const pools = {
       main: new pg.Pool({ connectionString: server.urls.main, max: 1 }),
@@ -83,6 +105,8 @@ async function main(): Promise<number> {
           pass: server.names.main,
           full: server.names.full,
           part: server.names.main,
+          redis: server.names.main,
+          peer: server.names.main,
         },
         pools: {
           main: pools.main,
@@ -90,13 +114,21 @@ async function main(): Promise<number> {
           pass: pools.main,
           full: pools.full,
           part: pools.main,
+          redis: pools.main,
+          peer: pools.main,
         },
-        idempotencyTables: {
-          main: SINGLE_IDEMPOTENCY_TABLE,
-          global: SINGLE_IDEMPOTENCY_TABLE,
-          pass: SINGLE_IDEMPOTENCY_TABLE,
-          full: SINGLE_IDEMPOTENCY_TABLE,
-          part: PARTITIONED_IDEMPOTENCY_TABLE,
+        records: {
+          main: postgresRecords(pools.main, SINGLE_IDEMPOTENCY_TABLE),
+          global: postgresRecords(pools.main, SINGLE_IDEMPOTENCY_TABLE),
+          pass: postgresRecords(pools.main, SINGLE_IDEMPOTENCY_TABLE),
+          full: postgresRecords(pools.full, SINGLE_IDEMPOTENCY_TABLE),
+          part: postgresRecords(pools.main, PARTITIONED_IDEMPOTENCY_TABLE),
+          ...(redisClient
+            ? {
+                redis: ourRedisRecords(redisClient),
+                peer: peerRedisRecords(redisClient, '/lease'),
+              }
+            : {}),
         },
         monitor,
       },
@@ -150,32 +182,45 @@ async function main(): Promise<number> {
 /**
  * Starts the process with the apps the scenarios need: `main` (no global interceptor), `global`
  * (the idempotency interceptor registered globally), `pass` (a global interceptor that does
- * nothing) and `part` (`main` on a partitioned idempotency table) on the main database, `full` on
- * the pre-filled one. `main` comes first: it runs the main database's migrations.
+ * nothing), `part` (`main` on a partitioned idempotency table), `redis` (`main` with its lease
+ * routes on the Redis store) and `peer` (`@node-idempotency/nestjs` on Redis) on the main
+ * database, `full` on the pre-filled one. `main` comes first: it runs the main database's
+ * migrations.
  */
 function startApps(
   config: BenchConfig,
   server: BenchServer,
   needed: ReadonlySet<AppName>,
+  redisUrl: string | null,
 ): Promise<BenchProcess> {
   const app = (
     name: AppName,
     databaseUrl: string,
     global: 'idempotency' | 'pass' | 'none',
-    table: 'single' | 'partitioned' = 'single',
+    store: 'single' | 'partitioned' | 'redis' | 'peer' = 'single',
   ) => ({
     name,
     databaseUrl,
     globalInterceptor: global === 'idempotency',
     passThroughInterceptor: global === 'pass',
-    partitioned: table === 'partitioned',
+    partitioned: store === 'partitioned',
+    redis:
+      store === 'redis' || store === 'peer' ? redisOf(store === 'redis' ? 'ours' : 'peer') : null,
   });
+  const redisOf = (of: 'ours' | 'peer') => {
+    if (!redisUrl) {
+      throw new Error('The Redis apps need the bench Redis server');
+    }
+    return { url: redisUrl, package: of };
+  };
   const instances = [
     app('main', server.urls.main, 'none'),
     app('global', server.urls.main, 'idempotency'),
     app('pass', server.urls.main, 'pass'),
     app('full', server.urls.full, 'none'),
     app('part', server.urls.main, 'none', 'partitioned'),
+    app('redis', server.urls.main, 'none', 'redis'),
+    app('peer', server.urls.main, 'none', 'peer'),
   ].filter((instance) => needed.has(instance.name as AppName));
   return startBenchProcess({ adapter: config.adapter, poolSize: config.poolSize, instances });
 }

@@ -6,7 +6,7 @@ export const PARTITIONED_IDEMPOTENCY_TABLE = 'idempotency_records_partitioned';
 
 /** One Nest application of the bench process. */
 export interface BenchAppInstance {
-  /** How the runner names it (`main`, `global`, `pass`, `full`, `part`). */
+  /** How the runner names it (`main`, `global`, `pass`, `full`, `part`, `redis`, `peer`). */
   name: string;
   databaseUrl: string;
   /** Registers the interceptor for every route (`useGlobalInterceptor`). */
@@ -18,6 +18,12 @@ export interface BenchAppInstance {
    * option), instead of `SINGLE_IDEMPOTENCY_TABLE`.
    */
   partitioned: boolean;
+  /**
+   * Lease-mode keys on Redis: `ours` puts the module's lease routes on `redisStore()` (its
+   * transactional routes stay on PostgreSQL, `transactionalStore`); `peer` is the other app, on
+   * `@node-idempotency/nestjs` with its Redis adapter. `null`: the PostgreSQL store only.
+   */
+  redis: { url: string; package: 'ours' | 'peer' } | null;
 }
 
 /** What the runner asks the bench process to serve. */
@@ -49,7 +55,10 @@ export function readBenchProcessConfig(env: NodeJS.ProcessEnv = process.env): Be
         typeof instance.databaseUrl === 'string' &&
         typeof instance.globalInterceptor === 'boolean' &&
         typeof instance.passThroughInterceptor === 'boolean' &&
-        typeof instance.partitioned === 'boolean',
+        typeof instance.partitioned === 'boolean' &&
+        (instance.redis === null ||
+          (typeof instance.redis?.url === 'string' &&
+            (instance.redis.package === 'ours' || instance.redis.package === 'peer'))),
     );
   if (!valid) {
     throw new Error(`${BENCH_PROCESS_ENV} is not a valid bench process configuration.`);

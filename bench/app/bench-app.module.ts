@@ -3,6 +3,7 @@ import { APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { IdempotencyModule } from '../../lib';
 import { CreateIdempotencyRecords1764201600000, postgresStore } from '../../lib/postgres';
+import { redisStore } from '../../lib/redis';
 import { PARTITIONED_IDEMPOTENCY_TABLE } from './bench-app.config';
 import { BenchOrder } from './bench-order.entity';
 import { BenchOrdersController } from './bench-orders.controller';
@@ -20,6 +21,11 @@ export interface BenchAppConfig {
   passThroughInterceptor: boolean;
   /** Keeps its keys in a table partitioned by expiry (see `BenchAppInstance.partitioned`). */
   partitioned: boolean;
+  /**
+   * Puts the lease-mode routes on the Redis store at this URL; the transactional routes keep
+   * their records in PostgreSQL (`transactionalStore`), as the README shows. Unset: PostgreSQL.
+   */
+  redisUrl?: string;
   /** Size of the DataSource's pg pool. */
   poolSize: number;
 }
@@ -53,14 +59,16 @@ export class BenchAppModule {
           // what a user gets and what docs/partitioning.md measured. They are created as the app
           // starts, which covers any run; no later maintenance, so no partition DDL lands in a
           // window.
-          ...(config.partitioned
-            ? {
-                store: postgresStore({
-                  tableName: PARTITIONED_IDEMPOTENCY_TABLE,
-                  partitioning: { maintenanceIntervalMs: 0 },
-                }),
-              }
-            : { store: postgresStore() }),
+          ...(config.redisUrl
+            ? { store: redisStore({ url: config.redisUrl }), transactionalStore: postgresStore() }
+            : config.partitioned
+              ? {
+                  store: postgresStore({
+                    tableName: PARTITIONED_IDEMPOTENCY_TABLE,
+                    partitioning: { maintenanceIntervalMs: 0 },
+                  }),
+                }
+              : { store: postgresStore() }),
         }),
       ],
       controllers: [BenchOrdersController],

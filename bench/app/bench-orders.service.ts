@@ -30,7 +30,8 @@ export class BenchOrdersService {
   }
 }
 
-async function insertOrder(
+/** The one insert of every benchmarked route (also the peer package's app, peer-orders.controller.ts). */
+export async function insertOrder(
   orders: Repository<BenchOrder>,
   key: string | undefined,
   input: unknown,

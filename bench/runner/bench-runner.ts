@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { BenchConfig } from '../bench.config';
 import type { BenchProcess } from './app-process';
 import { type DatabaseMonitor, statementDeltas } from './database-monitor';
-import { checkExactlyOnce } from './exactly-once';
+import { type IdempotencyRecords, checkExactlyOnce } from './exactly-once';
 import { type KeyOf, hotKeys, knownKeys, makeKeys, newKeys } from './keys';
 import { runLoad } from './load';
 import type { RunMeasurement } from './measurement';
@@ -18,8 +18,8 @@ export interface BenchTargets {
   databases: Record<AppName, string>;
   /** A small pool on each app's database, for the exactly-once checks. */
   pools: Record<AppName, pg.Pool>;
-  /** The idempotency table of each app, where the checks look for records. */
-  idempotencyTables: Record<AppName, string>;
+  /** Where each app started keeps its idempotency records, for the checks. */
+  records: Partial<Record<AppName, IdempotencyRecords>>;
   monitor: DatabaseMonitor;
 }
 
@@ -119,7 +119,7 @@ export class BenchRunner {
     round: number,
     position: number,
   ): Promise<RunMeasurement> {
-    const { apps, databases, pools, idempotencyTables, monitor } = this.targets;
+    const { apps, databases, pools, records, monitor } = this.targets;
     const database = databases[scenario.app];
     const allDatabases = [...new Set(Object.values(databases))];
 
@@ -137,9 +137,13 @@ export class BenchRunner {
     const after = await monitor.snapshot(database);
 
     const replayed = this.replayKeys.get(scenario.id);
+    const recordsOfApp = records[scenario.app];
+    if (!recordsOfApp) {
+      throw new Error(`No idempotency records to check for the ${scenario.app} app`);
+    }
     const check = await checkExactlyOnce(
       pools[scenario.app],
-      idempotencyTables[scenario.app],
+      recordsOfApp,
       replayed ? new Set(replayed) : outcome.keys,
       outcome.acknowledged,
     );

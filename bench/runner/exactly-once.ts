@@ -23,14 +23,44 @@ export interface ExactlyOnceCheck {
   duplicateRecords: number;
 }
 
+/** Where an app keeps its idempotency records, as the check reads them. */
+export interface IdempotencyRecords {
+  /**
+   * For `keys` (of the anonymous scope, as the bench sends them): records still in flight once
+   * the app is idle, and live records beyond the first of a key.
+   */
+  inspect(keys: readonly string[]): Promise<{ stuck: number; duplicateRecords: number }>;
+}
+
+/** Records in a PostgreSQL table of the store's shape (single or partitioned). */
+export function postgresRecords(database: pg.Pool, table: string): IdempotencyRecords {
+  return {
+    async inspect(keys) {
+      const { rows } = await database.query<{ stuck: number; duplicate_records: number }>(
+        `WITH live AS (
+           SELECT count(*)::int AS n
+             FROM ${table} r
+            WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.expires_at > now()
+            GROUP BY r.key
+         )
+         SELECT (SELECT count(*)::int FROM ${table} r
+                  WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.state = 'in_flight') AS stuck,
+                (SELECT coalesce(sum(n - 1), 0)::int FROM live) AS duplicate_records`,
+        [keys],
+      );
+      return { stuck: rows[0].stuck, duplicateRecords: rows[0].duplicate_records };
+    },
+  };
+}
+
 /**
  * Counts, for the keys a run sent, the rows in `bench_orders`, and the records in flight or
- * duplicated in the app's idempotency table `table`. `sent` may also be a key set created before
- * the run (replays): then rows must equal keys.
+ * duplicated where the app keeps them. `sent` may also be a key set created before the run
+ * (replays): then rows must equal keys.
  */
 export async function checkExactlyOnce(
   database: pg.Pool,
-  table: string,
+  records: IdempotencyRecords,
   sent: ReadonlySet<string>,
   acknowledged: ReadonlySet<string>,
 ): Promise<ExactlyOnceCheck> {
@@ -39,26 +69,16 @@ export async function checkExactlyOnce(
     executed: number;
     rows: number;
     duplicates: number;
-    stuck: number;
-    duplicate_records: number;
   }>(
     `WITH counted AS (
        SELECT o.key, count(*)::int AS n
          FROM bench_orders o
         WHERE o.key = ANY($1::varchar[])
         GROUP BY o.key
-     ), live AS (
-       SELECT count(*)::int AS n
-         FROM ${table} r
-        WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.expires_at > now()
-        GROUP BY r.key
      )
      SELECT (SELECT count(*)::int FROM counted) AS executed,
             (SELECT coalesce(sum(n), 0)::int FROM counted) AS rows,
-            (SELECT coalesce(sum(n - 1), 0)::int FROM counted) AS duplicates,
-            (SELECT count(*)::int FROM ${table} r
-              WHERE r.scope = '' AND r.key = ANY($1::varchar[]) AND r.state = 'in_flight') AS stuck,
-            (SELECT coalesce(sum(n - 1), 0)::int FROM live) AS duplicate_records`,
+            (SELECT coalesce(sum(n - 1), 0)::int FROM counted) AS duplicates`,
     [keys],
   );
   const missing = await database.query<{ missing: number }>(
@@ -67,6 +87,7 @@ export async function checkExactlyOnce(
       WHERE NOT EXISTS (SELECT 1 FROM bench_orders o WHERE o.key = a.key)`,
     [[...acknowledged]],
   );
+  const { stuck, duplicateRecords } = await records.inspect(keys);
   return {
     keysSent: sent.size,
     keysAcknowledged: acknowledged.size,
@@ -74,8 +95,8 @@ export async function checkExactlyOnce(
     rows: rows[0].rows,
     duplicates: rows[0].duplicates,
     acknowledgedWithoutRow: missing.rows[0].missing,
-    stuckInFlight: rows[0].stuck,
-    duplicateRecords: rows[0].duplicate_records,
+    stuckInFlight: stuck,
+    duplicateRecords,
   };
 }
 

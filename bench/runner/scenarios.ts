@@ -1,5 +1,8 @@
 /** Which bench application serves a scenario (all live in one process). */
-export type AppName = 'main' | 'global' | 'pass' | 'full' | 'part';
+export type AppName = 'main' | 'global' | 'pass' | 'full' | 'part' | 'redis' | 'peer';
+
+/** The apps whose keys are on the bench's Redis server: ours on `redisStore()`, and the peer's. */
+export const REDIS_APPS: readonly AppName[] = ['redis', 'peer'];
 
 /** How a scenario chooses its keys (see keys.ts). */
 export type KeyMode = 'new' | 'replay' | 'hot';
@@ -46,10 +49,19 @@ const vsSingleTable = (scenario: string, min: number): Target => ({
   text: `>= ${min.toFixed(2)}x ${scenario}`,
 });
 
+/** Ours against the peer package's twin scenario, in the same round: at least as fast. */
+const vsPeer = (scenario: string): Target => ({
+  against: scenario,
+  min: 1,
+  text: `>= 1.00x ${scenario}`,
+});
+
 /**
  * Every scenario of a run. The `-1m` ones run against the database whose idempotency table was
  * pre-filled, the `-part` ones against a table partitioned by expiry; both are interleaved with
- * their single-table twins, so the two are compared within a round.
+ * their single-table twins, so the two are compared within a round. The `redis` ones put the
+ * lease route's keys on a Redis server the bench starts, and the `peer-redis` ones run the same
+ * route on `@node-idempotency/nestjs` with its Redis adapter, on the same server.
  */
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -207,6 +219,42 @@ export const SCENARIOS: readonly Scenario[] = [
     path: '/tx',
     keys: 'replay',
     targets: [vsSingleTable('replay-tx', 0.95)],
+  },
+  {
+    id: 'redis-lease-new',
+    item: 'r',
+    title: 'lease mode on the Redis store, new keys',
+    app: 'redis',
+    path: '/lease',
+    keys: 'new',
+    targets: [vsBaseline(0.6, '>= 0.60x (a)'), vsPeer('peer-redis-new')],
+  },
+  {
+    id: 'replay-redis',
+    item: 'r',
+    title: 'replay of known keys, lease route on the Redis store',
+    app: 'redis',
+    path: '/lease',
+    keys: 'replay',
+    targets: [vsBaseline(1.6, '>= 1.60x (a)'), vsPeer('peer-redis-replay')],
+  },
+  {
+    id: 'peer-redis-new',
+    item: 'n',
+    title: '@node-idempotency/nestjs on Redis, new keys',
+    app: 'peer',
+    path: '/lease',
+    keys: 'new',
+    targets: [],
+  },
+  {
+    id: 'peer-redis-replay',
+    item: 'n',
+    title: '@node-idempotency/nestjs on Redis, replay of known keys',
+    app: 'peer',
+    path: '/lease',
+    keys: 'replay',
+    targets: [],
   },
 ];
 
