@@ -182,6 +182,24 @@ export function formatReport(results: BenchResults): string {
     }
   }
 
+  const withAdded = results.scenarios.filter((s) => s.addedMs);
+  if (withAdded.length > 0) {
+    lines.push(
+      '',
+      "Latency added over (a), in ms: a run's p50 and p99 minus the mean of those of the (a) runs",
+      'next to it, median [lowest-highest] over the rounds; for (a) itself, the noise floor. At full',
+      'load (closed loop), so a slower scenario also queues longer: its cost at saturation, not on an',
+      'idle server.',
+    );
+    lines.push(
+      table(
+        ['scenario', '+p50 ms', '+p99 ms'],
+        withAdded.map((s) => [s.id, signedSpread(s.addedMs?.p50), signedSpread(s.addedMs?.p99)]),
+        [false, true, true],
+      ),
+    );
+  }
+
   const verdict = results.verdict;
   lines.push(
     '',
@@ -252,6 +270,15 @@ function change(
 
 function spreadText(spread: { median: number; min: number; max: number }): string {
   return `${spread.median.toFixed(2)} [${spread.min.toFixed(2)}-${spread.max.toFixed(2)}]`;
+}
+
+/** `+1.0 [-0.5 to +2.0]`: a difference with its spread. */
+function signedSpread(spread: { median: number; min: number; max: number } | undefined): string {
+  if (!spread) {
+    return 'n/a';
+  }
+  const signed = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(1)}`;
+  return `${signed(spread.median)} [${signed(spread.min)} to ${signed(spread.max)}]`;
 }
 
 function shortVersion(version: string): string {

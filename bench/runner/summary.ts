@@ -51,6 +51,11 @@ export interface ScenarioSummary {
    * machine, blind to waits (commit flushes, locks).
    */
   cpuRatio: Spread | null;
+  /**
+   * What the scenario adds to a request's latency: each run's p50 and p99 minus the mean of the
+   * neighbouring baseline runs', in ms. For the baseline itself: the noise floor.
+   */
+  addedMs: { p50: Spread; p99: Spread } | null;
   targets: TargetResult[];
   perRequest: PerRequestCost;
   totals: Pick<
@@ -80,16 +85,29 @@ export function summarize(
    * `value(run)` over the mean of the baseline runs just before and just after it in its round
    * (measureRounds places one within two runs on each side).
    */
-  const normalized = (run: RunMeasurement, value: Value): number | null => {
+  const reference = (run: RunMeasurement, value: Value): number | null => {
     const round = baselineRuns.filter((other) => other.round === run.round && other !== run);
     const before = round.filter((other) => other.position < run.position).at(-1);
     const after = round.find((other) => other.position > run.position);
     const references = [before, after].flatMap((other) => (other ? [value(other)] : []));
-    const own = value(run);
-    if (own === null || references.length === 0 || references.some((r) => !r)) {
+    if (references.length === 0 || references.some((r) => !r)) {
       return null;
     }
-    return own / (sum(references as number[]) / references.length);
+    return sum(references as number[]) / references.length;
+  };
+  const normalized = (run: RunMeasurement, value: Value): number | null => {
+    const own = value(run);
+    const mean = reference(run, value);
+    return own === null || mean === null ? null : own / mean;
+  };
+  /** `value(run)` minus the same mean of its neighbouring baseline runs. */
+  const added = (runsOf: readonly RunMeasurement[], value: Value): Spread | null => {
+    const values = runsOf.flatMap((run) => {
+      const own = value(run);
+      const mean = reference(run, value);
+      return own === null || mean === null ? [] : [own - mean];
+    });
+    return values.length > 0 ? spread(values) : null;
   };
   /** Per-round ratios of `scenario` to `against`, each normalised by its neighbouring baselines. */
   const ratios = (scenario: string, against: string, value: Value): number[] => {
@@ -138,6 +156,10 @@ export function summarize(
       p99Ms: median(own.map((run) => run.latencyMs.p99)),
       ratio: baseline.length > 0 ? spread(baseline) : null,
       cpuRatio: byCpu.length > 0 ? spread(byCpu) : null,
+      addedMs: ((p50, p99) => (p50 && p99 ? { p50, p99 } : null))(
+        added(own, (run) => run.latencyMs.p50),
+        added(own, (run) => run.latencyMs.p99),
+      ),
       targets: scenario.targets.flatMap((target) => {
         const values = ratios(scenario.id, target.against, rps);
         if (values.length === 0) {
