@@ -213,15 +213,19 @@ function startApps(
     }
     return { url: redisUrl, package: of };
   };
-  const instances = [
-    app('main', server.urls.main, 'none'),
-    app('global', server.urls.main, 'idempotency'),
-    app('pass', server.urls.main, 'pass'),
-    app('full', server.urls.full, 'none'),
-    app('part', server.urls.main, 'none', 'partitioned'),
-    app('redis', server.urls.main, 'none', 'redis'),
-    app('peer', server.urls.main, 'none', 'peer'),
-  ].filter((instance) => needed.has(instance.name as AppName));
+  const instances = (
+    [
+      ['main', () => app('main', server.urls.main, 'none')],
+      ['global', () => app('global', server.urls.main, 'idempotency')],
+      ['pass', () => app('pass', server.urls.main, 'pass')],
+      ['full', () => app('full', server.urls.full, 'none')],
+      ['part', () => app('part', server.urls.main, 'none', 'partitioned')],
+      ['redis', () => app('redis', server.urls.main, 'none', 'redis')],
+      ['peer', () => app('peer', server.urls.main, 'none', 'peer')],
+    ] as [AppName, () => ReturnType<typeof app>][]
+  )
+    .filter(([name]) => needed.has(name))
+    .map(([, make]) => make());
   return startBenchProcess({ adapter: config.adapter, poolSize: config.poolSize, instances });
 }
 
