@@ -82,6 +82,7 @@ describe('the fail-closed settings', () => {
         commandTimeout: 60_000,
         maxRetriesPerRequest: 20,
         autoResendUnfulfilledCommands: true,
+        enableAutoPipelining: true,
         keyPrefix: 'kept:',
       },
       commandTimeoutMs: 250,
@@ -94,6 +95,7 @@ describe('the fail-closed settings', () => {
       socketTimeout: 500,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
+      enableAutoPipelining: false,
       keyPrefix: 'kept:',
     });
   });
@@ -102,12 +104,18 @@ describe('the fail-closed settings', () => {
     const client = createRedisClient({
       cluster: {
         nodes: [{ host: '127.0.0.1', port: 1 }],
-        options: { lazyConnect: true, enableOfflineQueue: true, redisOptions: { db: 0 } },
+        options: {
+          lazyConnect: true,
+          enableOfflineQueue: true,
+          enableAutoPipelining: true,
+          redisOptions: { db: 0 },
+        },
       },
     }) as Cluster;
     clients.push(client);
     expect(client.isCluster).toBe(true);
     expect(client.options.enableOfflineQueue).toBe(false);
+    expect(client.options.enableAutoPipelining).toBe(false);
     expect(client.options.redisOptions).toMatchObject({
       commandTimeout: 1000,
       maxRetriesPerRequest: 0,
@@ -120,5 +128,14 @@ describe('the fail-closed settings', () => {
     clients.push(client);
     client.options.enableOfflineQueue = true;
     await expect(new RedisIdempotencyStore(client).prepare()).rejects.toThrow(/fails closed/);
+  });
+
+  it('refuse a client the application hands in with auto-pipelining, which ioredis cannot use for scripts', async () => {
+    const client = createRedisClient({ redis: { lazyConnect: true } }) as Redis;
+    clients.push(client);
+    client.options.enableAutoPipelining = true;
+    await expect(new RedisIdempotencyStore(client).prepare()).rejects.toThrow(
+      /without `enableAutoPipelining`/,
+    );
   });
 });
