@@ -31,6 +31,8 @@ import { waitFor } from '../utils/wait-for';
 const describeRedis = describeWithRedis();
 /** The simulated card network's latency: long enough that duplicates overlap the execution. */
 const LATENCY_MS = 800;
+/** When a key's duplicates follow its first request: well inside the first one's LATENCY_MS. */
+const DUPLICATES_AFTER_MS = 150;
 /** Lease of a claim: far above LATENCY_MS, short enough to wait out in the crash test. */
 const LEASE_MS = 4000;
 /** The sample app's key prefix in Redis (redisStore's default). */
@@ -355,8 +357,9 @@ describeRedis('sample app with /payments on Redis, as real processes', () => {
     it('runs each key once across three app instances sharing Redis and PostgreSQL', async () => {
       const third = await start('express', { url: `redis://127.0.0.1:${server.port}` }, LATENCY_MS);
       const instances = [apps.express, apps.fastify, third];
-      // Sent all at once: 72 requests in flight, each key's duplicates spread over the three, the
-      // first of each key on a different instance in turn.
+      // 72 requests: each key's first on a different instance in turn, then, while it runs (the
+      // handler takes LATENCY_MS), its duplicates on the other instances. Sent all at once, the
+      // warmest instance could win every claim on a loaded machine, and the runs would not spread.
       const keys = Array.from({ length: 12 }, (_, index) => ({
         ...fresh('multi'),
         amount: index + 1,
@@ -364,13 +367,22 @@ describeRedis('sample app with /payments on Redis, as real processes', () => {
       const duplicates = 6;
       const answers = await Promise.all(
         keys.flatMap((entry, k) =>
-          Array.from({ length: duplicates }, (_, n) =>
-            pay(instances[(k + n) % instances.length], entry.clientId, entry.key, {
-              amount: entry.amount,
-              currency: 'EUR',
-              reference: entry.reference,
-            }).then((answer) => ({ entry, answer })),
-          ),
+          Array.from({ length: duplicates }, async (_, n) => {
+            if (n > 0) {
+              await sleep(DUPLICATES_AFTER_MS);
+            }
+            const answer = await pay(
+              instances[(k + n) % instances.length],
+              entry.clientId,
+              entry.key,
+              {
+                amount: entry.amount,
+                currency: 'EUR',
+                reference: entry.reference,
+              },
+            );
+            return { entry, answer };
+          }),
         ),
       );
 
@@ -389,7 +401,7 @@ describeRedis('sample app with /payments on Redis, as real processes', () => {
           }
         }
       }
-      // The runs were spread over more than one process: the instances did compete.
+      // The runs were spread over the processes: each took the keys it was sent first.
       const pids = await db.query<{ pid: number }>(
         'SELECT DISTINCT pid FROM payment_attempts WHERE idempotency_key = ANY($1::text[])',
         [keys.map((entry) => entry.key)],
