@@ -36,6 +36,8 @@ export interface BenchConfig {
   databaseUrl: string | undefined;
   /** Results file to compare with instead of the latest previous one. */
   compareWith: string | undefined;
+  /** A directory for a V8 CPU profile of the apps' process (`node --cpu-prof`), written at exit. */
+  cpuProfileDir: string | undefined;
   resultsDir: string;
 }
 
@@ -49,6 +51,7 @@ export const BENCH_USAGE = `npm run bench -- [options]
   --fill-rows=N           rows of the pre-filled table       (BENCH_FILL_ROWS, default 1000000)
   --only=a,b              only these scenario ids, plus the baseline (BENCH_ONLY)
   --compare=FILE          compare with FILE instead of the latest previous results
+  --cpu-prof=DIR          write a CPU profile of the apps' process into DIR (BENCH_CPU_PROF)
   DATABASE_URL=postgres://...   use this server instead of an embedded PostgreSQL`;
 
 export function readBenchConfig(
@@ -73,6 +76,7 @@ export function readBenchConfig(
     'fill-rows',
     'only',
     'compare',
+    'cpu-prof',
     'help',
   ];
   for (const name of flags.keys()) {
@@ -105,6 +109,7 @@ export function readBenchConfig(
     only: only ? only.split(',').map((id) => id.trim()) : undefined,
     databaseUrl: env.DATABASE_URL || undefined,
     compareWith: flags.get('compare'),
+    cpuProfileDir: setting('cpu-prof', 'BENCH_CPU_PROF') || undefined,
     resultsDir: resolve(PACKAGE_ROOT, 'bench/results'),
   };
 }

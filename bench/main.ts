@@ -143,7 +143,13 @@ async function main(): Promise<number> {
     const summaries = summarize(scenarios, runs);
     const targets = summaries.flatMap((summary) => summary.targets);
     const duplicates = summaries.reduce((total, s) => total + s.exactlyOnce.duplicates, 0);
-    const { databaseUrl: _url, compareWith: _compare, resultsDir, ...settings } = config;
+    const {
+      databaseUrl: _url,
+      compareWith: _compare,
+      cpuProfileDir: _profile,
+      resultsDir,
+      ...settings
+    } = config;
     const results: BenchResults = {
       format: RESULTS_FORMAT,
       startedAt,
@@ -226,7 +232,10 @@ function startApps(
   )
     .filter(([name]) => needed.has(name))
     .map(([, make]) => make());
-  return startBenchProcess({ adapter: config.adapter, poolSize: config.poolSize, instances });
+  return startBenchProcess(
+    { adapter: config.adapter, poolSize: config.poolSize, instances },
+    config.cpuProfileDir,
+  );
 }
 
 main().then(

@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BENCH_PROCESS_ENV, type BenchProcessConfig } from '../app/bench-app.config';
 import { type StatsMessage, isAppMessage } from '../app/bench-app.messages';
 
@@ -26,13 +26,18 @@ export interface BenchProcess {
 /**
  * Forks the bench process (`node` on the compiled JS) and resolves once its applications listen.
  * It runs with `NODE_ENV=production`, as a deployed app would (which also turns the library's
- * development warning about queries outside the transaction off).
+ * development warning about queries outside the transaction off). With `cpuProfileDir`, it writes
+ * a V8 CPU profile there when it exits.
  */
-export async function startBenchProcess(config: BenchProcessConfig): Promise<BenchProcess> {
+export async function startBenchProcess(
+  config: BenchProcessConfig,
+  cpuProfileDir?: string,
+): Promise<BenchProcess> {
   if (!existsSync(APP_ENTRY)) {
     throw new Error(`${APP_ENTRY} does not exist: npm run bench compiles it first.`);
   }
   const child = fork(APP_ENTRY, [], {
+    execArgv: cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProfileDir)}`] : [],
     env: { ...process.env, NODE_ENV: 'production', [BENCH_PROCESS_ENV]: JSON.stringify(config) },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });

@@ -15,7 +15,7 @@ export interface BenchResults {
   format: number;
   startedAt: string;
   finishedAt: string;
-  settings: Omit<BenchConfig, 'databaseUrl' | 'compareWith' | 'resultsDir'>;
+  settings: Omit<BenchConfig, 'databaseUrl' | 'compareWith' | 'cpuProfileDir' | 'resultsDir'>;
   environment: {
     node: string;
     postgres: string;
