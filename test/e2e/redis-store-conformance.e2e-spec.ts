@@ -49,17 +49,23 @@ function describeStoreOn(
 describeRedis('RedisIdempotencyStore on a standalone server', () => {
   let server: RedisServer;
   let client: Redis | Cluster;
+  let oneByOne: Redis | Cluster;
 
   beforeAll(async () => {
     server = await startRedisServer();
     client = createRedisClient({ redis: { host: '127.0.0.1', port: server.port } });
+    oneByOne = createRedisClient({
+      redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: false },
+    });
   });
   afterAll(async () => {
     await client?.quit();
+    await oneByOne?.quit();
     await server?.stop();
   });
 
   describeStoreOn('standalone', () => client);
+  describeStoreOn('standalone, without auto-pipelining', () => oneByOne);
 });
 
 describeRedis('RedisIdempotencyStore on a Cluster of 3 primaries and 3 replicas', () => {
