@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type {
   FingerprintOptions,
   IdempotencyRequestInfo,
@@ -25,5 +25,5 @@ export function requestFingerprint(
 
 /** SHA-256 of a string, hex. Also how keys are written to logs. */
 export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * The name of the Redis hash that holds one key of one scope: the prefix, then the base64url
@@ -7,8 +7,5 @@ import { createHash } from 'node:crypto';
  * contains. One name per key is all a script touches, so each runs on one Cluster slot.
  */
 export function redisKeyName(prefix: string, scope: string, key: string): string {
-  const digest = createHash('sha256')
-    .update(JSON.stringify([scope, key]))
-    .digest('base64url');
-  return `${prefix}${digest}`;
+  return `${prefix}${hash('sha256', JSON.stringify([scope, key]), 'base64url')}`;
 }
