@@ -10,8 +10,8 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { performance } from 'node:perf_hooks';
-import type { Observable } from 'rxjs';
-import type { Exchange, ReportedRequest } from './execution/exchange';
+import { type Observable, throwError } from 'rxjs';
+import { Exchange, ReportedRequest } from './execution/exchange';
 import { ExecutionSteps } from './execution/execution-steps';
 import { LeaseExecution } from './execution/lease-execution';
 import { OutcomeReporter } from './execution/outcome-reporter';
@@ -131,13 +131,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     request[HANDLED_REQUEST] = true;
     const response = http.getResponse<unknown>();
     const url = String(adapter.getRequestUrl(request));
-    const reported: ReportedRequest = {
-      request,
-      route: plan.route,
-      method,
-      path: url,
-      startedAt: performance.now(),
-    };
+    const reported = new ReportedRequest(request, plan.route, method, url, performance.now());
     if (parsed.kind === 'missing') {
       return this.reject(
         reported,
@@ -155,8 +149,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
       );
     }
 
-    // The key's hash is made only for a refusal's event: most requests never need it.
-    const keyed = (): ReportedRequest => ({ ...reported, keyHash: sha256(parsed.key) });
     const info: IdempotencyRequestInfo = { method, url, body: request.body, raw: request };
     let fingerprint: string | null;
     let scope: string;
@@ -166,7 +158,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     } catch (error) {
       if (error instanceof BodyTooDeepError) {
         return this.reject(
-          keyed(),
+          reported.withKey(parsed.key),
           response,
           'not-fingerprintable',
           new IdempotencyRequestNotFingerprintableException(error.message),
@@ -180,7 +172,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
           );
         }
         return this.reject(
-          keyed(),
+          reported.withKey(parsed.key),
           response,
           'scope-unresolved',
           new IdempotencyScopeUnresolvedException(),
@@ -188,25 +180,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
       }
       throw error;
     }
-    let keyHash: string | undefined;
-    const exchange: Exchange = {
-      ...reported,
-      response,
-      settings: plan.settings,
-      capturable: plan.capturable,
-      claim: {
-        scope,
-        key: parsed.key,
-        fingerprint,
-        lockTimeoutMs: plan.settings.lockTimeoutMs,
-        ttlMs: plan.settings.ttlMs,
-      },
-      // Only logs and onOutcome show it; most requests never need it.
-      get keyHash() {
-        keyHash ??= sha256(parsed.key);
-        return keyHash;
-      },
-    };
+    const exchange = new Exchange(reported, response, plan.settings, plan.capturable, {
+      scope,
+      key: parsed.key,
+      fingerprint,
+      lockTimeoutMs: plan.settings.lockTimeoutMs,
+      ttlMs: plan.settings.ttlMs,
+    });
     return plan.settings.transactional
       ? this.transactional.run(exchange, next)
       : this.lease.run(exchange, next);
@@ -271,7 +251,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
     exception: IdempotencyException,
   ): Observable<never> {
     this.steps.report(reported, outcome, { status: exception.getStatus() });
-    return this.steps.reject(response, exception);
+    const problem = this.steps.problem(response, exception);
+    return throwError(() => problem);
   }
 
   private planFor(context: ExecutionContext): RoutePlan {

@@ -1,31 +1,64 @@
 import type { RouteIdentity } from '../http/route-plan';
 import type { ResolvedRouteSettings } from '../idempotency-options.defaults';
+import { sha256 } from '../protocol/request-fingerprint';
 import type { ClaimRequest } from '../store/claim-result.interface';
 
-/** What outcome events say of a request, known before its key is parsed. */
-export interface ReportedRequest {
-  request: Record<PropertyKey, unknown>;
-  route: RouteIdentity;
-  method: string;
-  path: string;
-  /** `performance.now()` when the interceptor took the request. */
-  startedAt: number;
+/**
+ * What outcome events say of a request, known before its key is parsed. A class, not a literal:
+ * every request makes one, and one shape with its fields set from the start keeps V8's property
+ * access fast where the steps add durations along the way.
+ */
+export class ReportedRequest {
   /** Set once the claim has answered. */
-  claimDurationMs?: number;
+  claimDurationMs: number | undefined = undefined;
   /** Set once the handler has ended. */
-  handlerDurationMs?: number;
-  /** SHA-256 of the key, once the key is known to be valid. */
-  readonly keyHash?: string;
+  handlerDurationMs: number | undefined = undefined;
+  /** The key, once it is known to be valid. */
+  protected validKey: string | undefined = undefined;
+  private hashOfKey: string | undefined = undefined;
+
+  constructor(
+    readonly request: Record<PropertyKey, unknown>,
+    readonly route: RouteIdentity,
+    readonly method: string,
+    readonly path: string,
+    /** `performance.now()` when the interceptor took the request. */
+    readonly startedAt: number,
+  ) {}
+
+  /** Records the request's key, once it is known to be valid. */
+  withKey(key: string): this {
+    this.validKey = key;
+    return this;
+  }
+
+  /** SHA-256 of the key, once known to be valid; computed when first read (logs, events). */
+  get keyHash(): string | undefined {
+    if (this.validKey === undefined) {
+      return undefined;
+    }
+    this.hashOfKey ??= sha256(this.validKey);
+    return this.hashOfKey;
+  }
 }
 
 /** One request on an idempotent route, as it moves through claim, execution and recording. */
-export interface Exchange extends ReportedRequest {
-  response: unknown;
-  settings: ResolvedRouteSettings;
-  capturable: boolean;
-  claim: ClaimRequest;
+export class Exchange extends ReportedRequest {
+  constructor(
+    reported: ReportedRequest,
+    readonly response: unknown,
+    readonly settings: ResolvedRouteSettings,
+    readonly capturable: boolean,
+    readonly claim: ClaimRequest,
+  ) {
+    super(reported.request, reported.route, reported.method, reported.path, reported.startedAt);
+    this.validKey = claim.key;
+  }
+
   /** SHA-256 of the key, as logs show it (computed when first read). */
-  readonly keyHash: string;
+  override get keyHash(): string {
+    return super.keyHash as string;
+  }
 }
 
 /** How the handler ended: its last value, or what it threw. */

@@ -1,15 +1,5 @@
 import { type CallHandler, HttpException, type Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import {
-  type Observable,
-  catchError,
-  defaultIfEmpty,
-  defer,
-  last,
-  map,
-  of,
-  throwError,
-} from 'rxjs';
 import type { ResponseWriter } from '../http/response-writer';
 import { rejectedByPipes } from '../http/rejected-by-pipes';
 import { isStreamLike } from '../http/route-plan';
@@ -30,7 +20,6 @@ import { withTimeout } from './with-timeout';
 import type {
   Exchange,
   HandlerOutcome,
-  HandlerResult,
   Recordable,
   RecordDecision,
   ReportedRequest,
@@ -71,26 +60,45 @@ export class ExecutionSteps {
     exchange.claimDurationMs = performance.now() - exchange.startedAt;
   }
 
-  /** Runs the handler to its last value, turning an error into an outcome to record. */
-  runHandler(exchange: Exchange, next: CallHandler): Observable<HandlerOutcome> {
-    return defer(() => {
+  /**
+   * Runs the handler to its last value (undefined when it emits none), turning an error into an
+   * outcome to record. A promise, subscribed to directly: the steps around it are plain async
+   * code, so each request pays for one Observable (Nest's) rather than a chain of operators.
+   */
+  runHandler(exchange: Exchange, next: CallHandler): Promise<HandlerOutcome> {
+    return new Promise<HandlerOutcome>((resolve) => {
       const startedAt = performance.now();
-      const ended = (result: HandlerResult): HandlerOutcome => {
-        const durationMs = performance.now() - startedAt;
-        exchange.handlerDurationMs = durationMs;
-        const refused = !result.ok && rejectedByPipes(exchange.request);
+      let last: unknown = undefined;
+      const failed = (error: unknown): void => {
+        const durationMs = this.handlerEnded(exchange, startedAt);
+        const refused = rejectedByPipes(exchange.request);
         if (!refused) {
           exchange.route.durations.record(durationMs);
         }
-        return { ...result, refusedBeforeHandler: refused, durationMs };
+        resolve({ ok: false, error, refusedBeforeHandler: refused, durationMs });
       };
-      return next.handle().pipe(
-        defaultIfEmpty(undefined),
-        last(),
-        map((value) => ended({ ok: true, value })),
-        catchError((error: unknown) => of(ended({ ok: false, error }))),
-      );
+      try {
+        next.handle().subscribe({
+          next: (value: unknown) => {
+            last = value;
+          },
+          error: failed,
+          complete: () => {
+            const durationMs = this.handlerEnded(exchange, startedAt);
+            exchange.route.durations.record(durationMs);
+            resolve({ ok: true, value: last, refusedBeforeHandler: false, durationMs });
+          },
+        });
+      } catch (error) {
+        failed(error);
+      }
     });
+  }
+
+  private handlerEnded(exchange: Exchange, startedAt: number): number {
+    const durationMs = performance.now() - startedAt;
+    exchange.handlerDurationMs = durationMs;
+    return durationMs;
   }
 
   /**
@@ -158,26 +166,24 @@ export class ExecutionSteps {
     };
   }
 
-  answerExisting(
-    result: Exclude<ClaimResult, { kind: 'claimed' }>,
-    exchange: Exchange,
-  ): Observable<unknown> {
+  /** The answer for a key someone else holds or finished: the replayed body, or a refusal thrown. */
+  answerExisting(result: Exclude<ClaimResult, { kind: 'claimed' }>, exchange: Exchange): unknown {
     switch (result.kind) {
       case 'replay':
         this.report(exchange, 'replayed', { status: result.response.status });
-        return of(this.writer.replay(exchange.response, result.response));
+        return this.writer.replay(exchange.response, result.response);
       case 'in-flight':
         this.report(exchange, 'conflict', { status: 409 });
-        return this.reject(
+        throw this.problem(
           exchange.response,
           new IdempotencyKeyInFlightException(this.retryAfterMs(exchange, result.retryAfterMs)),
         );
       case 'mismatch':
         this.report(exchange, 'mismatch', { status: 422 });
-        return this.reject(exchange.response, new IdempotencyKeyMismatchException());
+        throw this.problem(exchange.response, new IdempotencyKeyMismatchException());
       case 'not-replayable':
         this.report(exchange, 'not-replayable', { status: 410 });
-        return this.reject(
+        throw this.problem(
           exchange.response,
           new IdempotencyResponseNotReplayableException(result.status),
         );
@@ -193,15 +199,17 @@ export class ExecutionSteps {
     return estimateRetryAfterMs(exchange.route.durations.typicalMs(), elapsedMs, remainingLeaseMs);
   }
 
-  storeUnavailable(exchange: Exchange, step: string, error: unknown): Observable<never> {
+  /** Reports and logs a failed store step; returns the 503 to throw. */
+  storeUnavailable(exchange: Exchange, step: string, error: unknown): IdempotencyException {
     this.report(exchange, 'store-error', { status: 503, error });
     this.logger.error(`${step} of key ${this.keyLabel(exchange)} failed: ${String(error)}`);
-    return this.reject(exchange.response, new IdempotencyStoreUnavailableException());
+    return this.problem(exchange.response, new IdempotencyStoreUnavailableException());
   }
 
-  reject(response: unknown, exception: IdempotencyException): Observable<never> {
+  /** Sets the problem+json type and the exception's headers; returns the exception to throw. */
+  problem(response: unknown, exception: IdempotencyException): IdempotencyException {
     this.writer.prepareProblem(response, exception);
-    return throwError(() => exception);
+    return exception;
   }
 
   /** How a key appears in logs: its hash, or the key itself with `logRawKeys` (development). */

@@ -1,5 +1,5 @@
 import type { CallHandler } from '@nestjs/common';
-import { type Observable, catchError, defer, from, mergeMap } from 'rxjs';
+import { type Observable, defer } from 'rxjs';
 import type { ClaimHandle, ClaimResult } from '../store/claim-result.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
 import type { Exchange, HandlerOutcome } from './exchange';
@@ -20,20 +20,41 @@ export class LeaseExecution {
 
   /** Claims the exchange's key, runs the handler when it won, and answers. */
   run(exchange: Exchange, next: CallHandler): Observable<unknown> {
-    return defer(() => this.claimWithLease(exchange)).pipe(
-      catchError((error: unknown) => {
-        this.steps.claimAnswered(exchange);
-        return this.steps.storeUnavailable(exchange, 'Claim', error);
-      }),
-      mergeMap((result) => {
-        this.steps.claimAnswered(exchange);
-        if (result.kind !== 'claimed') {
-          return this.steps.answerExisting(result, exchange);
-        }
-        this.steps.report(exchange, 'claimed');
-        return this.executeWithLease(result.handle, exchange, next);
-      }),
-    );
+    return defer(() => this.execute(exchange, next));
+  }
+
+  private async execute(exchange: Exchange, next: CallHandler): Promise<unknown> {
+    let result: ClaimResult;
+    try {
+      result = await this.claimWithLease(exchange);
+    } catch (error) {
+      this.steps.claimAnswered(exchange);
+      throw this.steps.storeUnavailable(exchange, 'Claim', error);
+    }
+    this.steps.claimAnswered(exchange);
+    if (result.kind !== 'claimed') {
+      return this.steps.answerExisting(result, exchange);
+    }
+    this.steps.report(exchange, 'claimed');
+    const { handle } = result;
+    if (!exchange.capturable) {
+      // A handler that writes its own response (@Res()) answers before anything could be
+      // recorded after it, so its key is marked spent before it runs: a retry must never run it
+      // again.
+      try {
+        await this.steps.bounded(
+          this.store.markNotReplayable(handle, null, exchange.settings.ttlMs),
+        );
+      } catch (error) {
+        // Fail closed: the handler has not run, and must not run unrecorded.
+        void this.release(handle, exchange, 'released', 503, error);
+        throw this.steps.storeUnavailable(exchange, 'Marking', error);
+      }
+    }
+    const outcome = await this.steps.runHandler(exchange, next);
+    // The record is written before the response leaves: a retry that arrives right after the
+    // client got its answer must find it.
+    return this.recordWithLease(handle, exchange, outcome);
   }
 
   /** Claims the key; in `wait` mode, a duplicate polls until the first one finishes or fails. */
@@ -47,33 +68,6 @@ export class LeaseExecution {
           (late) => (late.kind === 'claimed' ? this.store.release(late.handle) : undefined),
         ),
       (result) => result.kind === 'in-flight',
-    );
-  }
-
-  private executeWithLease(
-    handle: ClaimHandle,
-    exchange: Exchange,
-    next: CallHandler,
-  ): Observable<unknown> {
-    const run = this.steps.runHandler(exchange, next).pipe(
-      // The record is written before the response leaves: a retry that arrives right after the
-      // client got its answer must find it.
-      mergeMap((outcome) => from(this.recordWithLease(handle, exchange, outcome))),
-    );
-    if (exchange.capturable) {
-      return run;
-    }
-    // A handler that writes its own response (@Res()) answers before anything could be recorded
-    // after it, so its key is marked spent before it runs: a retry must never run it again.
-    return defer(() =>
-      this.steps.bounded(this.store.markNotReplayable(handle, null, exchange.settings.ttlMs)),
-    ).pipe(
-      catchError((error: unknown) => {
-        // Fail closed: the handler has not run, and must not run unrecorded.
-        void this.release(handle, exchange, 'released', 503, error);
-        return this.steps.storeUnavailable(exchange, 'Marking', error);
-      }),
-      mergeMap(() => run),
     );
   }
 

@@ -1,5 +1,5 @@
 import type { CallHandler } from '@nestjs/common';
-import { Observable, catchError, defer, from, mergeMap, throwError } from 'rxjs';
+import { type Observable, defer } from 'rxjs';
 import { ACTIVE_TRANSACTION } from '../idempotency.constants';
 import type { ClaimResult } from '../store/claim-result.interface';
 import {
@@ -28,6 +28,11 @@ class RecordingFailed extends Error {
   }
 }
 
+/** A transaction that holds the key, or what the key held instead. */
+type TransactionalClaim =
+  | Extract<TransactionalClaimResult, { kind: 'claimed' }>
+  | Exclude<ClaimResult, { kind: 'claimed' }>;
+
 /**
  * Transactional mode: the claim, the handler's writes and the stored response commit together in
  * one PostgreSQL transaction, or roll back together.
@@ -42,22 +47,36 @@ export class TransactionalExecution {
 
   /** Claims the exchange's key in a transaction, runs the handler in it when it won, and answers. */
   run(exchange: Exchange, next: CallHandler): Observable<unknown> {
+    return defer(() => this.execute(exchange, next));
+  }
+
+  private async execute(exchange: Exchange, next: CallHandler): Promise<unknown> {
     // Routes are checked at start-up: transactional ones exist only with a transactional store.
     const store = this.store() as TransactionalIdempotencyStore;
-    return defer(() => this.claimInTransaction(store, exchange)).pipe(
-      catchError((error: unknown) => {
-        this.steps.claimAnswered(exchange);
-        return this.steps.storeUnavailable(exchange, 'Transactional claim', error);
-      }),
-      mergeMap((result) => {
-        this.steps.claimAnswered(exchange);
-        if (result.kind !== 'claimed') {
-          return this.steps.answerExisting(result, exchange);
-        }
-        this.steps.report(exchange, 'claimed');
-        return this.executeInTransaction(result.transaction, exchange, next);
-      }),
-    );
+    let result: TransactionalClaim;
+    try {
+      result = await this.claimInTransaction(store, exchange);
+    } catch (error) {
+      this.steps.claimAnswered(exchange);
+      throw this.steps.storeUnavailable(exchange, 'Transactional claim', error);
+    }
+    this.steps.claimAnswered(exchange);
+    if (result.kind !== 'claimed') {
+      return this.steps.answerExisting(result, exchange);
+    }
+    this.steps.report(exchange, 'claimed');
+    const { transaction } = result;
+    exchange.request[ACTIVE_TRANSACTION] = transaction.transaction;
+    const active = { transaction: transaction.transaction, route: exchange.route.name };
+    // Everything the handler starts runs in the transaction's async context.
+    const outcome = await this.context.run(active, () => this.steps.runHandler(exchange, next));
+    try {
+      return await this.recordInTransaction(transaction, exchange, outcome);
+    } catch (error) {
+      throw error instanceof RecordingFailed
+        ? this.steps.storeUnavailable(exchange, error.step, error.cause)
+        : error;
+    }
   }
 
   /**
@@ -69,10 +88,7 @@ export class TransactionalExecution {
   private async claimInTransaction(
     store: TransactionalIdempotencyStore,
     exchange: Exchange,
-  ): Promise<
-    | Extract<TransactionalClaimResult, { kind: 'claimed' }>
-    | Exclude<ClaimResult, { kind: 'claimed' }>
-  > {
+  ): Promise<TransactionalClaim> {
     const limits: TransactionLimits = {
       statementTimeoutMs: exchange.settings.statementTimeoutMs,
       // A statement the database leaves unanswered this much longer than its own timeout is given
@@ -99,26 +115,6 @@ export class TransactionalExecution {
     return result.kind === 'busy'
       ? { kind: 'in-flight', retryAfterMs: exchange.settings.lockTimeoutMs }
       : result;
-  }
-
-  private executeInTransaction(
-    transaction: IdempotencyTransactionHandle,
-    exchange: Exchange,
-    next: CallHandler,
-  ): Observable<unknown> {
-    exchange.request[ACTIVE_TRANSACTION] = transaction.transaction;
-    const active = { transaction: transaction.transaction, route: exchange.route.name };
-    // Everything the handler starts runs in the transaction's async context.
-    return new Observable<HandlerOutcome>((subscriber) =>
-      this.context.run(active, () => this.steps.runHandler(exchange, next).subscribe(subscriber)),
-    ).pipe(
-      mergeMap((outcome) => from(this.recordInTransaction(transaction, exchange, outcome))),
-      catchError((error: unknown) =>
-        error instanceof RecordingFailed
-          ? this.steps.storeUnavailable(exchange, error.step, error.cause)
-          : throwError(() => error),
-      ),
-    );
   }
 
   private async recordInTransaction(
