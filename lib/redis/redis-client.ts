@@ -40,16 +40,17 @@ export function createRedisClient(connection: RedisConnectionOptions): Redis | C
       'nestjs-idempotency: the Redis store needs exactly one of `url`, `redis` or `cluster`.',
     );
   }
-  // Auto-pipelining (on unless the application turns it off) sends the commands of one
-  // event-loop turn in one write: under load, one system call for many requests' scripts.
   if (cluster) {
     return new Cluster(cluster.nodes, {
-      enableAutoPipelining: true,
       ...cluster.options,
       enableOfflineQueue: false,
+      // See assertFailsClosed: a batch on a Cluster does not follow MOVED.
+      enableAutoPipelining: false,
       redisOptions: { ...cluster.options?.redisOptions, ...settings },
     });
   }
+  // Auto-pipelining (on unless the application turns it off) sends the commands of one
+  // event-loop turn in one write: under load, one system call for many requests' scripts.
   const options = { enableAutoPipelining: true, ...redis, ...settings, enableOfflineQueue: false };
   return url === undefined ? new Redis(options) : new Redis(url, options);
 }
@@ -57,9 +58,18 @@ export function createRedisClient(connection: RedisConnectionOptions): Redis | C
 /**
  * Throws unless `client` fails closed: no offline queue, and a command timeout. A client that
  * queues commands while disconnected would run a claim after its request was answered 503.
+ *
+ * A Cluster client with auto-pipelining is refused: ioredis retries a batch after MOVED or ASK
+ * only when all of its commands are read-only, so once a slot moves (a reshard, a manual
+ * failover) every batch of scripts on it fails, and its slot map is never refreshed.
  */
 export function assertFailsClosed(client: Redis | Cluster): void {
   const { enableOfflineQueue } = client.options;
+  if (client.isCluster && client.options.enableAutoPipelining) {
+    throw new Error(
+      'nestjs-idempotency: the Redis store needs a Cluster client without `enableAutoPipelining`: ioredis does not follow MOVED for a batch of scripts. Create it with createRedisClient(), or turn it off.',
+    );
+  }
   // isCluster, not instanceof: the application's ioredis may be another copy than ours.
   const commandTimeout = client.isCluster
     ? (client as Cluster).options.redisOptions?.commandTimeout

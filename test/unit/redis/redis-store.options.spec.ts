@@ -100,14 +100,10 @@ describe('the fail-closed settings', () => {
     });
   });
 
-  it('turn auto-pipelining on unless the application turns it off', () => {
+  it('turn auto-pipelining on for a server unless the application turns it off', () => {
     const client = createRedisClient({ redis: { lazyConnect: true } }) as Redis;
-    const cluster = createRedisClient({
-      cluster: { nodes: [{ host: '127.0.0.1', port: 1 }], options: { lazyConnect: true } },
-    }) as Cluster;
-    clients.push(client, cluster);
+    clients.push(client);
     expect(client.options.enableAutoPipelining).toBe(true);
-    expect(cluster.options.enableAutoPipelining).toBe(true);
   });
 
   it('apply to every node of a Cluster', () => {
@@ -117,7 +113,7 @@ describe('the fail-closed settings', () => {
         options: {
           lazyConnect: true,
           enableOfflineQueue: true,
-          enableAutoPipelining: false,
+          enableAutoPipelining: true,
           redisOptions: { db: 0 },
         },
       },
@@ -131,6 +127,17 @@ describe('the fail-closed settings', () => {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
     });
+  });
+
+  it('refuse a Cluster client the application hands in with auto-pipelining, whose batches do not follow MOVED', async () => {
+    const client = createRedisClient({
+      cluster: { nodes: [{ host: '127.0.0.1', port: 1 }], options: { lazyConnect: true } },
+    }) as Cluster;
+    clients.push(client);
+    client.options.enableAutoPipelining = true;
+    await expect(new RedisIdempotencyStore(client).prepare()).rejects.toThrow(
+      /Cluster client without `enableAutoPipelining`/,
+    );
   });
 
   it('are required of a client the application hands in', async () => {
