@@ -68,10 +68,16 @@ export class TransactionalExecution {
     const { transaction } = result;
     exchange.request[ACTIVE_TRANSACTION] = transaction.transaction;
     const active = { transaction: transaction.transaction, route: exchange.route.name };
-    // Everything the handler starts runs in the transaction's async context.
-    const outcome = await this.context.run(active, () => this.steps.runHandler(exchange, next));
+    // Everything the handler starts runs in the transaction's async context, and so does the
+    // commit: TypeORM's commit subscribers and the onOutcome hook still see the transaction.
     try {
-      return await this.recordInTransaction(transaction, exchange, outcome);
+      return await this.context.run(active, async () =>
+        this.recordInTransaction(
+          transaction,
+          exchange,
+          await this.steps.runHandler(exchange, next),
+        ),
+      );
     } catch (error) {
       throw error instanceof RecordingFailed
         ? this.steps.storeUnavailable(exchange, error.step, error.cause)
