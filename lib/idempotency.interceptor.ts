@@ -10,7 +10,8 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { performance } from 'node:perf_hooks';
-import { type Observable, throwError } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { throwError } from 'rxjs';
 import { Exchange, ReportedRequest } from './execution/exchange';
 import { ExecutionSteps } from './execution/execution-steps';
 import { LeaseExecution } from './execution/lease-execution';
