@@ -2,7 +2,7 @@ import type { CallHandler } from '@nestjs/common';
 import { type Observable, defer } from 'rxjs';
 import type { ClaimHandle, ClaimResult } from '../store/claim-result.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
-import type { Exchange, HandlerOutcome } from './exchange';
+import type { Exchange, HandlerOutcome, RecordDecision } from './exchange';
 import type { ExecutionSteps } from './execution-steps';
 import { waitWhileHeld } from './wait-while-held';
 import { boundedClaim } from './with-timeout';
@@ -76,7 +76,18 @@ export class LeaseExecution {
     exchange: Exchange,
     outcome: HandlerOutcome,
   ): Promise<unknown> {
-    const decision = this.steps.decide(exchange, outcome);
+    let decision: RecordDecision;
+    try {
+      decision = this.steps.decide(exchange, outcome);
+    } catch (error) {
+      // The handler ran, but its answer cannot be made (a result JSON cannot serialize, a hook
+      // that threw): the key is spent, so a retry never runs it again, and the error goes on to
+      // the exception filters (500).
+      await this.write(exchange, 'not-replayable', 500, () =>
+        this.store.markNotReplayable(handle, 500, exchange.settings.ttlMs),
+      );
+      throw error;
+    }
     switch (decision.kind) {
       case 'release':
         await this.release(

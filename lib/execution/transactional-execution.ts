@@ -10,7 +10,7 @@ import {
   type TransactionalIdempotencyStore,
 } from '../store/transactional-idempotency-store';
 import type { IdempotencyTransactionContext } from '../transaction/idempotency-transaction.context';
-import type { Exchange, HandlerOutcome, Recordable } from './exchange';
+import type { Exchange, HandlerOutcome, Recordable, RecordDecision } from './exchange';
 import type { ExecutionSteps } from './execution-steps';
 import { waitWhileHeld } from './wait-while-held';
 import { boundedClaim } from './with-timeout';
@@ -128,7 +128,16 @@ export class TransactionalExecution {
     exchange: Exchange,
     outcome: HandlerOutcome,
   ): Promise<unknown> {
-    const decision = this.steps.decide(exchange, outcome);
+    let decision: RecordDecision;
+    try {
+      decision = this.steps.decide(exchange, outcome);
+    } catch (error) {
+      // The answer cannot be made (a result JSON cannot serialize, a hook that threw): nothing
+      // commits, so a retry runs the handler afresh; the error goes on to the exception filters.
+      await this.steps.bounded(transaction.rollback()).catch(() => undefined);
+      this.steps.report(exchange, 'released', { status: 500, error });
+      throw error;
+    }
     if (decision.kind === 'release') {
       // Not awaited past the store timeout: a frozen database must not hold the answer.
       await this.steps.bounded(transaction.rollback()).catch(() => undefined);

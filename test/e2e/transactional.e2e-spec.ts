@@ -365,6 +365,37 @@ describe.each(ADAPTERS)('transactional mode (%s)', (adapter) => {
       },
     );
 
+    it('rolls back and frees the key when the result cannot be serialized: the retry runs', async () => {
+      const { db, app } = harness();
+      const key = newKey('unserializable');
+      const failed = await post(app, '/ledger/entries', key, { 'X-Fail': 'unserializable' });
+
+      expect(failed.status).toBe(500);
+      expect(await executionIds(db, key)).toEqual([]);
+      expect(await recordOf(db, key)).toEqual([]);
+      expect(await keyLocked(db, key)).toBe(false);
+
+      const retry = await post(app, '/ledger/entries', key);
+      expect(retry.status).toBe(201);
+      const { execution } = retry.body as { execution: number };
+      expect(await executionIds(db, key)).toEqual([execution]);
+    });
+
+    it('spends a lease key whose result cannot be serialized: its retry gets 410, not a second run', async () => {
+      const { db, app } = harness();
+      const key = newKey('unserializable-lease');
+      const failed = await post(app, '/ledger/lease-wait', key, { 'X-Fail': 'unserializable' });
+
+      expect(failed.status).toBe(500);
+      const ran = await executionIds(db, key);
+      expect(ran).toHaveLength(1);
+
+      const retry = await post(app, '/ledger/lease-wait', key);
+      expect(retry.status).toBe(410);
+      expect(retry.headers['content-type']).toMatch(PROBLEM);
+      expect(await executionIds(db, key)).toEqual(ran);
+    });
+
     it('runs a waiting duplicate itself when the first one rolls back', async () => {
       const { db, app } = harness();
       const key = newKey('takeover');
