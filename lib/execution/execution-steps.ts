@@ -55,6 +55,31 @@ export class ExecutionSteps {
     this.logger = deps.logger;
   }
 
+  /**
+   * What both modes do around their claim: a failed claim is a 503; a key someone else holds or
+   * finished is answered here (a replay or a refusal); a won claim is reported and run.
+   */
+  async claimThen<Won extends { kind: 'claimed' }>(
+    exchange: Exchange,
+    step: string,
+    claim: () => Promise<Won | Exclude<ClaimResult, { kind: 'claimed' }>>,
+    run: (won: Won) => Promise<unknown>,
+  ): Promise<unknown> {
+    let result: Won | Exclude<ClaimResult, { kind: 'claimed' }>;
+    try {
+      result = await claim();
+    } catch (error) {
+      this.claimAnswered(exchange);
+      throw this.storeUnavailable(exchange, step, error);
+    }
+    this.claimAnswered(exchange);
+    if (result.kind !== 'claimed') {
+      return this.answerExisting(result as Exclude<ClaimResult, { kind: 'claimed' }>, exchange);
+    }
+    this.report(exchange, 'claimed');
+    return run(result as Won);
+  }
+
   /** Marks the moment the claim answered, for outcome events. */
   claimAnswered(exchange: Exchange): void {
     exchange.claimDurationMs = performance.now() - exchange.startedAt;

@@ -20,23 +20,21 @@ export class LeaseExecution {
 
   /** Claims the exchange's key, runs the handler when it won, and answers. */
   run(exchange: Exchange, next: CallHandler): Observable<unknown> {
-    return defer(() => this.execute(exchange, next));
+    return defer(() =>
+      this.steps.claimThen(
+        exchange,
+        'Claim',
+        () => this.claimWithLease(exchange),
+        ({ handle }) => this.execute(handle, exchange, next),
+      ),
+    );
   }
 
-  private async execute(exchange: Exchange, next: CallHandler): Promise<unknown> {
-    let result: ClaimResult;
-    try {
-      result = await this.claimWithLease(exchange);
-    } catch (error) {
-      this.steps.claimAnswered(exchange);
-      throw this.steps.storeUnavailable(exchange, 'Claim', error);
-    }
-    this.steps.claimAnswered(exchange);
-    if (result.kind !== 'claimed') {
-      return this.steps.answerExisting(result, exchange);
-    }
-    this.steps.report(exchange, 'claimed');
-    const { handle } = result;
+  private async execute(
+    handle: ClaimHandle,
+    exchange: Exchange,
+    next: CallHandler,
+  ): Promise<unknown> {
     if (!exchange.capturable) {
       // A handler that writes its own response (@Res()) answers before anything could be
       // recorded after it, so its key is marked spent before it runs: a retry must never run it

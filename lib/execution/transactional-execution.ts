@@ -47,25 +47,23 @@ export class TransactionalExecution {
 
   /** Claims the exchange's key in a transaction, runs the handler in it when it won, and answers. */
   run(exchange: Exchange, next: CallHandler): Observable<unknown> {
-    return defer(() => this.execute(exchange, next));
-  }
-
-  private async execute(exchange: Exchange, next: CallHandler): Promise<unknown> {
     // Routes are checked at start-up: transactional ones exist only with a transactional store.
     const store = this.store() as TransactionalIdempotencyStore;
-    let result: TransactionalClaim;
-    try {
-      result = await this.claimInTransaction(store, exchange);
-    } catch (error) {
-      this.steps.claimAnswered(exchange);
-      throw this.steps.storeUnavailable(exchange, 'Transactional claim', error);
-    }
-    this.steps.claimAnswered(exchange);
-    if (result.kind !== 'claimed') {
-      return this.steps.answerExisting(result, exchange);
-    }
-    this.steps.report(exchange, 'claimed');
-    const { transaction } = result;
+    return defer(() =>
+      this.steps.claimThen(
+        exchange,
+        'Transactional claim',
+        () => this.claimInTransaction(store, exchange),
+        ({ transaction }) => this.execute(transaction, exchange, next),
+      ),
+    );
+  }
+
+  private async execute(
+    transaction: IdempotencyTransactionHandle,
+    exchange: Exchange,
+    next: CallHandler,
+  ): Promise<unknown> {
     exchange.request[ACTIVE_TRANSACTION] = transaction.transaction;
     const active = { transaction: transaction.transaction, route: exchange.route.name };
     // Everything the handler starts runs in the transaction's async context, and so does the
