@@ -81,7 +81,7 @@ export class ExecutionSteps {
   }
 
   /** Marks the moment the claim answered, for outcome events. */
-  claimAnswered(exchange: Exchange): void {
+  private claimAnswered(exchange: Exchange): void {
     exchange.claimDurationMs = performance.now() - exchange.startedAt;
   }
 
@@ -192,7 +192,10 @@ export class ExecutionSteps {
   }
 
   /** The answer for a key someone else holds or finished: the replayed body, or a refusal thrown. */
-  answerExisting(result: Exclude<ClaimResult, { kind: 'claimed' }>, exchange: Exchange): unknown {
+  private answerExisting(
+    result: Exclude<ClaimResult, { kind: 'claimed' }>,
+    exchange: Exchange,
+  ): unknown {
     switch (result.kind) {
       case 'replay':
         this.report(exchange, 'replayed', { status: result.response.status });

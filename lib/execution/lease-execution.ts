@@ -81,10 +81,7 @@ export class LeaseExecution {
       // The handler ran, but its answer cannot be made (a result JSON cannot serialize, a hook
       // that threw): the key is spent, so a retry never runs it again, and the error goes on to
       // the exception filters (500).
-      await this.write(exchange, 'not-replayable', 500, () =>
-        this.store.markNotReplayable(handle, 500, exchange.settings.ttlMs),
-      );
-      throw error;
+      decision = { kind: 'not-replayable', status: 500, error, rethrow: true, send: undefined };
     }
     switch (decision.kind) {
       case 'release':

@@ -130,11 +130,16 @@ export class TransactionalExecution {
     try {
       decision = this.steps.decide(exchange, outcome);
     } catch (error) {
-      // The answer cannot be made (a result JSON cannot serialize, a hook that threw): nothing
-      // commits, so a retry runs the handler afresh; the error goes on to the exception filters.
-      await this.steps.bounded(transaction.rollback()).catch(() => undefined);
-      this.steps.report(exchange, 'released', { status: 500, error });
-      throw error;
+      // The answer cannot be made (a result JSON cannot serialize, a hook that threw): released
+      // like a handler's 500, nothing commits, and a retry runs the handler afresh.
+      decision = {
+        kind: 'release',
+        notStarted: false,
+        status: 500,
+        error,
+        rethrow: true,
+        send: undefined,
+      };
     }
     if (decision.kind === 'release') {
       // Not awaited past the store timeout: a frozen database must not hold the answer.
