@@ -9,6 +9,7 @@ import { BenchRunner } from './runner/bench-runner';
 import { DatabaseMonitor } from './runner/database-monitor';
 import { postgresRecords } from './runner/exactly-once';
 import { type FillResult, fillIdempotencyTable } from './runner/fill';
+import { type ProcessCpu, processCpuMs } from './runner/process-cpu';
 import { ourRedisRecords, peerRedisRecords } from './runner/redis-records';
 import { formatComparison, formatReport } from './runner/report';
 import {
@@ -70,11 +71,13 @@ async function main(): Promise<number> {
     }
     let redisUrl: string | null = null;
     let redisClient: Redis | null = null;
+    let redisCpu: ProcessCpu | undefined;
     if (redisBinary && scenarios.some(onRedis)) {
       const redis = await startBenchRedis(redisBinary);
       cleanups.push(() => redis.stop());
       log(`started redis-server (pid ${redis.pid}) on ${redis.url}`);
       redisUrl = redis.url;
+      redisCpu = processCpuMs(redis.pid);
       redisClient = new Redis(redis.url, { lazyConnect: true });
       await redisClient.connect();
       const client = redisClient;
@@ -131,6 +134,7 @@ async function main(): Promise<number> {
             : {}),
         },
         monitor,
+        redisCpu,
       },
       log,
     );

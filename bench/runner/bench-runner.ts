@@ -7,6 +7,7 @@ import { type IdempotencyRecords, checkExactlyOnce } from './exactly-once';
 import { type KeyOf, hotKeys, knownKeys, makeKeys, newKeys } from './keys';
 import { runLoad } from './load';
 import type { RunMeasurement } from './measurement';
+import type { ProcessCpu } from './process-cpu';
 import { type AppName, BASELINE, type Scenario } from './scenarios';
 import { shuffled } from './statistics';
 
@@ -21,6 +22,8 @@ export interface BenchTargets {
   /** Where each app started keeps its idempotency records, for the checks. */
   records: Partial<Record<AppName, IdempotencyRecords>>;
   monitor: DatabaseMonitor;
+  /** CPU of the Redis server the Redis apps use, when the bench started one. */
+  redisCpu?: ProcessCpu;
 }
 
 /**
@@ -126,11 +129,13 @@ export class BenchRunner {
     await this.settle(allDatabases);
     const before = await monitor.snapshot(database);
     const appBefore = await apps.stats();
+    const redisBefore = this.targets.redisCpu?.() ?? null;
     const loadBefore = process.cpuUsage();
 
     const outcome = await this.load(scenario, this.config.seconds);
 
     const load = process.cpuUsage(loadBefore);
+    const redisAfter = this.targets.redisCpu?.() ?? null;
     // Requests the load generator gave up on at its deadline may still be running in the app.
     await this.settle(allDatabases);
     const appAfter = await apps.stats();
@@ -180,6 +185,7 @@ export class BenchRunner {
           after.postgresCpuMs === null || before.postgresCpuMs === null
             ? null
             : after.postgresCpuMs - before.postgresCpuMs,
+        redis: redisAfter === null || redisBefore === null ? null : redisAfter - redisBefore,
         loadGenerator: (load.user + load.system) / 1000,
       },
       statementCalls,

@@ -13,7 +13,7 @@ export interface RunCosts {
   /** Transaction ids assigned: transactions and subtransactions that wrote. */
   xids: number;
   walBytes: number;
-  cpuMs: { app: number; postgres: number | null; loadGenerator: number };
+  cpuMs: { app: number; postgres: number | null; redis: number | null; loadGenerator: number };
 }
 
 /** One measured run of one scenario in one round: what the load generator saw, and its costs. */

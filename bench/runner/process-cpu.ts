@@ -45,6 +45,14 @@ export function postgresCpuMs(backendPid: number): ProcessCpu | null {
   };
 }
 
+/** CPU of one process, from /proc (a Redis server started by the bench); `null` once it is gone. */
+export function processCpuMs(pid: number): ProcessCpu {
+  return () => {
+    const stat = readStat(pid);
+    return stat ? (stat.own * 1000) / TICKS_PER_SECOND : null;
+  };
+}
+
 function readStat(pid: number): ProcStat | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');

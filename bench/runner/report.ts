@@ -27,7 +27,7 @@ export function formatReport(results: BenchResults): string {
     'the baseline (a) runs just before and after it, median [lowest-highest] over the rounds; for (a)',
     'itself that spread is the noise floor. A target is judged on the median; "within 10% of X" takes',
     "the ratio to X's run in the same round. by CPU = the ratio that the server's CPU per request",
-    "predicts (app + PostgreSQL CPU per request of the neighbouring (a) runs over this run's):",
+    "predicts (app + PostgreSQL + Redis CPU per request of the neighbouring (a) runs over this run's):",
     'steadier on a shared machine, but blind to waits (commit flushes, locks, polling).',
   );
   lines.push(
@@ -89,6 +89,7 @@ export function formatReport(results: BenchResults): string {
         'WAL B',
         'CPU app',
         'CPU pg',
+        'CPU redis',
         'CPU load',
         'CPU sum',
       ],
@@ -104,11 +105,12 @@ export function formatReport(results: BenchResults): string {
           cost.walBytes.toFixed(0),
           cpu.app.toFixed(3),
           cpu.postgres === null ? 'n/a' : cpu.postgres.toFixed(3),
+          cpu.redis === null ? 'n/a' : cpu.redis.toFixed(3),
           cpu.loadGenerator.toFixed(3),
-          (cpu.app + (cpu.postgres ?? 0) + cpu.loadGenerator).toFixed(3),
+          cpuSum(s).toFixed(3),
         ];
       }),
-      [false, true, true, true, true, true, true, true, true, true],
+      [false, true, true, true, true, true, true, true, true, true, true],
     ),
   );
 
@@ -250,7 +252,7 @@ export function formatComparison(
 
 function cpuSum(s: ScenarioSummary): number {
   const cpu = s.perRequest.cpuMs;
-  return cpu.app + (cpu.postgres ?? 0) + cpu.loadGenerator;
+  return cpu.app + (cpu.postgres ?? 0) + (cpu.redis ?? 0) + cpu.loadGenerator;
 }
 
 function change(

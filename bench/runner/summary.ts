@@ -128,7 +128,9 @@ export function summarize(
   };
   const rps = (run: RunMeasurement) => run.rps;
   const requestsPerServerCpuMs = (run: RunMeasurement) =>
-    run.cpuMs.postgres === null ? null : run.sent / (run.cpuMs.app + run.cpuMs.postgres);
+    run.cpuMs.postgres === null
+      ? null
+      : run.sent / (run.cpuMs.app + run.cpuMs.postgres + (run.cpuMs.redis ?? 0));
   return scenarios.map((scenario) => {
     const own = runs.filter((run) => run.scenario === scenario.id);
     const sent = sum(own.map((run) => run.sent));
@@ -177,6 +179,7 @@ export function summarize(
         cpuMs: {
           app: perRequest(own.map((run) => run.cpuMs.app)),
           postgres: nullable(own.map((run) => run.cpuMs.postgres)),
+          redis: nullable(own.map((run) => run.cpuMs.redis ?? null)),
           loadGenerator: perRequest(own.map((run) => run.cpuMs.loadGenerator)),
         },
       },
