@@ -30,31 +30,27 @@ const script = (lua: string): RedisScript => ({
  * only for a completed key.
  */
 export const CLAIM_SCRIPT = script(`
+local record = redis.call('HMGET', KEYS[1], 'state', 'fp', 'lease', 'status', 'headers', 'body')
+local state = record[1]
+if state and state ~= 'in_flight' then
+  return {state, record[2], 0, record[4], record[5], record[6]}
+end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local record = redis.call('HMGET', KEYS[1], 'state', 'fp', 'lease', 'status')
-local state = record[1]
 if state then
   local fp = record[2]
   local same = (ARGV[2] == '1' and fp == ARGV[3]) or (ARGV[2] == '0' and not fp)
-  if not (state == 'in_flight' and tonumber(record[3]) <= now and same) then
-    local left = 0
-    if state == 'in_flight' then
-      left = tonumber(record[3]) - now
-    end
-    local headers, body = false, false
-    if state == 'completed' then
-      local response = redis.call('HMGET', KEYS[1], 'headers', 'body')
-      headers, body = response[1], response[2]
-    end
-    return {state, fp, left, record[4], headers, body}
+  local left = tonumber(record[3]) - now
+  if left > 0 or not same then
+    return {state, fp, left, record[4], false, false}
   end
   redis.call('DEL', KEYS[1])
 end
 local lease = now + tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'state', 'in_flight', 'token', ARGV[1], 'lease', lease)
 if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[3])
+  redis.call('HSET', KEYS[1], 'state', 'in_flight', 'token', ARGV[1], 'lease', lease, 'fp', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'state', 'in_flight', 'token', ARGV[1], 'lease', lease)
 end
 redis.call('PEXPIREAT', KEYS[1], lease + tonumber(ARGV[5]))
 return {'claimed'}
@@ -70,9 +66,10 @@ if record[1] ~= ARGV[1] or record[2] ~= 'in_flight' then
   return 0
 end
 redis.call('HDEL', KEYS[1], 'lease')
-redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[3], 'headers', ARGV[4])
 if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[1], 'body', ARGV[6])
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[3], 'headers', ARGV[4], 'body', ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[3], 'headers', ARGV[4])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
@@ -88,9 +85,10 @@ if record[1] ~= ARGV[1] or record[2] == 'completed' then
   return 0
 end
 redis.call('HDEL', KEYS[1], 'lease', 'status')
-redis.call('HSET', KEYS[1], 'state', 'not_replayable')
 if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], 'status', ARGV[4])
+  redis.call('HSET', KEYS[1], 'state', 'not_replayable', 'status', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'state', 'not_replayable')
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
