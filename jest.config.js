@@ -1,4 +1,4 @@
-// Nest 12 ships ES modules only. On Node 20 Jest can load them solely in its native ESM mode, so test
+// Nest 12 ships ES modules only, and Jest can load them solely in its native ESM mode, so test
 // files (and the library they import) are compiled by SWC to ES modules here; `npm test` passes
 // --experimental-vm-modules. The published build stays CommonJS (tsconfig.build.json).
 const swc = [

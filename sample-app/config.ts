@@ -1,4 +1,4 @@
-/** The sample app's settings, read from the environment (see the README's table). */
+/** The sample app's settings, read from the environment (see the table in docs/sample-app.md). */
 export interface SampleAppConfig {
   port: number;
   databaseUrl: string | undefined;

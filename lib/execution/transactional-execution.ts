@@ -108,7 +108,7 @@ export class TransactionalExecution {
     const result = await waitWhileHeld(
       exchange.settings,
       // The first attempt claims at once, as nearly every key is new: a lookup first would cost
-      // each first execution a round trip to save replays one (measured: see docs/performance.md).
+      // each first execution a round trip to save replays one (measured: see docs/transactional-mode.md).
       // Waiting duplicates look with the read alone, holding no connection between looks.
       async (attempt) =>
         (attempt === 0 ? null : await this.steps.bounded(store.lookup(exchange.claim))) ?? claim(),

@@ -57,7 +57,8 @@ export interface IdempotencyRouteOptions {
   storeStatus?: (status: number) => boolean;
   /**
    * Response headers stored and replayed besides `Content-Type` and `Location`, case-insensitive.
-   * `Set-Cookie`, `Authorization`, `WWW-Authenticate` and hop-by-hop headers are never stored.
+   * Credentials and cookies (`Set-Cookie`, `Cookie`, `Authorization`, `WWW-Authenticate`,
+   * `Proxy-Authenticate`, `Proxy-Authorization`), framing and hop-by-hop headers are never stored.
    * Default: `[]`.
    */
   replayHeaders?: string[];

@@ -38,7 +38,7 @@ export function classifyAnswers(results: readonly HttpResult[]): KeyAnswers {
   return answers;
 }
 
-/** A `409` problem of a key in flight, with the `Retry-After` the README promises. */
+/** A `409` problem of a key in flight, with the `Retry-After` docs/guarantees.md promises. */
 export function isInFlightConflict(result: HttpResult): boolean {
   if (result.status !== 409) {
     return false;

@@ -2,7 +2,7 @@ import { type SampleAppProcess, startSampleAppProcess } from '../../utils/sample
 import type { AdapterName } from '../../utils/test-app';
 import type { TestDatabase } from '../../utils/test-database';
 
-/** How one sample-app process is configured (see the README's table of its variables). */
+/** How one sample-app process is configured (see the table of its variables in docs/sample-app.md). */
 export interface AppSpec {
   adapter: AdapterName;
   paymentLatencyMs: number;
