@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -16,11 +25,19 @@ const FOR_POSTGRES = ['@nestjs/typeorm', 'typeorm', 'pg'];
 const FOR_REDIS = ['ioredis'];
 
 let app: string;
+/** The tarball's file names, as `package/<path>`. */
+let packed: string[];
 
 beforeAll(() => {
   app = mkdtempSync(join(tmpdir(), 'nestjs-idempotency-package-'));
-  execFileSync('npm', ['pack', '--silent', '--pack-destination', app], { cwd: ROOT });
+  // The build is the one `npm test` just made; prepack would build it again.
+  execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', app], {
+    cwd: ROOT,
+  });
   const tarball = readdirSync(app).find((name) => name.endsWith('.tgz'))!;
+  packed = execFileSync('tar', ['tzf', join(app, tarball)], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
   execFileSync('tar', ['xzf', join(app, tarball), '-C', app]);
   mkdirSync(join(app, 'node_modules', '@nestjs'), { recursive: true });
   execFileSync('mv', [join(app, 'package'), join(app, 'node_modules', 'nestjs-idempotency')]);
@@ -34,6 +51,9 @@ afterAll(() => {
 function link(packages: string[]): void {
   for (const name of packages) {
     const target = join(app, 'node_modules', name);
+    if (existsSync(target)) {
+      continue;
+    }
     mkdirSync(dirname(target), { recursive: true });
     symlinkSync(join(ROOT, 'node_modules', name), target);
   }
@@ -99,3 +119,105 @@ it('exposes no deep path beyond its entry points', () => {
     /ERR_PACKAGE_PATH_NOT_EXPORTED|not defined by "exports"/,
   );
 });
+
+it('holds the build, its types and source maps, the licence, README and changelog, and nothing else', () => {
+  const outside = packed.filter(
+    (name) =>
+      !name.startsWith('package/dist/lib/') &&
+      ![
+        'package/package.json',
+        'package/README.md',
+        'package/LICENSE',
+        'package/CHANGELOG.md',
+      ].includes(name),
+  );
+  expect(outside).toEqual([]);
+  for (const file of ['LICENSE', 'README.md', 'CHANGELOG.md', 'dist/lib/index.d.ts']) {
+    expect(packed).toContain(`package/${file}`);
+  }
+  expect(packed.filter((name) => /\.(spec|e2e-spec)\.|\/test\/|\/bench\//.test(name))).toEqual([]);
+});
+
+it('ships source maps that resolve without the sources: each embeds the text it maps', () => {
+  const maps = packed.filter((name) => name.endsWith('.js.map'));
+  expect(maps.length).toBeGreaterThan(10);
+  for (const name of maps) {
+    const map = JSON.parse(
+      readFileSync(
+        join(app, 'node_modules', 'nestjs-idempotency', name.slice('package/'.length)),
+        'utf8',
+      ),
+    ) as { sources: string[]; sourcesContent?: (string | null)[] };
+    expect({ name, embedded: map.sourcesContent?.length }).toEqual({
+      name,
+      embedded: map.sources.length,
+    });
+    expect(map.sourcesContent!.every((text) => typeof text === 'string' && text.length > 0)).toBe(
+      true,
+    );
+  }
+});
+
+/** A consumer's code: every entry point imported, typed uses of the public API. */
+const CONSUMER = `import 'reflect-metadata';
+import { IdempotencyModule, IdempotencyStore, Idempotent } from 'nestjs-idempotency';
+import { postgresStore } from 'nestjs-idempotency/postgres';
+import { redisStore } from 'nestjs-idempotency/redis';
+import { InMemoryIdempotencyStore } from 'nestjs-idempotency/testing';
+
+const store: IdempotencyStore = new InMemoryIdempotencyStore();
+const registration = IdempotencyModule.forRoot({ store, ttlMs: 60_000, transactionalStore: postgresStore() });
+const onRedis = IdempotencyModule.forRoot({ store: redisStore({ url: 'redis://127.0.0.1:6379' }) });
+
+class PaymentsController {
+  @Idempotent({ ttlMs: 1_000 })
+  create(): { ok: boolean } {
+    return { ok: true };
+  }
+}
+
+console.log(
+  [registration.module.name, Array.isArray(onRedis.providers), new PaymentsController().create().ok].join(' '),
+);
+`;
+
+it.each([
+  ['CommonJS', 'commonjs'],
+  ['ES modules', 'module'],
+])(
+  'compiles and runs a TypeScript consumer written as %s',
+  (_kind, type) => {
+    link([...FOR_POSTGRES, ...FOR_REDIS, '@types/node']);
+    const dir = join(app, `consumer-${type}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ type }));
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'node16',
+          moduleResolution: 'node16',
+          target: 'es2022',
+          strict: true,
+          experimentalDecorators: true,
+          emitDecoratorMetadata: true,
+          skipLibCheck: true,
+          types: ['node'],
+          outDir: 'out',
+        },
+        files: ['main.ts'],
+      }),
+    );
+    writeFileSync(join(dir, 'main.ts'), CONSUMER);
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
+    const output = execFileSync(process.execPath, [join(dir, 'out', 'main.js')], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
+    expect(output.trim()).toBe('IdempotencyModule true true');
+  },
+  60_000,
+);
