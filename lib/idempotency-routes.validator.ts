@@ -1,16 +1,14 @@
 import { Inject, Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
-import { PATH_METADATA } from '@nestjs/common/constants';
 import { APP_INTERCEPTOR, DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
-import { configureRoute, coveredByAutoMethods } from './http/route-plan';
+import { coveredRoutes } from './http/covered-routes';
+import { configureRoute } from './http/route-plan';
 import type { ResolvedModuleSettings } from './idempotency-options.defaults';
-import { IDEMPOTENT_METADATA, SKIP_IDEMPOTENCY_METADATA } from './idempotency.constants';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import {
   IDEMPOTENCY_SETTINGS,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
 } from './idempotency.module-definition';
-import type { IdempotencyRouteOptions } from './interfaces/idempotency-options.interface';
 import type { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 
@@ -62,20 +60,11 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
   }
 
   private checkRoutes(controller: Type, transactions: boolean): void {
-    const prototype = controller.prototype as Record<string, unknown>;
-    for (const method of this.scanner.getAllMethodNames(prototype)) {
-      const handler = prototype[method];
-      if (typeof handler !== 'function' || !Reflect.hasMetadata(PATH_METADATA, handler)) {
-        continue;
-      }
-      // As the interceptor reads them: the method's metadata first, then its controller's.
-      const skipped = metadata<boolean>(SKIP_IDEMPOTENCY_METADATA, handler, controller);
-      const options = metadata<IdempotencyRouteOptions>(IDEMPOTENT_METADATA, handler, controller);
-      const covered =
-        options !== undefined || coveredByAutoMethods(handler, this.settings.autoMethods);
-      if (skipped || !covered) {
-        continue;
-      }
+    for (const { method, options } of coveredRoutes(
+      controller,
+      this.scanner,
+      this.settings.autoMethods,
+    )) {
       const { capturable } = configureRoute(
         controller,
         method,
@@ -118,9 +107,4 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
       .map((enhancer) => enhancer.instance as unknown)
       .filter((instance): instance is IdempotencyInterceptor => this.isOurs(instance));
   }
-}
-
-function metadata<T>(key: string, handler: object, controller: object): T | undefined {
-  return (Reflect.getMetadata(key, handler) ?? Reflect.getMetadata(key, controller)) as
-    T | undefined;
 }

@@ -1,6 +1,6 @@
 import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
-import { resolveModuleSettings } from './idempotency-options.defaults';
+import { APP_INTERCEPTOR, DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { type ResolvedModuleSettings, resolveModuleSettings } from './idempotency-options.defaults';
 import { IdempotencyMaintenance } from './idempotency-maintenance.service';
 import { IdempotencyPurger } from './idempotency-purger.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
@@ -15,6 +15,7 @@ import {
   type IdempotencyModuleForRootOptions,
 } from './idempotency.module-definition';
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
+import { documentIdempotentRoutes } from './openapi/document-routes';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 import type {
@@ -22,6 +23,9 @@ import type {
   IdempotencyStoreProvider,
 } from './store/idempotency-store.definition';
 import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
+
+/** Whether the registration documented its routes for `@nestjs/swagger` (false without it). */
+const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
 
 /**
  * Makes HTTP routes safe to retry with an `Idempotency-Key` header, on the store the application
@@ -104,6 +108,17 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
   if (extras.useGlobalInterceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor });
   }
+  // Built as the application is created, before SwaggerModule.createDocument() reads the routes.
+  providers.push({
+    provide: IDEMPOTENCY_OPENAPI,
+    useFactory: (
+      settings: ResolvedModuleSettings,
+      discovery: DiscoveryService,
+      scanner: MetadataScanner,
+    ) =>
+      documentIdempotentRoutes(settings, discovery, scanner, extras.useGlobalInterceptor === true),
+    inject: [IDEMPOTENCY_SETTINGS, DiscoveryService, MetadataScanner],
+  });
   return {
     ...definition,
     global: extras.isGlobal ?? true,

@@ -1,0 +1,198 @@
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  type INestApplication,
+  Module,
+  Post,
+  Put,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import {
+  ApiBadRequestResponse,
+  ApiCreatedResponse,
+  ApiProperty,
+  DocumentBuilder,
+  type OpenAPIObject,
+  SwaggerModule,
+} from '@nestjs/swagger';
+import { IdempotencyModule } from '../../../lib/idempotency.module';
+import { Idempotent, SkipIdempotency } from '../../../lib/idempotent.decorator';
+import { InMemoryIdempotencyStore } from '../../../lib/testing';
+
+/*
+ * The OpenAPI document of a small app, as SwaggerModule builds it: every route the module covers
+ * shows its key header, the replay header on its success responses and its problem responses,
+ * without a decorator of its own; routes it does not cover are left alone.
+ */
+
+class PaymentDto {
+  @ApiProperty()
+  id!: string;
+}
+
+@Controller('payments')
+class PaymentsController {
+  @Post()
+  @Idempotent()
+  create(@Body() _body: unknown) {
+    return { id: 'p' };
+  }
+
+  @Post('optional')
+  @Idempotent({ required: false, fingerprint: { enabled: false } })
+  optional() {
+    return { id: 'p' };
+  }
+
+  @Post('typed')
+  @Idempotent()
+  @ApiCreatedResponse({ type: PaymentDto, description: 'The payment.' })
+  @ApiBadRequestResponse({ description: 'The body is invalid.' })
+  typed() {
+    return { id: 'p' };
+  }
+
+  @Put(':id')
+  @Idempotent()
+  @HttpCode(200)
+  replace() {
+    return { id: 'p' };
+  }
+
+  @Get()
+  list() {
+    return [];
+  }
+}
+
+/** Covered by the global interceptor's `autoMethods`. */
+@Controller('orders')
+class OrdersController {
+  @Post()
+  create() {
+    return {};
+  }
+
+  @Post('webhook')
+  @SkipIdempotency()
+  webhook() {
+    return {};
+  }
+
+  @Get()
+  list() {
+    return [];
+  }
+}
+
+@Module({
+  imports: [
+    IdempotencyModule.forRoot({
+      store: new InMemoryIdempotencyStore(),
+      useGlobalInterceptor: true,
+      autoMethods: ['POST'],
+    }),
+  ],
+  controllers: [PaymentsController, OrdersController],
+})
+class AppModule {}
+
+let app: INestApplication;
+let document: OpenAPIObject;
+
+beforeAll(async () => {
+  app = await NestFactory.create(AppModule, new ExpressAdapter(), { logger: false });
+  // As an application's main.ts does it: the document is made before init() and listen().
+  document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder().setTitle('payments').setVersion('1').build(),
+  );
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+type Operation = {
+  parameters?: { name: string; in: string; required?: boolean; schema?: Record<string, unknown> }[];
+  responses: Record<
+    string,
+    {
+      description: string;
+      headers?: Record<string, unknown>;
+      content?: Record<string, { schema: unknown }>;
+    }
+  >;
+};
+const operation = (path: string, method: 'get' | 'post' | 'put') =>
+  (document.paths[path] as Record<string, Operation>)[method];
+const keyHeader = (op: Operation) =>
+  op.parameters?.find((p) => p.in === 'header' && p.name === 'Idempotency-Key');
+const PROBLEM = { $ref: '#/components/schemas/ProblemDetails' };
+
+it('matches the committed document', () => {
+  expect(document).toMatchSnapshot();
+});
+
+it('documents the key header of an @Idempotent() route, required, with its limits', () => {
+  expect(keyHeader(operation('/payments', 'post'))).toMatchObject({
+    required: true,
+    schema: { type: 'string', minLength: 1, maxLength: 255 },
+  });
+});
+
+it('adds Idempotent-Replayed to the success response, and the problem responses', () => {
+  const { responses } = operation('/payments', 'post');
+  expect(responses['201'].headers).toHaveProperty('Idempotent-Replayed');
+  for (const status of ['400', '409', '410', '422', '503']) {
+    expect(responses[status].content).toEqual({ 'application/problem+json': { schema: PROBLEM } });
+  }
+  expect(responses['409'].headers).toHaveProperty('Retry-After');
+  expect(responses['503'].headers).toHaveProperty('Retry-After');
+  expect(responses['400'].headers).toBeUndefined();
+});
+
+it('follows the route: an optional key, no 422 without fingerprints, its own success status', () => {
+  const optional = operation('/payments/optional', 'post');
+  expect(keyHeader(optional)?.required).toBe(false);
+  expect(optional.responses['422']).toBeUndefined();
+  const replace = operation('/payments/{id}', 'put');
+  expect(Object.keys(replace.responses).filter((s) => Number(s) < 400)).toEqual(['200']);
+  expect(replace.responses['200'].headers).toHaveProperty('Idempotent-Replayed');
+});
+
+it("keeps the route's own responses first: its schema, and its description before the module's", () => {
+  const { responses } = operation('/payments/typed', 'post');
+  expect(responses['201']).toMatchObject({
+    description: 'The payment.',
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/PaymentDto' } } },
+  });
+  expect(responses['201'].headers).toHaveProperty('Idempotent-Replayed');
+  expect(responses['400'].description).toMatch(/^The body is invalid\.\n\nThe idempotency key/);
+  expect(responses['400'].content).toEqual({ 'application/problem+json': { schema: PROBLEM } });
+});
+
+it('documents the autoMethods routes of the global interceptor, and leaves the others alone', () => {
+  expect(keyHeader(operation('/orders', 'post'))?.required).toBe(false);
+  expect(keyHeader(operation('/orders/webhook', 'post'))).toBeUndefined();
+  expect(keyHeader(operation('/orders', 'get'))).toBeUndefined();
+  expect(keyHeader(operation('/payments', 'get'))).toBeUndefined();
+  expect(operation('/orders/webhook', 'post').responses['409']).toBeUndefined();
+});
+
+it('shares one ProblemDetails schema', () => {
+  expect(document.components?.schemas?.ProblemDetails).toMatchObject({
+    type: 'object',
+    properties: {
+      type: { type: 'string' },
+      title: { type: 'string' },
+      status: { type: 'number' },
+      detail: { type: 'string' },
+      originalStatus: { type: 'number' },
+    },
+    required: ['type', 'title', 'status', 'detail'],
+  });
+});
