@@ -25,7 +25,7 @@ export interface PurgeResults {
   ok: boolean;
 }
 
-/** Writes `<dir>/purge-<start time>.json` (`.local.json` for quick runs, which git ignores). */
+/** Writes `<dir>/purge-<start time>.json` (`.local.json` for quick runs; git ignores the folder). */
 export function writePurgeResults(dir: string, results: PurgeResults): string {
   mkdirSync(dir, { recursive: true });
   const stamp = results.startedAt.replace(/[:.]/g, '-');

@@ -58,7 +58,7 @@ export function describeEnvironment(): Omit<
   };
 }
 
-/** Writes `<dir>/<start time>.json` (`.local.json` for quick runs, which git ignores). */
+/** Writes `<dir>/<start time>.json` (`.local.json` for quick runs; git ignores the folder). */
 export function writeResults(dir: string, results: BenchResults): string {
   mkdirSync(dir, { recursive: true });
   const stamp = results.startedAt.replace(/[:.]/g, '-');
