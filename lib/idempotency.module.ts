@@ -1,5 +1,5 @@
-import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { type DynamicModule, Logger, Module, type Provider, type Type } from '@nestjs/common';
+import { APP_INTERCEPTOR, DiscoveryModule, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import { type ResolvedModuleSettings, resolveModuleSettings } from './idempotency-options.defaults';
 import { IdempotencyMaintenance } from './idempotency-maintenance.service';
 import { IdempotencyPurger } from './idempotency-purger.service';
@@ -113,11 +113,17 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
     provide: IDEMPOTENCY_OPENAPI,
     useFactory: (
       settings: ResolvedModuleSettings,
-      discovery: DiscoveryService,
+      modules: ModulesContainer,
       scanner: MetadataScanner,
     ) =>
-      documentIdempotentRoutes(settings, discovery, scanner, extras.useGlobalInterceptor === true),
-    inject: [IDEMPOTENCY_SETTINGS, DiscoveryService, MetadataScanner],
+      documentIdempotentRoutes(
+        settings,
+        modules,
+        scanner,
+        extras.useGlobalInterceptor === true,
+        new Logger('Idempotency'),
+      ),
+    inject: [IDEMPOTENCY_SETTINGS, ModulesContainer, MetadataScanner],
   });
   return {
     ...definition,

@@ -4,7 +4,7 @@ import type { SwaggerApi } from './load-swagger';
 const models = new WeakMap<SwaggerApi, Type>();
 
 /**
- * The `ProblemDetails` schema (RFC 9457) of the module's error responses, as a model class for
+ * The `IdempotencyProblemDetails` schema (RFC 9457) of the module's error responses, as a model class for
  * `@nestjs/swagger`: one per copy of swagger, so that every route refers to the same schema.
  */
 export function problemDetailsModel(swagger: SwaggerApi): Type {
@@ -12,8 +12,9 @@ export function problemDetailsModel(swagger: SwaggerApi): Type {
   if (model) {
     return model;
   }
-  // The class name is the schema's name in the document.
-  model = class ProblemDetails {};
+  // The class name is the schema's name in the document: one that a user's own ProblemDetails
+  // DTO does not take over.
+  model = class IdempotencyProblemDetails {};
   const property = (name: string, options: Parameters<SwaggerApi['ApiProperty']>[0]) =>
     swagger.ApiProperty(options)((model as Type).prototype as object, name);
   property('type', {

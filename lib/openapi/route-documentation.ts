@@ -14,10 +14,45 @@ export interface DocumentedRoute {
   fingerprinted: boolean;
 }
 
-/** A route documented once, even when several registrations cover it. */
-const DOCUMENTED = Symbol('nestjs-idempotency:openapi-documented');
+/**
+ * The route's OpenAPI metadata before the module added to it, and who added it. An application
+ * made again in the same process (tests do) documents its routes afresh, from these.
+ */
+const ORIGINAL = Symbol('nestjs-idempotency:openapi-original');
+
+interface Original {
+  /** The application (its modules) that documented the route last. */
+  app: object;
+  /** The registration's settings that documented it. */
+  by: object;
+  metadata: Record<string, unknown>;
+}
+
+/**
+ * Takes back what an earlier application in this process added to the route, unless `app` is
+ * that application: an application that does not cover the route must not show its documentation.
+ */
+export function forgetOtherApps(swagger: SwaggerApi, handler: object, app: object): void {
+  const original = Reflect.getMetadata(ORIGINAL, handler) as Original | undefined;
+  if (!original || original.app === app) {
+    return;
+  }
+  const { API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE } = swagger.DECORATORS;
+  for (const key of [API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE]) {
+    if (original.metadata[key] === undefined) {
+      Reflect.deleteMetadata(key, handler);
+    } else {
+      Reflect.defineMetadata(key, original.metadata[key], handler);
+    }
+  }
+  Reflect.deleteMetadata(ORIGINAL, handler);
+}
 
 type ResponseEntry = Record<string, unknown> & { headers?: Record<string, unknown> };
+
+/** The name swagger's CLI plugin gives the static method holding what it inferred. */
+const PLUGIN_METADATA = '_OPENAPI_METADATA_FACTORY';
+const OPERATION_FIELDS = new Set(['summary', 'deprecated', 'tags', 'description']);
 
 const RETRY_AFTER = {
   description: 'Seconds after which a retry with the same key is worth sending.',
@@ -39,16 +74,27 @@ export function documentRoute(
   swagger: SwaggerApi,
   controller: Type,
   { method, handler }: CoveredRoute,
+  owner: { app: object; by: object },
   route: DocumentedRoute,
 ): void {
-  if (Reflect.getMetadata(DOCUMENTED, handler) === true) {
+  forgetOtherApps(swagger, handler, owner.app);
+  if (Reflect.hasMetadata(ORIGINAL, handler)) {
+    // Already documented in this application, by the registration its module resolves to.
     return;
   }
-  Reflect.defineMetadata(DOCUMENTED, true, handler);
+  const { API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE } = swagger.DECORATORS;
+  const metadata = Object.fromEntries(
+    [API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE].map((key) => [
+      key,
+      Reflect.getMetadata(key, handler) as unknown,
+    ]),
+  );
+  Reflect.defineMetadata(ORIGINAL, { ...owner, metadata } satisfies Original, handler);
   const prototype = controller.prototype as object;
   const descriptor = Object.getOwnPropertyDescriptor(prototype, method) ?? {
     value: handler,
   };
+  applyPluginResponses(swagger, controller, method, descriptor);
   swagger.ApiHeader({
     name: route.headerName,
     required: route.required,
@@ -66,21 +112,21 @@ export function documentRoute(
   const model = problemDetailsModel(swagger);
   swagger.ApiExtraModels(model)(prototype, method, descriptor);
 
-  const key = swagger.DECORATORS.API_RESPONSE;
-  const ofClass = (Reflect.getMetadata(key, controller) ?? {}) as Record<string, ResponseEntry>;
+  const ofClass = (Reflect.getMetadata(API_RESPONSE, controller) ?? {}) as Record<
+    string,
+    ResponseEntry
+  >;
   const responses = {
-    ...((Reflect.getMetadata(key, handler) ?? {}) as Record<string, ResponseEntry>),
+    ...((Reflect.getMetadata(API_RESPONSE, handler) ?? {}) as Record<string, ResponseEntry>),
   };
-  const isSuccess = (status: string) => Number.isNaN(Number(status)) || Number(status) < 400;
-  const successes = [...new Set([...Object.keys(ofClass), ...Object.keys(responses)])].filter(
-    isSuccess,
-  );
-  if (successes.length === 0) {
-    // As swagger documents a route without responses of its own.
-    successes.push(String(defaultStatus(handler)));
-    responses[successes[0]] = { description: '' };
+  // As swagger reads them: 'default' counts as a success, and without one of its own a route
+  // gets its default status. Only numbered successes carry the replay header.
+  const isNumberedSuccess = (status: string) => Number(status) < 400;
+  if (!Object.keys(responses).some((status) => status === 'default' || isNumberedSuccess(status))) {
+    responses[String(defaultStatus(handler))] = { description: '' };
   }
-  for (const status of successes) {
+  const successes = new Set([...Object.keys(ofClass), ...Object.keys(responses)]);
+  for (const status of [...successes].filter(isNumberedSuccess)) {
     const entry = { ...ofClass[status], ...responses[status] };
     responses[status] = {
       ...entry,
@@ -97,7 +143,7 @@ export function documentRoute(
     [
       HttpStatus.BAD_REQUEST,
       problem(
-        `The idempotency key is ${route.required ? 'missing, ' : ''}malformed (1 to ${MAX_KEY_LENGTH} printable ASCII characters, one header), or the body is nested too deep to fingerprint (key-${route.required ? 'missing, key-' : ''}invalid, request-not-fingerprintable). Nothing ran.`,
+        `The idempotency key is ${route.required ? 'missing or ' : ''}malformed (1 to ${MAX_KEY_LENGTH} printable ASCII characters, one header)${route.fingerprinted ? ', or the body is nested too deep to fingerprint' : ''}: ${[...(route.required ? ['key-missing'] : []), 'key-invalid', ...(route.fingerprinted ? ['request-not-fingerprintable'] : [])].join(', ')}. Nothing ran.`,
       ),
     ],
     [
@@ -145,7 +191,7 @@ export function documentRoute(
       description: [own.description, entry.description].filter(Boolean).join('\n\n'),
     };
   }
-  Reflect.defineMetadata(key, responses, handler);
+  Reflect.defineMetadata(API_RESPONSE, responses, handler);
 }
 
 /** The status Nest answers a route with when the handler returns: `@HttpCode()`, else 201 or 200. */
@@ -156,4 +202,57 @@ function defaultStatus(handler: object): number {
   }
   const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
   return method === RequestMethod.POST ? HttpStatus.CREATED : HttpStatus.OK;
+}
+
+/**
+ * What swagger's CLI plugin inferred for the route (its return type, its status), applied as
+ * swagger applies it, so that the success response the module adds a header to is the route's
+ * own. Swagger would skip it once the route has a success response; the module adds one.
+ */
+function applyPluginResponses(
+  swagger: SwaggerApi,
+  controller: Type,
+  method: string,
+  descriptor: PropertyDescriptor,
+): void {
+  for (
+    let type: unknown = controller;
+    typeof type === 'function';
+    type = Object.getPrototypeOf(type)
+  ) {
+    if (!Object.prototype.hasOwnProperty.call(type, PLUGIN_METADATA)) {
+      continue;
+    }
+    const inferred = (type as unknown as Record<string, () => Record<string, unknown>>)[
+      PLUGIN_METADATA
+    ]()[method] as
+      (Record<string, unknown> & { responses?: Record<string, unknown>[] }) | undefined;
+    if (!inferred) {
+      return;
+    }
+    const { responses = [], ...rest } = inferred;
+    // The operation's own fields are swagger's to apply; the rest describes the success response.
+    const meta = Object.fromEntries(
+      Object.entries(rest).filter(([field]) => !OPERATION_FIELDS.has(field)),
+    );
+    const existing = (Reflect.getMetadata(swagger.DECORATORS.API_RESPONSE, descriptor.value) ??
+      {}) as Record<string, unknown>;
+    const entries =
+      Object.keys(meta).length > 0
+        ? [
+            { ...meta, status: meta.status ?? defaultStatus(descriptor.value as object) },
+            ...responses,
+          ]
+        : responses;
+    for (const entry of entries) {
+      if (existing[String(entry.status)] === undefined) {
+        swagger.ApiResponse(entry as Parameters<SwaggerApi['ApiResponse']>[0])(
+          controller.prototype as object,
+          method,
+          descriptor,
+        );
+      }
+    }
+    return;
+  }
 }

@@ -7,12 +7,14 @@ import {
   Module,
   Post,
   Put,
+  type Type,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import {
   ApiBadRequestResponse,
   ApiCreatedResponse,
+  ApiOkResponse,
   ApiProperty,
   DocumentBuilder,
   type OpenAPIObject,
@@ -68,6 +70,22 @@ class PaymentsController {
   }
 }
 
+/** A success response declared on the class, and one the CLI plugin inferred. */
+@Controller('refunds')
+@ApiOkResponse({ description: 'Listed.' })
+class RefundsController {
+  /** What swagger's CLI plugin compiles into a controller: the return type it read. */
+  static _OPENAPI_METADATA_FACTORY() {
+    return { create: { status: 201, type: PaymentDto } };
+  }
+
+  @Post()
+  @Idempotent()
+  create() {
+    return { id: 'r' };
+  }
+}
+
 /** Covered by the global interceptor's `autoMethods`. */
 @Controller('orders')
 class OrdersController {
@@ -96,24 +114,93 @@ class OrdersController {
       autoMethods: ['POST'],
     }),
   ],
-  controllers: [PaymentsController, OrdersController],
+  controllers: [PaymentsController, OrdersController, RefundsController],
 })
 class AppModule {}
 
-let app: INestApplication;
-let document: OpenAPIObject;
+/** The same controllers under a registration without the global interceptor, another header. */
+@Module({
+  imports: [
+    IdempotencyModule.forRoot({
+      store: new InMemoryIdempotencyStore(),
+      autoMethods: ['POST'],
+      headerName: 'X-Request-Key',
+    }),
+  ],
+  controllers: [PaymentsController, OrdersController],
+})
+class OtherAppModule {}
 
-beforeAll(async () => {
-  app = await NestFactory.create(AppModule, new ExpressAdapter(), { logger: false });
-  // As an application's main.ts does it: the document is made before init() and listen().
-  document = SwaggerModule.createDocument(
+@Controller('a')
+class AController {
+  @Post()
+  @Idempotent()
+  create() {
+    return {};
+  }
+}
+
+@Controller('b')
+class BController {
+  @Post()
+  @Idempotent()
+  create() {
+    return {};
+  }
+}
+
+/** Two registrations, each in its own feature module (`isGlobal: false`). */
+@Module({
+  imports: [
+    IdempotencyModule.forRoot({
+      store: new InMemoryIdempotencyStore(),
+      isGlobal: false,
+      headerName: 'A-Key',
+    }),
+  ],
+  controllers: [AController],
+})
+class AModule {}
+
+@Module({
+  imports: [
+    IdempotencyModule.forRoot({
+      store: new InMemoryIdempotencyStore(),
+      isGlobal: false,
+      headerName: 'B-Key',
+    }),
+  ],
+  controllers: [BController],
+})
+class BModule {}
+
+@Module({ imports: [AModule, BModule] })
+class FeaturesModule {}
+
+const apps: INestApplication[] = [];
+let document: OpenAPIObject;
+let otherDocument: OpenAPIObject;
+let featuresDocument: OpenAPIObject;
+
+/** As an application's main.ts does it: the document is made before init() and listen(). */
+async function documentOf(module: Type): Promise<OpenAPIObject> {
+  const app = await NestFactory.create(module, new ExpressAdapter(), { logger: false });
+  apps.push(app);
+  return SwaggerModule.createDocument(
     app,
     new DocumentBuilder().setTitle('payments').setVersion('1').build(),
   );
+}
+
+beforeAll(async () => {
+  // One after the other, as a test suite makes its apps: each document is the app's own.
+  document = await documentOf(AppModule);
+  otherDocument = await documentOf(OtherAppModule);
+  featuresDocument = await documentOf(FeaturesModule);
 });
 
 afterAll(async () => {
-  await app.close();
+  await Promise.all(apps.map((app) => app.close()));
 });
 
 type Operation = {
@@ -127,11 +214,11 @@ type Operation = {
     }
   >;
 };
-const operation = (path: string, method: 'get' | 'post' | 'put') =>
-  (document.paths[path] as Record<string, Operation>)[method];
-const keyHeader = (op: Operation) =>
-  op.parameters?.find((p) => p.in === 'header' && p.name === 'Idempotency-Key');
-const PROBLEM = { $ref: '#/components/schemas/ProblemDetails' };
+const operation = (path: string, method: 'get' | 'post' | 'put', of = document) =>
+  (of.paths[path] as Record<string, Operation>)[method];
+const keyHeader = (op: Operation, name = 'Idempotency-Key') =>
+  op.parameters?.find((p) => p.in === 'header' && p.name === name);
+const PROBLEM = { $ref: '#/components/schemas/IdempotencyProblemDetails' };
 
 it('matches the committed document', () => {
   expect(document).toMatchSnapshot();
@@ -183,8 +270,37 @@ it('documents the autoMethods routes of the global interceptor, and leaves the o
   expect(operation('/orders/webhook', 'post').responses['409']).toBeUndefined();
 });
 
-it('shares one ProblemDetails schema', () => {
-  expect(document.components?.schemas?.ProblemDetails).toMatchObject({
+it('keeps success responses from the class and from the CLI plugin, with the replay header', () => {
+  const { responses } = operation('/refunds', 'post');
+  expect(responses['200']).toMatchObject({ description: 'Listed.' });
+  expect(responses['201']).toMatchObject({
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/PaymentDto' } } },
+  });
+  for (const status of ['200', '201']) {
+    expect(responses[status].headers).toHaveProperty('Idempotent-Replayed');
+  }
+});
+
+it("documents each app's own settings, and no autoMethods route without the global interceptor", () => {
+  const create = operation('/payments', 'post', otherDocument);
+  expect(keyHeader(create, 'X-Request-Key')?.required).toBe(true);
+  expect(keyHeader(create)).toBeUndefined();
+  expect(create.parameters?.filter((p) => p.in === 'header')).toHaveLength(1);
+  expect(keyHeader(operation('/orders', 'post', otherDocument), 'X-Request-Key')).toBeUndefined();
+  expect(operation('/orders', 'post', otherDocument).responses['409']).toBeUndefined();
+});
+
+it('documents each route with the registration its module imports', () => {
+  const headers = (path: string) =>
+    operation(path, 'post', featuresDocument)
+      .parameters?.filter((p) => p.in === 'header')
+      .map((p) => p.name);
+  expect(headers('/a')).toEqual(['A-Key']);
+  expect(headers('/b')).toEqual(['B-Key']);
+});
+
+it('shares one problem details schema, named so as not to take over an application DTO', () => {
+  expect(document.components?.schemas?.IdempotencyProblemDetails).toMatchObject({
     type: 'object',
     properties: {
       type: { type: 'string' },
