@@ -69,8 +69,9 @@ function main(): void {
     }
   }
   const selfUs = new Map<number, number>();
+  // timeDeltas[i] is the time before sample i: a sample stands for the interval after it.
   profile.samples.forEach((id, i) => {
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
   });
 
   /** The part a frame belongs to; a native frame takes its nearest JavaScript caller's. */

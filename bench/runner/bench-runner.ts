@@ -142,10 +142,10 @@ export class BenchRunner {
     const outcome = await this.load(scenario, this.config.seconds);
 
     const load = process.cpuUsage(loadBefore);
-    const redisAfter = this.targets.redisCpu?.() ?? null;
     // Requests the load generator gave up on at its deadline may still be running in the app.
     await this.settle(allDatabases);
     const appAfter = await apps.stats();
+    const redisAfter = this.targets.redisCpu?.() ?? null;
     const after = await monitor.snapshot(database);
 
     const replayed = this.replayKeys.get(scenario.id);
