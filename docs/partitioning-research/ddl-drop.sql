@@ -1,2 +1,0 @@
-\timing on
-DROP TABLE idempotency_records_yesterday;
