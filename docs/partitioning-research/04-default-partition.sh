@@ -16,12 +16,7 @@
 # and recreates database $DB (default idempotency_research). Needs psql.
 set -u
 cd "$(dirname "$0")"
-DB=${DB:-idempotency_research}
-P="psql -X -q -d $DB"
-fresh() { # a new database with schema.sql and daily partitions from today to 3 days ahead
-  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" &&
-    $P -v ON_ERROR_STOP=1 -f schema.sql -c "SELECT idempotency_create_partitions('3 days')" > /dev/null
-}
+. ./research-db.sh
 
 fresh || exit 1
 $P <<'SQL'

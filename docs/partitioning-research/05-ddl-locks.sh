@@ -18,12 +18,7 @@
 # recreates database $DB (default idempotency_research). Needs psql.
 set -u
 cd "$(dirname "$0")"
-DB=${DB:-idempotency_research}
-P="psql -X -q -d $DB"
-fresh() { # a new database with schema.sql and daily partitions from today to 3 days ahead
-  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" &&
-    $P -v ON_ERROR_STOP=1 -f schema.sql -c "SELECT idempotency_create_partitions('3 days')" > /dev/null
-}
+. ./research-db.sh
 yesterday() { # a partition for yesterday, which the purge would drop
   $P <<'SQL'
 SELECT date_bin('1 day', now(), timestamptz '2000-01-01 00:00+00') AS today \gset
