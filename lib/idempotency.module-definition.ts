@@ -63,3 +63,9 @@ export const IDEMPOTENCY_TRANSACTIONAL_STORE = Symbol('IDEMPOTENCY_TRANSACTIONAL
 
 /** Token of the resolved module settings (defaults applied once). */
 export const IDEMPOTENCY_SETTINGS = Symbol('IDEMPOTENCY_SETTINGS');
+
+/**
+ * Provided (as `true`) by a registration with `useGlobalInterceptor`: its interceptor runs before
+ * any controller's, so it handles every idempotent route of the application.
+ */
+export const IDEMPOTENCY_GLOBAL_INTERCEPTOR = Symbol('IDEMPOTENCY_GLOBAL_INTERCEPTOR');

@@ -7,6 +7,7 @@ import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyRoutesValidator } from './idempotency-routes.validator';
 import {
   ConfigurableModuleClass,
+  IDEMPOTENCY_GLOBAL_INTERCEPTOR,
   IDEMPOTENCY_MODULE_OPTIONS,
   IDEMPOTENCY_SETTINGS,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
@@ -24,7 +25,7 @@ import type {
 } from './store/idempotency-store.definition';
 import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
-/** Whether the registration documented its routes for `@nestjs/swagger` (false without it). */
+/** What the registration documented for `@nestjs/swagger`, taken back as the application closes. */
 const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
 
 /**
@@ -106,7 +107,10 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
     ...stores.flatMap((store) => [store.provider, ...store.providers]),
   ];
   if (extras.useGlobalInterceptor) {
-    providers.push({ provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor });
+    providers.push(
+      { provide: APP_INTERCEPTOR, useExisting: IdempotencyInterceptor },
+      { provide: IDEMPOTENCY_GLOBAL_INTERCEPTOR, useValue: true },
+    );
   }
   // Built as the application is created, before SwaggerModule.createDocument() reads the routes.
   providers.push({
@@ -115,14 +119,7 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
       settings: ResolvedModuleSettings,
       modules: ModulesContainer,
       scanner: MetadataScanner,
-    ) =>
-      documentIdempotentRoutes(
-        settings,
-        modules,
-        scanner,
-        extras.useGlobalInterceptor === true,
-        new Logger('Idempotency'),
-      ),
+    ) => documentIdempotentRoutes(settings, modules, scanner, new Logger('Idempotency')),
     inject: [IDEMPOTENCY_SETTINGS, ModulesContainer, MetadataScanner],
   });
   return {

@@ -7,35 +7,52 @@ import {
   type ResolvedRouteSettings,
   resolveRouteSettings,
 } from '../idempotency-options.defaults';
-import { IDEMPOTENCY_SETTINGS } from '../idempotency.module-definition';
+import { IdempotencyInterceptor } from '../idempotency.interceptor';
+import {
+  IDEMPOTENCY_GLOBAL_INTERCEPTOR,
+  IDEMPOTENCY_SETTINGS,
+} from '../idempotency.module-definition';
 import { loadSwagger } from './load-swagger';
-import { documentRoute, forgetOtherApps } from './route-documentation';
+import { documentRoute, forgetApp, forgetOtherApps } from './route-documentation';
+
+/** What a registration documented, to take back when its application closes. */
+export interface OpenApiDocumentation {
+  documented: boolean;
+  onApplicationShutdown(): void;
+}
 
 /**
  * When `@nestjs/swagger` is installed, adds what the module does to the OpenAPI metadata of the
- * routes this registration serves: the `@Idempotent()` routes of the controllers that get their
- * interceptor from it, and with its global interceptor the `autoMethods` routes. It runs as the
- * application is created, before `SwaggerModule.createDocument()` reads the metadata. Returns
- * whether it documented (false without swagger).
+ * routes this registration serves, as Nest will route them: with a global interceptor
+ * (`useGlobalInterceptor`, the first registration that has one) every `@Idempotent()` route and the
+ * `autoMethods` routes; otherwise the `@Idempotent()` routes of the controllers whose module
+ * resolves the interceptor to this registration. It runs as the application is created, before
+ * `SwaggerModule.createDocument()` reads the metadata, and takes its additions back when the
+ * application closes.
  */
 export async function documentIdempotentRoutes(
   settings: ResolvedModuleSettings,
   modules: ModulesContainer,
   scanner: MetadataScanner,
-  globalInterceptor: boolean,
   logger: Logger,
-): Promise<boolean> {
+): Promise<OpenApiDocumentation> {
   const swagger = await loadSwagger(logger);
+  const nothing = { documented: false, onApplicationShutdown: () => undefined };
   if (!swagger) {
-    return false;
+    return nothing;
   }
-  const autoMethods = globalInterceptor ? settings.autoMethods : new Set<string>();
+  const all = [...modules.values()];
   // This registration: the one module whose settings are these (resolved, as they are injected).
-  const ours = [...modules.values()].find(
+  const ours = all.find(
     (module) => module.providers.get(IDEMPOTENCY_SETTINGS)?.instance === settings,
   );
-  for (const module of modules.values()) {
-    const decoratedRoutesAreOurs = ours !== undefined && registrationOf(module, modules) === ours;
+  const global = all.find((module) => module.providers.has(IDEMPOTENCY_GLOBAL_INTERCEPTOR));
+  if (!ours || (global !== undefined && global !== ours)) {
+    return nothing;
+  }
+  const autoMethods = global === ours ? settings.autoMethods : new Set<string>();
+  for (const module of all) {
+    const decoratedRoutesAreOurs = global === ours || interceptorModuleOf(module) === ours;
     for (const wrapper of module.controllers.values()) {
       const controller = wrapper.metatype as Type | null;
       if (!controller?.prototype) {
@@ -76,22 +93,44 @@ export async function documentIdempotentRoutes(
       }
     }
   }
-  return true;
+  return { documented: true, onApplicationShutdown: () => forgetApp(swagger, modules) };
 }
 
-/** Whether `module` is a registration of IdempotencyModule. */
-const isRegistration = (module: Module | undefined): module is Module =>
-  module?.providers.has(IDEMPOTENCY_SETTINGS) === true;
-
 /**
- * The registration whose interceptor `@UseInterceptors()` resolves to in the controllers of
- * `module`, as Nest's injector looks: the module's imports first, then a global registration.
+ * The module whose `IdempotencyInterceptor` the controllers of `module` get, found as Nest's
+ * injector finds it: the module's own providers, then its imports in order (global modules come
+ * last among them), going through a module's imports only where it re-exports them.
  */
-function registrationOf(module: Module, modules: ModulesContainer): Module | undefined {
-  for (const imported of module.imports) {
-    if (isRegistration(imported)) {
-      return imported;
+function interceptorModuleOf(module: Module): Module | undefined {
+  return module.providers.has(IdempotencyInterceptor)
+    ? module
+    : lookupInImports(module, new Set(), false);
+}
+
+function lookupInImports(
+  module: Module,
+  visited: Set<string>,
+  traversing: boolean,
+): Module | undefined {
+  for (const related of module.imports) {
+    if (
+      !related ||
+      (traversing && !module.exports.has(related.metatype)) ||
+      visited.has(related.id)
+    ) {
+      continue;
+    }
+    visited.add(related.id);
+    if (
+      related.exports.has(IdempotencyInterceptor) &&
+      related.providers.has(IdempotencyInterceptor)
+    ) {
+      return related;
+    }
+    const found = lookupInImports(related, visited, true);
+    if (found) {
+      return found;
     }
   }
-  return [...modules.values()].find((candidate) => candidate.isGlobal && isRegistration(candidate));
+  return undefined;
 }

@@ -28,15 +28,32 @@ interface Original {
   metadata: Record<string, unknown>;
 }
 
+/** The routes each application documented, to take back when it closes. */
+const documentedIn = new WeakMap<object, Set<object>>();
+
 /**
  * Takes back what an earlier application in this process added to the route, unless `app` is
  * that application: an application that does not cover the route must not show its documentation.
  */
 export function forgetOtherApps(swagger: SwaggerApi, handler: object, app: object): void {
   const original = Reflect.getMetadata(ORIGINAL, handler) as Original | undefined;
-  if (!original || original.app === app) {
-    return;
+  if (original && original.app !== app) {
+    restore(swagger, handler, original);
   }
+}
+
+/** Takes back what `app` added to its routes (as it closes). */
+export function forgetApp(swagger: SwaggerApi, app: object): void {
+  for (const handler of documentedIn.get(app) ?? []) {
+    const original = Reflect.getMetadata(ORIGINAL, handler) as Original | undefined;
+    if (original?.app === app) {
+      restore(swagger, handler, original);
+    }
+  }
+  documentedIn.delete(app);
+}
+
+function restore(swagger: SwaggerApi, handler: object, original: Original): void {
   const { API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE } = swagger.DECORATORS;
   for (const key of [API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE]) {
     if (original.metadata[key] === undefined) {
@@ -90,11 +107,13 @@ export function documentRoute(
     ]),
   );
   Reflect.defineMetadata(ORIGINAL, { ...owner, metadata } satisfies Original, handler);
+  const documented = documentedIn.get(owner.app) ?? new Set<object>();
+  documentedIn.set(owner.app, documented.add(handler));
   const prototype = controller.prototype as object;
   const descriptor = Object.getOwnPropertyDescriptor(prototype, method) ?? {
     value: handler,
   };
-  applyPluginResponses(swagger, controller, method, descriptor);
+  applyPluginResponses(swagger, controller, method);
   swagger.ApiHeader({
     name: route.headerName,
     required: route.required,
@@ -206,26 +225,31 @@ function defaultStatus(handler: object): number {
 
 /**
  * What swagger's CLI plugin inferred for the route (its return type, its status), applied as
- * swagger applies it, so that the success response the module adds a header to is the route's
- * own. Swagger would skip it once the route has a success response; the module adds one.
+ * swagger's own explorer applies it when it reads the document, so that the success response the
+ * module adds a header to is the route's own: by the class whose prototype holds the method, and
+ * not at all when the route documents a success (or default) response itself.
  */
-function applyPluginResponses(
-  swagger: SwaggerApi,
-  controller: Type,
-  method: string,
-  descriptor: PropertyDescriptor,
-): void {
+function applyPluginResponses(swagger: SwaggerApi, controller: Type, method: string): void {
   for (
-    let type: unknown = controller;
-    typeof type === 'function';
-    type = Object.getPrototypeOf(type)
+    let prototype = controller.prototype as object | null;
+    prototype && prototype !== Object.prototype;
+    prototype = Reflect.getPrototypeOf(prototype)
   ) {
-    if (!Object.prototype.hasOwnProperty.call(type, PLUGIN_METADATA)) {
+    const descriptor = Object.getOwnPropertyDescriptor(prototype, method);
+    const type = (prototype as { constructor?: unknown }).constructor;
+    if (!descriptor || typeof descriptor.value !== 'function') {
       continue;
     }
-    const inferred = (type as unknown as Record<string, () => Record<string, unknown>>)[
+    if (
+      typeof type !== 'function' ||
+      !Object.prototype.hasOwnProperty.call(type, PLUGIN_METADATA)
+    ) {
+      return;
+    }
+    const factory = (type as unknown as Record<string, () => Record<string, unknown>>)[
       PLUGIN_METADATA
-    ]()[method] as
+    ];
+    const inferred = factory()[method] as
       (Record<string, unknown> & { responses?: Record<string, unknown>[] }) | undefined;
     if (!inferred) {
       return;
@@ -237,21 +261,24 @@ function applyPluginResponses(
     );
     const existing = (Reflect.getMetadata(swagger.DECORATORS.API_RESPONSE, descriptor.value) ??
       {}) as Record<string, unknown>;
-    const entries =
-      Object.keys(meta).length > 0
-        ? [
-            { ...meta, status: meta.status ?? defaultStatus(descriptor.value as object) },
-            ...responses,
-          ]
-        : responses;
-    for (const entry of entries) {
-      if (existing[String(entry.status)] === undefined) {
-        swagger.ApiResponse(entry as Parameters<SwaggerApi['ApiResponse']>[0])(
-          controller.prototype as object,
-          method,
-          descriptor,
-        );
-      }
+    const documentsSuccess = Object.keys(existing).some(
+      (status) => Number.isNaN(Number(status)) || Number(status) < 400,
+    );
+    if ((Object.keys(meta).length === 0 && responses.length === 0) || documentsSuccess) {
+      return;
+    }
+    const entries = [
+      { ...meta, status: meta.status ?? defaultStatus(descriptor.value as object) },
+      ...responses,
+    ];
+    for (const entry of entries.filter(
+      (response) => existing[String(response.status)] === undefined,
+    )) {
+      swagger.ApiResponse(entry as Parameters<SwaggerApi['ApiResponse']>[0])(
+        prototype,
+        method,
+        descriptor,
+      );
     }
     return;
   }

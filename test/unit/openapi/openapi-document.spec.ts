@@ -12,6 +12,7 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import {
+  ApiAcceptedResponse,
   ApiBadRequestResponse,
   ApiCreatedResponse,
   ApiOkResponse,
@@ -149,6 +150,31 @@ class BController {
   }
 }
 
+@Controller('c')
+class CController {
+  @Post()
+  @Idempotent()
+  create() {
+    return {};
+  }
+}
+
+/** A registration that a shared module imports and re-exports. */
+@Module({
+  imports: [
+    IdempotencyModule.forRoot({
+      store: new InMemoryIdempotencyStore(),
+      isGlobal: false,
+      headerName: 'C-Key',
+    }),
+  ],
+  exports: [IdempotencyModule],
+})
+class SharedModule {}
+
+@Module({ imports: [SharedModule], controllers: [CController] })
+class CModule {}
+
 /** Two registrations, each in its own feature module (`isGlobal: false`). */
 @Module({
   imports: [
@@ -174,13 +200,61 @@ class AModule {}
 })
 class BModule {}
 
-@Module({ imports: [AModule, BModule] })
+@Module({ imports: [AModule, BModule, CModule] })
 class FeaturesModule {}
+
+/** A global interceptor runs first, so it handles the routes of the feature registration too. */
+@Module({
+  imports: [
+    IdempotencyModule.forRoot({
+      store: new InMemoryIdempotencyStore(),
+      useGlobalInterceptor: true,
+      headerName: 'G-Key',
+    }),
+    AModule,
+  ],
+})
+class GlobalFirstModule {}
+
+/** What the CLI plugin inferred, on a base class; a subclass inherits the route. */
+class BaseInvoicesController {
+  static _OPENAPI_METADATA_FACTORY(): Record<string, unknown> {
+    return { create: { type: PaymentDto }, accept: { type: PaymentDto } };
+  }
+
+  @Post()
+  @Idempotent()
+  create() {
+    return { id: 'i' };
+  }
+
+  @Post('accept')
+  @Idempotent()
+  @ApiAcceptedResponse({ description: 'Accepted.' })
+  accept() {
+    return { id: 'i' };
+  }
+}
+
+@Controller('invoices')
+class InvoicesController extends BaseInvoicesController {
+  static override _OPENAPI_METADATA_FACTORY(): Record<string, unknown> {
+    return {};
+  }
+}
+
+@Module({
+  imports: [IdempotencyModule.forRoot({ store: new InMemoryIdempotencyStore() })],
+  controllers: [InvoicesController],
+})
+class InvoicesModule {}
 
 const apps: INestApplication[] = [];
 let document: OpenAPIObject;
 let otherDocument: OpenAPIObject;
 let featuresDocument: OpenAPIObject;
+let globalFirstDocument: OpenAPIObject;
+let invoicesDocument: OpenAPIObject;
 
 /** As an application's main.ts does it: the document is made before init() and listen(). */
 async function documentOf(module: Type): Promise<OpenAPIObject> {
@@ -197,6 +271,8 @@ beforeAll(async () => {
   document = await documentOf(AppModule);
   otherDocument = await documentOf(OtherAppModule);
   featuresDocument = await documentOf(FeaturesModule);
+  globalFirstDocument = await documentOf(GlobalFirstModule);
+  invoicesDocument = await documentOf(InvoicesModule);
 });
 
 afterAll(async () => {
@@ -297,6 +373,64 @@ it('documents each route with the registration its module imports', () => {
       .map((p) => p.name);
   expect(headers('/a')).toEqual(['A-Key']);
   expect(headers('/b')).toEqual(['B-Key']);
+});
+
+it('documents a route with the registration its module gets through a re-export', () => {
+  const headers = operation('/c', 'post', featuresDocument)
+    .parameters?.filter((p) => p.in === 'header')
+    .map((p) => p.name);
+  expect(headers).toEqual(['C-Key']);
+});
+
+it('documents every decorated route with the global interceptor, which handles them first', () => {
+  const headers = operation('/a', 'post', globalFirstDocument)
+    .parameters?.filter((p) => p.in === 'header')
+    .map((p) => p.name);
+  expect(headers).toEqual(['G-Key']);
+});
+
+it("applies the CLI plugin's inference as swagger does: inherited, and not over a route's own success", () => {
+  const create = operation('/invoices', 'post', invoicesDocument).responses;
+  expect(create['201']).toMatchObject({
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/PaymentDto' } } },
+    headers: { 'Idempotent-Replayed': expect.any(Object) },
+  });
+  const accept = operation('/invoices/accept', 'post', invoicesDocument).responses;
+  expect(Object.keys(accept).filter((status) => Number(status) < 400)).toEqual(['202']);
+  expect(accept['202'].headers).toHaveProperty('Idempotent-Replayed');
+});
+
+it('takes its documentation back when the application closes', async () => {
+  @Controller('late')
+  class LateController {
+    @Post()
+    create() {
+      return {};
+    }
+  }
+  @Module({
+    imports: [
+      IdempotencyModule.forRoot({
+        store: new InMemoryIdempotencyStore(),
+        useGlobalInterceptor: true,
+        autoMethods: ['POST'],
+      }),
+    ],
+    controllers: [LateController],
+  })
+  class WithModule {}
+  @Module({ controllers: [LateController] })
+  class WithoutModule {}
+
+  const first = await NestFactory.create(WithModule, new ExpressAdapter(), { logger: false });
+  const documented = SwaggerModule.createDocument(first, new DocumentBuilder().build());
+  expect(keyHeader(operation('/late', 'post', documented))).toBeDefined();
+  await first.close();
+  const second = await NestFactory.create(WithoutModule, new ExpressAdapter(), { logger: false });
+  const plain = SwaggerModule.createDocument(second, new DocumentBuilder().build());
+  await second.close();
+  expect(keyHeader(operation('/late', 'post', plain))).toBeUndefined();
+  expect(operation('/late', 'post', plain).responses['409']).toBeUndefined();
 });
 
 it('shares one problem details schema, named so as not to take over an application DTO', () => {
