@@ -79,17 +79,11 @@ export async function documentIdempotentRoutes(
           // Invalid options stop the start with their own error (IdempotencyRoutesValidator).
           continue;
         }
-        documentRoute(
-          swagger,
-          controller,
-          route,
-          { app: modules, by: settings },
-          {
-            headerName: settings.headerDisplayName,
-            required: resolved.required,
-            fingerprinted: resolved.fingerprint?.enabled !== false,
-          },
-        );
+        documentRoute(swagger, controller, route, modules, {
+          headerName: settings.headerDisplayName,
+          required: resolved.required,
+          fingerprinted: resolved.fingerprint?.enabled !== false,
+        });
       }
     }
   }

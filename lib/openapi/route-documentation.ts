@@ -23,10 +23,15 @@ const ORIGINAL = Symbol('nestjs-idempotency:openapi-original');
 interface Original {
   /** The application (its modules) that documented the route last. */
   app: object;
-  /** The registration's settings that documented it. */
-  by: object;
   metadata: Record<string, unknown>;
 }
+
+/** The metadata keys the module adds to: the parameters, the extra models, the responses. */
+const touchedKeys = ({ DECORATORS }: SwaggerApi) => [
+  DECORATORS.API_PARAMETERS,
+  DECORATORS.API_EXTRA_MODELS,
+  DECORATORS.API_RESPONSE,
+];
 
 /** The routes each application documented, to take back when it closes. */
 const documentedIn = new WeakMap<object, Set<object>>();
@@ -54,8 +59,7 @@ export function forgetApp(swagger: SwaggerApi, app: object): void {
 }
 
 function restore(swagger: SwaggerApi, handler: object, original: Original): void {
-  const { API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE } = swagger.DECORATORS;
-  for (const key of [API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE]) {
+  for (const key of touchedKeys(swagger)) {
     if (original.metadata[key] === undefined) {
       Reflect.deleteMetadata(key, handler);
     } else {
@@ -91,24 +95,19 @@ export function documentRoute(
   swagger: SwaggerApi,
   controller: Type,
   { method, handler }: CoveredRoute,
-  owner: { app: object; by: object },
+  app: object,
   route: DocumentedRoute,
 ): void {
-  forgetOtherApps(swagger, handler, owner.app);
+  forgetOtherApps(swagger, handler, app);
   if (Reflect.hasMetadata(ORIGINAL, handler)) {
     // Already documented in this application, by the registration its module resolves to.
     return;
   }
-  const { API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE } = swagger.DECORATORS;
   const metadata = Object.fromEntries(
-    [API_PARAMETERS, API_EXTRA_MODELS, API_RESPONSE].map((key) => [
-      key,
-      Reflect.getMetadata(key, handler) as unknown,
-    ]),
+    touchedKeys(swagger).map((key) => [key, Reflect.getMetadata(key, handler) as unknown]),
   );
-  Reflect.defineMetadata(ORIGINAL, { ...owner, metadata } satisfies Original, handler);
-  const documented = documentedIn.get(owner.app) ?? new Set<object>();
-  documentedIn.set(owner.app, documented.add(handler));
+  Reflect.defineMetadata(ORIGINAL, { app, metadata } satisfies Original, handler);
+  documentedIn.set(app, (documentedIn.get(app) ?? new Set<object>()).add(handler));
   const prototype = controller.prototype as object;
   const descriptor = Object.getOwnPropertyDescriptor(prototype, method) ?? {
     value: handler,
@@ -131,12 +130,13 @@ export function documentRoute(
   const model = problemDetailsModel(swagger);
   swagger.ApiExtraModels(model)(prototype, method, descriptor);
 
-  const ofClass = (Reflect.getMetadata(API_RESPONSE, controller) ?? {}) as Record<
-    string,
-    ResponseEntry
-  >;
+  const ofClass = (Reflect.getMetadata(swagger.DECORATORS.API_RESPONSE, controller) ??
+    {}) as Record<string, ResponseEntry>;
   const responses = {
-    ...((Reflect.getMetadata(API_RESPONSE, handler) ?? {}) as Record<string, ResponseEntry>),
+    ...((Reflect.getMetadata(swagger.DECORATORS.API_RESPONSE, handler) ?? {}) as Record<
+      string,
+      ResponseEntry
+    >),
   };
   // As swagger reads them: 'default' counts as a success, and without one of its own a route
   // gets its default status. Only numbered successes carry the replay header.
@@ -210,7 +210,7 @@ export function documentRoute(
       description: [own.description, entry.description].filter(Boolean).join('\n\n'),
     };
   }
-  Reflect.defineMetadata(API_RESPONSE, responses, handler);
+  Reflect.defineMetadata(swagger.DECORATORS.API_RESPONSE, responses, handler);
 }
 
 /** The status Nest answers a route with when the handler returns: `@HttpCode()`, else 201 or 200. */
