@@ -25,7 +25,7 @@ import type {
 } from './store/idempotency-store.definition';
 import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
-/** What the registration documented for `@nestjs/swagger`, taken back as the application closes. */
+/** Documents the registration's routes for `@nestjs/swagger`; takes it back as the application closes. */
 const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
 
 /**

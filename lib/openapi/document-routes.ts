@@ -15,9 +15,8 @@ import {
 import { loadSwagger } from './load-swagger';
 import { documentRoute, forgetApp, forgetOtherApps } from './route-documentation';
 
-/** What a registration documented, to take back when its application closes. */
+/** Takes back what a registration documented when its application closes. */
 export interface OpenApiDocumentation {
-  documented: boolean;
   onApplicationShutdown(): void;
 }
 
@@ -37,7 +36,7 @@ export async function documentIdempotentRoutes(
   logger: Logger,
 ): Promise<OpenApiDocumentation> {
   const swagger = await loadSwagger(logger);
-  const nothing = { documented: false, onApplicationShutdown: () => undefined };
+  const nothing = { onApplicationShutdown: () => undefined };
   if (!swagger) {
     return nothing;
   }
@@ -87,7 +86,7 @@ export async function documentIdempotentRoutes(
       }
     }
   }
-  return { documented: true, onApplicationShutdown: () => forgetApp(swagger, modules) };
+  return { onApplicationShutdown: () => forgetApp(swagger, modules) };
 }
 
 /**

@@ -89,7 +89,8 @@ const REPLAYED = {
 /**
  * Adds to one route's OpenAPI metadata what the module does to it: the key header, the
  * `Idempotent-Replayed` header on its success responses, and the problem responses it can give.
- * A status the route already documents keeps its own description first and its own schema.
+ * A status the route already documents keeps its own description first and its own schema. The
+ * caller has taken back what another application added to the route (`forgetOtherApps`).
  */
 export function documentRoute(
   swagger: SwaggerApi,
@@ -98,7 +99,6 @@ export function documentRoute(
   app: object,
   route: DocumentedRoute,
 ): void {
-  forgetOtherApps(swagger, handler, app);
   if (Reflect.hasMetadata(ORIGINAL, handler)) {
     // Already documented in this application, by the registration its module resolves to.
     return;
