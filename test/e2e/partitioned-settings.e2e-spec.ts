@@ -231,9 +231,12 @@ describe('partitioned store writes', () => {
       if (claimed.kind !== 'claimed') throw new Error(claimed.kind);
       expect(await store.complete(claimed.handle, response, 3_600_000)).toBe(true);
     }
+    // Expired rows the current partition can hold: partitions start at the current day's UTC
+    // midnight, so a minute ago is out of range in the first minute of a day.
     await db.query(
       `INSERT INTO ${TABLE} (scope, key, state, lock_token, expires_at)
-       SELECT 'writes', 'expired-' || i, 'completed', gen_random_uuid(), now() - interval '1 minute'
+       SELECT 'writes', 'expired-' || i, 'completed', gen_random_uuid(),
+              GREATEST(now() - interval '1 minute', date_trunc('day', now(), 'UTC'))
          FROM generate_series(1, 50) i`,
     );
     const live = async () =>
