@@ -7,16 +7,17 @@ import type { IdempotencyRecords } from './exactly-once';
 const BATCH = 1_000;
 
 /**
- * The Redis store's records (one hash per key, named as the store names it, with the default
- * prefix): stuck = `state` still `in_flight`. One name per key, so no second record can exist.
+ * The Redis store's records (one string per key, named as the store names it, with the default
+ * prefix): stuck = still in flight (first byte `i`). One name per key, so no second record can
+ * exist.
  */
 export function ourRedisRecords(client: Redis): IdempotencyRecords {
   return {
     async inspect(keys) {
       const states = await readAll(client, keys, (pipeline, key) =>
-        pipeline.hget(redisKeyName(REDIS_STORE_DEFAULTS.keyPrefix, '', key), 'state'),
+        pipeline.getrange(redisKeyName(REDIS_STORE_DEFAULTS.keyPrefix, '', key), 0, 0),
       );
-      return { stuck: states.filter((state) => state === 'in_flight').length, duplicateRecords: 0 };
+      return { stuck: states.filter((state) => state === 'i').length, duplicateRecords: 0 };
     },
   };
 }

@@ -119,3 +119,33 @@ export async function whenReady(client: Redis | Cluster, timeoutMs: number): Pro
     }
   });
 }
+
+/** The first Redis version whose `SET` takes `NX` and `GET` together, as every claim sends it. */
+const MINIMUM_VERSION = [7, 0] as const;
+
+/**
+ * Rejects when a server the store writes to (every primary of a Cluster) is older than Redis 7.0,
+ * which would refuse every claim's `SET NX GET` as a syntax error. Waits at most `readyTimeoutMs`
+ * for each to be ready.
+ */
+export async function assertServerVersion(
+  client: Redis | Cluster,
+  readyTimeoutMs: number,
+): Promise<void> {
+  const servers = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
+  for (const server of servers) {
+    // A Cluster connects to a node when it first sends it a command.
+    await whenReady(server, readyTimeoutMs);
+    const info = await server.info('server');
+    const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown';
+    const [major, minor] = version.split('.').map(Number);
+    if (!(
+      major > MINIMUM_VERSION[0] ||
+      (major === MINIMUM_VERSION[0] && minor >= MINIMUM_VERSION[1])
+    )) {
+      throw new Error(
+        `nestjs-idempotency: the Redis store needs Redis ${MINIMUM_VERSION.join('.')} or later; ${server.options.host ?? ''}:${server.options.port ?? ''} runs ${version}.`,
+      );
+    }
+  }
+}

@@ -5,16 +5,27 @@ import { decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
 import type { StoredResponse } from '../store/stored-response.interface';
-import { type ClaimReply, claimedKey, existingKey } from './redis-claim-reply';
-import { assertFailsClosed, whenReady } from './redis-client';
+import { assertFailsClosed, assertServerVersion, whenReady } from './redis-client';
 import { redisKeyName } from './redis-key';
-import { RedisReplicationError, type ScriptArgument, runScript } from './redis-script-runner';
 import {
-  CLAIM_SCRIPT,
+  completedTail,
+  existingKey,
+  inFlightRecord,
+  isInFlight,
+  notReplayableTail,
+} from './redis-record';
+import {
+  RedisReplicationError,
+  type ScriptArgument,
+  runCommand,
+  runScript,
+} from './redis-script-runner';
+import {
   COMPLETE_SCRIPT,
   MARK_NOT_REPLAYABLE_SCRIPT,
   RELEASE_SCRIPT,
   type RedisScript,
+  TAKEOVER_SCRIPT,
 } from './redis-scripts';
 import {
   REDIS_STORE_DEFAULTS,
@@ -26,14 +37,20 @@ import {
 /** What the PostgreSQL store answers when a key keeps changing under its claim attempts. */
 const UNSETTLED_RETRY_AFTER_MS = 1000;
 
+/** A claim wrote the key: its `SET NX` found nothing (null), or its takeover script took it (1). */
+const wroteClaim = (reply: unknown): boolean => reply === null || reply === 1;
+/** A fenced script changed the key. */
+const wroteScript = (reply: unknown): boolean => reply === 1;
+
 /**
  * An `IdempotencyStore` on Redis (standalone, Sentinel or Cluster) through ioredis, in lease mode
  * (routes with `transactional: true` need the PostgreSQL store).
  *
- * Each key is one Redis hash, named from a hash of its scope and key, and every operation is one
- * Lua script on that hash: the claim decides new, replay, mismatch, in flight (the lease left
- * measured on Redis's clock) or takeover of an ended lease with a new token in one step;
- * completion, marking and release change the key only under the current claim's token. Keys
+ * Each key is one Redis string, named from a hash of its scope and key, and every operation is
+ * atomic on that one key: a claim's `SET NX GET` writes a new key or reads what is there in one
+ * command (new, replay, mismatch); a key in flight is judged by a script (the lease left measured
+ * on Redis's clock) that takes an ended lease over with a new token in the same step; completion,
+ * marking and release are scripts that change the key only under the current claim's token. Keys
  * expire by Redis's own expiry (in flight: lease + TTL; finished: TTL after finishing), so there
  * is nothing to purge.
  *
@@ -68,35 +85,40 @@ export class RedisIdempotencyStore extends IdempotencyStore {
 
   /**
    * Checks that the client fails closed, and waits until it is ready (a command sent before then
-   * would fail): at most `readyTimeoutMs`, after which the application's start-up fails.
+   * would fail): at most `readyTimeoutMs`, after which the application's start-up fails. Then
+   * checks that every server it writes to runs Redis 7.0 or later.
    */
   override async prepare(): Promise<void> {
     assertFailsClosed(this.client);
     await whenReady(this.client, this.readyTimeoutMs);
+    await assertServerVersion(this.client, this.readyTimeoutMs);
   }
 
   /**
-   * Claims the key in one script, with a new token; a failed call releases what it may have
-   * claimed. Throws when Redis fails or (with `durability`) the replicas do not confirm.
+   * Claims the key with one `SET NX PX GET`: it writes the key if it was free, or answers with the
+   * record there. A key in flight takes a second step, a script that judges its lease on Redis's
+   * clock and takes it over once ended. A failed call releases what it may have claimed. Throws
+   * when Redis fails or (with `durability`) the replicas do not confirm.
    */
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const token = randomUUID();
     const name = this.keyName(request);
     const { fingerprint } = request;
-    let reply: ClaimReply;
+    const record = inFlightRecord(token, Math.ceil(request.ttlMs), fingerprint);
+    const expiryMs = Math.ceil(request.lockTimeoutMs) + Math.ceil(request.ttlMs);
+    let found: Buffer | null;
+    let leaseLeftMs = 0;
     try {
-      reply = (await this.run(
-        CLAIM_SCRIPT,
-        name,
-        [
-          token,
-          fingerprint === null ? '0' : '1',
-          fingerprint ?? '',
-          Math.ceil(request.lockTimeoutMs),
-          Math.ceil(request.ttlMs),
-        ],
-        claimedKey,
-      )) as ClaimReply;
+      found = (await runCommand(
+        this.client,
+        (target) => target.setBuffer(name, record, 'PX', expiryMs, 'NX', 'GET'),
+        this.durability,
+        wroteClaim,
+      )) as Buffer | null;
+      if (found !== null && isInFlight(found)) {
+        const reply = await this.run(TAKEOVER_SCRIPT, name, [record, expiryMs], wroteClaim);
+        [found, leaseLeftMs] = reply === 1 ? [null, 0] : (reply as [Buffer, number]);
+      }
     } catch (error) {
       // The claim may have run without its answer reaching us, or may run later from a frozen
       // server's buffers; nobody holds its token. Its release, sent behind it on the same
@@ -108,10 +130,10 @@ export class RedisIdempotencyStore extends IdempotencyStore {
       }
       throw error;
     }
-    if (claimedKey(reply)) {
+    if (found === null) {
       return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
     }
-    const decision = decideExistingKey(existingKey(reply, fingerprint), fingerprint);
+    const decision = decideExistingKey(existingKey(found, leaseLeftMs, fingerprint), fingerprint);
     // `retry`: a lease that ended under another fingerprint (one of the two null), which only its
     // holder's writes or expiry will change.
     return decision.kind === 'retry'
@@ -121,14 +143,11 @@ export class RedisIdempotencyStore extends IdempotencyStore {
 
   /** Stores the response under the claim's token; the key then expires `ttlMs` from now. */
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
-    const { body } = response;
     return this.write(COMPLETE_SCRIPT, handle, [
       handle.token,
       Math.ceil(ttlMs),
-      response.status,
-      JSON.stringify(response.headers),
-      body === null ? '0' : '1',
-      body ?? '',
+      completedTail(response),
+      response.body ?? '',
     ]);
   }
 
@@ -141,8 +160,7 @@ export class RedisIdempotencyStore extends IdempotencyStore {
     return this.write(MARK_NOT_REPLAYABLE_SCRIPT, handle, [
       handle.token,
       Math.ceil(ttlMs),
-      status === null ? '0' : '1',
-      status ?? '',
+      notReplayableTail(status),
     ]);
   }
 
@@ -161,8 +179,7 @@ export class RedisIdempotencyStore extends IdempotencyStore {
     handle: ClaimHandle,
     args: ScriptArgument[],
   ): Promise<boolean> {
-    const wrote = (reply: unknown) => reply === 1;
-    return wrote(await this.run(script, this.keyName(handle), args, wrote));
+    return (await this.run(script, this.keyName(handle), args, wroteScript)) === 1;
   }
 
   /**

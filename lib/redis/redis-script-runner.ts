@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { RedisScript } from './redis-scripts';
 import type { RedisDurabilityOptions } from './redis-store.options';
 
@@ -15,26 +15,25 @@ export class RedisReplicationError extends Error {
 /** What a script is given besides its one key: strings, numbers, or bytes. */
 export type ScriptArgument = string | number | Buffer;
 
+/** One command on one key, sent on the client itself or queued on a pipeline. */
+export type KeyCommand = (target: Redis | Cluster | ChainableCommander) => unknown;
+
 type ScriptCommand = 'evalshaBuffer' | 'evalBuffer';
 
 /**
  * The Buffer-reply variants of EVALSHA and EVAL, which ioredis defines for every command but does
  * not declare in its types.
  */
-type ScriptSender<Reply> = Record<
+type ScriptSender = Record<
   ScriptCommand,
-  (source: string, keys: 1, key: string, ...args: ScriptArgument[]) => Reply
+  (source: string, keys: 1, key: string, ...args: ScriptArgument[]) => unknown
 >;
 
 /**
  * Runs a script on one key with EVALSHA, sending its source (EVAL) only when the server has not
  * cached it (after a restart, or on a node that has not seen it yet). Replies come as Buffers.
  * Sent through ioredis's own `evalshaBuffer`, which its auto-pipelining can batch with the other
- * commands of the same event-loop turn.
- *
- * With `durability`, a `WAIT` is pipelined behind the script, so that it runs on the connection
- * that wrote, on the key's own node in a Cluster; its count is checked when `wrote(reply)` says
- * the script changed the key.
+ * commands of the same event-loop turn. `durability` and `wrote` as in `runCommand`.
  */
 export async function runScript(
   client: Redis | Cluster,
@@ -42,39 +41,45 @@ export async function runScript(
   key: string,
   args: ScriptArgument[],
   durability?: RedisDurabilityOptions,
-  wrote: (reply: unknown) => boolean = () => true,
+  wrote?: (reply: unknown) => boolean,
 ): Promise<unknown> {
+  const call =
+    (command: ScriptCommand, source: string): KeyCommand =>
+    (target) =>
+      (target as unknown as ScriptSender)[command](source, 1, key, ...args);
   try {
-    return await send(client, 'evalshaBuffer', script.sha, key, args, durability, wrote);
+    return await runCommand(client, call('evalshaBuffer', script.sha), durability, wrote);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) {
       throw error;
     }
-    return send(client, 'evalBuffer', script.lua, key, args, durability, wrote);
+    return runCommand(client, call('evalBuffer', script.lua), durability, wrote);
   }
 }
 
-async function send(
+/**
+ * Sends one command on one key. With `durability`, a `WAIT` is pipelined behind it, so that it
+ * runs on the connection that wrote, on the key's own node in a Cluster; its count is checked
+ * when `wrote(reply)` says the command changed the key.
+ */
+export async function runCommand(
   client: Redis | Cluster,
-  command: ScriptCommand,
-  source: string,
-  key: string,
-  args: ScriptArgument[],
-  durability: RedisDurabilityOptions | undefined,
-  wrote: (reply: unknown) => boolean,
+  command: KeyCommand,
+  durability?: RedisDurabilityOptions,
+  wrote: (reply: unknown) => boolean = () => true,
 ): Promise<unknown> {
   if (!durability) {
-    return (client as unknown as ScriptSender<Promise<unknown>>)[command](source, 1, key, ...args);
+    return command(client);
   }
   const pipeline = client.pipeline();
-  (pipeline as unknown as ScriptSender<unknown>)[command](source, 1, key, ...args);
+  command(pipeline);
   const results = await pipeline.wait(durability.replicas, durability.timeoutMs).exec();
-  const [[scriptError, reply], [waitError, acknowledged]] = results as [
+  const [[commandError, reply], [waitError, acknowledged]] = results as [
     [Error | null, unknown],
     [Error | null, unknown],
   ];
-  if (scriptError) {
-    throw scriptError;
+  if (commandError) {
+    throw commandError;
   }
   if (!wrote(reply)) {
     return reply;

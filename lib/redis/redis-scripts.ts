@@ -6,98 +6,81 @@ export interface RedisScript {
   readonly sha: string;
 }
 
-const script = (lua: string): RedisScript => ({
-  lua,
-  sha: createHash('sha1').update(lua).digest('hex'),
-});
-
 /*
- * One hash per key (KEYS[1]), with the fields:
- *   state    in_flight | completed | not_replayable
- *   token    the current claim's fencing token
- *   fp       the fingerprint (absent when the request had none)
- *   lease    end of an in-flight lease, in ms of Redis's clock (TIME)
- *   status   the response status, or the not-replayable key's status when known
- *   headers  JSON of the replayable headers
- *   body     the body bytes (absent for an empty body)
- * Expiry is the hash's own: an in-flight key at lease + TTL, a finished one TTL after it finished.
+ * The record's layout is described in redis-record.ts. `head_end` finds where its head (state,
+ * token, TTL and fingerprint) ends, and where the TTL ends; the token is bytes 2-37.
  */
+const HEAD_END = `
+local function head_end(record)
+  local ttl_end = string.find(record, ':', 38, true)
+  local length_end = string.find(record, ':', ttl_end + 1, true)
+  local length = string.sub(record, ttl_end + 1, length_end - 1)
+  if length == 'n' then
+    return length_end, ttl_end
+  end
+  return length_end + tonumber(length), ttl_end
+end
+`;
+
+const script = (body: string): RedisScript => {
+  const lua = HEAD_END + body;
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+};
 
 /**
- * Claims a key, or returns what it holds.
- * ARGV: token, '1' or '0' (has a fingerprint), fingerprint, lease ms, TTL ms.
- * Returns {'claimed'}, or {state, fp, lease left ms, status, headers, body}, headers and body
- * only for a completed key.
+ * The claim's second step, when its `SET NX` found a key in flight: takes the key over if the
+ * lease has ended (Redis's clock: the key's PTTL less its TTL) and the fingerprint is the same,
+ * else returns what the key holds, whatever it holds by now.
+ * ARGV: the new in-flight record, its expiry in ms (lease + TTL).
+ * Returns 1 (claimed), or {record, lease left in ms}.
  */
-export const CLAIM_SCRIPT = script(`
-local record = redis.call('HMGET', KEYS[1], 'state', 'fp', 'lease', 'status', 'headers', 'body')
-local state = record[1]
-if state and state ~= 'in_flight' then
-  return {state, record[2], 0, record[4], record[5], record[6]}
-end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if state then
-  local fp = record[2]
-  local same = (ARGV[2] == '1' and fp == ARGV[3]) or (ARGV[2] == '0' and not fp)
-  local left = tonumber(record[3]) - now
-  if left > 0 or not same then
-    return {state, fp, left, record[4], false, false}
+export const TAKEOVER_SCRIPT = script(`
+local record = redis.call('GET', KEYS[1])
+if record then
+  if string.byte(record, 1) ~= 105 then
+    return {record, 0}
   end
-  redis.call('DEL', KEYS[1])
+  local fp_end, ttl_end = head_end(record)
+  local left = redis.call('PTTL', KEYS[1]) - tonumber(string.sub(record, 38, ttl_end - 1))
+  local new_end, new_ttl_end = head_end(ARGV[1])
+  if left > 0 or string.sub(record, ttl_end + 1, fp_end) ~= string.sub(ARGV[1], new_ttl_end + 1, new_end) then
+    return {record, left}
+  end
 end
-local lease = now + tonumber(ARGV[4])
-if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'in_flight', 'token', ARGV[1], 'lease', lease, 'fp', ARGV[3])
-else
-  redis.call('HSET', KEYS[1], 'state', 'in_flight', 'token', ARGV[1], 'lease', lease)
-end
-redis.call('PEXPIREAT', KEYS[1], lease + tonumber(ARGV[5]))
-return {'claimed'}
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 `);
 
 /**
  * Stores the response of the current in-flight claim.
- * ARGV: token, TTL ms, status, headers JSON, '1' or '0' (has a body), body. Returns 1 or 0.
+ * ARGV: token, TTL ms, status and headers (redis-record.ts), body. Returns 1 or 0.
  */
 export const COMPLETE_SCRIPT = script(`
-local record = redis.call('HMGET', KEYS[1], 'token', 'state')
-if record[1] ~= ARGV[1] or record[2] ~= 'in_flight' then
+local record = redis.call('GET', KEYS[1])
+if not record or string.byte(record, 1) ~= 105 or string.sub(record, 2, 37) ~= ARGV[1] then
   return 0
 end
-redis.call('HDEL', KEYS[1], 'lease')
-if ARGV[5] == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[3], 'headers', ARGV[4], 'body', ARGV[6])
-else
-  redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[3], 'headers', ARGV[4])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[1], 'c' .. string.sub(record, 2) .. ARGV[3] .. ARGV[4], 'PX', ARGV[2])
 return 1
 `);
 
 /**
  * Marks the current claim executed but not replayable (again, once its status is known).
- * ARGV: token, TTL ms, '1' or '0' (has a status), status. Returns 1 or 0.
+ * ARGV: token, TTL ms, the status or ''. Returns 1 or 0.
  */
 export const MARK_NOT_REPLAYABLE_SCRIPT = script(`
-local record = redis.call('HMGET', KEYS[1], 'token', 'state')
-if record[1] ~= ARGV[1] or record[2] == 'completed' then
+local record = redis.call('GET', KEYS[1])
+if not record or string.byte(record, 1) == 99 or string.sub(record, 2, 37) ~= ARGV[1] then
   return 0
 end
-redis.call('HDEL', KEYS[1], 'lease', 'status')
-if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], 'state', 'not_replayable', 'status', ARGV[4])
-else
-  redis.call('HSET', KEYS[1], 'state', 'not_replayable')
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[1], 'n' .. string.sub(record, 2, head_end(record)) .. ARGV[3], 'PX', ARGV[2])
 return 1
 `);
 
 /** Deletes the current claim unless it completed. ARGV: token. Returns 1 or 0. */
 export const RELEASE_SCRIPT = script(`
-local record = redis.call('HMGET', KEYS[1], 'token', 'state')
-if record[1] ~= ARGV[1] or record[2] == 'completed' then
+local record = redis.call('GETRANGE', KEYS[1], 0, 36)
+if string.byte(record, 1) == 99 or string.sub(record, 2, 37) ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])

@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { redisKeyName } from '../../../lib/redis/redis-key';
-import { CLAIM_SCRIPT, RELEASE_SCRIPT } from '../../../lib/redis/redis-scripts';
+import {
+  COMPLETE_SCRIPT,
+  MARK_NOT_REPLAYABLE_SCRIPT,
+  RELEASE_SCRIPT,
+  TAKEOVER_SCRIPT,
+} from '../../../lib/redis/redis-scripts';
+
+const SCRIPTS = [TAKEOVER_SCRIPT, COMPLETE_SCRIPT, MARK_NOT_REPLAYABLE_SCRIPT, RELEASE_SCRIPT];
 
 describe('redisKeyName', () => {
   it('is the prefix and the base64url SHA-256 of scope and key', () => {
@@ -42,13 +49,15 @@ describe('redisKeyName', () => {
 
 describe('the store scripts', () => {
   it('are named by the SHA-1 of their source, as EVALSHA expects', () => {
-    for (const script of [CLAIM_SCRIPT, RELEASE_SCRIPT]) {
+    for (const script of SCRIPTS) {
       expect(script.sha).toBe(createHash('sha1').update(script.lua).digest('hex'));
     }
   });
 
-  it('touch one key only, and take the time from Redis', () => {
-    expect(CLAIM_SCRIPT.lua).not.toMatch(/KEYS\[2\]/);
-    expect(CLAIM_SCRIPT.lua).toContain("redis.call('TIME')");
+  it("touch one key only, and judge a lease by Redis's clock", () => {
+    for (const script of SCRIPTS) {
+      expect(script.lua).not.toMatch(/KEYS\[2\]/);
+    }
+    expect(TAKEOVER_SCRIPT.lua).toContain("redis.call('PTTL', KEYS[1])");
   });
 });

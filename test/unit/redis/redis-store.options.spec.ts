@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { RedisIdempotencyStore, createRedisClient, redisStore } from '../../../lib/redis';
+import { assertServerVersion } from '../../../lib/redis/redis-client';
 import { resolveDurability } from '../../../lib/redis/redis-store.options';
 
 describe('resolveDurability', () => {
@@ -145,5 +146,38 @@ describe('the fail-closed settings', () => {
     clients.push(client);
     client.options.enableOfflineQueue = true;
     await expect(new RedisIdempotencyStore(client).prepare()).rejects.toThrow(/fails closed/);
+  });
+});
+
+describe('the server version check', () => {
+  /** A ready client whose server reports `version`: only what the check reads. */
+  const server = (version: string) =>
+    ({
+      status: 'ready',
+      isCluster: false,
+      options: { host: '10.0.0.7', port: 6380 },
+      info: () =>
+        Promise.resolve(`# Server\r\nredis_version:${version}\r\nredis_mode:standalone\r\n`),
+    }) as unknown as Redis;
+
+  it.each(['7.0.0', '7.0.15', '7.2.4', '8.0.1', '10.1.0'])('accepts Redis %s', async (version) => {
+    await expect(assertServerVersion(server(version), 1000)).resolves.toBeUndefined();
+  });
+
+  it.each(['6.2.14', '6.0.20', '5.0.7'])(
+    'refuses Redis %s, whose SET does not take NX and GET together',
+    async (version) => {
+      await expect(assertServerVersion(server(version), 1000)).rejects.toThrow(
+        `needs Redis 7.0 or later; 10.0.0.7:6380 runs ${version}`,
+      );
+    },
+  );
+
+  it('checks every primary of a Cluster', async () => {
+    const cluster = {
+      isCluster: true,
+      nodes: (role: string) => (role === 'master' ? [server('7.2.0'), server('6.2.6')] : []),
+    } as unknown as Cluster;
+    await expect(assertServerVersion(cluster, 1000)).rejects.toThrow(/runs 6\.2\.6/);
   });
 });
