@@ -124,28 +124,55 @@ export async function whenReady(client: Redis | Cluster, timeoutMs: number): Pro
 const MINIMUM_VERSION = [7, 0] as const;
 
 /**
- * Rejects when a server the store writes to (every primary of a Cluster) is older than Redis 7.0,
- * which would refuse every claim's `SET NX GET` as a syntax error. Waits at most `readyTimeoutMs`
- * for each to be ready.
+ * Checks that the servers the store writes to (every primary of a Cluster) run Redis 7.0 or
+ * later, which every claim's `SET NX GET` needs: rejects when one reports an older version. A
+ * server that cannot tell (an ACL user without `INFO`, a renamed command) or is not ready within
+ * `timeoutMs` is passed over with `warn`: a primary that is down must not keep the other slots
+ * from serving, and an old server still answers every claim with a 503, never with a duplicate.
  */
 export async function assertServerVersion(
   client: Redis | Cluster,
-  readyTimeoutMs: number,
+  timeoutMs: number,
+  warn: (message: string) => void,
 ): Promise<void> {
   const servers = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis];
-  for (const server of servers) {
-    // A Cluster connects to a node when it first sends it a command.
-    await whenReady(server, readyTimeoutMs);
-    const info = await server.info('server');
-    const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown';
+  const versions = await Promise.all(
+    servers.map((server) =>
+      serverVersion(server, timeoutMs).catch((error: unknown) => {
+        warn(
+          `nestjs-idempotency: could not read the Redis version of ${address(server)} (${String(error)}); the store needs Redis ${MINIMUM_VERSION.join('.')} or later.`,
+        );
+        return undefined;
+      }),
+    ),
+  );
+  servers.forEach((server, at) => {
+    const version = versions[at];
+    if (version === undefined) {
+      return;
+    }
     const [major, minor] = version.split('.').map(Number);
     if (!(
       major > MINIMUM_VERSION[0] ||
       (major === MINIMUM_VERSION[0] && minor >= MINIMUM_VERSION[1])
     )) {
       throw new Error(
-        `nestjs-idempotency: the Redis store needs Redis ${MINIMUM_VERSION.join('.')} or later; ${server.options.host ?? ''}:${server.options.port ?? ''} runs ${version}.`,
+        `nestjs-idempotency: the Redis store needs Redis ${MINIMUM_VERSION.join('.')} or later; ${address(server)} runs ${version}.`,
       );
     }
+  });
+}
+
+async function serverVersion(server: Redis, timeoutMs: number): Promise<string> {
+  // A Cluster connects to a node when it first sends it a command.
+  await whenReady(server, timeoutMs);
+  const version = /^redis_version:(\S+)/m.exec(await server.info('server'))?.[1];
+  if (version === undefined) {
+    throw new Error('INFO reports no redis_version');
   }
+  return version;
+}
+
+function address(server: Redis): string {
+  return `${server.options.host ?? ''}:${server.options.port ?? ''}`;
 }

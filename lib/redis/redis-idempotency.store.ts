@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
 import { positiveOption } from '../idempotency-options.defaults';
 import { decideExistingKey } from '../protocol/claim-decision';
@@ -65,6 +66,7 @@ const wroteScript = (reply: unknown): boolean => reply === 1;
  * ```
  */
 export class RedisIdempotencyStore extends IdempotencyStore {
+  private readonly logger = new Logger('RedisIdempotencyStore');
   private readonly keyPrefix: string;
   private readonly durability: RedisDurabilityOptions | undefined;
   private readonly readyTimeoutMs: number;
@@ -86,12 +88,14 @@ export class RedisIdempotencyStore extends IdempotencyStore {
   /**
    * Checks that the client fails closed, and waits until it is ready (a command sent before then
    * would fail): at most `readyTimeoutMs`, after which the application's start-up fails. Then
-   * checks that every server it writes to runs Redis 7.0 or later.
+   * checks that no server it writes to reports a Redis older than 7.0.
    */
   override async prepare(): Promise<void> {
     assertFailsClosed(this.client);
     await whenReady(this.client, this.readyTimeoutMs);
-    await assertServerVersion(this.client, this.readyTimeoutMs);
+    await assertServerVersion(this.client, this.readyTimeoutMs, (message) =>
+      this.logger.warn(message),
+    );
   }
 
   /**

@@ -24,6 +24,7 @@ const COLON = 0x3a;
 export const TTL_OFFSET = 37;
 const NO_FINGERPRINT = 'n';
 const HAS_BODY = 0x62;
+const NOT_OURS = 'nestjs-idempotency: a Redis key holds a record this store did not write.';
 
 /** The record of a new claim: in flight, with its token, TTL and fingerprint. */
 export function inFlightRecord(token: string, ttlMs: number, fingerprint: string | null): string {
@@ -81,12 +82,12 @@ export function existingKey(
       return {
         ...key,
         state: 'not_replayable',
-        status: end === record.length ? null : Number(record.toString('latin1', end)),
+        status: end === record.length ? null : httpStatus(record, end, record.length),
       };
     case STATE.completed:
       return { ...key, state: 'completed', response: storedResponse(record, end) };
     default:
-      throw new Error('nestjs-idempotency: a Redis key holds a record this store did not write.');
+      throw new Error(NOT_OURS);
   }
 }
 
@@ -96,7 +97,7 @@ function storedResponse(record: Buffer, tailStart: number): StoredResponse {
   const headersStart = lengthEnd + 2;
   const headersEnd = headersStart + Number(record.toString('latin1', statusEnd + 1, lengthEnd));
   return {
-    status: Number(record.toString('latin1', tailStart, statusEnd)),
+    status: httpStatus(record, tailStart, statusEnd),
     headers: JSON.parse(record.toString('utf8', headersStart, headersEnd)) as Record<
       string,
       string
@@ -106,10 +107,18 @@ function storedResponse(record: Buffer, tailStart: number): StoredResponse {
   };
 }
 
+function httpStatus(record: Buffer, start: number, end: number): number {
+  const text = record.toString('latin1', start, end);
+  if (!/^[1-5][0-9]{2}$/.test(text)) {
+    throw new Error(NOT_OURS);
+  }
+  return Number(text);
+}
+
 function indexOf(record: Buffer, from: number): number {
   const at = record.indexOf(COLON, from);
   if (at < 0) {
-    throw new Error('nestjs-idempotency: a Redis key holds a record this store did not write.');
+    throw new Error(NOT_OURS);
   }
   return at;
 }

@@ -83,6 +83,11 @@ describe('Redis records', () => {
     expect(() => existingKey(Buffer.from(`x${randomUUID()}1:n:`), 0, null)).toThrow(
       /did not write/,
     );
+    const head = inFlightRecord(randomUUID(), 1000, null);
+    expect(() => existingKey(Buffer.from(`n${head.slice(1)}zz`), 0, null)).toThrow(/did not write/);
+    expect(() => existingKey(Buffer.from(`c${head.slice(1)}2x0:2:n{}`), 0, null)).toThrow(
+      /did not write/,
+    );
     expect(() => inFlightRecord('short', 1000, null)).toThrow(/36-character/);
   });
 });

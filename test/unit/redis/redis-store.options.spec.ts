@@ -150,6 +150,9 @@ describe('the fail-closed settings', () => {
 });
 
 describe('the server version check', () => {
+  const fail = (message: string) => {
+    throw new Error(`unexpected warning: ${message}`);
+  };
   /** A ready client whose server reports `version`: only what the check reads. */
   const server = (version: string) =>
     ({
@@ -161,23 +164,59 @@ describe('the server version check', () => {
     }) as unknown as Redis;
 
   it.each(['7.0.0', '7.0.15', '7.2.4', '8.0.1', '10.1.0'])('accepts Redis %s', async (version) => {
-    await expect(assertServerVersion(server(version), 1000)).resolves.toBeUndefined();
+    await expect(assertServerVersion(server(version), 1000, fail)).resolves.toBeUndefined();
   });
 
   it.each(['6.2.14', '6.0.20', '5.0.7'])(
     'refuses Redis %s, whose SET does not take NX and GET together',
     async (version) => {
-      await expect(assertServerVersion(server(version), 1000)).rejects.toThrow(
+      await expect(assertServerVersion(server(version), 1000, fail)).rejects.toThrow(
         `needs Redis 7.0 or later; 10.0.0.7:6380 runs ${version}`,
       );
     },
   );
+
+  it('goes on with a warning when a server cannot tell its version, or does not answer', async () => {
+    const refused = {
+      ...server('7.0.0'),
+      info: () =>
+        Promise.reject(new Error("NOPERM this user has no permissions to run the 'info' command")),
+    } as unknown as Redis;
+    const silent = {
+      ...server('7.0.0'),
+      info: () => Promise.resolve('# Server\r\n'),
+    } as unknown as Redis;
+    const cluster = {
+      isCluster: true,
+      nodes: () => [refused, server('7.2.0'), silent],
+    } as unknown as Cluster;
+    const warnings: string[] = [];
+    await assertServerVersion(cluster, 1000, (message) => warnings.push(message));
+    expect(warnings).toEqual([
+      expect.stringContaining('10.0.0.7:6380 (Error: NOPERM'),
+      expect.stringContaining('no redis_version'),
+    ]);
+  });
+
+  it('still refuses an old primary next to one that cannot tell', async () => {
+    const refused = {
+      ...server('7.0.0'),
+      info: () => Promise.reject(new Error('NOPERM')),
+    } as unknown as Redis;
+    const cluster = {
+      isCluster: true,
+      nodes: () => [refused, server('6.2.6')],
+    } as unknown as Cluster;
+    await expect(assertServerVersion(cluster, 1000, () => undefined)).rejects.toThrow(
+      /runs 6\.2\.6/,
+    );
+  });
 
   it('checks every primary of a Cluster', async () => {
     const cluster = {
       isCluster: true,
       nodes: (role: string) => (role === 'master' ? [server('7.2.0'), server('6.2.6')] : []),
     } as unknown as Cluster;
-    await expect(assertServerVersion(cluster, 1000)).rejects.toThrow(/runs 6\.2\.6/);
+    await expect(assertServerVersion(cluster, 1000, fail)).rejects.toThrow(/runs 6\.2\.6/);
   });
 });
