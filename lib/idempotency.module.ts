@@ -3,6 +3,7 @@ import { APP_INTERCEPTOR, DiscoveryModule, MetadataScanner, ModulesContainer } f
 import { type ResolvedModuleSettings, resolveModuleSettings } from './idempotency-options.defaults';
 import { IdempotencyMaintenance } from './idempotency-maintenance.service';
 import { IdempotencyPurger } from './idempotency-purger.service';
+import { IdempotencyAdmin } from './admin/idempotency-admin.service';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import { IdempotencyRoutesValidator } from './idempotency-routes.validator';
 import {
@@ -51,6 +52,7 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
       useFactory: (options: IdempotencyModuleOptions) => resolveModuleSettings(options),
       inject: [IDEMPOTENCY_MODULE_OPTIONS],
     },
+    IdempotencyAdmin,
     IdempotencyInterceptor,
     IdempotencyRoutesValidator,
     IdempotencyMaintenance,
@@ -60,6 +62,7 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
   exports: [
     IDEMPOTENCY_SETTINGS,
     IDEMPOTENCY_TRANSACTIONAL_STORE,
+    IdempotencyAdmin,
     IdempotencyInterceptor,
     IdempotencyMaintenance,
     IdempotencyPurger,

@@ -18,6 +18,12 @@ export {
   IdempotencyStoreUnavailableException,
   type ProblemDetails,
 } from './idempotency.exceptions';
+export {
+  type FindKeyOptions,
+  IdempotencyAdmin,
+  type ListInFlightOptions,
+  MAX_IN_FLIGHT_LIST,
+} from './admin/idempotency-admin.service';
 export { IdempotencyMaintenance } from './idempotency-maintenance.service';
 export { IdempotencyPurger } from './idempotency-purger.service';
 export {
@@ -39,6 +45,12 @@ export type {
 export { IdempotencyStore } from './store/idempotency-store';
 export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-result.interface';
 export type { StoredResponse } from './store/stored-response.interface';
+export {
+  type IdempotencyKeyAdmin,
+  type IdempotencyKeyInfo,
+  type InFlightQuery,
+  hasKeyAdmin,
+} from './store/key-admin.interface';
 export {
   HandlerTransactionAbortedError,
   TransactionalIdempotencyStore,

@@ -16,6 +16,8 @@ export interface SampleAppConfig {
   redisUrl: string | undefined;
   /** `host:port` of some nodes of a Redis Cluster. */
   redisClusterNodes: { host: string; port: number }[] | undefined;
+  /** The `X-Admin-Token` that opens `/admin/*`; unset, those endpoints answer 403. */
+  adminToken: string | undefined;
 }
 
 /** A setting of the environment that the sample app cannot use; printed as its message alone. */
@@ -53,6 +55,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfi
     idempotencyStore: store,
     redisUrl,
     redisClusterNodes,
+    adminToken: env.ADMIN_TOKEN || undefined,
   };
 }
 

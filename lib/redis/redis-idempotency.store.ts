@@ -5,9 +5,15 @@ import { positiveOption } from '../idempotency-options.defaults';
 import { decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
+import type {
+  IdempotencyKeyAdmin,
+  IdempotencyKeyInfo,
+  InFlightQuery,
+} from '../store/key-admin.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 import { assertFailsClosed, assertServerVersion, whenReady } from './redis-client';
 import { redisKeyName } from './redis-key';
+import { RedisKeyAdmin } from './redis-key-admin';
 import {
   completedTail,
   existingKey,
@@ -65,11 +71,12 @@ const wroteScript = (reply: unknown): boolean => reply === 1;
  * IdempotencyModule.forRoot({ store: new RedisIdempotencyStore(client) });
  * ```
  */
-export class RedisIdempotencyStore extends IdempotencyStore {
+export class RedisIdempotencyStore extends IdempotencyStore implements IdempotencyKeyAdmin {
   private readonly logger = new Logger('RedisIdempotencyStore');
   private readonly keyPrefix: string;
   private readonly durability: RedisDurabilityOptions | undefined;
   private readonly readyTimeoutMs: number;
+  private readonly keyAdmin: RedisKeyAdmin;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -83,6 +90,7 @@ export class RedisIdempotencyStore extends IdempotencyStore {
       REDIS_STORE_DEFAULTS.readyTimeoutMs,
       'readyTimeoutMs',
     );
+    this.keyAdmin = new RedisKeyAdmin(client, (scope, key) => this.keyName({ scope, key }));
   }
 
   /**
@@ -176,6 +184,26 @@ export class RedisIdempotencyStore extends IdempotencyStore {
   /** Redis expires keys itself: nothing is left to purge. Always 0. */
   purgeExpired(_batchSize: number): Promise<number> {
     return Promise.resolve(0);
+  }
+
+  /** A key's record (see `IdempotencyAdmin.find`); Redis keeps no claim or finish time. */
+  findKey(scope: string, key: string, withResponse: boolean): Promise<IdempotencyKeyInfo | null> {
+    return this.keyAdmin.findKey(scope, key, withResponse);
+  }
+
+  /** Deletes a key while it is in flight (see `IdempotencyAdmin.release`). */
+  releaseKey(scope: string, key: string): Promise<boolean> {
+    return this.keyAdmin.releaseKey(scope, key);
+  }
+
+  /** Deletes a key (see `IdempotencyAdmin.delete`). */
+  deleteKey(scope: string, key: string): Promise<boolean> {
+    return this.keyAdmin.deleteKey(scope, key);
+  }
+
+  /** Always rejects: Redis key names are hashes, and records keep neither key nor scope. */
+  listInFlight(scope: string, query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
+    return this.keyAdmin.listInFlight(scope, query);
   }
 
   private async write(

@@ -86,3 +86,17 @@ end
 redis.call('DEL', KEYS[1])
 return 1
 `);
+
+/** A key's record and its PTTL, read together. Returns {record or false, PTTL}. */
+export const INSPECT_SCRIPT = script(`
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+`);
+
+/** Deletes the key while it is in flight, whoever holds it. Returns 1 or 0. */
+export const FORCE_RELEASE_SCRIPT = script(`
+if redis.call('GETRANGE', KEYS[1], 0, 0) ~= 'i' then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1
+`);

@@ -1,7 +1,12 @@
-import { randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { type ExistingKey, decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
+import type {
+  IdempotencyKeyAdmin,
+  IdempotencyKeyInfo,
+  InFlightQuery,
+} from '../store/key-admin.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 
 /** Options of {@link InMemoryIdempotencyStore}. */
@@ -18,6 +23,10 @@ interface MemoryRecord {
   fingerprint: string | null;
   state: ExistingKey['state'];
   token: string;
+  /** When the current claim was made. */
+  claimedAt: number;
+  /** When the key finished; `null` while in flight. */
+  finishedAt: number | null;
   /** End of the in-flight lease; `null` once the key has finished. */
   lockedUntil: number | null;
   status: number | null;
@@ -49,7 +58,7 @@ const UNSETTLED_RETRY_AFTER_MS = 1000;
  * }).compile();
  * ```
  */
-export class InMemoryIdempotencyStore extends IdempotencyStore {
+export class InMemoryIdempotencyStore extends IdempotencyStore implements IdempotencyKeyAdmin {
   /** Records by scope, then by key: no separator to collide with what a scope contains. */
   private readonly scopes = new Map<string, Map<string, MemoryRecord>>();
   private readonly now: () => number;
@@ -100,6 +109,8 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
       fingerprint: request.fingerprint,
       state: 'in_flight',
       token,
+      claimedAt: now,
+      finishedAt: null,
       lockedUntil: now + request.lockTimeoutMs,
       status: null,
       response: null,
@@ -119,6 +130,7 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
     }
     const now = this.now();
     record.state = 'completed';
+    record.finishedAt = now;
     record.lockedUntil = null;
     record.status = response.status;
     record.response = copyResponse(response);
@@ -133,10 +145,12 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
     if (!record || record.state === 'completed') {
       return Promise.resolve(false);
     }
+    const now = this.now();
     record.state = 'not_replayable';
+    record.finishedAt = now;
     record.lockedUntil = null;
     record.status = status;
-    record.expiresAt = this.now() + ttlMs;
+    record.expiresAt = now + ttlMs;
     return Promise.resolve(true);
   }
 
@@ -145,12 +159,44 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
     if (!record || record.state === 'completed') {
       return Promise.resolve(false);
     }
-    const records = this.scopes.get(handle.scope);
-    records?.delete(handle.key);
-    if (records?.size === 0) {
-      this.scopes.delete(handle.scope);
+    return Promise.resolve(this.remove(handle.scope, handle.key));
+  }
+
+  /** A live key (see `IdempotencyAdmin.find`). */
+  findKey(scope: string, key: string, withResponse: boolean): Promise<IdempotencyKeyInfo | null> {
+    const record = this.live(scope, key);
+    return Promise.resolve(record ? keyInfo(scope, key, record, withResponse) : null);
+  }
+
+  /** Deletes a key while it is in flight (see `IdempotencyAdmin.release`). */
+  releaseKey(scope: string, key: string): Promise<boolean> {
+    const record = this.live(scope, key);
+    return Promise.resolve(record?.state === 'in_flight' && this.remove(scope, key));
+  }
+
+  /** Deletes a live key (see `IdempotencyAdmin.delete`). */
+  deleteKey(scope: string, key: string): Promise<boolean> {
+    return Promise.resolve(this.live(scope, key) !== undefined && this.remove(scope, key));
+  }
+
+  /** A scope's keys in flight, the oldest first (see `IdempotencyAdmin.listInFlight`). */
+  listInFlight(scope: string, query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
+    const now = this.now();
+    const found: IdempotencyKeyInfo[] = [];
+    for (const [key, record] of this.scopes.get(scope) ?? []) {
+      if (
+        record.state === 'in_flight' &&
+        record.expiresAt > now &&
+        record.claimedAt <= now - query.olderThanMs
+      ) {
+        found.push(keyInfo(scope, key, record, false));
+      }
     }
-    return Promise.resolve(true);
+    return Promise.resolve(
+      found
+        .sort((a, b) => (a.claimedAt?.getTime() ?? 0) - (b.claimedAt?.getTime() ?? 0))
+        .slice(0, query.limit),
+    );
   }
 
   /** Deletes up to `batchSize` expired keys, those that expired first first. */
@@ -167,13 +213,23 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
     expired.sort((a, b) => a.expiresAt - b.expiresAt);
     const batch = expired.slice(0, Math.max(0, batchSize));
     for (const { scope, key } of batch) {
-      const records = this.scopes.get(scope);
-      records?.delete(key);
-      if (records?.size === 0) {
-        this.scopes.delete(scope);
-      }
+      this.remove(scope, key);
     }
     return Promise.resolve(batch.length);
+  }
+
+  private live(scope: string, key: string): MemoryRecord | undefined {
+    const record = this.read(scope, key);
+    return record && record.expiresAt > this.now() ? record : undefined;
+  }
+
+  private remove(scope: string, key: string): true {
+    const records = this.scopes.get(scope);
+    records?.delete(key);
+    if (records?.size === 0) {
+      this.scopes.delete(scope);
+    }
+    return true;
   }
 
   private read(scope: string, key: string): MemoryRecord | undefined {
@@ -218,4 +274,27 @@ function copyResponse(response: StoredResponse): StoredResponse {
     headers: { ...response.headers },
     body: response.body === null ? null : Buffer.from(response.body),
   };
+}
+
+function keyInfo(
+  scope: string,
+  key: string,
+  record: MemoryRecord,
+  withResponse: boolean,
+): IdempotencyKeyInfo {
+  const info: IdempotencyKeyInfo = {
+    scope,
+    key,
+    state: record.state,
+    claimedAt: new Date(record.claimedAt),
+    finishedAt: record.finishedAt === null ? null : new Date(record.finishedAt),
+    leaseEndsAt: record.lockedUntil === null ? null : new Date(record.lockedUntil),
+    expiresAt: new Date(record.expiresAt),
+    status: record.status,
+    fingerprintHash: record.fingerprint === null ? null : hash('sha256', record.fingerprint),
+  };
+  if (withResponse && record.response) {
+    info.response = copyResponse(record.response);
+  }
+  return info;
 }

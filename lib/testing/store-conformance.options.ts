@@ -45,6 +45,13 @@ export interface IdempotencyStoreConformanceOptions<S extends IdempotencyStore =
   /** Checks of the handler's writes in transactional mode. Default: none. */
   transactionWrites?: ConformanceTransactionWrites;
   /**
+   * Whether the store offers key administration (`IdempotencyKeyAdmin`, for `IdempotencyAdmin`):
+   * `'listing'` with `listInFlight`, `'by-key'` when that always rejects (a store that cannot list
+   * a scope's keys). The suite then runs the key administration cases, and checks that the store
+   * offers it exactly when declared so. Default: none.
+   */
+  keyAdmin?: 'listing' | 'by-key';
+  /**
    * Moves the store's clock forward by this many milliseconds, for a store that takes a clock:
    * lease and TTL tests then advance time instead of waiting for it. Default: none (the tests
    * wait in real time, which works for any store, including one whose clock is a database's).

@@ -2,6 +2,7 @@ import type { IdempotencyStore } from '../store/idempotency-store';
 import { claimCases } from './conformance/claim.cases';
 import { conformanceContext, conformanceSettings } from './conformance/conformance-context';
 import { expiryCases } from './conformance/expiry.cases';
+import { keyAdminCases, keyAdminDeclarationCase } from './conformance/key-admin.cases';
 import { leaseCases } from './conformance/lease.cases';
 import {
   transactionalCases,
@@ -24,7 +25,8 @@ import type {
  * token; not-replayable keys; release (never of a completed key); TTL counted from completion,
  * expired keys new again whether purged or not; the purge; scopes kept apart; what the module's
  * store timeouts need; and, for a `TransactionalIdempotencyStore`, commit and rollback
- * visibility, `busy` for a key another transaction holds, and `discardWritesAndComplete`.
+ * visibility, `busy` for a key another transaction holds, and `discardWritesAndComplete`; and,
+ * with `keyAdmin`, key administration (find, release, delete, list) kept within its scope.
  *
  * Lease and TTL cases wait in real time for `shortMs` (300 ms by default) unless `advanceTime`
  * moves the store's clock; the whole suite takes a few seconds.
@@ -59,11 +61,15 @@ export function describeIdempotencyStore<S extends IdempotencyStore>(
   jest.describe(name, () => {
     const context = conformanceContext(jest, factory, options, settings);
     transactionalDeclarationCase(context);
+    keyAdminDeclarationCase(context);
     claimCases(context);
     leaseCases(context);
     expiryCases(context);
     if (options.transactional) {
       transactionalCases(context);
+    }
+    if (options.keyAdmin) {
+      keyAdminCases(context);
     }
   });
 }

@@ -42,7 +42,7 @@ function describeStoreOn(
       keyPrefix = `conformance:${randomUUID()}:`;
       return new RedisIdempotencyStore(client(), { keyPrefix, durability });
     },
-    { purge: 'expiring', countRecords: () => countKeys(client(), keyPrefix) },
+    { purge: 'expiring', keyAdmin: 'by-key', countRecords: () => countKeys(client(), keyPrefix) },
   );
 }
 

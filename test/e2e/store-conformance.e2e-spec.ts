@@ -65,6 +65,7 @@ describeIdempotencyStore(
   },
   {
     transactional: true,
+    keyAdmin: 'listing',
     transactionWrites,
     countRecords: countRecords(SINGLE),
     longMs: LONG_MS,
@@ -83,6 +84,7 @@ describeIdempotencyStore(
   },
   {
     transactional: true,
+    keyAdmin: 'listing',
     transactionWrites,
     countRecords: countRecords(PARTITIONED),
     longMs: LONG_MS,

@@ -3,6 +3,11 @@ import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { decideExistingKey } from '../../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
+import type {
+  IdempotencyKeyAdmin,
+  IdempotencyKeyInfo,
+  InFlightQuery,
+} from '../../store/key-admin.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import {
   TransactionalIdempotencyStore,
@@ -23,6 +28,7 @@ import {
   sendsOneSync,
 } from '../driver/pipelined-query';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
+import { PostgresKeyAdmin } from './postgres-key-admin';
 import {
   beginStatement,
   transactionAbandoned,
@@ -53,8 +59,12 @@ type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
  * prepared and sent on the pool directly: no ORM query building on the hot path. It also runs
  * transactional mode, on a query runner of the same DataSource.
  */
-export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<EntityManager> {
+export class PostgresIdempotencyStore
+  extends TransactionalIdempotencyStore<EntityManager>
+  implements IdempotencyKeyAdmin
+{
   private readonly layout: IdempotencyTableLayout;
+  private readonly keyAdmin: PostgresKeyAdmin;
   private begin: string | undefined;
 
   /**
@@ -80,6 +90,7 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
     this.layout = partitioning
       ? new PartitionedTableLayout(context, partitioning)
       : new SingleTableLayout(context);
+    this.keyAdmin = new PostgresKeyAdmin(context.table, context.pool);
   }
 
   /**
@@ -239,6 +250,26 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
    */
   purgeExpired(batchSize: number): Promise<number> {
     return this.layout.purgeExpired(batchSize);
+  }
+
+  /** The live row of a key (see `IdempotencyAdmin.find`). */
+  findKey(scope: string, key: string, withResponse: boolean): Promise<IdempotencyKeyInfo | null> {
+    return this.keyAdmin.findKey(scope, key, withResponse);
+  }
+
+  /** Deletes a key's row while it is in flight (see `IdempotencyAdmin.release`). */
+  releaseKey(scope: string, key: string): Promise<boolean> {
+    return this.keyAdmin.releaseKey(scope, key);
+  }
+
+  /** Deletes a key's live row (see `IdempotencyAdmin.delete`). */
+  deleteKey(scope: string, key: string): Promise<boolean> {
+    return this.keyAdmin.deleteKey(scope, key);
+  }
+
+  /** A scope's rows in flight, the oldest first (see `IdempotencyAdmin.listInFlight`). */
+  listInFlight(scope: string, query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
+    return this.keyAdmin.listInFlight(scope, query);
   }
 
   /**

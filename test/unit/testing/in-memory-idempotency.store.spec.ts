@@ -8,6 +8,7 @@ describeIdempotencyStore(
   () => new InMemoryIdempotencyStore(),
   {
     countRecords: count,
+    keyAdmin: 'listing',
   },
 );
 
@@ -20,6 +21,7 @@ describeIdempotencyStore(
   },
   {
     countRecords: count,
+    keyAdmin: 'listing',
     advanceTime: (ms) => {
       now += ms;
     },

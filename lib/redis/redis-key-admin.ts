@@ -1,0 +1,77 @@
+import { hash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import type {
+  IdempotencyKeyAdmin,
+  IdempotencyKeyInfo,
+  InFlightQuery,
+} from '../store/key-admin.interface';
+import { TTL_OFFSET, existingKey } from './redis-record';
+import { runCommand, runScript } from './redis-script-runner';
+import { FORCE_RELEASE_SCRIPT, INSPECT_SCRIPT } from './redis-scripts';
+
+const LATEST_DATE_MS = 8.64e15;
+
+/**
+ * Key administration on Redis, one key at a time. A record keeps no timestamps: what the key's
+ * PTTL and its claim's TTL tell is reported (lease end, expiry), the rest is `null`. Keys cannot
+ * be listed: their names are hashes, and records keep neither key nor scope.
+ */
+export class RedisKeyAdmin implements IdempotencyKeyAdmin {
+  constructor(
+    private readonly client: Redis | Cluster,
+    private readonly keyName: (scope: string, key: string) => string,
+  ) {}
+
+  async findKey(
+    scope: string,
+    key: string,
+    withResponse: boolean,
+  ): Promise<IdempotencyKeyInfo | null> {
+    const [record, pttl] = (await runScript(
+      this.client,
+      INSPECT_SCRIPT,
+      this.keyName(scope, key),
+      [],
+    )) as [Buffer | null, number];
+    if (record === null || pttl === -2) {
+      return null;
+    }
+    const now = Date.now();
+    const found = existingKey(record, 0, null);
+    const ttlMs = Number(record.toString('latin1', TTL_OFFSET, record.indexOf(':', TTL_OFFSET)));
+    // PTTL -1: no expiry, which only a hand-made PERSIST gives; shown as the latest date there is.
+    const expiresAt = new Date(pttl < 0 ? LATEST_DATE_MS : now + pttl);
+    const info: IdempotencyKeyInfo = {
+      scope,
+      key,
+      state: found.state,
+      claimedAt: null,
+      finishedAt: null,
+      leaseEndsAt: found.state === 'in_flight' ? new Date(expiresAt.getTime() - ttlMs) : null,
+      expiresAt,
+      status: found.state === 'completed' ? (found.response?.status ?? null) : found.status,
+      fingerprintHash: found.fingerprint === null ? null : hash('sha256', found.fingerprint),
+    };
+    if (withResponse && found.response) {
+      info.response = found.response;
+    }
+    return info;
+  }
+
+  async releaseKey(scope: string, key: string): Promise<boolean> {
+    return (await runScript(this.client, FORCE_RELEASE_SCRIPT, this.keyName(scope, key), [])) === 1;
+  }
+
+  async deleteKey(scope: string, key: string): Promise<boolean> {
+    const name = this.keyName(scope, key);
+    return (await runCommand(this.client, (target) => target.del(name))) === 1;
+  }
+
+  listInFlight(_scope: string, _query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
+    return Promise.reject(
+      new Error(
+        'nestjs-idempotency: the Redis store cannot list keys: their names are hashes of scope and key, and records keep neither. Keys in flight end with their lease; look one up by its key instead.',
+      ),
+    );
+  }
+}
