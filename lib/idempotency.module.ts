@@ -10,6 +10,7 @@ import {
   IDEMPOTENCY_GLOBAL_INTERCEPTOR,
   IDEMPOTENCY_MODULE_OPTIONS,
   IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TELEMETRY,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
   type IdempotencyModuleAsyncOptions,
   type IdempotencyModuleExtras,
@@ -19,6 +20,7 @@ import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.
 import { documentIdempotentRoutes } from './openapi/document-routes';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
+import { createTelemetry } from './telemetry/idempotency-telemetry';
 import type {
   IdempotencyStoreDefinition,
   IdempotencyStoreProvider,
@@ -51,6 +53,13 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
       useFactory: (options: IdempotencyModuleOptions) => resolveModuleSettings(options),
       inject: [IDEMPOTENCY_MODULE_OPTIONS],
     },
+    {
+      // Async: @opentelemetry/api is imported only here, and only when installed.
+      provide: IDEMPOTENCY_TELEMETRY,
+      useFactory: (settings: ResolvedModuleSettings) =>
+        createTelemetry(settings, new Logger('Idempotency')),
+      inject: [IDEMPOTENCY_SETTINGS],
+    },
     IdempotencyInterceptor,
     IdempotencyRoutesValidator,
     IdempotencyMaintenance,
@@ -59,6 +68,7 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
   ],
   exports: [
     IDEMPOTENCY_SETTINGS,
+    IDEMPOTENCY_TELEMETRY,
     IDEMPOTENCY_TRANSACTIONAL_STORE,
     IdempotencyInterceptor,
     IdempotencyMaintenance,
