@@ -28,7 +28,10 @@ export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplica
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly running = new Map<Partial<IdempotencyStore>, Promise<void>>();
 
-  /** Metrics of the runs; null when off or not installed. A property, to keep the constructor public API. */
+  /**
+   * Metrics of the runs; null when off or not installed. Injected as a property: the constructor is
+   * public API, and this type is not.
+   */
   @Optional()
   @Inject(IDEMPOTENCY_TELEMETRY)
   private readonly telemetry?: IdempotencyTelemetry | null;

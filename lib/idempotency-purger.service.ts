@@ -40,7 +40,10 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
   private stopping = false;
   private readonly stores: IdempotencyStore[];
 
-  /** Metrics of the passes; null when off or not installed. A property, to keep the constructor public API. */
+  /**
+   * Metrics of the passes; null when off or not installed. Injected as a property: the constructor
+   * is public API, and this type is not.
+   */
   @Optional()
   @Inject(IDEMPOTENCY_TELEMETRY)
   private readonly telemetry?: IdempotencyTelemetry | null;
