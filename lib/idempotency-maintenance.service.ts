@@ -4,10 +4,16 @@ import {
   Logger,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
+  Optional,
 } from '@nestjs/common';
-import { IDEMPOTENCY_TRANSACTIONAL_STORE } from './idempotency.module-definition';
+import { performance } from 'node:perf_hooks';
+import {
+  IDEMPOTENCY_TELEMETRY,
+  IDEMPOTENCY_TRANSACTIONAL_STORE,
+} from './idempotency.module-definition';
 import { moduleStores } from './module-stores';
 import { IdempotencyStore } from './store/idempotency-store';
+import type { IdempotencyTelemetry } from './telemetry/idempotency-telemetry';
 
 /**
  * Lets each of the module's stores prepare its storage as the application starts (a failure
@@ -21,6 +27,14 @@ export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplica
   private readonly stores: Partial<IdempotencyStore>[];
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly running = new Map<Partial<IdempotencyStore>, Promise<void>>();
+
+  /**
+   * Metrics of the runs; null when off or not installed. Injected as a property: the constructor is
+   * public API, and this type is not.
+   */
+  @Optional()
+  @Inject(IDEMPOTENCY_TELEMETRY)
+  private readonly telemetry?: IdempotencyTelemetry | null;
 
   constructor(
     store: IdempotencyStore,
@@ -69,10 +83,22 @@ export class IdempotencyMaintenance implements OnApplicationBootstrap, OnApplica
   private maintain(store: Partial<IdempotencyStore>): Promise<void> {
     let run = this.running.get(store);
     if (!run) {
+      const startedAt = performance.now();
+      const measured = (error?: unknown) => {
+        if (store.maintain) {
+          this.telemetry?.maintenanceRun(store, performance.now() - startedAt, error);
+        }
+      };
       // A synchronous throw, or a value that is not a promise, becomes this promise's outcome.
       run = Promise.resolve()
         .then(() => store.maintain?.())
-        .then(() => undefined)
+        .then(
+          () => measured(),
+          (error: unknown) => {
+            measured(error);
+            throw error;
+          },
+        )
         .finally(() => this.running.delete(store));
       this.running.set(store, run);
     }

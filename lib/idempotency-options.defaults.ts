@@ -49,6 +49,7 @@ const MODULE_OPTION_NAMES = [
   'purgeBatchSize',
   'onOutcome',
   'logRawKeys',
+  'telemetry',
 ] as const satisfies readonly (keyof IdempotencyModuleOptions)[];
 
 // Compile-time completeness: an option added to an interface but not to its list fails here.
@@ -98,6 +99,7 @@ export interface ResolvedModuleSettings {
   purgeBatchSize: number;
   onOutcome: ((event: IdempotencyOutcomeEvent) => void) | undefined;
   logRawKeys: boolean;
+  telemetry: boolean;
   route: IdempotencyRouteOptions;
 }
 
@@ -131,6 +133,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     purgeBatchSize,
     onOutcome,
     logRawKeys,
+    telemetry,
     ...route
   } = options;
   return {
@@ -152,6 +155,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     ),
     onOutcome,
     logRawKeys: logRawKeys ?? false,
+    telemetry: telemetry ?? true,
     route,
   };
 }

@@ -9,11 +9,13 @@ import {
 import { IDEMPOTENCY_DEFAULTS, type ResolvedModuleSettings } from './idempotency-options.defaults';
 import {
   IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TELEMETRY,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
 } from './idempotency.module-definition';
 import { IdempotencyMaintenance } from './idempotency-maintenance.service';
 import { moduleStores } from './module-stores';
 import { IdempotencyStore } from './store/idempotency-store';
+import type { IdempotencyTelemetry } from './telemetry/idempotency-telemetry';
 
 /**
  * Share of the interval one tick may spend deleting while batches come back full. A fixed number
@@ -37,6 +39,14 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
   private readonly running = new Map<IdempotencyStore, Promise<number>>();
   private stopping = false;
   private readonly stores: IdempotencyStore[];
+
+  /**
+   * Metrics of the passes; null when off or not installed. Injected as a property: the constructor
+   * is public API, and this type is not.
+   */
+  @Optional()
+  @Inject(IDEMPOTENCY_TELEMETRY)
+  private readonly telemetry?: IdempotencyTelemetry | null;
 
   constructor(
     @Inject(IDEMPOTENCY_SETTINGS) private readonly settings: ResolvedModuleSettings,
@@ -95,8 +105,10 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
     const batchSize = this.settings.purgeBatchSize;
     // purgeNow() also runs with the interval turned off (0): one budget of the default interval.
     const interval = this.settings.purgeIntervalMs || IDEMPOTENCY_DEFAULTS.purgeIntervalMs;
-    const deadline = performance.now() + interval * TICK_BUDGET_SHARE;
+    const startedAt = performance.now();
+    const deadline = startedAt + interval * TICK_BUDGET_SHARE;
     let total = 0;
+    let failure: unknown = undefined;
     try {
       do {
         const deleted = await store.purgeExpired(batchSize);
@@ -106,8 +118,10 @@ export class IdempotencyPurger implements OnApplicationBootstrap, OnApplicationS
         }
       } while (performance.now() < deadline && !this.stopping);
     } catch (error) {
+      failure = error;
       this.logger.warn(`Purge of expired idempotency keys failed: ${String(error)}`);
     }
+    this.telemetry?.purgePass(store, performance.now() - startedAt, total, failure);
     return total;
   }
 }

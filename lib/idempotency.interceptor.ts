@@ -40,6 +40,7 @@ import {
 } from './idempotency.exceptions';
 import {
   IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TELEMETRY,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
 } from './idempotency.module-definition';
 import type {
@@ -54,6 +55,7 @@ import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
 import { DurationWindow } from './protocol/retry-after';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
+import type { IdempotencyTelemetry } from './telemetry/idempotency-telemetry';
 import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
 const PASS: RoutePlan = { kind: 'pass' };
@@ -86,6 +88,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
   @Inject(IDEMPOTENCY_TRANSACTIONAL_STORE)
   protected readonly transactionalStore?: TransactionalIdempotencyStore | null;
 
+  /** The module's metrics and spans; null when off or not installed. A property, as above. */
+  @Optional()
+  @Inject(IDEMPOTENCY_TELEMETRY)
+  private readonly telemetry?: IdempotencyTelemetry | null;
+
   constructor(
     @Inject(IDEMPOTENCY_SETTINGS) protected readonly settings: ResolvedModuleSettings,
     protected readonly store: IdempotencyStore,
@@ -93,13 +100,20 @@ export class IdempotencyInterceptor implements NestInterceptor {
     protected readonly adapterHost: HttpAdapterHost,
     protected readonly transactionContext: IdempotencyTransactionContext,
   ) {
+    const telemetry = () => this.telemetry ?? null;
     this.steps = new ExecutionSteps({
       settings,
       store,
       writer: new ResponseWriter(adapterHost),
       logger: this.logger,
-      reporter: new OutcomeReporter(settings.onOutcome, settings.logRawKeys, this.logger),
+      reporter: new OutcomeReporter(
+        settings.onOutcome,
+        settings.logRawKeys,
+        this.logger,
+        telemetry,
+      ),
       renderStoredError: (error) => this.renderStoredError(error),
+      telemetry,
     });
     this.lease = new LeaseExecution(this.steps);
     this.transactional = new TransactionalExecution(this.steps, transactionContext, () =>

@@ -61,6 +61,12 @@ export type IdempotencyModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;
  */
 export const IDEMPOTENCY_TRANSACTIONAL_STORE = Symbol('IDEMPOTENCY_TRANSACTIONAL_STORE');
 
+/**
+ * Token of the module's metrics and spans (`IdempotencyTelemetry`): null when `telemetry` is off or
+ * `@opentelemetry/api` is not installed.
+ */
+export const IDEMPOTENCY_TELEMETRY = Symbol('IDEMPOTENCY_TELEMETRY');
+
 /** Token of the resolved module settings (defaults applied once). */
 export const IDEMPOTENCY_SETTINGS = Symbol('IDEMPOTENCY_SETTINGS');
 

@@ -11,6 +11,7 @@ import {
   IDEMPOTENCY_GLOBAL_INTERCEPTOR,
   IDEMPOTENCY_MODULE_OPTIONS,
   IDEMPOTENCY_SETTINGS,
+  IDEMPOTENCY_TELEMETRY,
   IDEMPOTENCY_TRANSACTIONAL_STORE,
   type IdempotencyModuleAsyncOptions,
   type IdempotencyModuleExtras,
@@ -20,6 +21,7 @@ import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.
 import { documentIdempotentRoutes } from './openapi/document-routes';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
+import { createTelemetry } from './telemetry/idempotency-telemetry';
 import type {
   IdempotencyStoreDefinition,
   IdempotencyStoreProvider,
@@ -53,6 +55,13 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
       inject: [IDEMPOTENCY_MODULE_OPTIONS],
     },
     IdempotencyAdmin,
+    {
+      // Async: @opentelemetry/api is imported only here, and only when installed.
+      provide: IDEMPOTENCY_TELEMETRY,
+      useFactory: (settings: ResolvedModuleSettings) =>
+        createTelemetry(settings, new Logger('Idempotency')),
+      inject: [IDEMPOTENCY_SETTINGS],
+    },
     IdempotencyInterceptor,
     IdempotencyRoutesValidator,
     IdempotencyMaintenance,
@@ -61,6 +70,7 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
   ],
   exports: [
     IDEMPOTENCY_SETTINGS,
+    IDEMPOTENCY_TELEMETRY,
     IDEMPOTENCY_TRANSACTIONAL_STORE,
     IdempotencyAdmin,
     IdempotencyInterceptor,

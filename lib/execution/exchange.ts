@@ -13,6 +13,13 @@ export class ReportedRequest {
   claimDurationMs: number | undefined = undefined;
   /** Set once the handler has ended. */
   handlerDurationMs: number | undefined = undefined;
+  /**
+   * Part of `claimDurationMs` spent waiting for the request that held the key (`'wait'` mode);
+   * set when the claim waited.
+   */
+  waitDurationMs: number | undefined = undefined;
+  /** Set once the request's outcome has been counted in the metrics, which count each request once. */
+  outcomeCounted = false;
   /** The key, once it is known to be valid. */
   protected validKey: string | undefined = undefined;
   private hashOfKey: string | undefined = undefined;

@@ -16,6 +16,8 @@ import { estimateRetryAfterMs } from '../protocol/retry-after';
 import type { ClaimResult } from '../store/claim-result.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
 import type { StoredResponse } from '../store/stored-response.interface';
+import { CLAIM_OUTCOMES, type IdempotencyTelemetry } from '../telemetry/idempotency-telemetry';
+import type { RecordAction } from '../telemetry/telemetry-names';
 import { withTimeout } from './with-timeout';
 import type {
   Exchange,
@@ -35,6 +37,11 @@ export interface ExecutionDeps {
   reporter: OutcomeReporter;
   /** The interceptor's (overridable) rendering of a stored client error. */
   renderStoredError: (error: HttpException) => unknown;
+  /**
+   * The module's telemetry, null when off or not installed. A function: the interceptor receives
+   * it as an injected property, set after the constructor that builds these steps.
+   */
+  telemetry: () => IdempotencyTelemetry | null;
 }
 
 /**
@@ -66,13 +73,14 @@ export class ExecutionSteps {
     run: (won: Won) => Promise<unknown>,
   ): Promise<unknown> {
     let result: Won | Exclude<ClaimResult, { kind: 'claimed' }>;
+    const telemetry = this.deps.telemetry();
     try {
-      result = await claim();
+      result = await (telemetry === null ? claim() : telemetry.traceClaim(exchange, claim));
     } catch (error) {
-      this.claimAnswered(exchange);
+      this.claimAnswered(exchange, telemetry, 'store-error');
       throw this.storeUnavailable(exchange, step, error);
     }
-    this.claimAnswered(exchange);
+    this.claimAnswered(exchange, telemetry, CLAIM_OUTCOMES[result.kind]);
     if (result.kind !== 'claimed') {
       return this.answerExisting(result as Exclude<ClaimResult, { kind: 'claimed' }>, exchange);
     }
@@ -80,9 +88,20 @@ export class ExecutionSteps {
     return run(result as Won);
   }
 
-  /** Marks the moment the claim answered, for outcome events. */
-  private claimAnswered(exchange: Exchange): void {
+  /** Marks the moment the claim answered, for outcome events and metrics. */
+  private claimAnswered(
+    exchange: Exchange,
+    telemetry: IdempotencyTelemetry | null,
+    outcome: IdempotencyOutcome,
+  ): void {
     exchange.claimDurationMs = performance.now() - exchange.startedAt;
+    telemetry?.claimAnswered(exchange, outcome);
+  }
+
+  /** Runs a write of the key's record, in an `idempotency.record` span when telemetry is on. */
+  recording<T>(exchange: Exchange, action: RecordAction, write: () => Promise<T>): Promise<T> {
+    const telemetry = this.deps.telemetry();
+    return telemetry === null ? write() : telemetry.traceRecord(exchange, action, write);
   }
 
   /**

@@ -40,8 +40,8 @@ export class LeaseExecution {
       // recorded after it, so its key is marked spent before it runs: a retry must never run it
       // again.
       try {
-        await this.steps.bounded(
-          this.store.markNotReplayable(handle, null, exchange.settings.ttlMs),
+        await this.steps.recording(exchange, 'mark_not_replayable', () =>
+          this.steps.bounded(this.store.markNotReplayable(handle, null, exchange.settings.ttlMs)),
         );
       } catch (error) {
         // Fail closed: the handler has not run, and must not run unrecorded.
@@ -58,7 +58,7 @@ export class LeaseExecution {
   /** Claims the key; in `wait` mode, a duplicate polls until the first one finishes or fails. */
   private claimWithLease(exchange: Exchange): Promise<ClaimResult> {
     return waitWhileHeld(
-      exchange.settings,
+      exchange,
       () =>
         boundedClaim(
           this.store.claim(exchange.claim),
@@ -126,7 +126,11 @@ export class LeaseExecution {
     operation: () => Promise<boolean>,
   ): Promise<void> {
     try {
-      const current = await this.steps.bounded(operation());
+      const current = await this.steps.recording(
+        exchange,
+        outcome === 'completed' ? 'complete' : 'mark_not_replayable',
+        () => this.steps.bounded(operation()),
+      );
       this.reportWrite(exchange, current, outcome, status ?? undefined);
     } catch (error) {
       this.steps.report(exchange, 'store-error', { status: status ?? undefined, error });
@@ -144,7 +148,9 @@ export class LeaseExecution {
     cause: unknown,
   ): Promise<void> {
     try {
-      const current = await this.steps.bounded(this.store.release(handle));
+      const current = await this.steps.recording(exchange, 'release', () =>
+        this.steps.bounded(this.store.release(handle)),
+      );
       if (current) {
         this.steps.report(exchange, outcome, { status, error: cause });
       } else {

@@ -4,6 +4,7 @@ import type {
   IdempotencyOutcome,
   IdempotencyOutcomeEvent,
 } from '../interfaces/idempotency-outcome.interface';
+import type { IdempotencyTelemetry } from '../telemetry/idempotency-telemetry';
 import type { Exchange, ReportedRequest } from './exchange';
 
 /** What an event adds to the request's own facts. */
@@ -12,12 +13,16 @@ export interface OutcomeDetails {
   error?: unknown;
 }
 
-/** Sends outcome events to the application's `onOutcome` hook, when it has one. */
+/**
+ * Counts outcomes in the module's metrics, when telemetry is on, and sends them as events to the
+ * application's `onOutcome` hook, when it has one.
+ */
 export class OutcomeReporter {
   constructor(
     private readonly hook: ((event: IdempotencyOutcomeEvent) => void) | undefined,
     private readonly logRawKeys: boolean,
     private readonly logger: Logger,
+    private readonly telemetry: () => IdempotencyTelemetry | null,
   ) {}
 
   report(
@@ -25,6 +30,7 @@ export class OutcomeReporter {
     outcome: IdempotencyOutcome,
     details: OutcomeDetails = {},
   ): void {
+    this.telemetry()?.requestOutcome(subject, outcome);
     if (!this.hook) {
       return;
     }

@@ -106,7 +106,7 @@ export class TransactionalExecution {
         (late) => (late.kind === 'claimed' ? late.transaction.rollback() : undefined),
       );
     const result = await waitWhileHeld(
-      exchange.settings,
+      exchange,
       // The first attempt claims at once, as nearly every key is new: a lookup first would cost
       // each first execution a round trip to save replays one (measured: see docs/transactional-mode.md).
       // Waiting duplicates look with the read alone, holding no connection between looks.
@@ -143,7 +143,9 @@ export class TransactionalExecution {
     }
     if (decision.kind === 'release') {
       // Not awaited past the store timeout: a frozen database must not hold the answer.
-      await this.steps.bounded(transaction.rollback()).catch(() => undefined);
+      await this.steps
+        .recording(exchange, 'release', () => this.steps.bounded(transaction.rollback()))
+        .catch(() => undefined);
       if (decision.error !== undefined && transaction.isConnectionFailure(decision.error)) {
         // The handler failed because the transaction's connection did: nothing was committed,
         // and the client may retry, as after any store failure.
@@ -161,11 +163,15 @@ export class TransactionalExecution {
     // The response leaves only after the commit: what the client sees is what a retry replays.
     try {
       if (decision.kind === 'not-replayable') {
-        await this.steps.bounded(
-          transaction.markNotReplayableAndCommit(decision.status, exchange.settings.ttlMs),
+        await this.steps.recording(exchange, 'mark_not_replayable', () =>
+          this.steps.bounded(
+            transaction.markNotReplayableAndCommit(decision.status, exchange.settings.ttlMs),
+          ),
         );
       } else {
-        await this.storeInTransaction(transaction, exchange, decision.recordable);
+        await this.steps.recording(exchange, 'complete', () =>
+          this.storeInTransaction(transaction, exchange, decision.recordable),
+        );
       }
     } catch (error) {
       // Either everything committed or nothing did; both make a retry safe (replay or rerun).

@@ -1,23 +1,39 @@
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ResolvedRouteSettings } from '../idempotency-options.defaults';
 import { waitDelayMs } from '../protocol/wait-backoff';
 
+/** The request that looks, and where it notes how long it waited. */
+export interface Waiter {
+  readonly settings: Pick<ResolvedRouteSettings, 'concurrency' | 'waitTimeoutMs'>;
+  waitDurationMs: number | undefined;
+}
+
 /**
  * Looks at a key (`look(attempt)`, from attempt 0) until another request no longer holds it: in
  * `'wait'` mode a duplicate polls, with a growing pause, until the holder finishes or fails or
- * `waitTimeoutMs` would pass; in `'reject'` mode it looks once. Returns the last look.
+ * `waitTimeoutMs` would pass; in `'reject'` mode it looks once. Returns the last look, and sets
+ * `waiter.waitDurationMs` (from the first look's answer to the last's) when it looked again.
  */
 export async function waitWhileHeld<R>(
-  settings: Pick<ResolvedRouteSettings, 'concurrency' | 'waitTimeoutMs'>,
+  waiter: Waiter,
   look: (attempt: number) => Promise<R>,
   held: (result: R) => boolean,
 ): Promise<R> {
+  const { settings } = waiter;
   const deadline = Date.now() + settings.waitTimeoutMs;
+  let waitingSince = 0;
   for (let attempt = 0; ; attempt++) {
     const result = await look(attempt);
     const delay = waitDelayMs(attempt);
     if (!held(result) || settings.concurrency === 'reject' || Date.now() + delay > deadline) {
+      if (attempt > 0) {
+        waiter.waitDurationMs = performance.now() - waitingSince;
+      }
       return result;
+    }
+    if (attempt === 0) {
+      waitingSince = performance.now();
     }
     await sleep(delay);
   }

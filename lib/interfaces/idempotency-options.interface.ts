@@ -142,4 +142,10 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    * secrets of a sort, so by default only their SHA-256 appears. For development. Default: `false`.
    */
   logRawKeys?: boolean;
+  /**
+   * Record OpenTelemetry metrics and spans (see docs/operations.md), when the application has
+   * `@opentelemetry/api` installed; without an SDK registered they cost next to nothing.
+   * `false` turns them off entirely. Default: `true`.
+   */
+  telemetry?: boolean;
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type * as Swagger from '@nestjs/swagger';
+import { isModuleNotFound } from '../optional-peer';
 
 /** The parts of `@nestjs/swagger` the module uses to document its routes. */
 export type SwaggerApi = Pick<
@@ -18,7 +19,7 @@ export function loadSwagger(logger: Logger): Promise<SwaggerApi | null> {
   loading ??= import('@nestjs/swagger').then(
     (swagger) => swagger as SwaggerApi,
     (error: unknown) => {
-      if (!isNotFound(error, '@nestjs/swagger')) {
+      if (!isModuleNotFound(error, '@nestjs/swagger')) {
         logger.warn(
           `@nestjs/swagger is installed but could not be loaded, so the idempotent routes are not documented in OpenAPI: ${String(error)}`,
         );
@@ -27,13 +28,4 @@ export function loadSwagger(logger: Logger): Promise<SwaggerApi | null> {
     },
   );
   return loading;
-}
-
-function isNotFound(error: unknown, name: string): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return (
-    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
-    typeof message === 'string' &&
-    message.includes(`'${name}'`)
-  );
 }

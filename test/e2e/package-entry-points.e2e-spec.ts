@@ -240,3 +240,63 @@ it.each([
   },
   60_000,
 );
+
+/**
+ * An app with one idempotent route (`POST /things`, written without TypeScript's decorators) that
+ * answers two requests with one key, then prints their statuses, the replay header, whether
+ * anything of OpenTelemetry was loaded, and `after(app)`'s text.
+ */
+const servingApp = (before: string, after: string) => `
+const { Controller, Module, Post } = require('@nestjs/common');
+const { NestFactory } = require('@nestjs/core');
+const { IdempotencyModule, Idempotent } = require('nestjs-idempotency');
+const { InMemoryIdempotencyStore } = require('nestjs-idempotency/testing');
+${before}
+class Things { create() { return { ok: true }; } }
+const method = Object.getOwnPropertyDescriptor(Things.prototype, 'create');
+Post()(Things.prototype, 'create', method);
+Idempotent()(Things.prototype, 'create', method);
+Controller('things')(Things);
+class AppModule {}
+Module({
+  imports: [IdempotencyModule.forRoot({ store: new InMemoryIdempotencyStore(), purgeIntervalMs: 0 })],
+  controllers: [Things],
+})(AppModule);
+(async () => {
+  const app = await NestFactory.create(AppModule, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  const post = async () =>
+    fetch((await app.getUrl()) + '/things', { method: 'POST', headers: { 'Idempotency-Key': 'k' } });
+  const first = await post();
+  const second = await post();
+  const otel = Object.keys(require.cache).some((path) => path.includes('/@opentelemetry/'));
+  console.log([first.status, second.status, second.headers.get('idempotent-replayed'), otel, await (${after})()].join(' '));
+  await app.close();
+})();
+`;
+
+it('starts and serves requests without @opentelemetry/api installed', () => {
+  expect(run(servingApp('', 'async () => "done"'))).toBe('201 201 true false done');
+});
+
+it('records metrics with @opentelemetry/api and an SDK installed (the CommonJS build loads it)', () => {
+  link(['@opentelemetry/api', '@opentelemetry/sdk-metrics']);
+  const sdk = `
+const { metrics } = require('@opentelemetry/api');
+const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');
+class Reader extends MetricReader {
+  onForceFlush() { return Promise.resolve(); }
+  onShutdown() { return Promise.resolve(); }
+}
+const reader = new Reader();
+metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+`;
+  const requests = `async () => (await reader.collect()).resourceMetrics.scopeMetrics
+  .flatMap((scope) => scope.metrics)
+  .filter((metric) => metric.descriptor.name === 'idempotency.requests')
+  .flatMap((metric) => metric.dataPoints)
+  .map((point) => point.attributes['idempotency.outcome'] + '=' + point.value)
+  .sort()
+  .join(',')`;
+  expect(run(servingApp(sdk, requests))).toBe('201 201 true true completed=1,replayed=1');
+});

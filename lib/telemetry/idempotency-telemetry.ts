@@ -1,0 +1,230 @@
+import type { Logger } from '@nestjs/common';
+import type { Attributes, Counter, Histogram, Span, Tracer } from '@opentelemetry/api';
+import type { Exchange, ReportedRequest } from '../execution/exchange';
+import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
+import type { IdempotencyOutcome } from '../interfaces/idempotency-outcome.interface';
+import type { ClaimResult } from '../store/claim-result.interface';
+import { type OpenTelemetryApi, loadOpenTelemetry } from './load-opentelemetry';
+import { RequestAttributes, outcomeValue } from './request-attributes';
+import {
+  ATTRIBUTE,
+  METRIC,
+  type RecordAction,
+  REQUEST_BUCKETS,
+  SCOPE_NAME,
+  SPAN,
+  TASK_BUCKETS,
+} from './telemetry-names';
+
+/** The outcome a claim's answer leads to. */
+export const CLAIM_OUTCOMES: Readonly<Record<ClaimResult['kind'], IdempotencyOutcome>> = {
+  claimed: 'claimed',
+  replay: 'replayed',
+  'in-flight': 'conflict',
+  mismatch: 'mismatch',
+  'not-replayable': 'not-replayable',
+};
+
+/** The outcome of a record write that went through, by `idempotency.outcome`. */
+const WRITTEN: Readonly<Record<RecordAction, string>> = {
+  complete: outcomeValue('completed'),
+  mark_not_replayable: outcomeValue('not-replayable'),
+  release: outcomeValue('released'),
+};
+
+/**
+ * The module's metrics and spans, on the global OpenTelemetry providers. Made once per
+ * registration, when telemetry is on and `@opentelemetry/api` is installed; without an SDK its
+ * instruments are the API's no-ops.
+ */
+export class IdempotencyTelemetry {
+  private readonly requests: Counter;
+  private readonly claimDuration: Histogram;
+  private readonly waitDuration: Histogram;
+  private readonly handlerDuration: Histogram;
+  private readonly purgeDeleted: Counter;
+  private readonly purgeDuration: Histogram;
+  private readonly maintenanceDuration: Histogram;
+  private readonly tracer: Tracer;
+  private readonly attributes = new RequestAttributes();
+  private readonly storeAttributes = new Map<object, Attributes>();
+
+  constructor(private readonly api: OpenTelemetryApi) {
+    const meter = api.metrics.getMeter(SCOPE_NAME);
+    const seconds = (description: string, buckets: number[]) => ({
+      unit: 's',
+      description,
+      advice: { explicitBucketBoundaries: buckets },
+    });
+    this.requests = meter.createCounter(METRIC.requests, {
+      unit: '{request}',
+      description: 'Requests on idempotent routes, each counted once by its outcome.',
+    });
+    this.claimDuration = meter.createHistogram(
+      METRIC.claimDuration,
+      seconds('Time until the store answered the claim of a key, waits excluded.', REQUEST_BUCKETS),
+    );
+    this.waitDuration = meter.createHistogram(
+      METRIC.waitDuration,
+      seconds('Time a duplicate waited for the request holding its key.', REQUEST_BUCKETS),
+    );
+    this.handlerDuration = meter.createHistogram(
+      METRIC.handlerDuration,
+      seconds('Time the handler of an idempotent request ran.', REQUEST_BUCKETS),
+    );
+    this.purgeDeleted = meter.createCounter(METRIC.purgeDeleted, {
+      unit: '{record}',
+      description: 'Expired idempotency records deleted by the purge.',
+    });
+    this.purgeDuration = meter.createHistogram(
+      METRIC.purgeDuration,
+      seconds('Duration of purge passes of expired idempotency records.', TASK_BUCKETS),
+    );
+    this.maintenanceDuration = meter.createHistogram(
+      METRIC.maintenanceDuration,
+      seconds("Duration of runs of an idempotency store's upkeep.", TASK_BUCKETS),
+    );
+    this.tracer = api.trace.getTracer(SCOPE_NAME);
+  }
+
+  /**
+   * Counts a request by how it ended, with its handler's duration when it ran; called with each of
+   * its outcomes. `claimed` is a step, not an end. A request reported to end twice (a release
+   * that fails after a refused mark) counts once, by the first.
+   */
+  requestOutcome(subject: ReportedRequest, outcome: IdempotencyOutcome): void {
+    if (outcome === 'claimed' || subject.outcomeCounted) {
+      return;
+    }
+    subject.outcomeCounted = true;
+    const attributes = this.attributes.of(subject).withOutcome(outcome);
+    this.requests.add(1, attributes);
+    if (subject.handlerDurationMs !== undefined) {
+      this.handlerDuration.record(subject.handlerDurationMs / 1000, attributes);
+    }
+  }
+
+  /** Records how long the claim took, and how long it waited for a duplicate, by its answer. */
+  claimAnswered(exchange: Exchange, outcome: IdempotencyOutcome): void {
+    const attributes = this.attributes.of(exchange).withOutcome(outcome);
+    const waitMs = exchange.waitDurationMs ?? 0;
+    this.claimDuration.record(((exchange.claimDurationMs ?? 0) - waitMs) / 1000, attributes);
+    if (exchange.waitDurationMs !== undefined) {
+      this.waitDuration.record(waitMs / 1000, attributes);
+    }
+  }
+
+  /** Runs `claim` in an `idempotency.claim` span, a child of the active one (the HTTP request's). */
+  traceClaim<R extends { kind: ClaimResult['kind'] }>(
+    exchange: Exchange,
+    claim: () => Promise<R>,
+  ): Promise<R> {
+    return this.tracer.startActiveSpan(
+      SPAN.claim,
+      { attributes: this.attributes.of(exchange).route },
+      async (span) => {
+        if (span.isRecording()) {
+          span.setAttribute(ATTRIBUTE.keyHash, exchange.keyHash);
+        }
+        try {
+          const result = await claim();
+          span.setAttribute(ATTRIBUTE.outcome, outcomeValue(CLAIM_OUTCOMES[result.kind]));
+          return result;
+        } catch (error) {
+          this.failed(span, error);
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  /**
+   * Runs `write` in an `idempotency.record` span. A write that answers `false` found its claim
+   * taken over (`lease_lost`).
+   */
+  traceRecord<T>(exchange: Exchange, action: RecordAction, write: () => Promise<T>): Promise<T> {
+    return this.tracer.startActiveSpan(
+      SPAN.record,
+      { attributes: this.attributes.of(exchange).route },
+      async (span) => {
+        if (span.isRecording()) {
+          span.setAttribute(ATTRIBUTE.keyHash, exchange.keyHash);
+          span.setAttribute(ATTRIBUTE.recordAction, action);
+        }
+        try {
+          const result = await write();
+          span.setAttribute(
+            ATTRIBUTE.outcome,
+            result === false ? outcomeValue('lease-lost') : WRITTEN[action],
+          );
+          return result;
+        } catch (error) {
+          this.failed(span, error);
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  /** Records a purge pass of `store`: what it deleted, and how long it ran (`error` when it failed). */
+  purgePass(store: object, durationMs: number, deleted: number, error: unknown): void {
+    const attributes = this.attributesOfStore(store);
+    this.purgeDeleted.add(deleted, attributes);
+    this.purgeDuration.record(durationMs / 1000, withError(attributes, error));
+  }
+
+  /** Records a run of `store`'s upkeep (`error` when it failed). */
+  maintenanceRun(store: object, durationMs: number, error: unknown): void {
+    this.maintenanceDuration.record(
+      durationMs / 1000,
+      withError(this.attributesOfStore(store), error),
+    );
+  }
+
+  private failed(span: Span, error: unknown): void {
+    span.setAttribute(ATTRIBUTE.outcome, outcomeValue('store-error'));
+    span.setAttribute(ATTRIBUTE.errorType, errorType(error));
+    span.recordException(error instanceof Error ? error : String(error));
+    span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: String(error) });
+  }
+
+  private attributesOfStore(store: object): Attributes {
+    let attributes = this.storeAttributes.get(store);
+    if (attributes === undefined) {
+      attributes = { [ATTRIBUTE.store]: store.constructor?.name || 'Object' };
+      this.storeAttributes.set(store, attributes);
+    }
+    return attributes;
+  }
+}
+
+/**
+ * The module's telemetry, or null when it is turned off (`telemetry: false`) or
+ * `@opentelemetry/api` is not installed: then each place that would record checks for null only.
+ */
+export async function createTelemetry(
+  settings: Pick<ResolvedModuleSettings, 'telemetry'>,
+  logger: Logger,
+): Promise<IdempotencyTelemetry | null> {
+  if (!settings.telemetry) {
+    return null;
+  }
+  const api = await loadOpenTelemetry(logger);
+  return api === null ? null : new IdempotencyTelemetry(api);
+}
+
+/** `attributes`, with `error.type` when a pass failed. Failures are rare: their sets are made anew. */
+function withError(attributes: Attributes, error: unknown): Attributes {
+  return error === undefined
+    ? attributes
+    : { ...attributes, [ATTRIBUTE.errorType]: errorType(error) };
+}
+
+/** The error's class name (`StoreTimeoutError`, `QueryFailedError`): a bounded set of values. */
+function errorType(error: unknown): string {
+  return error instanceof Error ? error.constructor.name || error.name : '_OTHER';
+}
