@@ -49,6 +49,7 @@ const MODULE_OPTION_NAMES = [
   'purgeBatchSize',
   'onOutcome',
   'logRawKeys',
+  'logOutcomes',
   'telemetry',
 ] as const satisfies readonly (keyof IdempotencyModuleOptions)[];
 
@@ -99,6 +100,7 @@ export interface ResolvedModuleSettings {
   purgeBatchSize: number;
   onOutcome: ((event: IdempotencyOutcomeEvent) => void) | undefined;
   logRawKeys: boolean;
+  logOutcomes: boolean;
   telemetry: boolean;
   route: IdempotencyRouteOptions;
 }
@@ -133,6 +135,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     purgeBatchSize,
     onOutcome,
     logRawKeys,
+    logOutcomes,
     telemetry,
     ...route
   } = options;
@@ -155,6 +158,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     ),
     onOutcome,
     logRawKeys: logRawKeys ?? false,
+    logOutcomes: logOutcomes ?? false,
     telemetry: telemetry ?? true,
     route,
   };

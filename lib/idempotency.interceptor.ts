@@ -108,7 +108,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       logger: this.logger,
       reporter: new OutcomeReporter(
         settings.onOutcome,
-        settings.logRawKeys,
+        { logRawKeys: settings.logRawKeys, logOutcomes: settings.logOutcomes },
         this.logger,
         telemetry,
       ),

@@ -13,17 +13,31 @@ export interface OutcomeDetails {
   error?: unknown;
 }
 
+/** What the reporter writes into logs and events. */
+export interface OutcomeLogging {
+  /** The raw key instead of its hash. */
+  logRawKeys: boolean;
+  /** A debug line per outcome. */
+  logOutcomes: boolean;
+}
+
 /**
- * Counts outcomes in the module's metrics, when telemetry is on, and sends them as events to the
- * application's `onOutcome` hook, when it has one.
+ * Counts outcomes in the module's metrics, when telemetry is on, logs them at debug level when
+ * asked to, and sends them as events to the application's `onOutcome` hook, when it has one.
  */
 export class OutcomeReporter {
+  private readonly logRawKeys: boolean;
+  private readonly logOutcomes: boolean;
+
   constructor(
     private readonly hook: ((event: IdempotencyOutcomeEvent) => void) | undefined,
-    private readonly logRawKeys: boolean,
+    logging: OutcomeLogging,
     private readonly logger: Logger,
     private readonly telemetry: () => IdempotencyTelemetry | null,
-  ) {}
+  ) {
+    this.logRawKeys = logging.logRawKeys;
+    this.logOutcomes = logging.logOutcomes;
+  }
 
   report(
     subject: ReportedRequest | Exchange,
@@ -31,13 +45,26 @@ export class OutcomeReporter {
     details: OutcomeDetails = {},
   ): void {
     this.telemetry()?.requestOutcome(subject, outcome);
-    if (!this.hook) {
+    if (!this.hook && !this.logOutcomes) {
       return;
     }
     const { route } = subject;
     const template = matchedPathTemplate(subject.request) ?? route.name;
     const claim = 'claim' in subject ? subject.claim : undefined;
     const keyHash = subject.keyHash;
+    if (this.logOutcomes) {
+      const key =
+        claim && this.logRawKeys
+          ? `key ${JSON.stringify(claim.key)}`
+          : keyHash === undefined
+            ? 'no valid key'
+            : `key #${keyHash}`;
+      const status = details.status === undefined ? '' : `, status ${details.status}`;
+      this.logger.debug(`${outcome}: ${subject.method} ${template}, ${key}${status}`);
+    }
+    if (!this.hook) {
+      return;
+    }
     try {
       this.hook({
         outcome,

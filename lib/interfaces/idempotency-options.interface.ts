@@ -143,6 +143,14 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    */
   logRawKeys?: boolean;
   /**
+   * Log every outcome of every request at debug level (`Logger.debug`, context `Idempotency`):
+   * the outcome, method and route template, the key's SHA-256 (the key itself with
+   * `logRawKeys`) and the status when known. Nest's default logger prints debug lines, so this
+   * is off unless asked for: a line per request costs more than the module's own work.
+   * Default: `false`.
+   */
+  logOutcomes?: boolean;
+  /**
    * Record OpenTelemetry metrics and spans (see docs/operations.md), when the application has
    * `@opentelemetry/api` installed; without an SDK registered they cost next to nothing.
    * `false` turns them off entirely. Default: `true`.

@@ -35,6 +35,7 @@ describe('resolveModuleSettings', () => {
       purgeBatchSize: 1_000,
       onOutcome: undefined,
       logRawKeys: false,
+      logOutcomes: false,
       telemetry: true,
       route: {},
     });
