@@ -21,7 +21,7 @@ import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.
 import { documentIdempotentRoutes } from './openapi/document-routes';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
-import { createTelemetry } from './telemetry/idempotency-telemetry';
+import { createTelemetry } from './telemetry/create-telemetry';
 import type {
   IdempotencyStoreDefinition,
   IdempotencyStoreProvider,

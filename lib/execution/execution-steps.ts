@@ -16,7 +16,8 @@ import { estimateRetryAfterMs } from '../protocol/retry-after';
 import type { ClaimResult } from '../store/claim-result.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
 import type { StoredResponse } from '../store/stored-response.interface';
-import { CLAIM_OUTCOMES, type IdempotencyTelemetry } from '../telemetry/idempotency-telemetry';
+import type { IdempotencyTelemetry } from '../telemetry/idempotency-telemetry';
+import { CLAIM_OUTCOMES } from './claim-outcomes';
 import type { RecordAction } from '../telemetry/telemetry-names';
 import { withTimeout } from './with-timeout';
 import type {

@@ -13,7 +13,8 @@ export interface Waiter {
  * Looks at a key (`look(attempt)`, from attempt 0) until another request no longer holds it: in
  * `'wait'` mode a duplicate polls, with a growing pause, until the holder finishes or fails or
  * `waitTimeoutMs` would pass; in `'reject'` mode it looks once. Returns the last look, and sets
- * `waiter.waitDurationMs` (from the first look's answer to the last's) when it looked again.
+ * `waiter.waitDurationMs` (from the first look's answer to the last's) when it looked again,
+ * whether that last look answered or failed.
  */
 export async function waitWhileHeld<R>(
   waiter: Waiter,
@@ -24,7 +25,16 @@ export async function waitWhileHeld<R>(
   const deadline = Date.now() + settings.waitTimeoutMs;
   let waitingSince = 0;
   for (let attempt = 0; ; attempt++) {
-    const result = await look(attempt);
+    let result: R;
+    try {
+      result = await look(attempt);
+    } catch (error) {
+      // A look that failed after waiting: the wait still counts apart from the claim.
+      if (attempt > 0) {
+        waiter.waitDurationMs = performance.now() - waitingSince;
+      }
+      throw error;
+    }
     const delay = waitDelayMs(attempt);
     if (!held(result) || settings.concurrency === 'reject' || Date.now() + delay > deadline) {
       if (attempt > 0) {

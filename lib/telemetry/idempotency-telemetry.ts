@@ -1,36 +1,19 @@
-import type { Logger } from '@nestjs/common';
-import type { Attributes, Counter, Histogram, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Counter, Histogram } from '@opentelemetry/api';
 import type { Exchange, ReportedRequest } from '../execution/exchange';
-import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
 import type { IdempotencyOutcome } from '../interfaces/idempotency-outcome.interface';
 import type { ClaimResult } from '../store/claim-result.interface';
-import { type OpenTelemetryApi, loadOpenTelemetry } from './load-opentelemetry';
-import { RequestAttributes, outcomeValue } from './request-attributes';
+import { withError } from './error-type';
+import { IdempotencySpans } from './idempotency-spans';
+import type { OpenTelemetryApi } from './load-opentelemetry';
+import { RequestAttributes } from './request-attributes';
 import {
   ATTRIBUTE,
   METRIC,
   type RecordAction,
   REQUEST_BUCKETS,
   SCOPE_NAME,
-  SPAN,
   TASK_BUCKETS,
 } from './telemetry-names';
-
-/** The outcome a claim's answer leads to. */
-export const CLAIM_OUTCOMES: Readonly<Record<ClaimResult['kind'], IdempotencyOutcome>> = {
-  claimed: 'claimed',
-  replay: 'replayed',
-  'in-flight': 'conflict',
-  mismatch: 'mismatch',
-  'not-replayable': 'not-replayable',
-};
-
-/** The outcome of a record write that went through, by `idempotency.outcome`. */
-const WRITTEN: Readonly<Record<RecordAction, string>> = {
-  complete: outcomeValue('completed'),
-  mark_not_replayable: outcomeValue('not-replayable'),
-  release: outcomeValue('released'),
-};
 
 /**
  * The module's metrics and spans, on the global OpenTelemetry providers. Made once per
@@ -45,11 +28,11 @@ export class IdempotencyTelemetry {
   private readonly purgeDeleted: Counter;
   private readonly purgeDuration: Histogram;
   private readonly maintenanceDuration: Histogram;
-  private readonly tracer: Tracer;
+  private readonly spans: IdempotencySpans;
   private readonly attributes = new RequestAttributes();
   private readonly storeAttributes = new Map<object, Attributes>();
 
-  constructor(private readonly api: OpenTelemetryApi) {
+  constructor(api: OpenTelemetryApi) {
     const meter = api.metrics.getMeter(SCOPE_NAME);
     const seconds = (description: string, buckets: number[]) => ({
       unit: 's',
@@ -62,7 +45,10 @@ export class IdempotencyTelemetry {
     });
     this.claimDuration = meter.createHistogram(
       METRIC.claimDuration,
-      seconds('Time until the store answered the claim of a key, waits excluded.', REQUEST_BUCKETS),
+      seconds(
+        "From the request reaching the module to the store's answer to its claim (key, scope and fingerprint included), waits excluded.",
+        REQUEST_BUCKETS,
+      ),
     );
     this.waitDuration = meter.createHistogram(
       METRIC.waitDuration,
@@ -84,7 +70,7 @@ export class IdempotencyTelemetry {
       METRIC.maintenanceDuration,
       seconds("Duration of runs of an idempotency store's upkeep.", TASK_BUCKETS),
     );
-    this.tracer = api.trace.getTracer(SCOPE_NAME);
+    this.spans = new IdempotencySpans(api, api.trace.getTracer(SCOPE_NAME), this.attributes);
   }
 
   /**
@@ -119,25 +105,7 @@ export class IdempotencyTelemetry {
     exchange: Exchange,
     claim: () => Promise<R>,
   ): Promise<R> {
-    return this.tracer.startActiveSpan(
-      SPAN.claim,
-      { attributes: this.attributes.of(exchange).route },
-      async (span) => {
-        if (span.isRecording()) {
-          span.setAttribute(ATTRIBUTE.keyHash, exchange.keyHash);
-        }
-        try {
-          const result = await claim();
-          span.setAttribute(ATTRIBUTE.outcome, outcomeValue(CLAIM_OUTCOMES[result.kind]));
-          return result;
-        } catch (error) {
-          this.failed(span, error);
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+    return this.spans.claim(exchange, claim);
   }
 
   /**
@@ -145,29 +113,7 @@ export class IdempotencyTelemetry {
    * taken over (`lease_lost`).
    */
   traceRecord<T>(exchange: Exchange, action: RecordAction, write: () => Promise<T>): Promise<T> {
-    return this.tracer.startActiveSpan(
-      SPAN.record,
-      { attributes: this.attributes.of(exchange).route },
-      async (span) => {
-        if (span.isRecording()) {
-          span.setAttribute(ATTRIBUTE.keyHash, exchange.keyHash);
-          span.setAttribute(ATTRIBUTE.recordAction, action);
-        }
-        try {
-          const result = await write();
-          span.setAttribute(
-            ATTRIBUTE.outcome,
-            result === false ? outcomeValue('lease-lost') : WRITTEN[action],
-          );
-          return result;
-        } catch (error) {
-          this.failed(span, error);
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+    return this.spans.record(exchange, action, write);
   }
 
   /** Records a purge pass of `store`: what it deleted, and how long it ran (`error` when it failed). */
@@ -185,13 +131,6 @@ export class IdempotencyTelemetry {
     );
   }
 
-  private failed(span: Span, error: unknown): void {
-    span.setAttribute(ATTRIBUTE.outcome, outcomeValue('store-error'));
-    span.setAttribute(ATTRIBUTE.errorType, errorType(error));
-    span.recordException(error instanceof Error ? error : String(error));
-    span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: String(error) });
-  }
-
   private attributesOfStore(store: object): Attributes {
     let attributes = this.storeAttributes.get(store);
     if (attributes === undefined) {
@@ -200,31 +139,4 @@ export class IdempotencyTelemetry {
     }
     return attributes;
   }
-}
-
-/**
- * The module's telemetry, or null when it is turned off (`telemetry: false`) or
- * `@opentelemetry/api` is not installed: then each place that would record checks for null only.
- */
-export async function createTelemetry(
-  settings: Pick<ResolvedModuleSettings, 'telemetry'>,
-  logger: Logger,
-): Promise<IdempotencyTelemetry | null> {
-  if (!settings.telemetry) {
-    return null;
-  }
-  const api = await loadOpenTelemetry(logger);
-  return api === null ? null : new IdempotencyTelemetry(api);
-}
-
-/** `attributes`, with `error.type` when a pass failed. Failures are rare: their sets are made anew. */
-function withError(attributes: Attributes, error: unknown): Attributes {
-  return error === undefined
-    ? attributes
-    : { ...attributes, [ATTRIBUTE.errorType]: errorType(error) };
-}
-
-/** The error's class name (`StoreTimeoutError`, `QueryFailedError`): a bounded set of values. */
-function errorType(error: unknown): string {
-  return error instanceof Error ? error.constructor.name || error.name : '_OTHER';
 }

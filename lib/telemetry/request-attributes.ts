@@ -10,11 +10,13 @@ export class RouteAttributes {
   readonly route: Attributes;
   private readonly byOutcome = new Map<IdempotencyOutcome, Attributes>();
 
-  constructor(template: string, method: string) {
-    this.route = {
-      [ATTRIBUTE.route]: template,
-      [ATTRIBUTE.method]: KNOWN_METHODS.has(method) ? method : '_OTHER',
-    };
+  /** `template` undefined: the platform named none, and `http.route` is left out. */
+  constructor(template: string | undefined, method: string) {
+    const known = KNOWN_METHODS.has(method) ? method : '_OTHER';
+    this.route =
+      template === undefined
+        ? { [ATTRIBUTE.method]: known }
+        : { [ATTRIBUTE.route]: template, [ATTRIBUTE.method]: known };
   }
 
   /** The route's attributes with `idempotency.outcome`. */
@@ -31,13 +33,14 @@ export class RouteAttributes {
 /**
  * Attribute sets by route template and method. Recording with the same objects again spares each
  * request the allocation of its own; the sets are bounded by the application's routes, since the
- * template is the one the platform matched (or `Controller.method` when it names none).
+ * template is the one the platform matched. Where it names none, `http.route` is left out, as the
+ * semantic conventions ask, rather than filled with something that is not a path template.
  */
 export class RequestAttributes {
-  private readonly byTemplate = new Map<string, Map<string, RouteAttributes>>();
+  private readonly byTemplate = new Map<string | undefined, Map<string, RouteAttributes>>();
 
   of(subject: ReportedRequest): RouteAttributes {
-    const template = matchedPathTemplate(subject.request) ?? subject.route.name;
+    const template = matchedPathTemplate(subject.request);
     let byMethod = this.byTemplate.get(template);
     if (byMethod === undefined) {
       byMethod = new Map();

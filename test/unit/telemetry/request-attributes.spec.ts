@@ -31,9 +31,8 @@ describe('RequestAttributes', () => {
     });
   });
 
-  it('falls back to Controller.method without a template, and to _OTHER for other methods', () => {
+  it('leaves http.route out without a template, and says _OTHER for other methods', () => {
     expect(new RequestAttributes().of(reported({}, 'PROPFIND')).route).toEqual({
-      'http.route': 'PaymentsController.create',
       'http.request.method': '_OTHER',
     });
   });
