@@ -23,6 +23,7 @@ export {
   IdempotencyAdmin,
   type ListInFlightOptions,
   MAX_IN_FLIGHT_LIST,
+  type ReleaseKeyOptions,
 } from './admin/idempotency-admin.service';
 export { IdempotencyMaintenance } from './idempotency-maintenance.service';
 export { IdempotencyPurger } from './idempotency-purger.service';
@@ -49,6 +50,7 @@ export {
   type IdempotencyKeyAdmin,
   type IdempotencyKeyInfo,
   type InFlightQuery,
+  KeyListingUnsupportedError,
   hasKeyAdmin,
 } from './store/key-admin.interface';
 export {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { IDEMPOTENCY_TRANSACTIONAL_STORE } from '../idempotency.module-definition';
 import { moduleStores } from '../module-stores';
-import { parseIdempotencyKey } from '../protocol/idempotency-key';
+import { MAX_KEY_LENGTH } from '../protocol/idempotency-key';
 import { IdempotencyStore } from '../store/idempotency-store';
 import {
   type IdempotencyKeyAdmin,
@@ -11,11 +11,25 @@ import {
 
 /** Most keys `listInFlight` returns at once. */
 export const MAX_IN_FLIGHT_LIST = 1000;
+/** Longest `olderThanMs`: ten years, well inside what a database's interval arithmetic takes. */
+const MAX_OLDER_THAN_MS = 10 * 366 * 86_400_000;
+/** A key as the store holds it: what a request sent, unquoted. */
+const STORED_KEY = /^[\x20-\x7e]+$/;
 
 /** Options of `IdempotencyAdmin.find`. */
 export interface FindKeyOptions {
   /** Include the stored response (status, headers, body) of a completed key. Default: `false`. */
   withResponse?: boolean;
+}
+
+/** Options of `IdempotencyAdmin.release`. */
+export interface ReleaseKeyOptions {
+  /**
+   * Free the key only while this claim (`IdempotencyKeyInfo.claimId`, from `find` or
+   * `listInFlight`) still holds it: a retry that took the key over since is left alone.
+   * Default: whichever claim holds it.
+   */
+  claimId?: string;
 }
 
 /** Options of `IdempotencyAdmin.listInFlight`. */
@@ -42,8 +56,9 @@ export interface ListInFlightOptions {
  * export class KeysController {
  *   constructor(private readonly admin: IdempotencyAdmin) {}
  *
- *   @Post(':scope/:key/release')
- *   release(@Param('scope') scope: string, @Param('key') key: string) {
+ *   // Query parameters, not path segments: the anonymous scope is ''.
+ *   @Post('release')
+ *   release(@Query('scope') scope: string, @Query('key') key: string) {
  *     return this.admin.release(scope, key);
  *   }
  * }
@@ -70,7 +85,7 @@ export class IdempotencyAdmin {
   ): Promise<IdempotencyKeyInfo | null> {
     const valid = validKey(key);
     for (const store of this.admins()) {
-      const found = await store.findKey(scope, valid, options.withResponse ?? false);
+      const found = await store.findKey(validScope(scope), valid, options.withResponse ?? false);
       if (found) {
         return found;
       }
@@ -81,14 +96,20 @@ export class IdempotencyAdmin {
   /**
    * Frees a key in flight (its handler crashed, or hangs), so that the next request with it runs;
    * the claim that held it can no longer store its response. Returns whether a key was freed: a
-   * finished key is left alone (`delete` removes it). A transactional route's key in flight is
-   * not visible until its transaction commits: ending that transaction frees it.
+   * finished key is left alone (`delete` removes it). Give the `claimId` you saw, or a retry that
+   * took the key over meanwhile is freed instead, and runs alongside the next request. A
+   * transactional route's key in flight is not visible until its transaction commits: ending
+   * that transaction frees it.
    */
-  async release(scope: string, key: string): Promise<boolean> {
+  async release(scope: string, key: string, options: ReleaseKeyOptions = {}): Promise<boolean> {
     const valid = validKey(key);
+    const { claimId } = options;
+    if (claimId !== undefined && (typeof claimId !== 'string' || !/^[0-9a-f]{64}$/.test(claimId))) {
+      throw new RangeError('nestjs-idempotency: claimId must be a claimId as find() gives it.');
+    }
     let released = false;
     for (const store of this.admins()) {
-      released = (await store.releaseKey(scope, valid)) || released;
+      released = (await store.releaseKey(validScope(scope), valid, claimId)) || released;
     }
     return released;
   }
@@ -101,14 +122,15 @@ export class IdempotencyAdmin {
     const valid = validKey(key);
     let deleted = false;
     for (const store of this.admins()) {
-      deleted = (await store.deleteKey(scope, valid)) || deleted;
+      deleted = (await store.deleteKey(validScope(scope), valid)) || deleted;
     }
     return deleted;
   }
 
   /**
    * The keys of `scope` in flight for at least `olderThanMs`, the oldest first. The Redis store
-   * cannot list keys (their names are hashes, and records keep neither key nor scope): it throws.
+   * cannot list keys (their names are hashes, and records keep neither key nor scope): it rejects
+   * with `KeyListingUnsupportedError`.
    */
   async listInFlight(
     scope: string,
@@ -116,9 +138,12 @@ export class IdempotencyAdmin {
   ): Promise<IdempotencyKeyInfo[]> {
     const olderThanMs = options.olderThanMs ?? 0;
     const limit = options.limit ?? 100;
-    if (!Number.isFinite(olderThanMs) || olderThanMs < 0) {
+    if (
+      typeof olderThanMs !== 'number' ||
+      !(olderThanMs >= 0 && olderThanMs <= MAX_OLDER_THAN_MS)
+    ) {
       throw new RangeError(
-        `nestjs-idempotency: olderThanMs must be 0 or more, got ${String(olderThanMs)}.`,
+        `nestjs-idempotency: olderThanMs must be from 0 to ${MAX_OLDER_THAN_MS}, got ${String(olderThanMs)}.`,
       );
     }
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_IN_FLIGHT_LIST) {
@@ -128,7 +153,7 @@ export class IdempotencyAdmin {
     }
     const lists = [];
     for (const store of this.admins()) {
-      lists.push(await store.listInFlight(scope, { olderThanMs, limit }));
+      lists.push(await store.listInFlight(validScope(scope), { olderThanMs, limit }));
     }
     return lists
       .flat()
@@ -148,13 +173,22 @@ export class IdempotencyAdmin {
   }
 }
 
-/** A key as requests send it (unquoted): anything else names no stored key. */
-function validKey(key: string): string {
-  const parsed = parseIdempotencyKey([key]);
-  if (parsed.kind !== 'valid' || parsed.key !== key) {
+/**
+ * A key as the store holds it: 1 to 255 printable ASCII characters, exactly as a request's header
+ * gave it once unquoted (so spaces and quotes inside are part of it). Anything else names no key.
+ */
+function validKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length > MAX_KEY_LENGTH || !STORED_KEY.test(key)) {
     throw new RangeError(
-      `nestjs-idempotency: not an idempotency key as stored (1-255 printable ASCII characters, unquoted): ${JSON.stringify(key.slice(0, 300))}.`,
+      `nestjs-idempotency: not an idempotency key (1-${MAX_KEY_LENGTH} printable ASCII characters): ${JSON.stringify(typeof key === 'string' ? key.slice(0, 300) : typeof key)}.`,
     );
   }
   return key;
+}
+
+function validScope(scope: unknown): string {
+  if (typeof scope !== 'string') {
+    throw new RangeError(`nestjs-idempotency: a scope is a string, got ${typeof scope}.`);
+  }
+  return scope;
 }

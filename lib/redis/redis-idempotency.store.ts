@@ -192,8 +192,8 @@ export class RedisIdempotencyStore extends IdempotencyStore implements Idempoten
   }
 
   /** Deletes a key while it is in flight (see `IdempotencyAdmin.release`). */
-  releaseKey(scope: string, key: string): Promise<boolean> {
-    return this.keyAdmin.releaseKey(scope, key);
+  releaseKey(scope: string, key: string, claimId?: string): Promise<boolean> {
+    return this.keyAdmin.releaseKey(scope, key, claimId);
   }
 
   /** Deletes a key (see `IdempotencyAdmin.delete`). */

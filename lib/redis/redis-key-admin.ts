@@ -1,9 +1,11 @@
 import { hash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import type {
-  IdempotencyKeyAdmin,
-  IdempotencyKeyInfo,
-  InFlightQuery,
+import {
+  type IdempotencyKeyAdmin,
+  type IdempotencyKeyInfo,
+  type InFlightQuery,
+  KeyListingUnsupportedError,
+  claimIdOf,
 } from '../store/key-admin.interface';
 import { TTL_OFFSET, existingKey } from './redis-record';
 import { runCommand, runScript } from './redis-script-runner';
@@ -45,6 +47,7 @@ export class RedisKeyAdmin implements IdempotencyKeyAdmin {
       scope,
       key,
       state: found.state,
+      claimId: claimIdOf(record.toString('latin1', 1, TTL_OFFSET)),
       claimedAt: null,
       finishedAt: null,
       leaseEndsAt: found.state === 'in_flight' ? new Date(expiresAt.getTime() - ttlMs) : null,
@@ -58,8 +61,20 @@ export class RedisKeyAdmin implements IdempotencyKeyAdmin {
     return info;
   }
 
-  async releaseKey(scope: string, key: string): Promise<boolean> {
-    return (await runScript(this.client, FORCE_RELEASE_SCRIPT, this.keyName(scope, key), [])) === 1;
+  async releaseKey(scope: string, key: string, claimId?: string): Promise<boolean> {
+    const name = this.keyName(scope, key);
+    let token = '';
+    if (claimId !== undefined) {
+      // Redis's Lua has no SHA-256: the token is read and matched here, then fenced in the script.
+      const head = (await runCommand(this.client, (target) =>
+        target.getrangeBuffer(name, 0, TTL_OFFSET - 1),
+      )) as Buffer;
+      token = head.toString('latin1', 1);
+      if (token.length === 0 || claimIdOf(token) !== claimId) {
+        return false;
+      }
+    }
+    return (await runScript(this.client, FORCE_RELEASE_SCRIPT, name, [token])) === 1;
   }
 
   async deleteKey(scope: string, key: string): Promise<boolean> {
@@ -69,8 +84,8 @@ export class RedisKeyAdmin implements IdempotencyKeyAdmin {
 
   listInFlight(_scope: string, _query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
     return Promise.reject(
-      new Error(
-        'nestjs-idempotency: the Redis store cannot list keys: their names are hashes of scope and key, and records keep neither. Keys in flight end with their lease; look one up by its key instead.',
+      new KeyListingUnsupportedError(
+        'on Redis, key names are hashes of scope and key, and records keep neither. Keys in flight end with their lease; look one up by its key instead.',
       ),
     );
   }

@@ -92,9 +92,13 @@ export const INSPECT_SCRIPT = script(`
 return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 `);
 
-/** Deletes the key while it is in flight, whoever holds it. Returns 1 or 0. */
+/**
+ * Deletes the key while it is in flight: under the claim of ARGV[1], or whoever holds it when
+ * ARGV[1] is ''. Returns 1 or 0.
+ */
 export const FORCE_RELEASE_SCRIPT = script(`
-if redis.call('GETRANGE', KEYS[1], 0, 0) ~= 'i' then
+local head = redis.call('GETRANGE', KEYS[1], 0, 36)
+if string.byte(head, 1) ~= 105 or (ARGV[1] ~= '' and string.sub(head, 2, 37) ~= ARGV[1]) then
   return 0
 end
 redis.call('DEL', KEYS[1])

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type { IdempotencyStore } from './idempotency-store';
 import type { StoredResponse } from './stored-response.interface';
 
@@ -6,6 +7,11 @@ export interface IdempotencyKeyInfo {
   scope: string;
   key: string;
   state: 'in_flight' | 'completed' | 'not_replayable';
+  /**
+   * Names the current claim (the SHA-256, hex, of its fencing token): a retry that takes the key
+   * over gets another. Give it to `release` to free this claim and no later one.
+   */
+  claimId: string;
   /**
    * When the current claim was made; `null` where the store does not keep it (Redis).
    */
@@ -44,15 +50,32 @@ export interface InFlightQuery {
 export interface IdempotencyKeyAdmin {
   /** The live key, or `null` when it is absent or expired. */
   findKey(scope: string, key: string, withResponse: boolean): Promise<IdempotencyKeyInfo | null>;
-  /** Frees an in-flight key so that the next request runs; `false` when it was not in flight. */
-  releaseKey(scope: string, key: string): Promise<boolean>;
+  /**
+   * Frees an in-flight key so that the next request runs; `false` when it was not in flight, or
+   * when `claimId` is given and names another claim than the current one.
+   */
+  releaseKey(scope: string, key: string, claimId?: string): Promise<boolean>;
   /** Deletes the key in any state; `false` when there was none. */
   deleteKey(scope: string, key: string): Promise<boolean>;
   /**
    * Keys of `scope` in flight for at least `olderThanMs`, the oldest first. A store that cannot
-   * list a scope's keys (Redis keeps neither key nor scope readable) throws.
+   * list a scope's keys (Redis keeps neither key nor scope readable) rejects with
+   * `KeyListingUnsupportedError`.
    */
   listInFlight(scope: string, query: InFlightQuery): Promise<IdempotencyKeyInfo[]>;
+}
+
+/** A store cannot list a scope's keys (see `IdempotencyKeyAdmin.listInFlight`). */
+export class KeyListingUnsupportedError extends Error {
+  constructor(reason: string) {
+    super(`nestjs-idempotency: this store cannot list keys: ${reason}`);
+    this.name = 'KeyListingUnsupportedError';
+  }
+}
+
+/** The `claimId` of a claim's fencing token. */
+export function claimIdOf(token: string): string {
+  return hash('sha256', token);
 }
 
 /** Whether `store` offers `IdempotencyKeyAdmin`. */

@@ -2,10 +2,11 @@ import { hash, randomUUID } from 'node:crypto';
 import { type ExistingKey, decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
-import type {
-  IdempotencyKeyAdmin,
-  IdempotencyKeyInfo,
-  InFlightQuery,
+import {
+  type IdempotencyKeyAdmin,
+  type IdempotencyKeyInfo,
+  type InFlightQuery,
+  claimIdOf,
 } from '../store/key-admin.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 
@@ -169,9 +170,13 @@ export class InMemoryIdempotencyStore extends IdempotencyStore implements Idempo
   }
 
   /** Deletes a key while it is in flight (see `IdempotencyAdmin.release`). */
-  releaseKey(scope: string, key: string): Promise<boolean> {
+  releaseKey(scope: string, key: string, claimId?: string): Promise<boolean> {
     const record = this.live(scope, key);
-    return Promise.resolve(record?.state === 'in_flight' && this.remove(scope, key));
+    return Promise.resolve(
+      record?.state === 'in_flight' &&
+        (claimId === undefined || claimIdOf(record.token) === claimId) &&
+        this.remove(scope, key),
+    );
   }
 
   /** Deletes a live key (see `IdempotencyAdmin.delete`). */
@@ -286,6 +291,7 @@ function keyInfo(
     scope,
     key,
     state: record.state,
+    claimId: claimIdOf(record.token),
     claimedAt: new Date(record.claimedAt),
     finishedAt: record.finishedAt === null ? null : new Date(record.finishedAt),
     leaseEndsAt: record.lockedUntil === null ? null : new Date(record.lockedUntil),

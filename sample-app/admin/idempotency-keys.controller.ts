@@ -10,7 +10,7 @@ import {
   Query,
   UseGuards,
 } from '@nestjs/common';
-import { IdempotencyAdmin, type IdempotencyKeyInfo } from '../../lib';
+import { IdempotencyAdmin, type IdempotencyKeyInfo, KeyListingUnsupportedError } from '../../lib';
 import { AdminTokenGuard } from '../auth/admin-token.guard';
 
 /** A key as the admin endpoints show it: dates as ISO strings, a stored body as base64. */
@@ -21,7 +21,8 @@ type KeyView = Omit<IdempotencyKeyInfo, 'response'> & {
 /**
  * Operating idempotency keys, for administrators only (`X-Admin-Token`). `scope` is the scope as
  * the module stores it: a demo client's id (the default scope is `request.user.id`), `''` or
- * absent for the anonymous client.
+ * absent for the anonymous client. `release` takes the `claimId` that `find` showed, to free
+ * that claim and not a retry that took the key over since.
  */
 @Controller('admin/idempotency-keys')
 @UseGuards(AdminTokenGuard)
@@ -30,12 +31,12 @@ export class IdempotencyKeysController {
 
   @Get()
   async find(
-    @Query('scope') scope: string | undefined,
-    @Query('key') key: string | undefined,
+    @Query('scope') scope: unknown,
+    @Query('key') key: unknown,
     @Query('response') response: string | undefined,
   ): Promise<KeyView> {
     const found = await run(() =>
-      this.admin.find(scope ?? '', key ?? '', { withResponse: response === 'true' }),
+      this.admin.find(text(scope), text(key), { withResponse: response === 'true' }),
     );
     if (!found) {
       throw new NotFoundException({ error: 'key_not_found' });
@@ -45,12 +46,12 @@ export class IdempotencyKeysController {
 
   @Get('in-flight')
   async inFlight(
-    @Query('scope') scope: string | undefined,
-    @Query('olderThanMs') olderThanMs: string | undefined,
-    @Query('limit') limit: string | undefined,
+    @Query('scope') scope: unknown,
+    @Query('olderThanMs') olderThanMs: unknown,
+    @Query('limit') limit: unknown,
   ): Promise<{ keys: KeyView[] }> {
     const keys = await run(() =>
-      this.admin.listInFlight(scope ?? '', {
+      this.admin.listInFlight(text(scope), {
         olderThanMs: olderThanMs === undefined ? undefined : Number(olderThanMs),
         limit: limit === undefined ? undefined : Number(limit),
       }),
@@ -61,18 +62,20 @@ export class IdempotencyKeysController {
   @Post('release')
   @HttpCode(200)
   async release(
-    @Query('scope') scope: string | undefined,
-    @Query('key') key: string | undefined,
+    @Query('scope') scope: unknown,
+    @Query('key') key: unknown,
+    @Query('claimId') claimId: unknown,
   ): Promise<{ released: boolean }> {
-    return { released: await run(() => this.admin.release(scope ?? '', key ?? '')) };
+    const claim = claimId === undefined ? {} : { claimId: text(claimId) };
+    return { released: await run(() => this.admin.release(text(scope), text(key), claim)) };
   }
 
   @Delete()
   async delete(
-    @Query('scope') scope: string | undefined,
-    @Query('key') key: string | undefined,
+    @Query('scope') scope: unknown,
+    @Query('key') key: unknown,
   ): Promise<{ deleted: boolean }> {
-    return { deleted: await run(() => this.admin.delete(scope ?? '', key ?? '')) };
+    return { deleted: await run(() => this.admin.delete(text(scope), text(key))) };
   }
 }
 
@@ -84,11 +87,25 @@ async function run<T>(operation: () => Promise<T>): Promise<T> {
     if (error instanceof RangeError) {
       throw new BadRequestException({ error: 'invalid_argument', message: error.message });
     }
-    if (error instanceof Error && /cannot list keys/.test(error.message)) {
+    if (error instanceof KeyListingUnsupportedError) {
       throw new NotImplementedException({ error: 'listing_not_supported', message: error.message });
     }
     throw error;
   }
+}
+
+/** A query parameter given once; absent is the empty string (the anonymous scope). */
+function text(value: unknown): string {
+  if (value === undefined) {
+    return '';
+  }
+  if (typeof value !== 'string') {
+    throw new BadRequestException({
+      error: 'invalid_argument',
+      message: 'Give each query parameter once, as plain text.',
+    });
+  }
+  return value;
 }
 
 function view({ response, ...info }: IdempotencyKeyInfo): KeyView {

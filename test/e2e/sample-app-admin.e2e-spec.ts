@@ -140,14 +140,46 @@ describe.each(ADAPTERS)('sample app: operating keys (%s)', (adapter) => {
     expect(await payments()).toBe(before + 1);
   });
 
+  it('releases only the claim it names with claimId', async () => {
+    const key = `named-${randomUUID()}`;
+    const store = app.app.get(IdempotencyStore);
+    const claim = () =>
+      store.claim({ scope: 'gina', key, fingerprint: null, lockTimeoutMs: 1, ttlMs: 600_000 });
+    expect((await claim()).kind).toBe('claimed');
+    const first = (await admin('get', '', { scope: 'gina', key })).body;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A retry took the ended lease over: the claim the operator saw is gone.
+    expect((await claim()).kind).toBe('claimed');
+    const second = (await admin('get', '', { scope: 'gina', key })).body;
+    expect(second.claimId).not.toBe(first.claimId);
+    const stale = await admin('post', '/release', { scope: 'gina', key, claimId: first.claimId });
+    expect(stale.body).toEqual({ released: false });
+    const current = await admin('post', '/release', {
+      scope: 'gina',
+      key,
+      claimId: second.claimId,
+    });
+    expect(current.body).toEqual({ released: true });
+  });
+
   it('answers 400 to a key no request could carry, and to a bad listing', async () => {
     for (const [path, query] of [
       ['', {}],
       ['', { key: 'x'.repeat(256) }],
       ['/in-flight', { limit: '0' }],
       ['/in-flight', { olderThanMs: 'soon' }],
+      ['/in-flight', { olderThanMs: '1e15' }],
     ] as const) {
       const refused = await admin('get', path, query);
+      expect(refused.status).toBe(400);
+      expect(refused.body).toMatchObject({ error: 'invalid_argument' });
+    }
+    // A parameter given twice is no key or scope at all, on either platform's query parser.
+    for (const query of ['scope=alice&scope=bob&key=k', 'scope=alice&key=a&key=b']) {
+      const refused = await app
+        .http()
+        .get(`/admin/idempotency-keys?${query}`)
+        .set('X-Admin-Token', TOKEN);
       expect(refused.status).toBe(400);
       expect(refused.body).toMatchObject({ error: 'invalid_argument' });
     }

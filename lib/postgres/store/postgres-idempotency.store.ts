@@ -258,8 +258,8 @@ export class PostgresIdempotencyStore
   }
 
   /** Deletes a key's row while it is in flight (see `IdempotencyAdmin.release`). */
-  releaseKey(scope: string, key: string): Promise<boolean> {
-    return this.keyAdmin.releaseKey(scope, key);
+  releaseKey(scope: string, key: string, claimId?: string): Promise<boolean> {
+    return this.keyAdmin.releaseKey(scope, key, claimId);
   }
 
   /** Deletes a key's live row (see `IdempotencyAdmin.delete`). */

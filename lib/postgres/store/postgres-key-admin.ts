@@ -1,13 +1,22 @@
 import { hash } from 'node:crypto';
 import type { Pool, QueryResultRow } from 'pg';
-import type {
-  IdempotencyKeyAdmin,
-  IdempotencyKeyInfo,
-  InFlightQuery,
+import {
+  type IdempotencyKeyAdmin,
+  type IdempotencyKeyInfo,
+  type InFlightQuery,
+  claimIdOf,
 } from '../../store/key-admin.interface';
+
+/**
+ * SQLSTATE of a write that met a row a concurrent update moved to another partition (a claim
+ * renewing its expiry): the statement runs again and finds the row where it went.
+ */
+const ROW_MOVED = '40001';
+const ROW_MOVED_ATTEMPTS = 3;
 
 interface KeyRow extends QueryResultRow {
   key: string;
+  token: string;
   state: IdempotencyKeyInfo['state'];
   fingerprint: string | null;
   response_status: number | null;
@@ -34,7 +43,7 @@ export class PostgresKeyAdmin implements IdempotencyKeyAdmin {
     private readonly table: string,
     private readonly pool: () => Pool,
   ) {
-    this.columns = `key, state, fingerprint, response_status, ${ms('created_at')} AS claimed_ms,
+    this.columns = `key, lock_token::text AS token, state, fingerprint, response_status, ${ms('created_at')} AS claimed_ms,
       ${ms('completed_at')} AS finished_ms, ${ms('locked_until')} AS lease_ends_ms,
       ${ms('expires_at')} AS expires_ms`;
   }
@@ -54,24 +63,41 @@ export class PostgresKeyAdmin implements IdempotencyKeyAdmin {
     return rows[0] ? keyInfo(scope, rows[0]) : null;
   }
 
-  async releaseKey(scope: string, key: string): Promise<boolean> {
-    const { rowCount } = await this.pool().query(
+  releaseKey(scope: string, key: string, claimId?: string): Promise<boolean> {
+    return this.deleteRows(
       `DELETE FROM ${this.table}
-        WHERE scope = $1 AND key = $2 AND state = 'in_flight' AND expires_at > now()`,
-      [scope, key],
+        WHERE scope = $1 AND key = $2 AND state = 'in_flight' AND expires_at > now()
+          AND ($3::text IS NULL
+               OR encode(sha256(convert_to(lock_token::text, 'UTF8')), 'hex') = $3::text)`,
+      [scope, key, claimId ?? null],
     );
-    return (rowCount ?? 0) > 0;
   }
 
-  async deleteKey(scope: string, key: string): Promise<boolean> {
-    const { rowCount } = await this.pool().query(
+  deleteKey(scope: string, key: string): Promise<boolean> {
+    return this.deleteRows(
       `DELETE FROM ${this.table} WHERE scope = $1 AND key = $2 AND expires_at > now()`,
       [scope, key],
     );
-    return (rowCount ?? 0) > 0;
   }
 
-  /** Served by the primary key's index on (scope, key): one scope's rows are read, no other's. */
+  private async deleteRows(sql: string, values: unknown[]): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { rowCount } = await this.pool().query(sql, values);
+        return (rowCount ?? 0) > 0;
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== ROW_MOVED || attempt === ROW_MOVED_ATTEMPTS) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  /**
+   * Reads the scope's rows only: through the primary key's index on (scope, key) for a scope that
+   * holds a small share of the table, by a scan of the table for one that holds much of it (the
+   * anonymous scope of a public API, say). It is an operator's query, not one for every request.
+   */
   async listInFlight(scope: string, query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
     const { rows } = await this.pool().query<KeyRow>(
       `SELECT ${this.columns} FROM ${this.table}
@@ -89,6 +115,7 @@ function keyInfo(scope: string, row: KeyRow): IdempotencyKeyInfo {
     scope,
     key: row.key,
     state: row.state,
+    claimId: claimIdOf(row.token),
     claimedAt: new Date(row.claimed_ms),
     finishedAt: row.finished_ms === null ? null : new Date(row.finished_ms),
     leaseEndsAt: row.lease_ends_ms === null ? null : new Date(row.lease_ends_ms),

@@ -86,7 +86,12 @@ export function keyAdminCases<S extends IdempotencyStore>(c: ConformanceContext<
       async () => {
         const request = c.request('admin-release');
         const stale = await c.claimed(request);
-        expect(await admin().releaseKey(other(), 'admin-release')).toBe(false);
+        const elsewhere = await c.claimed({ ...request, scope: other() });
+        // The same key in another scope is another key: releasing it leaves this one held.
+        expect(await admin().releaseKey(other(), 'admin-release')).toBe(true);
+        expect(
+          await c.store().complete(elsewhere, sampleResponse('elsewhere'), c.settings.longMs),
+        ).toBe(false);
         expect(await c.claim(request)).toMatchObject({ kind: 'in-flight' });
         expect(await admin().releaseKey(c.scope(), 'admin-release')).toBe(true);
         expect(await admin().findKey(c.scope(), 'admin-release', false)).toBe(null);
@@ -99,6 +104,33 @@ export function keyAdminCases<S extends IdempotencyStore>(c: ConformanceContext<
         expect(await c.claim(request)).toEqual(replayOf(response));
       },
     );
+
+    c.test('releases the claim it names, and not a retry that took the key over', async () => {
+      const request = c.request('admin-claim-id', { lockTimeoutMs: c.settings.shortMs });
+      await c.claimed(request);
+      const first = await admin().findKey(c.scope(), 'admin-claim-id', false);
+      await c.outlive(request.lockTimeoutMs);
+      const current = await c.claimed(request);
+      const second = await admin().findKey(c.scope(), 'admin-claim-id', false);
+      expect(typeof first?.claimId === 'string' && /^[0-9a-f]{64}$/.test(first.claimId)).toBe(true);
+      expect(second?.claimId === first?.claimId).toBe(false);
+      expect(await admin().releaseKey(c.scope(), 'admin-claim-id', first?.claimId)).toBe(false);
+      const response = sampleResponse('kept');
+      expect(await c.store().complete(current, response, c.settings.longMs)).toBe(true);
+      // A finished key keeps its claimId, and is never released.
+      const finished = await admin().findKey(c.scope(), 'admin-claim-id', false);
+      expect(finished?.claimId).toBe(second?.claimId);
+      expect(await admin().releaseKey(c.scope(), 'admin-claim-id', second?.claimId)).toBe(false);
+      expect(await c.claim(request)).toEqual(replayOf(response));
+    });
+
+    c.test('releases with the current claimId', async () => {
+      const request = c.request('admin-current-id');
+      await c.claimed(request);
+      const found = await admin().findKey(c.scope(), 'admin-current-id', false);
+      expect(await admin().releaseKey(c.scope(), 'admin-current-id', found?.claimId)).toBe(true);
+      await c.claimed(request);
+    });
 
     c.test('does not release a finished key', async () => {
       const request = c.request('admin-finished');
@@ -113,6 +145,11 @@ export function keyAdminCases<S extends IdempotencyStore>(c: ConformanceContext<
       const request = c.request('admin-delete');
       await c.store().complete(await c.claimed(request), sampleResponse('gone'), c.settings.longMs);
       expect(await admin().deleteKey(other(), 'admin-delete')).toBe(false);
+      const elsewhere = { ...request, scope: other() };
+      await c
+        .store()
+        .complete(await c.claimed(elsewhere), sampleResponse('kept'), c.settings.longMs);
+      expect(await admin().deleteKey(other(), 'admin-delete')).toBe(true);
       expect(await c.claim(request)).toMatchObject({ kind: 'replay' });
       expect(await admin().deleteKey(c.scope(), 'admin-delete')).toBe(true);
       expect(await admin().deleteKey(c.scope(), 'admin-delete')).toBe(false);

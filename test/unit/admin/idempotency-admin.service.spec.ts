@@ -48,7 +48,7 @@ describe('IdempotencyAdmin', () => {
     expect(await keys(0, 2)).toEqual(['first', 'second']);
   });
 
-  it.each(['', ' padded', '"quoted"', 'é', 'x'.repeat(256)])(
+  it.each(['', 'é', 'tab\tkey', 'x'.repeat(256)])(
     'refuses %j, which no request could have stored',
     async (key) => {
       await expect(admin.find('alice', key)).rejects.toThrow(RangeError);
@@ -57,9 +57,39 @@ describe('IdempotencyAdmin', () => {
     },
   );
 
+  it.each([' padded ', '"quoted"', 'a"b'])(
+    'finds %j, which a quoted header stores as is',
+    async (key) => {
+      await lease.claim(request('alice', key));
+      expect(await admin.find('alice', key)).toMatchObject({ key, state: 'in_flight' });
+      expect(await admin.delete('alice', key)).toBe(true);
+    },
+  );
+
+  it('refuses a scope or key that is not a string', async () => {
+    await expect(admin.find(['alice', 'bob'] as unknown as string, 'k')).rejects.toThrow(
+      RangeError,
+    );
+    await expect(admin.delete('alice', ['k'] as unknown as string)).rejects.toThrow(RangeError);
+  });
+
+  it('releases the claim it is given, and no later one', async () => {
+    await lease.claim({ ...request('alice', 'k'), lockTimeoutMs: 1000 });
+    const first = await admin.find('alice', 'k');
+    now += 2000;
+    await lease.claim(request('alice', 'k'));
+    const second = await admin.find('alice', 'k');
+    expect(second?.claimId).not.toBe(first?.claimId);
+    expect(await admin.release('alice', 'k', { claimId: first?.claimId })).toBe(false);
+    expect(await admin.find('alice', 'k')).toMatchObject({ claimId: second?.claimId });
+    expect(await admin.release('alice', 'k', { claimId: second?.claimId })).toBe(true);
+    await expect(admin.release('alice', 'k', { claimId: 'abc' })).rejects.toThrow(/claimId/);
+  });
+
   it.each([
     [{ olderThanMs: -1 }, /olderThanMs/],
     [{ olderThanMs: Number.NaN }, /olderThanMs/],
+    [{ olderThanMs: 1e15 }, /olderThanMs/],
     [{ limit: 0 }, /limit/],
     [{ limit: 1001 }, /limit/],
     [{ limit: 1.5 }, /limit/],
