@@ -4,6 +4,7 @@ import { positiveOption } from '../idempotency-options.defaults';
 import { decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
+import type { IdempotencyStoreHealth } from '../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 import { assertFailsClosed, assertServerVersion, whenReady } from './redis-client';
 import { redisKeyName } from './redis-key';
@@ -172,6 +173,12 @@ export class RedisIdempotencyStore extends IdempotencyStore {
   /** Redis expires keys itself: nothing is left to purge. Always 0. */
   purgeExpired(_batchSize: number): Promise<number> {
     return Promise.resolve(0);
+  }
+
+  /** One key-less `PING` through the client. Keys expire by themselves: no backlog to report. */
+  override async health(): Promise<IdempotencyStoreHealth> {
+    await this.client.ping();
+    return { kind: 'redis' };
   }
 
   private async write(

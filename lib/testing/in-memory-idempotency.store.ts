@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { type ExistingKey, decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from '../store/idempotency-store-health.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
 import type { StoredResponse } from '../store/stored-response.interface';
 
@@ -18,6 +22,8 @@ interface MemoryRecord {
   fingerprint: string | null;
   state: ExistingKey['state'];
   token: string;
+  /** When the current claim was made. */
+  claimedAt: number;
   /** End of the in-flight lease; `null` once the key has finished. */
   lockedUntil: number | null;
   status: number | null;
@@ -100,6 +106,7 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
       fingerprint: request.fingerprint,
       state: 'in_flight',
       token,
+      claimedAt: now,
       lockedUntil: now + request.lockTimeoutMs,
       status: null,
       response: null,
@@ -174,6 +181,35 @@ export class InMemoryIdempotencyStore extends IdempotencyStore {
       }
     }
     return Promise.resolve(batch.length);
+  }
+
+  /**
+   * The expired keys not purged yet (up to `purgeBacklogLimit`) and, when asked, the age of the
+   * oldest unexpired key in flight, on the store's clock. Always answers: there is no backend.
+   */
+  override health(query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    const now = this.now();
+    let expired = 0;
+    let oldestClaim: number | null = null;
+    for (const records of this.scopes.values()) {
+      for (const record of records.values()) {
+        if (record.expiresAt <= now) {
+          expired++;
+        } else if (record.state === 'in_flight') {
+          oldestClaim = Math.min(oldestClaim ?? record.claimedAt, record.claimedAt);
+        }
+      }
+    }
+    const limit = query.purgeBacklogLimit;
+    const health: IdempotencyStoreHealth = {
+      kind: 'in-memory',
+      purgeBacklog: Math.min(expired, limit),
+      purgeBacklogCapped: expired >= limit,
+    };
+    if (query.oldestInFlight) {
+      health.oldestInFlightAgeMs = oldestClaim === null ? null : now - oldestClaim;
+    }
+    return Promise.resolve(health);
   }
 
   private read(scope: string, key: string): MemoryRecord | undefined {

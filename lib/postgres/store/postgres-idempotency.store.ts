@@ -3,6 +3,10 @@ import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { decideExistingKey } from '../../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import {
   TransactionalIdempotencyStore,
@@ -22,6 +26,7 @@ import {
   runPipeline,
   sendsOneSync,
 } from '../driver/pipelined-query';
+import { readPostgresHealth } from './postgres-health-check';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,
@@ -239,6 +244,19 @@ export class PostgresIdempotencyStore extends TransactionalIdempotencyStore<Enti
    */
   purgeExpired(batchSize: number): Promise<number> {
     return this.layout.purgeExpired(batchSize);
+  }
+
+  /**
+   * Opens a read-only transaction on a pool connection (the database answers), then reads, each
+   * read cut off by a local `statement_timeout` of `detailTimeoutMs` and then reported as
+   * `'unknown'`: ordinary table, the expired rows waiting for the purge, counted through the
+   * `expires_at` index up to `purgeBacklogLimit`; partitioned table, from the catalog, how far the
+   * partitions reach (a problem when short of what claims need) and the expired partitions with
+   * their estimated rows; either, when asked, the oldest in-flight row's age (see
+   * `createInFlightIndexSql`).
+   */
+  override async health(query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    return readPostgresHealth(this.pool(), this.layout, query);
   }
 
   /**
