@@ -11,6 +11,7 @@ import { redisStore } from '../lib/redis';
 import { DemoAuthGuard } from './auth/demo-auth.guard';
 import type { SampleAppConfig } from './config';
 import { AccountsModule } from './accounts/accounts.module';
+import { HealthModule } from './health/health.module';
 import { Account } from './accounts/account.entity';
 import { CreatePayments1764201600001 } from './database/migrations/1764201600001-create-payments';
 import { CreateAccountsAndTransfers1764201600003 } from './database/migrations/1764201600003-create-accounts-and-transfers';
@@ -76,6 +77,7 @@ export class AppModule {
         PaymentsModule,
         AccountsModule,
         TransfersModule,
+        HealthModule,
       ],
       providers: [{ provide: APP_GUARD, useClass: DemoAuthGuard }],
     };
