@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { IdempotencyMaintenance } from '../../lib';
 import type { IdempotencyHealthDetails } from '../../lib/health';
-import { createPartitionedIdempotencyTableSql } from '../../lib/postgres';
+import { createInFlightIndexSql, createPartitionedIdempotencyTableSql } from '../../lib/postgres';
+import { oldestInFlightSql } from '../../lib/postgres/sql/health.sql';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { HealthFixtureModule, type HealthOptionsHolder } from './fixtures/health-app.module';
 import { TcpProxy } from '../utils/tcp-proxy';
@@ -195,6 +196,33 @@ describe.each(ADAPTERS)('health indicator on PostgreSQL (%s)', (adapter) => {
     expect((await health()).store).toMatchObject({ purgeBacklog: 0, oldestInFlightAgeMs: null });
   });
 
+  it('reads the in-flight age through the optional partial index once it exists', async () => {
+    await db.query(createInFlightIndexSql());
+    try {
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        // Small tables are scanned whatever the indexes: this shows the index serves the read.
+        await client.query('SET enable_seqscan = off');
+        const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+          `EXPLAIN ${oldestInFlightSql('idempotency_records')}`,
+        );
+        expect(rows.map((row) => row['QUERY PLAN']).join('\n')).toMatch(
+          /Index (Only )?Scan.* using idempotency_records_in_flight_idx/,
+        );
+      } finally {
+        await client.end();
+      }
+      await insertRow('indexed', 'in_flight', '30 seconds', '1 hour');
+      options.current = { oldestInFlight: true };
+      const age = (await health()).store.oldestInFlightAgeMs as number;
+      expect(age).toBeGreaterThanOrEqual(30_000);
+      expect(age).toBeLessThan(35_000);
+    } finally {
+      await db.query('DROP INDEX idempotency_records_in_flight_idx');
+    }
+  });
+
   it.each([
     ['unreachable', (p: TcpProxy) => p.cut(), /ECONNRESET|Connection terminated/],
     ['frozen', (p: TcpProxy) => p.stall(), /did not answer within 1000 ms/],
@@ -272,10 +300,20 @@ describe.each(ADAPTERS)('health indicator on PostgreSQL (%s)', (adapter) => {
         ],
       });
 
+      // The optional in-flight index, on the parent: partitions attached later get it too.
+      await db.query(createInFlightIndexSql(PARTITIONED, { partitioned: true }));
       await partitioned.app.get(IdempotencyMaintenance).maintainNow();
       const up = await health(partitioned);
       expect(up.status).toBe(200);
       expect(up.store.partitionsAheadMs).toBeGreaterThanOrEqual(3 * HOUR_MS);
+      const unindexed = await db.query(
+        `SELECT inhrelid::regclass AS name FROM pg_inherits i
+          WHERE inhparent = $1::regclass
+            AND NOT EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = i.inhrelid AND x.indpred IS NOT NULL)`,
+        [PARTITIONED],
+      );
+      expect(unindexed).toEqual([]);
+      await db.query(`DROP INDEX ${PARTITIONED}_in_flight_idx`);
     });
   });
 });

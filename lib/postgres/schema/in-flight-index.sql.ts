@@ -4,8 +4,10 @@ import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
  * An optional partial index of the in-flight rows by age, as plain SQL, for health checks that
  * report the oldest in-flight key (`oldestInFlight` of the health indicator): without it, that
  * read scans the live rows, cut off by the check's statement timeout. It holds only the rows in
- * flight right now (abandoned claims included, until taken over or expired), so it stays small;
- * a claim adds one entry to it, and the completion takes the row out.
+ * flight right now (abandoned claims included, until taken over or expired), so it stays small.
+ * It costs writes: a claim adds an entry, and a transactional completion, which would otherwise
+ * update its row in place (HOT), changes `state`, which the index's condition reads, and so writes
+ * new entries in every index of the table.
  *
  * For an ordinary table it is built `CONCURRENTLY`, without blocking writes, which cannot run
  * inside a transaction (a TypeORM migration needs `transaction = false`). PostgreSQL cannot build
