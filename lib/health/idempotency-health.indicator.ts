@@ -4,10 +4,7 @@ import { withTimeout } from '../execution/with-timeout';
 import { IDEMPOTENCY_TRANSACTIONAL_STORE } from '../idempotency.module-definition';
 import { moduleStores } from '../module-stores';
 import { IdempotencyStore } from '../store/idempotency-store';
-import type {
-  IdempotencyHealthQuery,
-  IdempotencyStoreHealth,
-} from '../store/idempotency-store-health.interface';
+import type { IdempotencyStoreHealth } from '../store/idempotency-store-health.interface';
 import { exceededThresholds } from './exceeded-thresholds';
 import {
   type IdempotencyHealthOptions,
@@ -37,6 +34,19 @@ export interface IdempotencyHealthDetails {
 /** Stores written against the port without extending the class may lack `health`. */
 type AnyStore = Partial<IdempotencyStore>;
 
+/** A store's check under way, joined by the polls that come while it runs. */
+interface RunningCheck {
+  health: Promise<IdempotencyStoreHealth>;
+  startedAt: number;
+}
+
+/**
+ * How many timeouts long a check is joined. One that never ends (a connection whose peer vanished
+ * without a word) would otherwise keep the store down after it recovers: past this, the next poll
+ * starts a check of its own.
+ */
+const JOINED_FOR_TIMEOUTS = 10;
+
 /**
  * A `@nestjs/terminus` health indicator of the idempotency module's stores: `store`, and
  * `transactionalStore` when it is another one. Each must answer within `timeoutMs`; each reports
@@ -44,7 +54,8 @@ type AnyStore = Partial<IdempotencyStore>;
  * the stores come from the (global) `IdempotencyModule`.
  *
  * A check still running when the next poll comes (a frozen database, say) is joined, not
- * repeated, so a store that hangs holds one connection for health checks, not one per poll.
+ * repeated, so a store that hangs holds one connection for health checks, not one per poll; after
+ * ten timeouts a new check starts, in case the old one never ends.
  *
  * @example
  * ```ts
@@ -66,7 +77,7 @@ type AnyStore = Partial<IdempotencyStore>;
 @Injectable()
 export class IdempotencyHealthIndicator {
   private readonly stores: { role: string; store: AnyStore }[];
-  private readonly running = new Map<AnyStore, Map<string, Promise<IdempotencyStoreHealth>>>();
+  private readonly running = new Map<AnyStore, Map<string, RunningCheck>>();
 
   constructor(
     private readonly indicators: HealthIndicatorService,
@@ -114,7 +125,7 @@ export class IdempotencyHealthIndicator {
     const started = performance.now();
     let health: IdempotencyStoreHealth;
     try {
-      health = await withTimeout(this.storeHealth(store, settings.query), settings.timeoutMs);
+      health = await withTimeout(this.storeHealth(store, settings), settings.timeoutMs);
     } catch (error) {
       return { status: 'down', error: error instanceof Error ? error.message : String(error) };
     }
@@ -125,13 +136,14 @@ export class IdempotencyHealthIndicator {
       : exceeded.length > 0
         ? settings.whenExceeded
         : 'up';
-    return { status, responseMs, ...health, ...(exceeded.length > 0 ? { exceeded } : {}) };
+    // The indicator's fields last: a store's own cannot override them.
+    return { ...health, status, responseMs, ...(exceeded.length > 0 ? { exceeded } : {}) };
   }
 
-  /** `store`'s health, joining a check of it with the same query that is still running. */
+  /** `store`'s health, joining a recent check of it with the same query that is still running. */
   private storeHealth(
     store: AnyStore,
-    query: IdempotencyHealthQuery,
+    { query, timeoutMs }: ResolvedHealthOptions,
   ): Promise<IdempotencyStoreHealth> {
     const asked = JSON.stringify(query);
     let checks = this.running.get(store);
@@ -139,15 +151,24 @@ export class IdempotencyHealthIndicator {
       checks = new Map();
       this.running.set(store, checks);
     }
-    let check = checks.get(asked);
-    if (!check) {
-      const health = store.health ?? IdempotencyStore.prototype.health;
-      // A synchronous throw becomes this promise's rejection.
-      check = Promise.resolve()
-        .then(() => health.call(store, query))
-        .finally(() => checks.delete(asked));
-      checks.set(asked, check);
+    const now = performance.now();
+    const joined = checks.get(asked);
+    if (joined && now - joined.startedAt < JOINED_FOR_TIMEOUTS * timeoutMs) {
+      return joined.health;
     }
-    return check;
+    const health = store.health ?? IdempotencyStore.prototype.health;
+    const check: RunningCheck = {
+      startedAt: now,
+      // A synchronous throw becomes this promise's rejection.
+      health: Promise.resolve()
+        .then(() => health.call(store, query))
+        .finally(() => {
+          if (checks.get(asked) === check) {
+            checks.delete(asked);
+          }
+        }),
+    };
+    checks.set(asked, check);
+    return check.health;
   }
 }

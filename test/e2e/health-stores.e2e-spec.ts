@@ -1,5 +1,9 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { IdempotencyModule, type IdempotencyStoreDefinition } from '../../lib';
+import {
+  IdempotencyModule,
+  type IdempotencyStoreDefinition,
+  type IdempotencyStoreHealth,
+} from '../../lib';
 import type { IdempotencyHealthDetails } from '../../lib/health';
 import { postgresStore } from '../../lib/postgres';
 import { redisStore } from '../../lib/redis';
@@ -177,5 +181,51 @@ describe.each(ADAPTERS)('health indicator on the in-memory store (%s)', (adapter
       purgeBacklogCapped: false,
       oldestInFlightAgeMs: 1000,
     });
+  });
+});
+
+/** A store whose backend never answers a health check, counting the checks it was asked for. */
+class FrozenHealthStore extends InMemoryIdempotencyStore {
+  checks = 0;
+
+  override health(): Promise<IdempotencyStoreHealth> {
+    this.checks++;
+    return new Promise(() => undefined);
+  }
+}
+
+describe.each(ADAPTERS)('health indicator on a store that hangs (%s)', (adapter) => {
+  const store = new FrozenHealthStore();
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await createTestApp(
+      adapter,
+      HealthFixtureModule.register(StoresModule.register(db.url, store), {
+        current: { timeoutMs: 300 },
+      }),
+    );
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('answers 503 at the timeout, and joins the check still running for ten timeouts', async () => {
+    const polls = await Promise.all([health(app), health(app), health(app)]);
+    for (const poll of polls) {
+      expect(poll.status).toBe(503);
+      expect(poll.details.store).toEqual({
+        status: 'down',
+        error: 'The idempotency store did not answer within 300 ms.',
+      });
+      expect(poll.elapsedMs).toBeGreaterThanOrEqual(250);
+      expect(poll.elapsedMs).toBeLessThan(1500);
+    }
+    expect((await health(app)).status).toBe(503);
+    expect(store.checks).toBe(1);
+    // Ten timeouts on, a check that never ended is no longer joined: a new one starts.
+    await new Promise((resolve) => setTimeout(resolve, 10 * 300));
+    expect((await health(app)).status).toBe(503);
+    expect(store.checks).toBe(2);
   });
 });
