@@ -36,6 +36,12 @@ const forbidDynamic = (pattern, message) => [
 ];
 const DRIVER_PATTERN = '/^(typeorm|@nestjs\\/typeorm|pg|pg-[^/]*|ioredis)(\\/|$)/';
 
+/** `@nestjs/terminus` is an optional peer: only the health subpath (lib/health) may load it. */
+const TERMINUS = [
+  ['@nestjs/terminus', '@nestjs/terminus/*'],
+  'Only lib/health (nestjs-idempotency/health) imports @nestjs/terminus, an optional peer.',
+];
+
 /** `@typescript-eslint/no-restricted-imports` with the given groups, each with its reason. */
 const forbid = (...groups) => [
   'error',
@@ -55,9 +61,13 @@ export default tseslint.config(
       ],
     },
   },
-  {
-    files: ['lib/**/*.ts'],
-    ignores: ['lib/postgres/**', 'lib/redis/**', 'lib/testing/**'],
+  ...[
+    { files: ['lib/**/*.ts'], ignores: ['lib/health/**'], extra: [TERMINUS] },
+    // The health indicator is core code, on the store contract only, that may load terminus.
+    { files: ['lib/health/**/*.ts'], extra: [] },
+  ].map(({ files, ignores = [], extra }) => ({
+    files,
+    ignores: [...ignores, 'lib/postgres/**', 'lib/redis/**', 'lib/testing/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
         [DRIVERS, 'The core knows the store contract only: database drivers belong to an adapter.'],
@@ -66,6 +76,7 @@ export default tseslint.config(
           'The core never imports an adapter (lib/postgres, lib/redis) or the testing kit.',
         ],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+        ...extra,
       ),
       'no-restricted-syntax': [
         'error',
@@ -79,7 +90,7 @@ export default tseslint.config(
         ),
       ],
     },
-  },
+  })),
   {
     files: ['lib/protocol/**/*.ts'],
     rules: {
@@ -111,6 +122,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
         [DRIVERS, 'The testing kit runs without a database driver.'],
+        TERMINUS,
         [
           ['**/postgres', '**/postgres/**', '**/redis', '**/redis/**'],
           'The testing kit knows the core only, not an adapter.',
@@ -128,6 +140,7 @@ export default tseslint.config(
           'The PostgreSQL adapter knows the core only, not another adapter.',
         ],
         [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
+        TERMINUS,
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
     },
@@ -141,6 +154,7 @@ export default tseslint.config(
           'The Redis adapter knows the core only, not another adapter.',
         ],
         [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
+        TERMINUS,
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
     },

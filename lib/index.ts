@@ -46,6 +46,10 @@ export type {
 export { IdempotencyStore } from './store/idempotency-store';
 export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-result.interface';
 export type { StoredResponse } from './store/stored-response.interface';
+export type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from './store/idempotency-store-health.interface';
 export {
   type IdempotencyKeyAdmin,
   type IdempotencyKeyInfo,

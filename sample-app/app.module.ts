@@ -12,6 +12,7 @@ import { DemoAuthGuard } from './auth/demo-auth.guard';
 import type { SampleAppConfig } from './config';
 import { AccountsModule } from './accounts/accounts.module';
 import { AdminModule } from './admin/admin.module';
+import { HealthModule } from './health/health.module';
 import { Account } from './accounts/account.entity';
 import { CreatePayments1764201600001 } from './database/migrations/1764201600001-create-payments';
 import { CreateAccountsAndTransfers1764201600003 } from './database/migrations/1764201600003-create-accounts-and-transfers';
@@ -78,6 +79,7 @@ export class AppModule {
         AccountsModule,
         TransfersModule,
         AdminModule,
+        HealthModule,
       ],
       providers: [{ provide: APP_GUARD, useClass: DemoAuthGuard }],
     };

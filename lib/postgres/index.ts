@@ -14,6 +14,7 @@ export {
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
 } from './schema/create-idempotency-records.migration';
+export { createInFlightIndexSql } from './schema/in-flight-index.sql';
 export {
   type PartitionedMigrationSql,
   partitionedMigrationSql,

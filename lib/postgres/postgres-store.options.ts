@@ -131,6 +131,7 @@ export function resolvePartitioning(
   return {
     partitionMs,
     aheadMs,
+    claimReachMs: reach,
     maintenanceIntervalMs,
     detachTimeoutMs: Math.min(60_000, Math.max(1000, interval / 2)),
   };

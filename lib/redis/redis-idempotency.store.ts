@@ -10,6 +10,7 @@ import type {
   IdempotencyKeyInfo,
   InFlightQuery,
 } from '../store/key-admin.interface';
+import type { IdempotencyStoreHealth } from '../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 import { assertFailsClosed, assertServerVersion, whenReady } from './redis-client';
 import { redisKeyName } from './redis-key';
@@ -204,6 +205,12 @@ export class RedisIdempotencyStore extends IdempotencyStore implements Idempoten
   /** Always rejects: Redis key names are hashes, and records keep neither key nor scope. */
   listInFlight(scope: string, query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
     return this.keyAdmin.listInFlight(scope, query);
+  }
+
+  /** One key-less `PING` through the client. Keys expire by themselves: no backlog to report. */
+  override async health(): Promise<IdempotencyStoreHealth> {
+    await this.client.ping();
+    return { kind: 'redis' };
   }
 
   private async write(

@@ -1,4 +1,8 @@
 import type { ClaimHandle, ClaimRequest, ClaimResult } from './claim-result.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from './idempotency-store-health.interface';
 import type { StoredResponse } from './stored-response.interface';
 
 /**
@@ -63,5 +67,19 @@ export abstract class IdempotencyStore {
    */
   maintenanceIntervalMs(): number {
     return 0;
+  }
+
+  /**
+   * Reports whether the store answers, with what it can measure cheaply about its keys (see
+   * `IdempotencyStoreHealth`), for the health indicator of `nestjs-idempotency/health`. It must
+   * reject when the backend cannot be reached, and never run work that grows with the number of
+   * keys unbounded: health checks are polled every few seconds. Default: resolves without
+   * checking anything, saying so in `note`; stores with a backend override it.
+   */
+  health(_query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    return Promise.resolve({
+      kind: this.constructor.name,
+      note: 'This store does not check its backend.',
+    });
   }
 }

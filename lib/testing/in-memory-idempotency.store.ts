@@ -1,6 +1,10 @@
 import { hash, randomUUID } from 'node:crypto';
 import { type ExistingKey, decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from '../store/idempotency-store-health.interface';
 import { IdempotencyStore } from '../store/idempotency-store';
 import {
   type IdempotencyKeyAdmin,
@@ -235,6 +239,35 @@ export class InMemoryIdempotencyStore extends IdempotencyStore implements Idempo
       this.scopes.delete(scope);
     }
     return true;
+  }
+
+  /**
+   * The expired keys not purged yet (up to `purgeBacklogLimit`) and, when asked, the age of the
+   * oldest unexpired key in flight, on the store's clock. Always answers: there is no backend.
+   */
+  override health(query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    const now = this.now();
+    let expired = 0;
+    let oldestClaim: number | null = null;
+    for (const records of this.scopes.values()) {
+      for (const record of records.values()) {
+        if (record.expiresAt <= now) {
+          expired++;
+        } else if (record.state === 'in_flight') {
+          oldestClaim = Math.min(oldestClaim ?? record.claimedAt, record.claimedAt);
+        }
+      }
+    }
+    const limit = query.purgeBacklogLimit;
+    const health: IdempotencyStoreHealth = {
+      kind: 'in-memory',
+      purgeBacklog: Math.min(expired, limit),
+      purgeBacklogCapped: expired >= limit,
+    };
+    if (query.oldestInFlight) {
+      health.oldestInFlightAgeMs = oldestClaim === null ? null : now - oldestClaim;
+    }
+    return Promise.resolve(health);
   }
 
   private read(scope: string, key: string): MemoryRecord | undefined {

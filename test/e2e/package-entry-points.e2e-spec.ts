@@ -114,6 +114,25 @@ it('loads the Redis adapter once ioredis is installed, and the core still withou
   }
 });
 
+it('loads the health indicator once @nestjs/terminus is installed; no other entry point loads it', () => {
+  expect(() => run(`require('nestjs-idempotency/health')`)).toThrow(
+    /Cannot find module '@nestjs\/terminus'/,
+  );
+  link(['@nestjs/terminus']);
+  expect(exportsOf('nestjs-idempotency/health')).toEqual([
+    'IDEMPOTENCY_HEALTH_DEFAULTS',
+    'IdempotencyHealthIndicator',
+  ]);
+  const loaded = (entry: string) =>
+    run(
+      `require('${entry}'); console.log(Object.keys(require.cache).some((path) => path.includes('/node_modules/@nestjs/terminus/')))`,
+    );
+  for (const entry of ['', '/testing', '/postgres', '/redis']) {
+    expect([entry, loaded(`nestjs-idempotency${entry}`)]).toEqual([entry, 'false']);
+  }
+  expect(loaded('nestjs-idempotency/health')).toBe('true');
+});
+
 it('exposes no deep path beyond its entry points', () => {
   expect(() => run(`require('nestjs-idempotency/dist/lib/idempotency.interceptor')`)).toThrow(
     /ERR_PACKAGE_PATH_NOT_EXPORTED|not defined by "exports"/,

@@ -260,6 +260,7 @@ describe('partitioned store writes', () => {
       const partitions = new IdempotencyPartitions(() => pool, TABLE, {
         partitionMs: 86_400_000,
         aheadMs: 3 * 86_400_000,
+        claimReachMs: 86_400_000 + 60_000,
         maintenanceIntervalMs: 60_000,
         detachTimeoutMs: 1000,
       });

@@ -258,6 +258,41 @@ describeRedis('sample app with /payments on Redis, as real processes', () => {
 
       it(`runs ${PARALLEL} parallel duplicates once`, () => parallelTest(app(), backends()));
 
+      it('reports both stores on GET /health, and 503 within a second or so while Redis is frozen', async () => {
+        const health = async () => {
+          const started = Date.now();
+          const response = await fetch(`${app().url}/health`);
+          return {
+            status: response.status,
+            body: (await response.json()) as {
+              details: { idempotency: Record<string, { status: string; kind?: string }> };
+            },
+            elapsedMs: Date.now() - started,
+          };
+        };
+        const up = await health();
+        expect(up.status).toBe(200);
+        expect(up.body.details.idempotency).toMatchObject({
+          status: 'up',
+          store: { status: 'up', kind: 'redis' },
+          transactionalStore: { status: 'up', kind: 'postgres', purgeBacklog: 0 },
+        });
+        server.pause();
+        try {
+          const down = await health();
+          expect(down.status).toBe(503);
+          expect(down.body.details.idempotency).toMatchObject({
+            status: 'down',
+            store: { status: 'down' },
+            transactionalStore: { status: 'up' },
+          });
+          expect(down.elapsedMs).toBeLessThan(2500);
+        } finally {
+          server.resume();
+        }
+        await waitFor(async () => (await health()).status === 200, 15_000, 100);
+      });
+
       it('keeps /transfers transactional on PostgreSQL: its record in idempotency_records', async () => {
         const openAccount = async (balance: number) =>
           jsonOf<{ id: string }>(await postRaw(app().url, '/accounts', {}, { balance })).id;

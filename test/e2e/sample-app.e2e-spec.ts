@@ -75,6 +75,28 @@ describe.each(ADAPTERS)('sample app: payments contract (%s)', (adapter) => {
     expect(retry.headers.location).toBe(first.headers.location);
   };
 
+  it('GET /health: 200 with the PostgreSQL store up and its purge backlog', async () => {
+    const response = await app.http().get('/health');
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({
+      status: 'ok',
+      info: { idempotency: expect.any(Object) },
+      error: {},
+      details: {
+        idempotency: {
+          status: 'up',
+          store: {
+            status: 'up',
+            kind: 'postgres',
+            responseMs: expect.any(Number),
+            purgeBacklog: 0,
+            purgeBacklogCapped: false,
+          },
+        },
+      },
+    });
+  });
+
   it('creates a payment: 201 with the payment and its Location', async () => {
     const reference = newReference('create');
     const response = await pay(randomUUID(), { amount: 1250, currency: 'EUR', reference });

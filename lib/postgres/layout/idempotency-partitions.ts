@@ -10,6 +10,11 @@ export interface IdempotencyPartitioning {
   /** How far past now partitions must exist. */
   aheadMs: number;
   /**
+   * How far past now the expiry of a claim made now lies (the module's `ttlMs` + `lockTimeoutMs`):
+   * partitions must reach at least this far, or claims fail.
+   */
+  claimReachMs: number;
+  /**
    * How often partitions ahead are created while the application runs; 0 for never (the
    * application calls `maintain()` itself).
    */
@@ -64,6 +69,16 @@ SELECT c.oid::regclass::text AS name, i.inhdetachpending AS pending, c.reltuples
  CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
  WHERE i.inhparent = to_regclass($1)
  ORDER BY lower`;
+
+/** How far a table's partitions reach, and what waits in them to be dropped (see `coverage`). */
+export interface PartitionCoverage {
+  /** How far past now partitions exist without a gap, in milliseconds; 0 when none holds now. */
+  aheadMs: number;
+  /** Partitions whose whole range has passed. */
+  expiredPartitions: number;
+  /** The planner's estimate of the rows in them (0 for those never analysed). */
+  expiredRowsEstimate: number;
+}
 
 /**
  * Keeps a table partitioned by expiry (`createPartitionedIdempotencyTableSql`): creates the
@@ -141,6 +156,29 @@ export class IdempotencyPartitions {
       client.release(asError(error));
       throw error;
     }
+  }
+
+  /**
+   * How far the partitions reach past now, and what has expired in them, from the catalog alone
+   * (no table is read). `client` must print timestamps in ISO style and UTC (see `connect`).
+   */
+  async coverage(client: PoolClient): Promise<PartitionCoverage> {
+    const partitions = await this.list(client);
+    const now = await this.databaseNow(client);
+    let reach = now;
+    // Sorted by lower bound: each partition that starts within the covered span extends it. One
+    // whose detach is pending no longer takes new rows.
+    for (const partition of partitions) {
+      if (!partition.pending && partition.lower <= reach && partition.upper > reach) {
+        reach = partition.upper;
+      }
+    }
+    const expired = partitions.filter((partition) => partition.upper <= now);
+    return {
+      aheadMs: reach - now,
+      expiredPartitions: expired.length,
+      expiredRowsEstimate: expired.reduce((sum, partition) => sum + Math.max(partition.rows, 0), 0),
+    };
   }
 
   /** The ranges without a partition, between the current partition and `aheadMs` from now. */

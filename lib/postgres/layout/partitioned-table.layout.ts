@@ -1,5 +1,9 @@
 import type { DataSource } from 'typeorm';
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
 import { idempotencyStatements } from '../sql/idempotency.sql';
@@ -17,6 +21,7 @@ import {
   responseValues,
 } from './planned';
 import type { IdempotencyTableLayout, TableLayoutContext } from './table-layout';
+import { type HealthReads, readOldestInFlight } from '../store/postgres-health-check';
 
 type KeyOf = Pick<ClaimHandle, 'scope' | 'key'>;
 
@@ -145,6 +150,35 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
    */
   purgeExpired(): Promise<number> {
     return this.partitions.dropExpired();
+  }
+
+  /**
+   * From the catalog alone: how far the partitions reach (short of what claims made now need is
+   * a problem: those claims fail), and the expired partitions waiting to be dropped, with their
+   * estimated rows as the purge backlog. With the query's `oldestInFlight`, the oldest in-flight
+   * row's age (partitions whose range has passed are pruned from that read).
+   */
+  async health(reads: HealthReads, query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    const coverage = await reads.read((client) => this.partitions.coverage(client));
+    const health: IdempotencyStoreHealth = {
+      kind: 'postgres',
+      purgeBacklog: coverage?.expiredRowsEstimate ?? 'unknown',
+    };
+    if (coverage) {
+      const neededMs = this.partitioning.claimReachMs;
+      health.expiredPartitions = coverage.expiredPartitions;
+      health.partitionsAheadMs = coverage.aheadMs;
+      health.partitionsNeededAheadMs = neededMs;
+      if (coverage.aheadMs < neededMs) {
+        health.problems = [
+          `Partitions of ${this.context.table} reach ${coverage.aheadMs} ms ahead, short of the ${neededMs} ms that claims made now need: those claims fail. Is the maintenance running?`,
+        ];
+      }
+    }
+    if (query.oldestInFlight) {
+      health.oldestInFlightAgeMs = await readOldestInFlight(reads, this.context.table);
+    }
+    return health;
   }
 
   /** `statement` in the key's locked transaction (see Planned). */

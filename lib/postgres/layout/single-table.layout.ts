@@ -1,7 +1,13 @@
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
+import { expiredCountSql } from '../sql/health.sql';
 import { type IdempotencyStatements, idempotencyStatements } from '../sql/idempotency.sql';
+import { type HealthReads, readOldestInFlight } from '../store/postgres-health-check';
 import { type Planned, claimValues, notReplayableValues, responseValues } from './planned';
 import type { IdempotencyTableLayout, TableLayoutContext } from './table-layout';
 import { readTableShape } from './table-shape';
@@ -106,6 +112,30 @@ export class SingleTableLayout implements IdempotencyTableLayout {
       values: [batchSize],
     });
     return rowCount ?? 0;
+  }
+
+  /**
+   * The expired rows the purge has yet to delete, counted up to the query's limit through the
+   * `expires_at` index; with the query's `oldestInFlight`, the oldest in-flight row's age.
+   */
+  async health(reads: HealthReads, query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    const limit = query.purgeBacklogLimit;
+    const expired = await reads.read(
+      async (client) =>
+        (await client.query<{ expired: number }>(expiredCountSql(this.context.table), [limit]))
+          .rows[0].expired,
+    );
+    const health: IdempotencyStoreHealth = {
+      kind: 'postgres',
+      purgeBacklog: expired ?? 'unknown',
+    };
+    if (expired !== undefined) {
+      health.purgeBacklogCapped = expired >= limit;
+    }
+    if (query.oldestInFlight) {
+      health.oldestInFlightAgeMs = await readOldestInFlight(reads, this.context.table);
+    }
+    return health;
   }
 
   private one(name: string, text: string, values: PipelineStatement['values']): Planned {

@@ -1,8 +1,13 @@
 import type { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
+import type { HealthReads } from '../store/postgres-health-check';
 import type { Planned } from './planned';
 
 /**
@@ -57,6 +62,8 @@ export interface IdempotencyTableLayout {
   maintenanceIntervalMs(): number;
   /** See `IdempotencyStore.purgeExpired`. */
   purgeExpired(batchSize: number): Promise<number>;
+  /** What a health check reports of this layout's table, through `reads` (each bounded). */
+  health(reads: HealthReads, query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth>;
 }
 
 /** What a layout works on. */

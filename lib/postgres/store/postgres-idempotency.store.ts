@@ -8,6 +8,10 @@ import type {
   IdempotencyKeyInfo,
   InFlightQuery,
 } from '../../store/key-admin.interface';
+import type {
+  IdempotencyHealthQuery,
+  IdempotencyStoreHealth,
+} from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import {
   TransactionalIdempotencyStore,
@@ -27,6 +31,7 @@ import {
   runPipeline,
   sendsOneSync,
 } from '../driver/pipelined-query';
+import { readPostgresHealth } from './postgres-health-check';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import { PostgresKeyAdmin } from './postgres-key-admin';
 import {
@@ -270,6 +275,19 @@ export class PostgresIdempotencyStore
   /** A scope's rows in flight, the oldest first (see `IdempotencyAdmin.listInFlight`). */
   listInFlight(scope: string, query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {
     return this.keyAdmin.listInFlight(scope, query);
+  }
+
+  /**
+   * Opens a read-only transaction on a pool connection (the database answers), then reads, each
+   * read cut off by a local `statement_timeout` of `detailTimeoutMs` and then reported as
+   * `'unknown'`: ordinary table, the expired rows waiting for the purge, counted through the
+   * `expires_at` index up to `purgeBacklogLimit`; partitioned table, from the catalog, how far the
+   * partitions reach (a problem when short of what claims need) and the expired partitions with
+   * their estimated rows; either, when asked, the oldest in-flight row's age (see
+   * `createInFlightIndexSql`).
+   */
+  override async health(query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    return readPostgresHealth(this.pool(), this.layout, query);
   }
 
   /**

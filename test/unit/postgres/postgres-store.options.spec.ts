@@ -21,6 +21,7 @@ describe('resolvePartitioning', () => {
     expect(resolvePartitioning({ partitioning: {} })).toEqual({
       partitionMs: 86_400_000,
       aheadMs: 3 * 86_400_000,
+      claimReachMs: 86_400_000 + 60_000,
       maintenanceIntervalMs: 60_000,
       detachTimeoutMs: 30_000,
     });
@@ -38,6 +39,7 @@ describe('resolvePartitioning', () => {
     ).toEqual({
       partitionMs: 86_400_000,
       aheadMs: 7000,
+      claimReachMs: 5000,
       maintenanceIntervalMs: 1000,
       detachTimeoutMs: 30_000,
     });

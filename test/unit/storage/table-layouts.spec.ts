@@ -50,6 +50,7 @@ const layouts = {
     new PartitionedTableLayout(context, {
       partitionMs: 1000,
       aheadMs: 10_000,
+      claimReachMs: 5000,
       maintenanceIntervalMs: 1000,
       detachTimeoutMs: 1000,
     }),
