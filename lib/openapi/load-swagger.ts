@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type * as Swagger from '@nestjs/swagger';
-import { isModuleNotFound } from '../optional-peer';
+import { loadOptionalPeer } from '../optional-peer';
 
 /** The parts of `@nestjs/swagger` the module uses to document its routes. */
 export type SwaggerApi = Pick<
@@ -16,16 +16,11 @@ let loading: Promise<SwaggerApi | null> | undefined;
  * logged, and the routes go undocumented: documentation never stops an application's start.
  */
 export function loadSwagger(logger: Logger): Promise<SwaggerApi | null> {
-  loading ??= import('@nestjs/swagger').then(
-    (swagger) => swagger as SwaggerApi,
-    (error: unknown) => {
-      if (!isModuleNotFound(error, '@nestjs/swagger')) {
-        logger.warn(
-          `@nestjs/swagger is installed but could not be loaded, so the idempotent routes are not documented in OpenAPI: ${String(error)}`,
-        );
-      }
-      return null;
-    },
+  loading ??= loadOptionalPeer<SwaggerApi>(
+    '@nestjs/swagger',
+    () => import('@nestjs/swagger'),
+    'the idempotent routes are not documented in OpenAPI',
+    logger,
   );
   return loading;
 }

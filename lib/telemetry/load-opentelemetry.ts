@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type * as OpenTelemetry from '@opentelemetry/api';
-import { isModuleNotFound } from '../optional-peer';
+import { loadOptionalPeer } from '../optional-peer';
 
 /** The parts of `@opentelemetry/api` the module uses. */
 export type OpenTelemetryApi = Pick<
@@ -16,16 +16,11 @@ let loading: Promise<OpenTelemetryApi | null> | undefined;
  * logged, and the module runs without telemetry: telemetry never stops an application's start.
  */
 export function loadOpenTelemetry(logger: Logger): Promise<OpenTelemetryApi | null> {
-  loading ??= import('@opentelemetry/api').then(
-    (api) => api as OpenTelemetryApi,
-    (error: unknown) => {
-      if (!isModuleNotFound(error, '@opentelemetry/api')) {
-        logger.warn(
-          `@opentelemetry/api is installed but could not be loaded, so the module records no metrics or traces: ${String(error)}`,
-        );
-      }
-      return null;
-    },
+  loading ??= loadOptionalPeer<OpenTelemetryApi>(
+    '@opentelemetry/api',
+    () => import('@opentelemetry/api'),
+    'the module records no metrics or traces',
+    logger,
   );
   return loading;
 }
