@@ -1,6 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { withTimeout } from '../execution/with-timeout';
+import { StoreTimeoutError, withTimeout } from '../execution/with-timeout';
 import { IDEMPOTENCY_TRANSACTIONAL_STORE } from '../idempotency.module-definition';
 import { moduleStores } from '../module-stores';
 import { IdempotencyStore } from '../store/idempotency-store';
@@ -76,6 +76,7 @@ const JOINED_FOR_TIMEOUTS = 10;
  */
 @Injectable()
 export class IdempotencyHealthIndicator {
+  private readonly logger = new Logger('IdempotencyHealthIndicator');
   private readonly stores: { role: string; store: AnyStore }[];
   private readonly running = new Map<AnyStore, Map<string, RunningCheck>>();
 
@@ -127,7 +128,7 @@ export class IdempotencyHealthIndicator {
     try {
       health = await withTimeout(this.storeHealth(store, settings), settings.timeoutMs);
     } catch (error) {
-      return { status: 'down', error: error instanceof Error ? error.message : String(error) };
+      return { status: 'down', error: this.publicError(store, error) };
     }
     const responseMs = Math.round(performance.now() - started);
     const exceeded = exceededThresholds(health, settings.thresholds);
@@ -138,6 +139,22 @@ export class IdempotencyHealthIndicator {
         : 'up';
     // The indicator's fields last: a store's own cannot override them.
     return { ...health, status, responseMs, ...(exceeded.length > 0 ? { exceeded } : {}) };
+  }
+
+  /**
+   * What a failed check says on the endpoint, which is often public: a timeout as such, any other
+   * error by its class only (a driver's message names hosts, ports and users). The message is
+   * logged.
+   */
+  private publicError(store: AnyStore, error: unknown): string {
+    if (error instanceof StoreTimeoutError) {
+      return error.message;
+    }
+    this.logger.warn(`${store.constructor.name} health check failed: ${String(error)}`);
+    // By its constructor's name, not instanceof: a driver's errors may come from another realm.
+    const type =
+      (typeof error === 'object' && error !== null && error.constructor?.name) || typeof error;
+    return `The idempotency store failed (${type}); the error is in the application's log.`;
   }
 
   /** `store`'s health, joining a recent check of it with the same query that is still running. */

@@ -15,7 +15,8 @@ export interface IdempotencyHealthOptions {
   /**
    * Longest one detail read may run on the server, in milliseconds (PostgreSQL: a local
    * `statement_timeout`); a detail cut off by it reads `'unknown'`, and the store stays `up`.
-   * Less than `timeoutMs`. Default: `200`.
+   * Less than a third of `timeoutMs`, since a check may run three reads one after another.
+   * Default: `200`, or a quarter of `timeoutMs` when that is less.
    */
   detailTimeoutMs?: number;
   /**
@@ -47,6 +48,9 @@ export interface IdempotencyHealthOptions {
   whenExceeded?: 'degraded' | 'down';
 }
 
+/** Reads of one check, one after another, each bounded by `detailTimeoutMs` (a partitioned table's). */
+const MAX_DETAIL_READS = 3;
+
 /** The defaults of `IdempotencyHealthOptions`. */
 export const IDEMPOTENCY_HEALTH_DEFAULTS = {
   timeoutMs: 1_000,
@@ -72,12 +76,12 @@ export function resolveHealthOptions(options: IdempotencyHealthOptions): Resolve
   const timeoutMs = timerDelay(options.timeoutMs, D.timeoutMs, 'health timeoutMs');
   const detailTimeoutMs = positiveOption(
     options.detailTimeoutMs,
-    Math.min(D.detailTimeoutMs, timeoutMs / 2),
+    Math.min(D.detailTimeoutMs, timeoutMs / (MAX_DETAIL_READS + 1)),
     'health detailTimeoutMs',
   );
-  if (detailTimeoutMs >= timeoutMs) {
+  if (detailTimeoutMs * MAX_DETAIL_READS >= timeoutMs) {
     throw new Error(
-      `nestjs-idempotency: health detailTimeoutMs (${detailTimeoutMs}) must be less than timeoutMs (${timeoutMs}), or a slow detail would take the store down instead of reading 'unknown'.`,
+      `nestjs-idempotency: health detailTimeoutMs (${detailTimeoutMs}) must be less than a third of timeoutMs (${timeoutMs}): a check runs up to ${MAX_DETAIL_READS} reads one after another, and slow ones would take the store down instead of reading 'unknown'.`,
     );
   }
   const purgeBacklogLimit = wholeNumber(

@@ -142,7 +142,8 @@ describe.each(ADAPTERS)('health indicator on PostgreSQL (%s)', (adapter) => {
     options.current = { oldestInFlight: true };
     expect((await health()).store.oldestInFlightAgeMs).toBeNull();
 
-    const slow = app.http().post('/orders?delayMs=1500').set('Idempotency-Key', 'slow').send({});
+    // Long enough that the check lands while the claim is held, even on a loaded machine.
+    const slow = app.http().post('/orders?delayMs=5000').set('Idempotency-Key', 'slow').send({});
     const pending = slow.then((response) => response.status);
     await waitFor(
       async () =>
@@ -151,7 +152,7 @@ describe.each(ADAPTERS)('health indicator on PostgreSQL (%s)', (adapter) => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const during = (await health()).store.oldestInFlightAgeMs as number;
     expect(during).toBeGreaterThanOrEqual(250);
-    expect(during).toBeLessThan(1500);
+    expect(during).toBeLessThan(5000);
     expect(await pending).toBe(201);
     expect((await health()).store.oldestInFlightAgeMs).toBeNull();
 
@@ -224,7 +225,12 @@ describe.each(ADAPTERS)('health indicator on PostgreSQL (%s)', (adapter) => {
   });
 
   it.each([
-    ['unreachable', (p: TcpProxy) => p.cut(), /ECONNRESET|Connection terminated/],
+    // The driver's message (hosts, ports) stays in the log: the endpoint may be public.
+    [
+      'unreachable',
+      (p: TcpProxy) => p.cut(),
+      /^The idempotency store failed \(Error\); the error is in/,
+    ],
     ['frozen', (p: TcpProxy) => p.stall(), /did not answer within 1000 ms/],
   ])(
     'answers 503 within the timeout while the database is %s, and 200 once it is back',

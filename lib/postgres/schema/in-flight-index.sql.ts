@@ -12,8 +12,9 @@ import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
  * For an ordinary table it is built `CONCURRENTLY`, without blocking writes, which cannot run
  * inside a transaction (a TypeORM migration needs `transaction = false`). PostgreSQL cannot build
  * an index on a partitioned table concurrently: with `partitioned`, the statement is a plain
- * `CREATE INDEX`, which blocks writes to each partition while it builds; partitions created
- * later get the index when they are attached.
+ * `CREATE INDEX`, which blocks writes to the whole table until every partition has it (see
+ * docs/operations.md for building it partition by partition); partitions created later get the
+ * index when they are attached.
  */
 export function createInFlightIndexSql(
   tableName: string = IDEMPOTENCY_TABLE,

@@ -16,9 +16,9 @@ describe('resolveHealthOptions', () => {
   });
 
   it('keeps the default detail timeout under a short timeout, and reads in-flight ages for a threshold', () => {
-    const resolved = resolveHealthOptions({ timeoutMs: 300, maxOldestInFlightAgeMs: 5000 });
+    const resolved = resolveHealthOptions({ timeoutMs: 400, maxOldestInFlightAgeMs: 5000 });
     expect(resolved.query).toEqual({
-      detailTimeoutMs: 150,
+      detailTimeoutMs: 100,
       purgeBacklogLimit: 10_000,
       oldestInFlight: true,
     });
@@ -28,9 +28,12 @@ describe('resolveHealthOptions', () => {
   });
 
   it('refuses options that could not work', () => {
-    expect(() => resolveHealthOptions({ timeoutMs: 500, detailTimeoutMs: 500 })).toThrow(
-      /detailTimeoutMs \(500\) must be less than timeoutMs \(500\)/,
+    expect(() => resolveHealthOptions({ timeoutMs: 900, detailTimeoutMs: 300 })).toThrow(
+      /detailTimeoutMs \(300\) must be less than a third of timeoutMs \(900\)/,
     );
+    expect(
+      resolveHealthOptions({ timeoutMs: 900, detailTimeoutMs: 299 }).query.detailTimeoutMs,
+    ).toBe(299);
     expect(() => resolveHealthOptions({ maxPurgeBacklog: 10_000 })).toThrow(
       /maxPurgeBacklog \(10000\) must be less than purgeBacklogLimit \(10000\)/,
     );
