@@ -1,3 +1,4 @@
+import { waitFor } from '../utils/wait-for';
 import type { Attributes } from '@opentelemetry/api';
 import type { DataPoint, Histogram } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -269,6 +270,32 @@ class StoreDownError extends Error {}
 /** An in-memory store whose claims and upkeep fail while `down`. */
 class UnreliableStore extends InMemoryIdempotencyStore {
   down = false;
+  /** Refuses to store responses only: the claim and the handler go through. */
+  writesDown = false;
+
+  override complete(
+    handle: Parameters<InMemoryIdempotencyStore['complete']>[0],
+    response: Parameters<InMemoryIdempotencyStore['complete']>[1],
+    ttlMs: number,
+  ): Promise<boolean> {
+    return this.writesDown
+      ? Promise.reject(new StoreDownError('store down'))
+      : super.complete(handle, response, ttlMs);
+  }
+
+  override markNotReplayable(
+    ...args: Parameters<InMemoryIdempotencyStore['markNotReplayable']>
+  ): Promise<boolean> {
+    return this.writesDown
+      ? Promise.reject(new StoreDownError('store down'))
+      : super.markNotReplayable(...args);
+  }
+
+  override release(...args: Parameters<InMemoryIdempotencyStore['release']>): Promise<boolean> {
+    return this.writesDown
+      ? Promise.reject(new StoreDownError('store down'))
+      : super.release(...args);
+  }
 
   override claim(request: ClaimRequest): Promise<ClaimResult> {
     return this.down ? Promise.reject(new StoreDownError('store down')) : super.claim(request);
@@ -336,6 +363,73 @@ describe.each(ADAPTERS)('OpenTelemetry on store failures (%s)', (adapter) => {
       [{ 'idempotency.store': 'UnreliableStore' }, 1],
       [{ 'idempotency.store': 'UnreliableStore', 'error.type': 'StoreDownError' }, 1],
     ]);
+  });
+});
+
+describe.each(ADAPTERS)('OpenTelemetry on a failed record write (%s)', (adapter) => {
+  let telemetry: TestTelemetry;
+  let store: UnreliableStore;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    telemetry = TestTelemetry.install();
+    store = new UnreliableStore();
+    app = await createTestApp(adapter, StoreOnlyAppModule.register(store));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await telemetry?.shutdown();
+  });
+
+  it('counts the request once as store_error, and marks the record span as an error', async () => {
+    const key = `otel-write-down-${adapter}`;
+    store.writesDown = true;
+    try {
+      // The handler ran: its client gets the response although it could not be stored.
+      expect((await app.http().post('/things').set('Idempotency-Key', key).send()).status).toBe(
+        201,
+      );
+    } finally {
+      store.writesDown = false;
+    }
+    const requests = await telemetry.points('idempotency.requests');
+    expect(requests.map((point) => [label(point.attributes), point.value])).toEqual([
+      ['POST /things store_error', 1],
+    ]);
+    const records = idempotencySpans(telemetry.spans(), key).filter(
+      (span) => span.name === 'idempotency.record',
+    );
+    expect(records.length).toBeGreaterThanOrEqual(1);
+    const [complete] = records;
+    expect(complete.attributes['idempotency.record.action']).toBe('complete');
+    expect(complete.status.code).toBe(2); // SpanStatusCode.ERROR
+    expect(complete.attributes['idempotency.outcome']).toBe('store_error');
+    expect(complete.attributes['error.type']).toBe('StoreDownError');
+  });
+
+  it('counts once a request whose mark and then release both failed', async () => {
+    const key = `otel-mark-down-${adapter}`;
+    store.writesDown = true;
+    try {
+      expect((await app.http().post('/things/raw').set('Idempotency-Key', key).send()).status).toBe(
+        503,
+      );
+    } finally {
+      store.writesDown = false;
+    }
+    // Both failures are reported (the refused mark, then the release behind it): one count.
+    await waitFor(async () =>
+      idempotencySpans(telemetry.spans(), key).some(
+        (span) => span.attributes['idempotency.record.action'] === 'release',
+      ),
+    );
+    const requests = await telemetry.points('idempotency.requests');
+    expect(
+      requests
+        .filter((point) => label(point.attributes).startsWith('POST /things/raw'))
+        .map((point) => [label(point.attributes), point.value]),
+    ).toEqual([['POST /things/raw store_error', 1]]);
   });
 });
 
