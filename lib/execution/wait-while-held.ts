@@ -23,28 +23,21 @@ export async function waitWhileHeld<R>(
 ): Promise<R> {
   const { settings } = waiter;
   const deadline = Date.now() + settings.waitTimeoutMs;
-  let waitingSince = 0;
-  for (let attempt = 0; ; attempt++) {
-    let result: R;
-    try {
-      result = await look(attempt);
-    } catch (error) {
-      // A look that failed after waiting: the wait still counts apart from the claim.
-      if (attempt > 0) {
-        waiter.waitDurationMs = performance.now() - waitingSince;
+  let waitingSince: number | undefined;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const result = await look(attempt);
+      const delay = waitDelayMs(attempt);
+      if (!held(result) || settings.concurrency === 'reject' || Date.now() + delay > deadline) {
+        return result;
       }
-      throw error;
+      waitingSince ??= performance.now();
+      await sleep(delay);
     }
-    const delay = waitDelayMs(attempt);
-    if (!held(result) || settings.concurrency === 'reject' || Date.now() + delay > deadline) {
-      if (attempt > 0) {
-        waiter.waitDurationMs = performance.now() - waitingSince;
-      }
-      return result;
+  } finally {
+    // However the last look ended, answered or failed, the wait counts apart from the claim.
+    if (waitingSince !== undefined) {
+      waiter.waitDurationMs = performance.now() - waitingSince;
     }
-    if (attempt === 0) {
-      waitingSince = performance.now();
-    }
-    await sleep(delay);
   }
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { errorClassName } from '../error-class-name';
 import { StoreTimeoutError, withTimeout } from '../execution/with-timeout';
 import { IDEMPOTENCY_TRANSACTIONAL_STORE } from '../idempotency.module-definition';
 import { moduleStores } from '../module-stores';
@@ -151,9 +152,7 @@ export class IdempotencyHealthIndicator {
       return error.message;
     }
     this.logger.warn(`${store.constructor.name} health check failed: ${String(error)}`);
-    // By its constructor's name, not instanceof: a driver's errors may come from another realm.
-    const type =
-      (typeof error === 'object' && error !== null && error.constructor?.name) || typeof error;
+    const type = errorClassName(error) ?? typeof error;
     return `The idempotency store failed (${type}); the error is in the application's log.`;
   }
 

@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import {
   type IdempotencyKeyAdmin,
@@ -6,6 +5,7 @@ import {
   type InFlightQuery,
   KeyListingUnsupportedError,
   claimIdOf,
+  fingerprintHashOf,
 } from '../store/key-admin.interface';
 import { TTL_OFFSET, existingKey } from './redis-record';
 import { runCommand, runScript } from './redis-script-runner';
@@ -53,7 +53,7 @@ export class RedisKeyAdmin implements IdempotencyKeyAdmin {
       leaseEndsAt: found.state === 'in_flight' ? new Date(expiresAt.getTime() - ttlMs) : null,
       expiresAt,
       status: found.state === 'completed' ? (found.response?.status ?? null) : found.status,
-      fingerprintHash: found.fingerprint === null ? null : hash('sha256', found.fingerprint),
+      fingerprintHash: fingerprintHashOf(found.fingerprint),
     };
     if (withResponse && found.response) {
       info.response = found.response;

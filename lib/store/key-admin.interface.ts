@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { sha256 } from '../protocol/request-fingerprint';
 import type { IdempotencyStore } from './idempotency-store';
 import type { StoredResponse } from './stored-response.interface';
 
@@ -75,7 +75,12 @@ export class KeyListingUnsupportedError extends Error {
 
 /** The `claimId` of a claim's fencing token. */
 export function claimIdOf(token: string): string {
-  return hash('sha256', token);
+  return sha256(token);
+}
+
+/** The `fingerprintHash` of a stored fingerprint. */
+export function fingerprintHashOf(fingerprint: string | null): string | null {
+  return fingerprint === null ? null : sha256(fingerprint);
 }
 
 /** Whether `store` offers `IdempotencyKeyAdmin`. */

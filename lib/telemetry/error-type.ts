@@ -1,9 +1,10 @@
 import type { Attributes } from '@opentelemetry/api';
+import { errorClassName } from '../error-class-name';
 import { ATTRIBUTE } from './telemetry-names';
 
-/** The error's class name (`StoreTimeoutError`, `QueryFailedError`): a bounded set of values. */
+/** `error.type`: the error's class name, `_OTHER` for a thrown value that is not an object. */
 export function errorType(error: unknown): string {
-  return error instanceof Error ? error.constructor.name || error.name : '_OTHER';
+  return errorClassName(error) ?? '_OTHER';
 }
 
 /** `attributes`, with `error.type` when a pass failed. Failures are rare: their sets are made anew. */

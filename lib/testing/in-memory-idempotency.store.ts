@@ -1,4 +1,4 @@
-import { hash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { type ExistingKey, decideExistingKey } from '../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../store/claim-result.interface';
 import type {
@@ -11,6 +11,7 @@ import {
   type IdempotencyKeyInfo,
   type InFlightQuery,
   claimIdOf,
+  fingerprintHashOf,
 } from '../store/key-admin.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 
@@ -330,7 +331,7 @@ function keyInfo(
     leaseEndsAt: record.lockedUntil === null ? null : new Date(record.lockedUntil),
     expiresAt: new Date(record.expiresAt),
     status: record.status,
-    fingerprintHash: record.fingerprint === null ? null : hash('sha256', record.fingerprint),
+    fingerprintHash: fingerprintHashOf(record.fingerprint),
   };
   if (withResponse && record.response) {
     info.response = copyResponse(record.response);

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
+import { SQLSTATE, asError } from '../driver/sqlstate';
 import { readTableShape } from './table-shape';
 
 /** How a table partitioned by expiry is kept (resolved, in milliseconds). */
@@ -39,10 +40,6 @@ interface Partition {
   upper: number;
 }
 
-/** SQLSTATE of a statement cancelled by statement_timeout. */
-const QUERY_CANCELED = '57014';
-/** SQLSTATE of a second pending detach ("already pending detach in partitioned table"). */
-const OBJECT_NOT_IN_PREREQUISITE_STATE = '55000';
 /** Longest wait of a FINALIZE (see dropExpiredLocked). */
 const FINALIZE_TIMEOUT_MS = 5_000;
 
@@ -273,11 +270,11 @@ export class IdempotencyPartitions {
         );
       } catch (error) {
         const code = (error as { code?: unknown }).code;
-        if (code === QUERY_CANCELED) {
+        if (code === SQLSTATE.queryCanceled) {
           this.logger.warn(
             `Detaching ${partition.name} waited ${timeoutMs} ms for older transactions; a later pass finishes it.`,
           );
-        } else if (code === OBJECT_NOT_IN_PREREQUISITE_STATE) {
+        } else if (code === SQLSTATE.objectNotInPrerequisiteState) {
           // PostgreSQL allows one pending detach per table: someone else's, of a partition that
           // is still live, blocks every drop until it is finished by hand.
           this.logger.warn(
@@ -388,8 +385,4 @@ async function setSession(
     entries.flat(),
   );
   return Object.fromEntries(entries.map(([name], i) => [name, rows[0][`previous_${i}`]]));
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

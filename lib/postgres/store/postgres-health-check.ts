@@ -4,10 +4,9 @@ import type {
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
+import { SQLSTATE, asError, sqlstateOf } from '../driver/sqlstate';
+import { openTransaction } from '../layout/planned';
 import { oldestInFlightSql } from '../sql/health.sql';
-
-/** SQLSTATE of a statement cancelled by statement_timeout. */
-const QUERY_CANCELED = '57014';
 
 /**
  * The reads of one health check, on one connection inside a read-only transaction whose
@@ -22,7 +21,7 @@ export class HealthReads {
     try {
       return await run(this.client);
     } catch (error) {
-      if ((error as { code?: unknown }).code !== QUERY_CANCELED) {
+      if (sqlstateOf(error) !== SQLSTATE.queryCanceled) {
         throw error;
       }
       await this.client.query('ROLLBACK TO SAVEPOINT nestjs_idempotency_health');
@@ -45,8 +44,9 @@ export async function readPostgresHealth(
   const timeoutMs = Math.max(1, Math.round(query.detailTimeoutMs));
   const client = await pool.connect();
   try {
+    const open = openTransaction('BEGIN READ ONLY', timeoutMs).map((statement) => statement.text);
     await client.query(
-      `BEGIN READ ONLY; SET LOCAL statement_timeout = ${timeoutMs}; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'`,
+      [...open, "SET LOCAL DateStyle = 'ISO, YMD'", "SET LOCAL TimeZone = 'UTC'"].join('; '),
     );
     const health = await layout.health(new HealthReads(client), query);
     await client.query('ROLLBACK');
@@ -54,7 +54,7 @@ export async function readPostgresHealth(
     return health;
   } catch (error) {
     // The connection may be in a transaction, or broken: it is not reused.
-    client.release(error instanceof Error ? error : new Error(String(error)));
+    client.release(asError(error));
     throw error;
   }
 }

@@ -1,17 +1,17 @@
-import { hash } from 'node:crypto';
 import type { Pool, QueryResultRow } from 'pg';
+import { SQLSTATE, sqlstateOf } from '../driver/sqlstate';
 import {
   type IdempotencyKeyAdmin,
   type IdempotencyKeyInfo,
   type InFlightQuery,
   claimIdOf,
+  fingerprintHashOf,
 } from '../../store/key-admin.interface';
 
 /**
- * SQLSTATE of a write that met a row a concurrent update moved to another partition (a claim
- * renewing its expiry): the statement runs again and finds the row where it went.
+ * A delete that met a row a concurrent update moved to another partition (a claim renewing its
+ * expiry) fails as a serialization failure: it runs again and finds the row where it went.
  */
-const ROW_MOVED = '40001';
 const ROW_MOVED_ATTEMPTS = 3;
 
 interface KeyRow extends QueryResultRow {
@@ -86,7 +86,7 @@ export class PostgresKeyAdmin implements IdempotencyKeyAdmin {
         const { rowCount } = await this.pool().query(sql, values);
         return (rowCount ?? 0) > 0;
       } catch (error) {
-        if ((error as { code?: unknown }).code !== ROW_MOVED || attempt === ROW_MOVED_ATTEMPTS) {
+        if (sqlstateOf(error) !== SQLSTATE.serializationFailure || attempt === ROW_MOVED_ATTEMPTS) {
           throw error;
         }
       }
@@ -121,7 +121,7 @@ function keyInfo(scope: string, row: KeyRow): IdempotencyKeyInfo {
     leaseEndsAt: row.lease_ends_ms === null ? null : new Date(row.lease_ends_ms),
     expiresAt: new Date(row.expires_ms),
     status: row.response_status,
-    fingerprintHash: row.fingerprint === null ? null : hash('sha256', row.fingerprint),
+    fingerprintHash: fingerprintHashOf(row.fingerprint),
   };
   if (row.state === 'completed' && row.response_headers !== undefined) {
     info.response = {
