@@ -146,6 +146,34 @@ export default tseslint.config(
     },
   },
   {
+    // The pool store (nestjs-idempotency/pg) and what it is built from run without TypeORM: only
+    // lib/postgres/typeorm, and the TypeORM entry point that exports it, may load it.
+    files: ['lib/postgres/**/*.ts'],
+    ignores: ['lib/postgres/typeorm/**', 'lib/postgres/index.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': forbid(
+        [
+          ['typeorm', 'typeorm/*', '@nestjs/typeorm', '**/typeorm', '**/typeorm/**'],
+          'Outside lib/postgres/typeorm the PostgreSQL store runs on a pg pool alone: no TypeORM, not even a type.',
+        ],
+        [
+          ['**/redis', '**/redis/**'],
+          'The PostgreSQL adapter knows the core only, not another adapter.',
+        ],
+        [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
+        TERMINUS,
+        [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+      ),
+      'no-restricted-syntax': [
+        'error',
+        ...forbidDynamic(
+          '/^(typeorm|@nestjs\\/typeorm)(\\/|$)|(^|\\/)typeorm(\\/|$)/',
+          'Outside lib/postgres/typeorm the PostgreSQL store loads no TypeORM.',
+        ),
+      ],
+    },
+  },
+  {
     files: ['lib/redis/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClaimRequest } from '../../lib/store/claim-result.interface';
-import type { PostgresIdempotencyStore } from '../../lib/postgres/store/postgres-idempotency.store';
+import type { PostgresIdempotencyStore } from '../../lib/postgres/typeorm/postgres-idempotency.store';
 import type { StoredResponse } from '../../lib/store/stored-response.interface';
 import type { FilledKey } from './purge-fill';
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource } from 'typeorm';
-import type { PostgresIdempotencyStore } from '../../lib/postgres/store/postgres-idempotency.store';
+import type { PostgresIdempotencyStore } from '../../lib/postgres/typeorm/postgres-idempotency.store';
 import { type ClaimRecorder, LEASE_MS, TTL_MS } from './claim-workers';
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { createIdempotencyTableSql } from '../../lib/postgres/schema/create-idempotency-records.migration';
+import { createIdempotencyTableSql } from '../../lib/postgres/schema/idempotency-table.sql';
 import { settleFilledTable } from '../runner/fill';
 
 /** What one fill left in the table. */

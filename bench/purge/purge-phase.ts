@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { TICK_BUDGET_SHARE } from '../../lib/idempotency-purger.service';
-import { PostgresIdempotencyStore } from '../../lib/postgres/store/postgres-idempotency.store';
+import { PostgresIdempotencyStore } from '../../lib/postgres/typeorm/postgres-idempotency.store';
 import { ClaimRecorder, ClaimWorkers } from './claim-workers';
 import { FrontProbe } from './front-probe';
 import { type LatencySummary, summarizeLatency } from './latency';

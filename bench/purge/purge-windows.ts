@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PostgresIdempotencyStore } from '../../lib/postgres/store/postgres-idempotency.store';
+import type { PostgresIdempotencyStore } from '../../lib/postgres/typeorm/postgres-idempotency.store';
 
 /** Server counters read at the edges of a window. */
 export interface ServerMark {

@@ -1,19 +1,20 @@
-export { postgresStore } from './postgres-store';
+export { postgresStore } from './typeorm/postgres-store';
 export type {
   IdempotencyPartitioningOptions,
   PostgresStoreOptions,
 } from './postgres-store.options';
-export { PostgresIdempotencyStore } from './store/postgres-idempotency.store';
-export { StatementUnansweredError } from './store/statement-deadline';
-export { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
-export { IdempotentEntityManager } from './transaction/idempotent-entity-manager.decorator';
-export { IdempotencyRecord } from './schema/idempotency-record.entity';
+export { PostgresIdempotencyStore } from './typeorm/postgres-idempotency.store';
+export { PgPoolIdempotencyStore } from './store/pg-pool-idempotency.store';
+export { StatementUnansweredError } from './typeorm/statement-deadline';
+export { IdempotencyTransaction } from './typeorm/idempotency-transaction.service';
+export { IdempotentEntityManager } from './typeorm/idempotent-entity-manager.decorator';
+export { IdempotencyRecord } from './typeorm/idempotency-record.entity';
+export { CreateIdempotencyRecords1764201600000 } from './typeorm/create-idempotency-records.migration';
 export {
   CREATE_IDEMPOTENCY_TABLE_SQL,
-  CreateIdempotencyRecords1764201600000,
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
-} from './schema/create-idempotency-records.migration';
+} from './schema/idempotency-table.sql';
 export { createInFlightIndexSql } from './schema/in-flight-index.sql';
 export {
   type PartitionedMigrationSql,

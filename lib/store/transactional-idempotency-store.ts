@@ -107,3 +107,23 @@ export abstract class TransactionalIdempotencyStore<TTx = unknown> extends Idemp
     limits?: TransactionLimits,
   ): Promise<TransactionalClaimResult<TTx>>;
 }
+
+/**
+ * Whether `store` runs transactional mode, as the module decides it: a
+ * `TransactionalIdempotencyStore`, or any store with its two methods (a store that extends
+ * another store class cannot also extend that one).
+ */
+export function runsTransactions(
+  store: IdempotencyStore | null | undefined,
+): store is TransactionalIdempotencyStore {
+  if (store instanceof TransactionalIdempotencyStore) {
+    return true;
+  }
+  if (!(store instanceof IdempotencyStore)) {
+    return false;
+  }
+  const candidate = store as Partial<TransactionalIdempotencyStore>;
+  return (
+    typeof candidate.lookup === 'function' && typeof candidate.claimInTransaction === 'function'
+  );
+}

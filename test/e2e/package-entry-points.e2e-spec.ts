@@ -70,6 +70,14 @@ function run(code: string): string {
 const exportsOf = (entry: string) =>
   JSON.parse(run(`console.log(JSON.stringify(Object.keys(require('${entry}')).sort()))`));
 
+/** The modules of TypeORM and @nestjs/typeorm that requiring `entry` loaded. */
+const typeormLoadedBy = (entry: string): string[] =>
+  JSON.parse(
+    run(
+      `require('${entry}'); console.log(JSON.stringify(Object.keys(require.cache).filter((path) => /\\/node_modules\\/(typeorm|@nestjs\\/typeorm)\\//.test(path))))`,
+    ),
+  );
+
 it('loads the core and the testing kit without TypeORM, pg or ioredis installed', () => {
   expect(exportsOf('nestjs-idempotency')).toEqual(
     expect.arrayContaining(['IdempotencyModule', 'Idempotent', 'IdempotencyStore']),
@@ -89,11 +97,36 @@ it('keeps the PostgreSQL adapter out of the core entry point', () => {
   }
 });
 
+it('loads the node-postgres store with pg installed and neither TypeORM nor @nestjs/typeorm', () => {
+  // pg's own dependencies resolve from the link's real path, next to it in the repository.
+  link(['pg']);
+  expect(exportsOf('nestjs-idempotency/pg')).toEqual(
+    expect.arrayContaining([
+      'pgPoolStore',
+      'PgPoolIdempotencyStore',
+      'createIdempotencyTableSql',
+      'createPartitionedIdempotencyTableSql',
+      'CREATE_IDEMPOTENCY_TABLE_SQL',
+      'createInFlightIndexSql',
+      'partitionedMigrationSql',
+    ]),
+  );
+  expect(typeormLoadedBy('nestjs-idempotency/pg')).toEqual([]);
+  // The TypeORM store still needs its own peers.
+  expect(() => run(`require('nestjs-idempotency/postgres')`)).toThrow(/@nestjs\/typeorm/);
+});
+
 it('loads the PostgreSQL adapter once its peers are installed', () => {
   link(FOR_POSTGRES);
   expect(exportsOf('nestjs-idempotency/postgres')).toEqual(
     expect.arrayContaining(['postgresStore', 'IdempotencyTransaction', 'partitionedMigrationSql']),
   );
+});
+
+it('keeps TypeORM out of the node-postgres store even once it is installed', () => {
+  expect(typeormLoadedBy('nestjs-idempotency/pg')).toEqual([]);
+  // The check sees TypeORM when an entry point does load it.
+  expect(typeormLoadedBy('nestjs-idempotency/postgres')).not.toEqual([]);
 });
 
 it('loads the Redis adapter once ioredis is installed, and the core still without it', () => {
@@ -139,10 +172,11 @@ it('exposes no deep path beyond its entry points', () => {
   );
 });
 
-it('holds the build, its types and source maps, the licence, README and changelog, and nothing else', () => {
+it('holds the build, its types and source maps, the SQL files, the licence, README and changelog, and nothing else', () => {
   const outside = packed.filter(
     (name) =>
       !name.startsWith('package/dist/lib/') &&
+      !/^package\/sql\/[^/]+\.sql$/.test(name) &&
       ![
         'package/package.json',
         'package/README.md',
@@ -155,6 +189,32 @@ it('holds the build, its types and source maps, the licence, README and changelo
     expect(packed).toContain(`package/${file}`);
   }
   expect(packed.filter((name) => /\.(spec|e2e-spec)\.|\/test\/|\/bench\//.test(name))).toEqual([]);
+});
+
+it('ships the table as plain SQL files, and nestjs-idempotency/pg as an entry point', () => {
+  for (const file of [
+    'idempotency-records.sql',
+    'idempotency-records-partitioned.sql',
+    'idempotency-records-in-flight-index.sql',
+  ]) {
+    expect(packed).toContain(`package/sql/${file}`);
+  }
+  // The manifest users install, not the repository's.
+  const manifest = JSON.parse(
+    readFileSync(join(app, 'node_modules', 'nestjs-idempotency', 'package.json'), 'utf8'),
+  ) as {
+    exports: Record<string, { types?: string; default?: string }>;
+    typesVersions: Record<string, Record<string, string[]>>;
+  };
+  const entry = manifest.exports['./pg'];
+  expect(entry).toEqual({
+    types: './dist/lib/postgres/pool/index.d.ts',
+    default: './dist/lib/postgres/pool/index.js',
+  });
+  // For consumers still compiled with moduleResolution "node", which ignores "exports".
+  expect(manifest.typesVersions['*'].pg).toEqual(['dist/lib/postgres/pool/index.d.ts']);
+  expect(packed).toContain(`package/${entry.types!.slice(2)}`);
+  expect(packed).toContain(`package/${entry.default!.slice(2)}`);
 });
 
 it('ships source maps that resolve without the sources: each embeds the text it maps', () => {
@@ -183,12 +243,14 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { IdempotencyModule, IdempotencyStore, Idempotent } from 'nestjs-idempotency';
 import { postgresStore } from 'nestjs-idempotency/postgres';
+import { pgPoolStore } from 'nestjs-idempotency/pg';
 import { redisStore } from 'nestjs-idempotency/redis';
 import { InMemoryIdempotencyStore } from 'nestjs-idempotency/testing';
 
 const store: IdempotencyStore = new InMemoryIdempotencyStore();
 const registration = IdempotencyModule.forRoot({ store, ttlMs: 60_000, transactionalStore: postgresStore() });
 const onRedis = IdempotencyModule.forRoot({ store: redisStore({ url: 'redis://127.0.0.1:6379' }) });
+const onPool = IdempotencyModule.forRoot({ store: pgPoolStore({ connection: 'postgres://127.0.0.1/app' }) });
 
 class PaymentsController {
   @Idempotent({ ttlMs: 1_000 })
@@ -205,7 +267,7 @@ async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(AppModule, { logger: false });
   await app.close();
   console.log(
-    [registration.module.name, Array.isArray(onRedis.providers), new PaymentsController().create().ok].join(' '),
+    [registration.module.name, Array.isArray(onRedis.providers), Array.isArray(onPool.providers), new PaymentsController().create().ok].join(' '),
   );
 }
 void main();
@@ -255,7 +317,7 @@ it.each([
       cwd: dir,
       encoding: 'utf8',
     });
-    expect(output.trim()).toBe('IdempotencyModule true true');
+    expect(output.trim()).toBe('IdempotencyModule true true true');
   },
   60_000,
 );

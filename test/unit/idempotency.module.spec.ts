@@ -5,7 +5,7 @@ import { Test } from '@nestjs/testing';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { postgresStore } from '../../lib/postgres';
-import { IdempotencyTransaction } from '../../lib/postgres/transaction/idempotency-transaction.service';
+import { IdempotencyTransaction } from '../../lib/postgres/typeorm/idempotency-transaction.service';
 import { IdempotencyTransactionContext } from '../../lib/transaction/idempotency-transaction.context';
 import { IdempotencyInterceptor } from '../../lib/idempotency.interceptor';
 import { IdempotencyMaintenance } from '../../lib/idempotency-maintenance.service';

@@ -1,4 +1,3 @@
-import type { DataSource } from 'typeorm';
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
 import type {
   IdempotencyHealthQuery,
@@ -21,7 +20,7 @@ import {
   responseValues,
 } from './planned';
 import type { IdempotencyTableLayout, TableLayoutContext } from './table-layout';
-import { type HealthReads, readOldestInFlight } from '../store/postgres-health-check';
+import { type HealthReads, readOldestInFlight } from './health-reads';
 
 type KeyOf = Pick<ClaimHandle, 'scope' | 'key'>;
 
@@ -70,7 +69,7 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
   }
 
   begin(): string {
-    return readCommittedOnly(this.context.dataSource, this.defaultIsolation);
+    return readCommittedOnly(this.context.isolationLevel(), this.defaultIsolation);
   }
 
   claim(request: ClaimRequest, token: string): Planned {
@@ -205,13 +204,16 @@ function location(handle: ClaimHandle): string {
  * The key lock must be taken before the transaction's snapshot, which READ COMMITTED takes per
  * statement; under REPEATABLE READ or SERIALIZABLE the snapshot of the first statement would miss
  * a row committed while the claim waited for the lock. Handlers written for a stricter level (the
- * DataSource's, or the server's default) are refused rather than silently run in READ COMMITTED.
+ * application's, or the server's default) are refused rather than silently run in READ COMMITTED.
  */
-function readCommittedOnly(dataSource: DataSource, serverDefault: string | undefined): string {
-  const level = dataSource.options.isolationLevel ?? serverDefault?.toUpperCase();
+function readCommittedOnly(
+  configured: string | undefined,
+  serverDefault: string | undefined,
+): string {
+  const level = configured ?? serverDefault?.toUpperCase();
   if (level !== undefined && level !== 'READ COMMITTED') {
     throw new Error(
-      `nestjs-idempotency: transactional routes on a partitioned idempotency table run in READ COMMITTED, but the ${dataSource.options.isolationLevel ? 'DataSource' : "database's default"} isolation level is ${level}.`,
+      `nestjs-idempotency: transactional routes on a partitioned idempotency table run in READ COMMITTED, but the ${configured ? 'configured' : "database's default"} isolation level is ${level}.`,
     );
   }
   return BEGIN_READ_COMMITTED;

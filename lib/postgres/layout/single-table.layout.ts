@@ -7,7 +7,7 @@ import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
 import { expiredCountSql } from '../sql/health.sql';
 import { type IdempotencyStatements, idempotencyStatements } from '../sql/idempotency.sql';
-import { type HealthReads, readOldestInFlight } from '../store/postgres-health-check';
+import { type HealthReads, readOldestInFlight } from './health-reads';
 import { type Planned, claimValues, notReplayableValues, responseValues } from './planned';
 import type { IdempotencyTableLayout, TableLayoutContext } from './table-layout';
 import { readTableShape } from './table-shape';
@@ -54,7 +54,7 @@ export class SingleTableLayout implements IdempotencyTableLayout {
   }
 
   begin(): string {
-    return this.context.dataSourceBegin();
+    return this.context.begin();
   }
 
   claim(request: ClaimRequest, token: string): Planned {

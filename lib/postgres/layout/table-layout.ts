@@ -1,5 +1,4 @@
 import type { Pool } from 'pg';
-import type { DataSource } from 'typeorm';
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
 import type {
   IdempotencyHealthQuery,
@@ -7,7 +6,7 @@ import type {
 } from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
-import type { HealthReads } from '../store/postgres-health-check';
+import type { HealthReads } from './health-reads';
 import type { Planned } from './planned';
 
 /**
@@ -70,10 +69,13 @@ export interface IdempotencyTableLayout {
 export interface TableLayoutContext {
   /** The table, validated as an identifier by the layout's statements. */
   table: string;
-  /** The application's DataSource, for its isolation level. */
-  dataSource: DataSource;
-  /** The BEGIN that TypeORM would send for the DataSource (with its isolation level). */
-  dataSourceBegin: () => string;
-  /** Its pg pool, read when used (the DataSource may initialise after the store is built). */
+  /** The BEGIN of a transactional request (with the isolation level its transactions use). */
+  begin: () => string;
+  /**
+   * The isolation level the application configured for its transactions, upper case, or
+   * `undefined` for the server's default.
+   */
+  isolationLevel: () => string | undefined;
+  /** The pg pool, read when used (an ORM's pool may be created after the store is built). */
   pool: () => Pool;
 }

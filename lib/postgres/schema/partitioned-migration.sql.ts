@@ -1,4 +1,4 @@
-import { createPartitionedIdempotencyTableSql } from './create-idempotency-records.migration';
+import { createPartitionedIdempotencyTableSql } from './idempotency-table.sql';
 import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
 
 /**

@@ -4,7 +4,7 @@ import { partitionedStatements } from '../../../lib/postgres/sql/partitioned-ide
 import {
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
-} from '../../../lib/postgres/schema/create-idempotency-records.migration';
+} from '../../../lib/postgres/schema/idempotency-table.sql';
 import { partitionedMigrationSql } from '../../../lib/postgres/schema/partitioned-migration.sql';
 
 describe('table names', () => {

@@ -1,4 +1,3 @@
-import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../../lib/store/claim-result.interface';
 import { PartitionedTableLayout } from '../../../lib/postgres/layout/partitioned-table.layout';
 import { openTransaction } from '../../../lib/postgres/layout/planned';
@@ -35,11 +34,11 @@ describe('openTransaction', () => {
   );
 });
 
-/** Building statements reads neither the DataSource nor the pool. */
+/** Building statements reads neither the isolation level nor the pool. */
 const context: TableLayoutContext = {
   table: 'idempotency_records',
-  dataSource: {} as DataSource,
-  dataSourceBegin: () => 'BEGIN',
+  begin: () => 'BEGIN',
+  isolationLevel: () => undefined,
   pool: () => {
     throw new Error('no pool in unit tests');
   },

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { beginStatement } from '../../../lib/postgres/store/typeorm-transaction-state';
+import { beginStatement } from '../../../lib/postgres/typeorm/typeorm-transaction-state';
 
 const dataSource = (isolationLevel?: string) => ({ options: { isolationLevel } }) as DataSource;
 

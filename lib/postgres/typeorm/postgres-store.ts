@@ -1,12 +1,12 @@
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import type { IdempotencyModuleOptions } from '../interfaces/idempotency-options.interface';
-import type { IdempotencyStoreProvider } from '../store/idempotency-store.definition';
-import { IdempotencyTransactionContext } from '../transaction/idempotency-transaction.context';
-import { type PostgresStoreOptions, resolvePartitioning } from './postgres-store.options';
-import { PostgresIdempotencyStore } from './store/postgres-idempotency.store';
-import { IdempotencyTransaction } from './transaction/idempotency-transaction.service';
-import { warnOnQueriesOutsideTransaction } from './transaction/outside-transaction-warner';
+import type { IdempotencyModuleOptions } from '../../interfaces/idempotency-options.interface';
+import type { IdempotencyStoreProvider } from '../../store/idempotency-store.definition';
+import { IdempotencyTransactionContext } from '../../transaction/idempotency-transaction.context';
+import { type PostgresStoreOptions, resolvePartitioning } from '../postgres-store.options';
+import { PostgresIdempotencyStore } from './postgres-idempotency.store';
+import { IdempotencyTransaction } from './idempotency-transaction.service';
+import { warnOnQueriesOutsideTransaction } from './outside-transaction-warner';
 
 /**
  * The PostgreSQL store on the application's TypeORM DataSource (its pg pool), for

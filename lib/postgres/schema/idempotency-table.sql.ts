@@ -1,4 +1,3 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
 
 /**
@@ -52,19 +51,3 @@ function columns(tableName: string, primaryKey: string): string {
 
 /** The default table as plain SQL (see createIdempotencyTableSql). */
 export const CREATE_IDEMPOTENCY_TABLE_SQL = createIdempotencyTableSql();
-
-/**
- * TypeORM migration that creates the idempotency table. Add it to your DataSource's `migrations`
- * (it runs once, like your own), or copy `CREATE_IDEMPOTENCY_TABLE_SQL` into your tooling.
- */
-export class CreateIdempotencyRecords1764201600000 implements MigrationInterface {
-  name = 'CreateIdempotencyRecords1764201600000';
-
-  async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(CREATE_IDEMPOTENCY_TABLE_SQL);
-  }
-
-  async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(`DROP TABLE IF EXISTS ${IDEMPOTENCY_TABLE}`);
-  }
-}

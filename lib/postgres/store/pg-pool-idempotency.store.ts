@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient, QueryResultRow } from 'pg';
-import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { decideExistingKey } from '../../protocol/claim-decision';
+import type { Pool, QueryResultRow } from 'pg';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
+import { IdempotencyStore } from '../../store/idempotency-store';
 import type {
   IdempotencyKeyAdmin,
   IdempotencyKeyInfo,
@@ -14,66 +13,46 @@ import type {
 } from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import {
-  TransactionalIdempotencyStore,
-  type TransactionLimits,
-  type TransactionalClaimResult,
-  type TransactionalLookupResult,
-} from '../../store/transactional-idempotency-store';
-import { PartitionedTableLayout } from '../layout/partitioned-table.layout';
-import { type Planned, inExplicitTransaction, openTransaction } from '../layout/planned';
-import { SingleTableLayout } from '../layout/single-table.layout';
-import type { IdempotencyTableLayout } from '../layout/table-layout';
-import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
-import { IDEMPOTENCY_TABLE } from '../sql/table-name';
-import {
   PipelineError,
   type PipelineResult,
   runPipeline,
   sendsOneSync,
 } from '../driver/pipelined-query';
+import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
+import { PartitionedTableLayout } from '../layout/partitioned-table.layout';
+import { type Planned, inExplicitTransaction } from '../layout/planned';
+import { SingleTableLayout } from '../layout/single-table.layout';
+import type { IdempotencyTableLayout } from '../layout/table-layout';
+import { IDEMPOTENCY_TABLE } from '../sql/table-name';
+import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from './claim-row';
 import { readPostgresHealth } from './postgres-health-check';
-import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import { PostgresKeyAdmin } from './postgres-key-admin';
-import {
-  beginStatement,
-  transactionAbandoned,
-  transactionStarted,
-  transactionStarting,
-} from './typeorm-transaction-state';
-
-/** How often a claim is re-attempted when the key changes under it before answering 409. */
-const CLAIM_ATTEMPTS = 4;
-
-interface ClaimRow extends QueryResultRow {
-  outcome: 'claimed' | 'existing' | 'busy' | null;
-  state: 'in_flight' | 'completed' | 'not_replayable' | null;
-  fingerprint: string | null;
-  response_status: number | null;
-  response_headers: string | null;
-  response_body: Buffer | null;
-  lease_left_ms: number | null;
-  /** Partitioned table: where the claimed row is filed (epoch milliseconds, as text). */
-  claimed_expires_at_ms?: string | null;
-}
-
-type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
 
 /**
- * The default store: one PostgreSQL table, reached through the pg pool of the application's
- * TypeORM `DataSource` (its size and connection settings are the DataSource's). Statements are
- * prepared and sent on the pool directly: no ORM query building on the hot path. It also runs
- * transactional mode, on a query runner of the same DataSource.
+ * The PostgreSQL store in lease mode on a node-postgres `Pool`, with no ORM: one table, its
+ * statements prepared and sent on the pool directly. The pool is borrowed, never ended. For apps
+ * on Prisma, Drizzle, Kysely, Knex or plain pg; `pgPoolStore()` registers it, and can own a pool
+ * of its own. Routes with `transactional: true` need a store that joins the handler's
+ * transaction (`postgresStore()` on TypeORM).
+ *
+ * @example
+ * ```ts
+ * const pool = new Pool({ connectionString: process.env.DATABASE_URL });
+ * IdempotencyModule.forRoot({ store: new PgPoolIdempotencyStore(pool) });
+ * ```
  */
-export class PostgresIdempotencyStore
-  extends TransactionalIdempotencyStore<EntityManager>
-  implements IdempotencyKeyAdmin
-{
-  private readonly layout: IdempotencyTableLayout;
+export class PgPoolIdempotencyStore extends IdempotencyStore implements IdempotencyKeyAdmin {
+  /**
+   * How this store's table is laid out, and what each operation sends.
+   * @internal
+   */
+  protected readonly layout: IdempotencyTableLayout;
   private readonly keyAdmin: PostgresKeyAdmin;
-  private begin: string | undefined;
+  private readonly poolSource: () => Pool;
 
   /**
-   * @param dataSource an initialised TypeORM DataSource on PostgreSQL (its pool is borrowed).
+   * @param pool the pg pool, or a function that returns it when first used (for a pool created
+   *   after the store).
    * @param tableName the idempotency table, optionally schema-qualified. Default:
    *   `idempotency_records`.
    * @param partitioning set when the table is partitioned by expiry (created with
@@ -81,15 +60,17 @@ export class PostgresIdempotencyStore
    *   `purgeExpired()` drops the expired ones.
    */
   constructor(
-    private readonly dataSource: DataSource,
+    pool: Pool | (() => Pool),
     tableName?: string,
     partitioning?: IdempotencyPartitioning,
   ) {
     super();
+    this.poolSource = typeof pool === 'function' ? pool : () => pool;
     const context = {
       table: tableName ?? IDEMPOTENCY_TABLE,
-      dataSource,
-      dataSourceBegin: () => beginStatement(dataSource),
+      // Read when used: a subclass sets what they depend on after this constructor.
+      begin: () => this.transactionBegin(),
+      isolationLevel: () => this.isolationLevel(),
       pool: () => this.pool(),
     };
     this.layout = partitioning
@@ -131,96 +112,6 @@ export class PostgresIdempotencyStore
     }
     // The key kept changing hands under us: someone else is working on it right now.
     return { kind: 'in-flight', retryAfterMs: 1000 };
-  }
-
-  async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
-    const { rows } = await this.pool().query<ClaimRow & { free: boolean }>({
-      name: `${this.layout.namePrefix}_lookup`,
-      text: this.layout.lookup,
-      values: [request.scope, request.key],
-    });
-    const row = rows[0];
-    const decision = row.outcome === 'existing' ? decideRow(row, request) : null;
-    if (decision !== null && decision.kind !== 'retry') {
-      return decision;
-    }
-    return row.free ? null : { kind: 'busy' };
-  }
-
-  async claimInTransaction(
-    request: ClaimRequest,
-    limits?: TransactionLimits,
-  ): Promise<TransactionalClaimResult<EntityManager>> {
-    const statementTimeoutMs = limits?.statementTimeoutMs ?? 0;
-    const opening = openTransaction(this.beginText(), statementTimeoutMs);
-    const queryRunner = this.dataSource.createQueryRunner('master');
-    let claimed = false;
-    try {
-      const client = (await queryRunner.connect()) as PoolClient;
-      await transactionStarting(queryRunner);
-      for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
-        const token = randomUUID();
-        // The first attempt opens the transaction in the same round trip.
-        const claim = this.layout.claimInTransaction(request, token, attempt === 0 ? opening : []);
-        const results = await runPipeline(client, claim.statements);
-        if (attempt === 0) {
-          await transactionStarted(queryRunner);
-        }
-        const row = results[claim.at].rows[0] as ClaimRow | undefined;
-        if (row?.outcome === 'claimed') {
-          claimed = true;
-          const handle = claimHandle(request, token, row);
-          return {
-            kind: 'claimed',
-            transaction: new PostgresIdempotencyTransaction(
-              handle,
-              request,
-              queryRunner,
-              client,
-              this.layout,
-              this.beginText(),
-              limits && statementTimeoutMs > 0 ? statementTimeoutMs + limits.graceMs : null,
-            ),
-          };
-        }
-        if (row?.outcome === 'busy') {
-          return { kind: 'busy' };
-        }
-        const decision = row ? decideRow(row, request) : { kind: 'retry' as const };
-        if (decision.kind !== 'retry') {
-          return decision;
-        }
-      }
-      return { kind: 'busy' };
-    } catch (error) {
-      throw this.layout.explain(error);
-    } finally {
-      if (!claimed) {
-        this.abandon(queryRunner);
-      }
-    }
-  }
-
-  /**
-   * Ends a transaction that claimed nothing, without waiting for it: the ROLLBACK is queued on the
-   * connection before it goes back to the pool, so whoever takes the connection next runs after
-   * it. Whatever the ROLLBACK meets (a dead connection) is the pool's to handle, as for any query.
-   * This relies on node-postgres 8 queueing a query behind one in flight, which it announces it
-   * will stop doing in pg 9: revisit with the peer dependency's next major.
-   */
-  private abandon(queryRunner: QueryRunner): void {
-    const client = (queryRunner as unknown as { databaseConnection?: PoolClient })
-      .databaseConnection;
-    if (client && queryRunner.isTransactionActive) {
-      client.query('ROLLBACK').catch(() => undefined);
-    }
-    transactionAbandoned(queryRunner);
-    queryRunner.release().catch(() => undefined);
-  }
-
-  private beginText(): string {
-    this.begin ??= this.layout.begin();
-    return this.begin;
   }
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
@@ -344,49 +235,32 @@ export class PostgresIdempotencyStore
     return results[plan.at] as PipelineResult<R>;
   }
 
-  private pool(): Pool {
-    // TypeORM's PostgresDriver keeps its pg pool as `master`; it is typed `any` there.
-    const pool = (this.dataSource.driver as unknown as { master?: Pool }).master;
-    if (!pool) {
-      throw new Error('nestjs-idempotency: the DataSource is not initialized (no pg pool).');
-    }
-    return pool;
+  /**
+   * The pool every statement of the store goes to.
+   * @internal
+   */
+  protected pool(): Pool {
+    return this.poolSource();
+  }
+
+  /**
+   * The BEGIN of a transaction that claims a key (a subclass that runs transactions sets it).
+   * @internal
+   */
+  protected transactionBegin(): string {
+    return 'BEGIN';
+  }
+
+  /**
+   * The isolation level the application's transactions use; `undefined` for the server's.
+   * @internal
+   */
+  protected isolationLevel(): string | undefined {
+    return undefined;
   }
 }
 
 /** Whether PostgreSQL itself raised `error` (a SQLSTATE), so the connection is still sound. */
 function serverAnswered(error: unknown): boolean {
   return error instanceof PipelineError && /^[0-9A-Z]{5}$/.test(error.code ?? '');
-}
-
-function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): ClaimHandle {
-  const handle: ClaimHandle = { scope: request.scope, key: request.key, token };
-  if (row.claimed_expires_at_ms !== undefined && row.claimed_expires_at_ms !== null) {
-    handle.location = row.claimed_expires_at_ms;
-  }
-  return handle;
-}
-
-function decideRow(row: ClaimRow, request: ClaimRequest): Decided {
-  return decideExistingKey(
-    {
-      state: row.state ?? 'in_flight',
-      fingerprint: row.fingerprint,
-      leaseLeftMs: row.lease_left_ms ?? 0,
-      status: row.response_status,
-      response:
-        row.state === 'completed' && row.response_status !== null
-          ? {
-              status: row.response_status,
-              headers: parseHeaders(row.response_headers),
-              body: row.response_body,
-            }
-          : null,
-    },
-    request.fingerprint,
-  );
-}
-
-function parseHeaders(text: string | null): Record<string, string> {
-  return text ? (JSON.parse(text) as Record<string, string>) : {};
 }

@@ -1,0 +1,32 @@
+import type { DynamicModule, ForwardReference, InjectionToken, Type } from '@nestjs/common';
+import type { Pool, PoolConfig } from 'pg';
+import type { IdempotencyPartitioningOptions } from '../postgres-store.options';
+
+/**
+ * Options of `pgPoolStore()`: where its pool comes from (exactly one of `pool`, `connection` and
+ * `poolToken`), and the table.
+ */
+export interface PgPoolStoreOptions {
+  /** The application's pg `Pool`. Borrowed: the module never ends it. */
+  pool?: Pool;
+  /**
+   * A connection string or pg `PoolConfig`: the module creates a pool of its own from it, and ends
+   * it when the application shuts down.
+   */
+  connection?: string | PoolConfig;
+  /**
+   * The injection token of a provider of the application's pg `Pool` (borrowed, as `pool`). Its
+   * module must be global, or listed in `imports`.
+   */
+  poolToken?: InjectionToken;
+  /** Modules that provide `poolToken`. */
+  imports?: (Type | DynamicModule | Promise<DynamicModule> | ForwardReference)[];
+  /**
+   * The table, optionally schema-qualified. Validated as an identifier, since it is part of the
+   * SQL. Create it with `createIdempotencyTableSql(tableName)` or the package's
+   * `sql/idempotency-records.sql`. Default: `'idempotency_records'`.
+   */
+  tableName?: string;
+  /** Set when the table is partitioned by expiry; as `postgresStore()`'s `partitioning`. */
+  partitioning?: IdempotencyPartitioningOptions;
+}

@@ -1,0 +1,56 @@
+import type { QueryResultRow } from 'pg';
+import { decideExistingKey } from '../../protocol/claim-decision';
+import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
+
+/** How often a claim is re-attempted when the key changes under it before answering 409. */
+export const CLAIM_ATTEMPTS = 4;
+
+/** What a claim statement returns, in either mode and layout. */
+export interface ClaimRow extends QueryResultRow {
+  outcome: 'claimed' | 'existing' | 'busy' | null;
+  state: 'in_flight' | 'completed' | 'not_replayable' | null;
+  fingerprint: string | null;
+  response_status: number | null;
+  response_headers: string | null;
+  response_body: Buffer | null;
+  lease_left_ms: number | null;
+  /** Partitioned table: where the claimed row is filed (epoch milliseconds, as text). */
+  claimed_expires_at_ms?: string | null;
+}
+
+/** What a row found by a claim means, or `retry` when it changed under the claim. */
+export type Decided = Exclude<ClaimResult, { kind: 'claimed' }> | { kind: 'retry' };
+
+/** The handle of a claim that `row` reports as won. */
+export function claimHandle(request: ClaimRequest, token: string, row: ClaimRow): ClaimHandle {
+  const handle: ClaimHandle = { scope: request.scope, key: request.key, token };
+  if (row.claimed_expires_at_ms !== undefined && row.claimed_expires_at_ms !== null) {
+    handle.location = row.claimed_expires_at_ms;
+  }
+  return handle;
+}
+
+/** The answer for a key whose row a claim found (see `decideExistingKey`). */
+export function decideRow(row: ClaimRow, request: ClaimRequest): Decided {
+  return decideExistingKey(
+    {
+      state: row.state ?? 'in_flight',
+      fingerprint: row.fingerprint,
+      leaseLeftMs: row.lease_left_ms ?? 0,
+      status: row.response_status,
+      response:
+        row.state === 'completed' && row.response_status !== null
+          ? {
+              status: row.response_status,
+              headers: parseHeaders(row.response_headers),
+              body: row.response_body,
+            }
+          : null,
+    },
+    request.fingerprint,
+  );
+}
+
+function parseHeaders(text: string | null): Record<string, string> {
+  return text ? (JSON.parse(text) as Record<string, string>) : {};
+}

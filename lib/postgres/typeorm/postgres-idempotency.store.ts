@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { ClaimRequest } from '../../store/claim-result.interface';
+import type {
+  TransactionLimits,
+  TransactionalClaimResult,
+  TransactionalIdempotencyStore,
+  TransactionalLookupResult,
+} from '../../store/transactional-idempotency-store';
+import { runPipeline } from '../driver/pipelined-query';
+import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
+import { openTransaction } from '../layout/planned';
+import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
+import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
+import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
+import {
+  beginStatement,
+  transactionAbandoned,
+  transactionStarted,
+  transactionStarting,
+} from './typeorm-transaction-state';
+
+/**
+ * The default store: one PostgreSQL table, reached through the pg pool of the application's
+ * TypeORM `DataSource` (its size and connection settings are the DataSource's). Statements are
+ * prepared and sent on the pool directly: no ORM query building on the hot path. It also runs
+ * transactional mode, on a query runner of the same DataSource.
+ */
+export class PostgresIdempotencyStore
+  extends PgPoolIdempotencyStore
+  implements TransactionalIdempotencyStore<EntityManager>
+{
+  private begin: string | undefined;
+
+  /**
+   * @param dataSource an initialised TypeORM DataSource on PostgreSQL (its pool is borrowed).
+   * @param tableName the idempotency table, optionally schema-qualified. Default:
+   *   `idempotency_records`.
+   * @param partitioning set when the table is partitioned by expiry (created with
+   *   `createPartitionedIdempotencyTableSql`): `maintain()` then creates its partitions ahead and
+   *   `purgeExpired()` drops the expired ones.
+   */
+  constructor(
+    private readonly dataSource: DataSource,
+    tableName?: string,
+    partitioning?: IdempotencyPartitioning,
+  ) {
+    super(() => poolOf(dataSource), tableName, partitioning);
+  }
+
+  async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
+    const { rows } = await this.pool().query<ClaimRow & { free: boolean }>({
+      name: `${this.layout.namePrefix}_lookup`,
+      text: this.layout.lookup,
+      values: [request.scope, request.key],
+    });
+    const row = rows[0];
+    const decision = row.outcome === 'existing' ? decideRow(row, request) : null;
+    if (decision !== null && decision.kind !== 'retry') {
+      return decision;
+    }
+    return row.free ? null : { kind: 'busy' };
+  }
+
+  async claimInTransaction(
+    request: ClaimRequest,
+    limits?: TransactionLimits,
+  ): Promise<TransactionalClaimResult<EntityManager>> {
+    const statementTimeoutMs = limits?.statementTimeoutMs ?? 0;
+    const opening = openTransaction(this.beginText(), statementTimeoutMs);
+    const queryRunner = this.dataSource.createQueryRunner('master');
+    let claimed = false;
+    try {
+      const client = (await queryRunner.connect()) as PoolClient;
+      await transactionStarting(queryRunner);
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+        const token = randomUUID();
+        // The first attempt opens the transaction in the same round trip.
+        const claim = this.layout.claimInTransaction(request, token, attempt === 0 ? opening : []);
+        const results = await runPipeline(client, claim.statements);
+        if (attempt === 0) {
+          await transactionStarted(queryRunner);
+        }
+        const row = results[claim.at].rows[0] as ClaimRow | undefined;
+        if (row?.outcome === 'claimed') {
+          claimed = true;
+          const handle = claimHandle(request, token, row);
+          return {
+            kind: 'claimed',
+            transaction: new PostgresIdempotencyTransaction(
+              handle,
+              request,
+              queryRunner,
+              client,
+              this.layout,
+              this.beginText(),
+              limits && statementTimeoutMs > 0 ? statementTimeoutMs + limits.graceMs : null,
+            ),
+          };
+        }
+        if (row?.outcome === 'busy') {
+          return { kind: 'busy' };
+        }
+        const decision = row ? decideRow(row, request) : { kind: 'retry' as const };
+        if (decision.kind !== 'retry') {
+          return decision;
+        }
+      }
+      return { kind: 'busy' };
+    } catch (error) {
+      throw this.layout.explain(error);
+    } finally {
+      if (!claimed) {
+        this.abandon(queryRunner);
+      }
+    }
+  }
+
+  /**
+   * Ends a transaction that claimed nothing, without waiting for it: the ROLLBACK is queued on the
+   * connection before it goes back to the pool, so whoever takes the connection next runs after
+   * it. Whatever the ROLLBACK meets (a dead connection) is the pool's to handle, as for any query.
+   * This relies on node-postgres 8 queueing a query behind one in flight, which it announces it
+   * will stop doing in pg 9: revisit with the peer dependency's next major.
+   */
+  private abandon(queryRunner: QueryRunner): void {
+    const client = (queryRunner as unknown as { databaseConnection?: PoolClient })
+      .databaseConnection;
+    if (client && queryRunner.isTransactionActive) {
+      client.query('ROLLBACK').catch(() => undefined);
+    }
+    transactionAbandoned(queryRunner);
+    queryRunner.release().catch(() => undefined);
+  }
+
+  private beginText(): string {
+    this.begin ??= this.layout.begin();
+    return this.begin;
+  }
+
+  /**
+   * The BEGIN that TypeORM would send for the DataSource (with its isolation level).
+   * @internal
+   */
+  protected override transactionBegin(): string {
+    return beginStatement(this.dataSource);
+  }
+
+  /**
+   * The DataSource's isolation level.
+   * @internal
+   */
+  protected override isolationLevel(): string | undefined {
+    return this.dataSource.options.isolationLevel;
+  }
+}
+
+/** TypeORM's PostgresDriver keeps its pg pool as `master`; it is typed `any` there. */
+function poolOf(dataSource: DataSource): Pool {
+  const pool = (dataSource.driver as unknown as { master?: Pool }).master;
+  if (!pool) {
+    throw new Error('nestjs-idempotency: the DataSource is not initialized (no pg pool).');
+  }
+  return pool;
+}
