@@ -48,6 +48,19 @@ const forbid = (...groups) => [
   { patterns: groups.map(([group, message, extra = {}]) => ({ group, message, ...extra })) },
 ];
 
+/**
+ * `forbid`, and also lib/postgres/index.ts (the TypeORM entry point) by any name an import inside
+ * lib/postgres can give it, which path patterns cannot single out from other parent folders.
+ */
+const withTypeormEntryForbidden = (...groups) => {
+  const [level, options] = forbid(...groups);
+  options.patterns.push({
+    regex: '^\\.\\.(/index)?$|(^|/)postgres(/index)?$',
+    message: 'lib/postgres/index.ts is the TypeORM entry point: import the module you need directly.',
+  });
+  return [level, options];
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '*.config.*'] },
   eslint.configs.recommended,
@@ -151,9 +164,15 @@ export default tseslint.config(
     files: ['lib/postgres/**/*.ts'],
     ignores: ['lib/postgres/typeorm/**', 'lib/postgres/index.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': forbid(
+      '@typescript-eslint/no-restricted-imports': withTypeormEntryForbidden(
         [
-          ['typeorm', 'typeorm/*', '@nestjs/typeorm', '**/typeorm', '**/typeorm/**'],
+          [
+            'typeorm',
+            'typeorm/*',
+            '@nestjs/typeorm',
+            '**/typeorm',
+            '**/typeorm/**',
+          ],
           'Outside lib/postgres/typeorm the PostgreSQL store runs on a pg pool alone: no TypeORM, not even a type.',
         ],
         [

@@ -10,7 +10,7 @@ import {
   IDEMPOTENCY_TRANSACTIONAL_STORE,
 } from './idempotency.module-definition';
 import type { IdempotencyStore } from './store/idempotency-store';
-import { runsTransactions } from './store/transactional-idempotency-store';
+import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 
 /**
  * Checks every route an interceptor of this registration handles as the application starts, so
@@ -36,7 +36,10 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    if (this.transactionalStore !== null && !runsTransactions(this.transactionalStore)) {
+    if (
+      this.transactionalStore !== null &&
+      !(this.transactionalStore instanceof TransactionalIdempotencyStore)
+    ) {
       throw new Error(
         `nestjs-idempotency: transactionalStore must be a store that runs transactions (a TransactionalIdempotencyStore, such as postgresStore()); ${this.transactionalStore.constructor.name} is not.`,
       );

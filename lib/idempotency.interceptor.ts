@@ -54,10 +54,7 @@ import { parseIdempotencyKey } from './protocol/idempotency-key';
 import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
 import { DurationWindow } from './protocol/retry-after';
 import { IdempotencyStore } from './store/idempotency-store';
-import {
-  TransactionalIdempotencyStore,
-  runsTransactions,
-} from './store/transactional-idempotency-store';
+import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 import type { IdempotencyTelemetry } from './telemetry/idempotency-telemetry';
 import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
@@ -327,6 +324,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
     if (this.transactionalStore !== undefined) {
       return this.transactionalStore;
     }
-    return runsTransactions(this.store) ? this.store : null;
+    return this.store instanceof TransactionalIdempotencyStore ? this.store : null;
   }
 }

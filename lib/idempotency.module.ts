@@ -20,7 +20,7 @@ import {
 import type { IdempotencyModuleOptions } from './interfaces/idempotency-options.interface';
 import { documentIdempotentRoutes } from './openapi/document-routes';
 import { IdempotencyStore } from './store/idempotency-store';
-import { runsTransactions } from './store/transactional-idempotency-store';
+import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 import { createTelemetry } from './telemetry/create-telemetry';
 import type {
   IdempotencyStoreDefinition,
@@ -104,7 +104,8 @@ function withExtras(definition: DynamicModule, extras: IdempotencyModuleExtras):
     stores.push({
       provider: {
         provide: IDEMPOTENCY_TRANSACTIONAL_STORE,
-        useFactory: (store: IdempotencyStore) => (runsTransactions(store) ? store : null),
+        useFactory: (store: IdempotencyStore) =>
+          store instanceof TransactionalIdempotencyStore ? store : null,
         inject: [IdempotencyStore],
       },
       providers: [],

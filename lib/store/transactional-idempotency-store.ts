@@ -90,6 +90,25 @@ export type TransactionalLookupResult =
  */
 export abstract class TransactionalIdempotencyStore<TTx = unknown> extends IdempotencyStore {
   /**
+   * `store instanceof TransactionalIdempotencyStore` holds for a subclass, and for any store with
+   * `lookup` and `claimInTransaction`: a store that extends another store class (as
+   * `PostgresIdempotencyStore` extends `PgPoolIdempotencyStore`) cannot also extend this one. For
+   * a subclass of this class, `instanceof` keeps its usual meaning.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) {
+      return true;
+    }
+    if (this !== TransactionalIdempotencyStore || !(value instanceof IdempotencyStore)) {
+      return false;
+    }
+    const candidate = value as Partial<TransactionalIdempotencyStore>;
+    return (
+      typeof candidate.lookup === 'function' && typeof candidate.claimInTransaction === 'function'
+    );
+  }
+
+  /**
    * Looks a key up without claiming it, in one read: the stored outcome of a finished key,
    * `in-flight` for a lease-mode claim, `busy` while another transaction holds it, or `null` when
    * it may be claimed (new or expired). What waiting duplicates poll, holding no connection.
@@ -108,22 +127,3 @@ export abstract class TransactionalIdempotencyStore<TTx = unknown> extends Idemp
   ): Promise<TransactionalClaimResult<TTx>>;
 }
 
-/**
- * Whether `store` runs transactional mode, as the module decides it: a
- * `TransactionalIdempotencyStore`, or any store with its two methods (a store that extends
- * another store class cannot also extend that one).
- */
-export function runsTransactions(
-  store: IdempotencyStore | null | undefined,
-): store is TransactionalIdempotencyStore {
-  if (store instanceof TransactionalIdempotencyStore) {
-    return true;
-  }
-  if (!(store instanceof IdempotencyStore)) {
-    return false;
-  }
-  const candidate = store as Partial<TransactionalIdempotencyStore>;
-  return (
-    typeof candidate.lookup === 'function' && typeof candidate.claimInTransaction === 'function'
-  );
-}

@@ -215,6 +215,12 @@ it('ships the table as plain SQL files, and nestjs-idempotency/pg as an entry po
   expect(manifest.typesVersions['*'].pg).toEqual(['dist/lib/postgres/pool/index.d.ts']);
   expect(packed).toContain(`package/${entry.types!.slice(2)}`);
   expect(packed).toContain(`package/${entry.default!.slice(2)}`);
+  // Resolvable through "exports", as tools that read package files by name (and Yarn PnP) need.
+  expect(
+    run(
+      `console.log(require('fs').readFileSync(require.resolve('nestjs-idempotency/sql/idempotency-records.sql'), 'utf8').includes('CREATE TABLE IF NOT EXISTS idempotency_records'))`,
+    ),
+  ).toBe('true');
 });
 
 it('ships source maps that resolve without the sources: each embeds the text it maps', () => {

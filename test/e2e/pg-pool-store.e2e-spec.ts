@@ -9,6 +9,7 @@ import {
   Post,
   Query,
 } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -373,6 +374,32 @@ describe('pgPoolStore options', () => {
   ])('refuses %s together', (_, options) => {
     expect(() => pgPoolStore(options as Options)).toThrow(
       /^nestjs-idempotency: .*(pool|connection)/,
+    );
+  });
+
+  it('counts a null pool as none', () => {
+    expect(() => pgPoolStore({ pool: null } as unknown as Options)).toThrow(
+      /^nestjs-idempotency: pgPoolStore\(\) needs exactly one of/,
+    );
+  });
+
+  it('refuses, at start-up, a poolToken that gives a pg Client instead of a Pool', async () => {
+    // A Client has a Pool's methods but one connection, which concurrent claims cannot share.
+    const client = new pg.Client({ connectionString: 'postgres://nobody@127.0.0.1:1/none' });
+    const module: DynamicModule = {
+      module: class ClientAsPoolModule {},
+      imports: [
+        {
+          module: KeysPoolModule,
+          providers: [{ provide: KEYS_POOL, useValue: client }],
+          exports: [KEYS_POOL],
+          global: true,
+        },
+        IdempotencyModule.forRoot({ store: pgPoolStore({ poolToken: KEYS_POOL }) }),
+      ],
+    };
+    await expect(Test.createTestingModule({ imports: [module] }).compile()).rejects.toThrow(
+      /needs a pg Pool; its poolToken \(Symbol\(keys-pool\)\) gives a Client/,
     );
   });
 });

@@ -1,5 +1,7 @@
-import type { OnApplicationShutdown, Provider } from '@nestjs/common';
-import { Pool } from 'pg';
+import type { InjectionToken, OnApplicationShutdown, Provider } from '@nestjs/common';
+import { Pool, type PoolConfig } from 'pg';
+import { IDEMPOTENCY_DEFAULTS } from '../../idempotency-options.defaults';
+import { IDEMPOTENCY_MODULE_OPTIONS } from '../../idempotency.module-definition';
 import type { IdempotencyModuleOptions } from '../../interfaces/idempotency-options.interface';
 import type { IdempotencyStoreProvider } from '../../store/idempotency-store.definition';
 import { resolvePartitioning } from '../postgres-store.options';
@@ -10,10 +12,13 @@ import type { PgPoolStoreOptions } from './pg-pool-store.options';
 class OwnedPool implements OnApplicationShutdown {
   readonly pool: Pool;
 
-  constructor(connection: string | NonNullable<PgPoolStoreOptions['connection']>) {
-    this.pool = new Pool(
-      typeof connection === 'string' ? { connectionString: connection } : connection,
-    );
+  constructor(connection: string | PoolConfig, storeTimeoutMs: number) {
+    // A checkout that outlives storeTimeoutMs serves a request already answered 503: it gives up
+    // then too, instead of queueing without bound while the database is slow.
+    this.pool = new Pool({
+      connectionTimeoutMillis: storeTimeoutMs,
+      ...(typeof connection === 'string' ? { connectionString: connection } : connection),
+    });
     // An idle connection the server closes is replaced on the next checkout; without a listener
     // its 'error' event would end the process.
     this.pool.on('error', () => undefined);
@@ -40,15 +45,16 @@ class OwnedPool implements OnApplicationShutdown {
  * ```
  */
 export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvider {
-  const sources = [options.pool, options.connection, options.poolToken].filter(
-    (source) => source !== undefined,
+  const given = (['pool', 'connection', 'poolToken'] as const).filter(
+    (name) => options[name] !== undefined && options[name] !== null,
   );
-  if (sources.length !== 1) {
+  if (given.length !== 1) {
     throw new Error(
-      'nestjs-idempotency: pgPoolStore() needs exactly one of `pool`, `connection` or `poolToken`.',
+      `nestjs-idempotency: pgPoolStore() needs exactly one of \`pool\`, \`connection\` or \`poolToken\`${given.length > 1 ? `, not ${given.join(' and ')}` : ''}.`,
     );
   }
-  // Tokens per call: a module with two such stores (store and transactionalStore) keeps both.
+  // Tokens per call: two registrations of the module, each with its own pgPoolStore(), keep their
+  // own options and pools.
   const optionsToken = Symbol('nestjs-idempotency:pg-pool-store-options');
   const poolToken = options.poolToken ?? Symbol('nestjs-idempotency:pg-pool');
   const providers: Provider[] = [{ provide: optionsToken, useValue: { ...options } }];
@@ -57,9 +63,9 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
     providers.push(
       {
         provide: ownedToken,
-        useFactory: ({ connection }: PgPoolStoreOptions) =>
-          connection === undefined ? null : new OwnedPool(connection),
-        inject: [optionsToken],
+        useFactory: ({ connection }: PgPoolStoreOptions, module: IdempotencyModuleOptions) =>
+          connection ? new OwnedPool(connection, storeTimeoutOf(module)) : null,
+        inject: [optionsToken, IDEMPOTENCY_MODULE_OPTIONS],
       },
       {
         provide: poolToken,
@@ -76,7 +82,7 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
     ) => {
       if (!isPool(pool)) {
         throw new Error(
-          `nestjs-idempotency: pgPoolStore()'s poolToken ${String(options.poolToken)} gives no pg Pool.`,
+          `nestjs-idempotency: pgPoolStore() needs a pg Pool; its ${given[0]}${options.poolToken ? ` (${tokenName(options.poolToken)})` : ''} gives ${describe(pool)}.`,
         );
       }
       return new PgPoolIdempotencyStore(pool, tableName, resolvePartitioning(partitioning, module));
@@ -87,12 +93,33 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
   };
 }
 
-/** A pg Pool, possibly of another copy of pg than ours (so not `instanceof`). */
+/**
+ * A pg Pool, possibly of another copy of pg than ours (so not `instanceof`). A pg `Client` has the
+ * same methods but one connection, which the store's concurrent statements cannot share: only a
+ * pool counts its clients.
+ */
 function isPool(value: unknown): value is Pool {
-  const candidate = value as Partial<Pool> | null;
+  const candidate = value as Partial<Pool> | null | undefined;
   return (
     typeof candidate?.query === 'function' &&
     typeof candidate.connect === 'function' &&
-    typeof candidate.end === 'function'
+    typeof candidate.end === 'function' &&
+    typeof candidate.totalCount === 'number' &&
+    typeof candidate.idleCount === 'number'
   );
+}
+
+function storeTimeoutOf(module: IdempotencyModuleOptions | undefined): number {
+  return module?.storeTimeoutMs ?? IDEMPOTENCY_DEFAULTS.storeTimeoutMs;
+}
+
+function tokenName(token: InjectionToken): string {
+  return typeof token === 'function' ? token.name : String(token);
+}
+
+function describe(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    return String(value);
+  }
+  return `a ${value.constructor?.name ?? 'object'}`;
 }
