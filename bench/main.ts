@@ -108,6 +108,7 @@ async function main(): Promise<number> {
           pass: server.names.main,
           full: server.names.full,
           part: server.names.main,
+          pool: server.names.main,
           redis: server.names.main,
           peer: server.names.main,
         },
@@ -117,6 +118,7 @@ async function main(): Promise<number> {
           pass: pools.main,
           full: pools.full,
           part: pools.main,
+          pool: pools.main,
           redis: pools.main,
           peer: pools.main,
         },
@@ -126,6 +128,7 @@ async function main(): Promise<number> {
           pass: postgresRecords(pools.main, SINGLE_IDEMPOTENCY_TABLE),
           full: postgresRecords(pools.full, SINGLE_IDEMPOTENCY_TABLE),
           part: postgresRecords(pools.main, PARTITIONED_IDEMPOTENCY_TABLE),
+          pool: postgresRecords(pools.main, SINGLE_IDEMPOTENCY_TABLE),
           ...(redisClient
             ? {
                 redis: ourRedisRecords(redisClient),
@@ -192,7 +195,8 @@ async function main(): Promise<number> {
 /**
  * Starts the process with the apps the scenarios need: `main` (no global interceptor), `global`
  * (the idempotency interceptor registered globally), `pass` (a global interceptor that does
- * nothing), `part` (`main` on a partitioned idempotency table), `redis` (`main` with its lease
+ * nothing), `part` (`main` on a partitioned idempotency table), `pool` (`main` with its lease
+ * routes on `pgPoolStore()`), `redis` (`main` with its lease
  * routes on the Redis store) and `peer` (`@node-idempotency/nestjs` on Redis) on the main
  * database, `full` on the pre-filled one. `main` comes first: it runs the main database's
  * migrations.
@@ -207,13 +211,14 @@ function startApps(
     name: AppName,
     databaseUrl: string,
     global: 'idempotency' | 'pass' | 'none',
-    store: 'single' | 'partitioned' | 'redis' | 'peer' = 'single',
+    store: 'single' | 'partitioned' | 'pool' | 'redis' | 'peer' = 'single',
   ) => ({
     name,
     databaseUrl,
     globalInterceptor: global === 'idempotency',
     passThroughInterceptor: global === 'pass',
     partitioned: store === 'partitioned',
+    pgPool: store === 'pool',
     redis:
       store === 'redis' || store === 'peer' ? redisOf(store === 'redis' ? 'ours' : 'peer') : null,
   });
@@ -230,6 +235,7 @@ function startApps(
       ['pass', () => app('pass', server.urls.main, 'pass')],
       ['full', () => app('full', server.urls.full, 'none')],
       ['part', () => app('part', server.urls.main, 'none', 'partitioned')],
+      ['pool', () => app('pool', server.urls.main, 'none', 'pool')],
       ['redis', () => app('redis', server.urls.main, 'none', 'redis')],
       ['peer', () => app('peer', server.urls.main, 'none', 'peer')],
     ] as [AppName, () => ReturnType<typeof app>][]

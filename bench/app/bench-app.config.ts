@@ -6,7 +6,7 @@ export const PARTITIONED_IDEMPOTENCY_TABLE = 'idempotency_records_partitioned';
 
 /** One Nest application of the bench process. */
 export interface BenchAppInstance {
-  /** How the runner names it (`main`, `global`, `pass`, `full`, `part`, `redis`, `peer`). */
+  /** How the runner names it (`main`, `global`, `pass`, `full`, `part`, `pool`, `redis`, `peer`). */
   name: string;
   databaseUrl: string;
   /** Registers the interceptor for every route (`useGlobalInterceptor`). */
@@ -18,6 +18,11 @@ export interface BenchAppInstance {
    * option), instead of `SINGLE_IDEMPOTENCY_TABLE`.
    */
   partitioned: boolean;
+  /**
+   * Puts the lease routes on `pgPoolStore()`, on the pool the handlers write through (the
+   * transactional routes stay on `postgresStore()`), as an app on Drizzle or Kysely would.
+   */
+  pgPool: boolean;
   /**
    * Lease-mode keys on Redis: `ours` puts the module's lease routes on `redisStore()` (its
    * transactional routes stay on PostgreSQL, `transactionalStore`); `peer` is the other app, on
@@ -56,6 +61,7 @@ export function readBenchProcessConfig(env: NodeJS.ProcessEnv = process.env): Be
         typeof instance.globalInterceptor === 'boolean' &&
         typeof instance.passThroughInterceptor === 'boolean' &&
         typeof instance.partitioned === 'boolean' &&
+        typeof instance.pgPool === 'boolean' &&
         (instance.redis === null ||
           (typeof instance.redis?.url === 'string' &&
             (instance.redis.package === 'ours' || instance.redis.package === 'peer'))),

@@ -1,8 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import type { Pool } from 'pg';
+import { DataSource } from 'typeorm';
 import { IdempotencyModule } from '../../lib';
 import { CreateIdempotencyRecords1764201600000, postgresStore } from '../../lib/postgres';
+import { pgPoolStore } from '../../lib/postgres/pool';
 import { redisStore } from '../../lib/redis';
 import { PARTITIONED_IDEMPOTENCY_TABLE } from './bench-app.config';
 import { BenchOrder } from './bench-order.entity';
@@ -26,9 +29,30 @@ export interface BenchAppConfig {
    * their records in PostgreSQL (`transactionalStore`), as the README shows. Unset: PostgreSQL.
    */
   redisUrl?: string;
+  /** Puts the lease routes on `pgPoolStore()` (see `BenchAppInstance.pgPool`). */
+  pgPool: boolean;
   /** Size of the DataSource's pg pool. */
   poolSize: number;
 }
+
+/**
+ * The pg pool the handlers' writes go through (TypeORM's), for `pgPoolStore()`: one pool for the
+ * store and the handler, as an app on Drizzle or Kysely shares its `Pool`.
+ */
+const HANDLER_POOL = Symbol('HANDLER_POOL');
+
+@Module({
+  providers: [
+    {
+      provide: HANDLER_POOL,
+      useFactory: (dataSource: DataSource) =>
+        (dataSource.driver as unknown as { master: Pool }).master,
+      inject: [DataSource],
+    },
+  ],
+  exports: [HANDLER_POOL],
+})
+class HandlerPoolModule {}
 
 @Module({})
 export class BenchAppModule {
@@ -61,14 +85,19 @@ export class BenchAppModule {
           // window.
           ...(config.redisUrl
             ? { store: redisStore({ url: config.redisUrl }), transactionalStore: postgresStore() }
-            : config.partitioned
+            : config.pgPool
               ? {
-                  store: postgresStore({
-                    tableName: PARTITIONED_IDEMPOTENCY_TABLE,
-                    partitioning: { maintenanceIntervalMs: 0 },
-                  }),
+                  store: pgPoolStore({ poolToken: HANDLER_POOL, imports: [HandlerPoolModule] }),
+                  transactionalStore: postgresStore(),
                 }
-              : { store: postgresStore() }),
+              : config.partitioned
+                ? {
+                    store: postgresStore({
+                      tableName: PARTITIONED_IDEMPOTENCY_TABLE,
+                      partitioning: { maintenanceIntervalMs: 0 },
+                    }),
+                  }
+                : { store: postgresStore() }),
         }),
       ],
       controllers: [BenchOrdersController],

@@ -30,7 +30,8 @@ async function main(): Promise<void> {
   const apps: INestApplication[] = [];
   const ports: Record<string, number> = {};
   for (const instance of config.instances) {
-    const { databaseUrl, globalInterceptor, passThroughInterceptor, partitioned, redis } = instance;
+    const { databaseUrl, globalInterceptor, passThroughInterceptor, partitioned, pgPool, redis } =
+      instance;
     const { poolSize } = config;
     const module =
       redis?.package === 'peer'
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
             globalInterceptor,
             passThroughInterceptor,
             partitioned,
+            pgPool,
             redisUrl: redis?.url,
             poolSize,
           });

@@ -1,5 +1,5 @@
 /** Which bench application serves a scenario (all live in one process). */
-export type AppName = 'main' | 'global' | 'pass' | 'full' | 'part' | 'redis' | 'peer';
+export type AppName = 'main' | 'global' | 'pass' | 'full' | 'part' | 'pool' | 'redis' | 'peer';
 
 /** The apps whose keys are on the bench's Redis server: ours on `redisStore()`, and the peer's. */
 export const REDIS_APPS: readonly AppName[] = ['redis', 'peer'];
@@ -32,6 +32,7 @@ export interface Scenario {
 export const BASELINE = 'plain';
 
 const vsBaseline = (min: number, text: string): Target => ({ against: BASELINE, min, text });
+/** A scenario against its twin on another table or store, in the same round. */
 const vsEmpty = (scenario: string): Target => ({
   against: scenario,
   min: 0.9,
@@ -219,6 +220,24 @@ export const SCENARIOS: readonly Scenario[] = [
     path: '/tx',
     keys: 'replay',
     targets: [vsSingleTable('replay-tx', 0.95)],
+  },
+  {
+    id: 'pool-lease-new',
+    item: 'q',
+    title: 'lease mode on pgPoolStore() (a pg pool, no TypeORM), new keys',
+    app: 'pool',
+    path: '/lease',
+    keys: 'new',
+    targets: [vsEmpty('lease-new')],
+  },
+  {
+    id: 'replay-pool',
+    item: 'q',
+    title: 'replay of known keys, lease route on pgPoolStore()',
+    app: 'pool',
+    path: '/lease',
+    keys: 'replay',
+    targets: [vsEmpty('replay-lease')],
   },
   {
     id: 'redis-lease-new',

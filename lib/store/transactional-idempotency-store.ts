@@ -126,4 +126,3 @@ export abstract class TransactionalIdempotencyStore<TTx = unknown> extends Idemp
     limits?: TransactionLimits,
   ): Promise<TransactionalClaimResult<TTx>>;
 }
-
