@@ -15,6 +15,11 @@ const swc = [
 
 const common = {
   rootDir: __dirname,
+  // The examples import the package by its name, as an application does: its sources here.
+  moduleNameMapper: {
+    '^nestjs-idempotency$': '<rootDir>/lib/index.ts',
+    '^nestjs-idempotency/pg$': '<rootDir>/lib/postgres/pool/index.ts',
+  },
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },
   testEnvironment: 'node',

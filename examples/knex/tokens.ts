@@ -1,0 +1,2 @@
+/** Injection token of the app's Knex instance. */
+export const KNEX = Symbol('KNEX');
