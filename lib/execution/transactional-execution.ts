@@ -68,13 +68,11 @@ export class TransactionalExecution {
     const active = { transaction: transaction.transaction, route: exchange.route.name };
     // Everything the handler starts runs in the transaction's async context, and so does the
     // commit: TypeORM's commit subscribers and the onOutcome hook still see the transaction.
+    const handler = () => this.context.run(active, () => this.steps.runHandler(exchange, next));
     try {
-      return await this.context.run(active, async () =>
-        this.recordInTransaction(
-          transaction,
-          exchange,
-          await this.steps.runHandler(exchange, next),
-        ),
+      const outcome = await (transaction.runInTransaction?.(handler) ?? handler());
+      return await this.context.run(active, () =>
+        this.recordInTransaction(transaction, exchange, outcome),
       );
     } catch (error) {
       throw error instanceof RecordingFailed

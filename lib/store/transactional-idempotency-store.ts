@@ -38,6 +38,12 @@ export interface IdempotencyTransactionHandle<TTx = unknown> {
    * rather than from the handler itself.
    */
   isConnectionFailure(error: unknown): boolean;
+  /**
+   * Runs the handler (`work`) where the application finds this transaction: for a transaction
+   * that the application's own transaction manager opened (nestjs-cls), inside its async
+   * context. Without it, the handler runs as it is called.
+   */
+  runInTransaction?<T>(work: () => Promise<T>): Promise<T>;
 }
 
 /** A handler answered although one of its statements failed and aborted the transaction. */

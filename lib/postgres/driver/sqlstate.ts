@@ -16,6 +16,25 @@ export function sqlstateOf(error: unknown): unknown {
   return (error as { code?: unknown } | null)?.code;
 }
 
+/**
+ * The SQLSTATE of `error` or of the driver error an ORM wrapped in it (TypeORM's `driverError`,
+ * others' `cause`), when PostgreSQL raised it.
+ */
+export function sqlstateWithin(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current && depth < 4; depth++) {
+    const { code, driverError, cause } = current as {
+      code?: unknown;
+      driverError?: unknown;
+      cause?: unknown;
+    };
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+      return code;
+    }
+    current = driverError ?? cause;
+  }
+  return undefined;
+}
+
 /** `error` as an Error, for pg's `release(error)`, which drops the connection. */
 export function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));

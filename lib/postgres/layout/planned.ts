@@ -83,6 +83,14 @@ const MAX_STATEMENT_TIMEOUT_MS = 2 ** 31 - 1;
  * isolation level of the BEGIN still holds for the claim after it.
  */
 export function openTransaction(begin: string, statementTimeoutMs: number): PipelineStatement[] {
+  return [{ text: begin }, ...localStatementTimeout(statementTimeoutMs)];
+}
+
+/**
+ * What bounds each later statement of an open transaction to `statementTimeoutMs` (none for 0),
+ * for a transaction opened by someone else.
+ */
+export function localStatementTimeout(statementTimeoutMs: number): PipelineStatement[] {
   if (
     !Number.isInteger(statementTimeoutMs) ||
     statementTimeoutMs < 0 ||
@@ -94,12 +102,12 @@ export function openTransaction(begin: string, statementTimeoutMs: number): Pipe
     );
   }
   return statementTimeoutMs === 0
-    ? [{ text: begin }]
-    : [{ text: begin }, { text: `SET LOCAL statement_timeout = ${statementTimeoutMs}` }];
+    ? []
+    : [{ text: `SET LOCAL statement_timeout = ${statementTimeoutMs}` }];
 }
 
 /** What a transactional write needs of a table layout. */
-interface TransactionalWrites {
+export interface TransactionalWrites {
   namePrefix: string;
   inTransaction: { complete: string; markNotReplayable: string };
 }

@@ -2,6 +2,13 @@ export { pgPoolStore } from './pg-pool-store';
 export type { PgPoolStoreOptions } from './pg-pool-store.options';
 export type { IdempotencyPartitioningOptions } from '../postgres-store.options';
 export { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
+export { AppTransactionIdempotencyStore } from '../app-transaction/app-transaction.store';
+export {
+  type AppTransactionRow,
+  type ClsTransactionHost,
+  type PostgresAppTransactions,
+  clsTransactionHost,
+} from '../app-transaction/app-transactions';
 export {
   CREATE_IDEMPOTENCY_TABLE_SQL,
   createIdempotencyTableSql,

@@ -1,5 +1,6 @@
 import type { DynamicModule, ForwardReference, InjectionToken, Type } from '@nestjs/common';
 import type { Pool, PoolConfig } from 'pg';
+import type { PostgresAppTransactions } from '../app-transaction/app-transactions';
 import type { IdempotencyPartitioningOptions } from '../postgres-store.options';
 
 /**
@@ -29,4 +30,15 @@ export interface PgPoolStoreOptions {
   tableName?: string;
   /** Set when the table is partitioned by expiry; as `postgresStore()`'s `partitioning`. */
   partitioning?: IdempotencyPartitioningOptions;
+  /**
+   * Runs `transactional: true` routes inside the application's `@nestjs-cls/transactional`
+   * transactions: `token` is its `TransactionHost` (the class, or `getTransactionHostToken(name)`
+   * for a named connection), and `query` sends one statement on the host's `tx` for the adapter
+   * in use (docs/without-typeorm.md has each ORM's). Not with `partitioning`. Unset: lease routes
+   * only.
+   */
+  transactionHost?: {
+    token: InjectionToken;
+    query: PostgresAppTransactions['query'];
+  };
 }

@@ -4,6 +4,8 @@ import { IDEMPOTENCY_DEFAULTS } from '../../idempotency-options.defaults';
 import { IDEMPOTENCY_MODULE_OPTIONS } from '../../idempotency.module-definition';
 import type { IdempotencyModuleOptions } from '../../interfaces/idempotency-options.interface';
 import type { IdempotencyStoreProvider } from '../../store/idempotency-store.definition';
+import { AppTransactionIdempotencyStore } from '../app-transaction/app-transaction.store';
+import { type ClsTransactionHost, clsTransactionHost } from '../app-transaction/app-transactions';
 import { resolvePartitioning } from '../postgres-store.options';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
 import type { PgPoolStoreOptions } from './pg-pool-store.options';
@@ -53,6 +55,11 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
       `nestjs-idempotency: pgPoolStore() needs exactly one of \`pool\`, \`connection\` or \`poolToken\`${given.length > 1 ? `, not ${given.join(' and ')}` : ''}.`,
     );
   }
+  if (options.transactionHost && options.partitioning) {
+    throw new Error(
+      "nestjs-idempotency: pgPoolStore() runs transactional routes in the application's transactions on an ordinary table only: a partitioned table's claim needs READ COMMITTED from the BEGIN, which the application sends. Leave out `partitioning` or `transactionHost`.",
+    );
+  }
   // Tokens per call: two registrations of the module, each with its own pgPoolStore(), keep their
   // own options and pools.
   const optionsToken = Symbol('nestjs-idempotency:pg-pool-store-options');
@@ -78,16 +85,28 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
     useFactory: (
       module: IdempotencyModuleOptions,
       pool: Pool,
-      { tableName, partitioning }: PgPoolStoreOptions,
+      { tableName, partitioning, transactionHost }: PgPoolStoreOptions,
+      host?: ClsTransactionHost,
     ) => {
       if (!isPool(pool)) {
         throw new Error(
           `nestjs-idempotency: pgPoolStore() needs a pg Pool; its ${given[0]}${options.poolToken ? ` (${tokenName(options.poolToken)})` : ''} gives ${describe(pool)}.`,
         );
       }
+      if (transactionHost) {
+        return new AppTransactionIdempotencyStore(
+          pool,
+          clsTransactionHost(host!, transactionHost.query),
+          tableName,
+        );
+      }
       return new PgPoolIdempotencyStore(pool, tableName, resolvePartitioning(partitioning, module));
     },
-    inject: [poolToken, optionsToken],
+    inject: [
+      poolToken,
+      optionsToken,
+      ...(options.transactionHost ? [options.transactionHost.token] : []),
+    ],
     imports: options.imports,
     providers,
   };

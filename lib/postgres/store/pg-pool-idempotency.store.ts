@@ -12,6 +12,7 @@ import type {
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
+import type { TransactionalLookupResult } from '../../store/transactional-idempotency-store';
 import {
   PipelineError,
   type PipelineResult,
@@ -20,7 +21,7 @@ import {
 } from '../driver/pipelined-query';
 import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
 import { PartitionedTableLayout } from '../layout/partitioned-table.layout';
-import { type Planned, inExplicitTransaction } from '../layout/planned';
+import { type Planned, completionInTransaction, inExplicitTransaction } from '../layout/planned';
 import { SingleTableLayout } from '../layout/single-table.layout';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
@@ -112,6 +113,24 @@ export class PgPoolIdempotencyStore extends IdempotencyStore implements Idempote
     }
     // The key kept changing hands under us: someone else is working on it right now.
     return { kind: 'in-flight', retryAfterMs: 1000 };
+  }
+
+  /**
+   * For transactional routes: a key's live row without claiming it, in one read on the pool, and
+   * whether a transaction holds the key's lock (see `TransactionalIdempotencyStore.lookup`).
+   */
+  async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
+    const { rows } = await this.pool().query<ClaimRow & { free: boolean }>({
+      name: `${this.layout.namePrefix}_lookup`,
+      text: this.layout.lookup,
+      values: [request.scope, request.key],
+    });
+    const row = rows[0];
+    const decision = row.outcome === 'existing' ? decideRow(row, request) : null;
+    if (decision !== null && decision.kind !== 'retry') {
+      return decision;
+    }
+    return row.free ? null : { kind: 'busy' };
   }
 
   async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
@@ -233,6 +252,48 @@ export class PgPoolIdempotencyStore extends IdempotencyStore implements Idempote
     }
     client.release();
     return results[plan.at] as PipelineResult<R>;
+  }
+
+  /**
+   * Claims `request` and stores `response` for it in one transaction of the store's own, in one
+   * round trip: for a transactional request whose writes were rolled back but whose answer must
+   * be kept. False when another request holds or finished the key by then (its outcome stands).
+   * @internal
+   */
+  protected async claimAndComplete(
+    request: ClaimRequest,
+    response: StoredResponse,
+    ttlMs: number,
+  ): Promise<boolean> {
+    const token = randomUUID();
+    const claim = this.layout.claimInTransaction(request, token, [{ text: this.layout.begin() }]);
+    const handle = { scope: request.scope, key: request.key, token };
+    const ttl = this.layout.transactionalTtlMs(request.ttlMs, ttlMs);
+    const completion = claim.statements.length;
+    const client = await this.pool().connect();
+    try {
+      const results = await runPipeline(client, [
+        ...claim.statements,
+        completionInTransaction(this.layout, handle, token, response, ttl),
+        { text: 'COMMIT' },
+      ]);
+      client.release();
+      return results[claim.at].rows[0]?.outcome === 'claimed';
+    } catch (error) {
+      // The explicit transaction is left open and aborted: end it, or drop the connection.
+      await client.query('ROLLBACK').then(
+        () => client.release(),
+        (rollbackError: Error) => client.release(rollbackError),
+      );
+      if (
+        error instanceof PipelineError &&
+        error.statementIndex === completion &&
+        error.code === '22012'
+      ) {
+        return false;
+      }
+      throw this.layout.explain(error);
+    }
   }
 
   /**

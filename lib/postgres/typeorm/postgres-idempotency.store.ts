@@ -6,7 +6,6 @@ import type {
   TransactionLimits,
   TransactionalClaimResult,
   TransactionalIdempotencyStore,
-  TransactionalLookupResult,
 } from '../../store/transactional-idempotency-store';
 import { runPipeline } from '../driver/pipelined-query';
 import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
@@ -47,20 +46,6 @@ export class PostgresIdempotencyStore
     partitioning?: IdempotencyPartitioning,
   ) {
     super(() => poolOf(dataSource), tableName, partitioning);
-  }
-
-  async lookup(request: ClaimRequest): Promise<TransactionalLookupResult> {
-    const { rows } = await this.pool().query<ClaimRow & { free: boolean }>({
-      name: `${this.layout.namePrefix}_lookup`,
-      text: this.layout.lookup,
-      values: [request.scope, request.key],
-    });
-    const row = rows[0];
-    const decision = row.outcome === 'existing' ? decideRow(row, request) : null;
-    if (decision !== null && decision.kind !== 'retry') {
-      return decision;
-    }
-    return row.free ? null : { kind: 'busy' };
   }
 
   async claimInTransaction(

@@ -10,6 +10,7 @@ import {
 import { completionInTransaction, notReplayableInTransaction } from '../layout/planned';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { PipelineError, type PipelineStatement, runPipeline } from '../driver/pipelined-query';
+import { isConnectionFailure } from '../driver/connection-failure';
 import { StatementDeadline } from './statement-deadline';
 import {
   transactionAbandoned,
@@ -179,31 +180,4 @@ function explainWriteFailure(error: unknown, status: number | null): unknown {
     return new Error('nestjs-idempotency: the claim vanished from its own transaction.');
   }
   return error;
-}
-
-/**
- * SQLSTATE classes and driver messages that mean the connection, not the statement, failed:
- * 08 (connection exception), 57P01-57P03 (server shutting down or not accepting), and what pg
- * and TypeORM raise when the socket is gone (TypeORM releases a query runner whose connection
- * emitted an error, and its EntityManager then refuses every query).
- */
-const CONNECTION_FAILURE_MESSAGE =
-  /Connection terminated|Client has encountered a connection error|Query runner already released|provided by a query runner was already released|ECONNRESET|ECONNREFUSED|EPIPE/i;
-
-function isConnectionFailure(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code, message, driverError } = current as {
-      code?: unknown;
-      message?: unknown;
-      driverError?: unknown;
-    };
-    if (typeof code === 'string' && (code.startsWith('08') || /^57P0[123]$/.test(code))) {
-      return true;
-    }
-    if (typeof message === 'string' && CONNECTION_FAILURE_MESSAGE.test(message)) {
-      return true;
-    }
-    current = driverError;
-  }
-  return false;
 }

@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import type { ClaimRequest } from '../../store/claim-result.interface';
+import type {
+  TransactionLimits,
+  TransactionalClaimResult,
+  TransactionalIdempotencyStore,
+} from '../../store/transactional-idempotency-store';
+import { localStatementTimeout } from '../layout/planned';
+import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
+import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
+import { type AppClaim, AppTransaction } from './app-transaction';
+import type { PostgresAppTransactions } from './app-transactions';
+
+/** What a claim found instead of winning the key. */
+type NotWon = Exclude<TransactionalClaimResult, { kind: 'claimed' }>;
+
+/**
+ * The pool store that also runs transactional routes, inside the application's own transactions
+ * (`@nestjs-cls/transactional`, through `transactions`): the claim, the handler's writes and the
+ * response commit together, in the transaction the handler finds as its own. Lease routes, the
+ * lookups of waiting duplicates and the purge use the pool. An ordinary table only: the claim of
+ * a partitioned one needs READ COMMITTED from its BEGIN, which the application sends.
+ */
+export class AppTransactionIdempotencyStore<TTx>
+  extends PgPoolIdempotencyStore
+  implements TransactionalIdempotencyStore<TTx>
+{
+  constructor(
+    pool: Pool | (() => Pool),
+    private readonly transactions: PostgresAppTransactions<TTx>,
+    tableName?: string,
+  ) {
+    super(pool, tableName);
+  }
+
+  async claimInTransaction(
+    request: ClaimRequest,
+    limits?: TransactionLimits,
+  ): Promise<TransactionalClaimResult<TTx>> {
+    const transaction = new AppTransaction(
+      this.transactions,
+      {
+        layout: this.layout,
+        transactionalTtlMs: (claimTtlMs, ttlMs) =>
+          this.layout.transactionalTtlMs(claimTtlMs, ttlMs),
+        claimAndComplete: (claim, response, ttlMs) => this.claimAndComplete(claim, response, ttlMs),
+      },
+      request,
+    );
+    try {
+      const claimed = await transaction.open((tx) =>
+        this.claimIn(tx, request, limits?.statementTimeoutMs ?? 0),
+      );
+      return 'won' in claimed ? { kind: 'claimed', transaction } : claimed.other;
+    } catch (error) {
+      throw this.layout.explain(error);
+    }
+  }
+
+  /** The claim's statements, one at a time, in the application's transaction. */
+  private async claimIn(
+    tx: TTx,
+    request: ClaimRequest,
+    statementTimeoutMs: number,
+  ): Promise<AppClaim<NotWon>> {
+    for (const { text } of localStatementTimeout(statementTimeoutMs)) {
+      await this.transactions.query(tx, text, []);
+    }
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      const token = randomUUID();
+      const claim = this.layout.claimInTransaction(request, token, []);
+      let row: ClaimRow | undefined;
+      for (const [index, statement] of claim.statements.entries()) {
+        const rows = await this.transactions.query(tx, statement.text, statement.values ?? []);
+        if (index === claim.at) {
+          row = rows[0] as ClaimRow | undefined;
+        }
+      }
+      if (row?.outcome === 'claimed') {
+        return { won: claimHandle(request, token, row) };
+      }
+      if (row?.outcome === 'busy') {
+        return { other: { kind: 'busy' } };
+      }
+      const decision = row ? decideRow(row, request) : { kind: 'retry' as const };
+      if (decision.kind !== 'retry') {
+        return { other: decision };
+      }
+    }
+    return { other: { kind: 'busy' } };
+  }
+}

@@ -1,0 +1,214 @@
+import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type { StoredResponse } from '../../store/stored-response.interface';
+import {
+  HandlerTransactionAbortedError,
+  type IdempotencyTransactionHandle,
+} from '../../store/transactional-idempotency-store';
+import { isConnectionFailure } from '../driver/connection-failure';
+import type { PipelineStatement } from '../driver/pipelined-query';
+import { sqlstateWithin } from '../driver/sqlstate';
+import {
+  type TransactionalWrites,
+  completionInTransaction,
+  notReplayableInTransaction,
+} from '../layout/planned';
+import type { PostgresAppTransactions } from './app-transactions';
+import { Inbox } from './inbox';
+
+/** What the transaction is asked to do next, in its own async context. */
+type Command =
+  | { kind: 'run'; work: () => Promise<unknown>; settle: Settle }
+  | { kind: 'commit'; write: PipelineStatement }
+  | { kind: 'rollback' };
+
+interface Settle {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** Thrown inside the application's transaction to have it rolled back. */
+class RollBack extends Error {
+  constructor() {
+    super('nestjs-idempotency: the idempotency transaction was rolled back.');
+  }
+}
+
+/** What the claim in a new transaction found: a claim it won, or another answer. */
+export type AppClaim<Other> = { won: ClaimHandle } | { other: Other };
+
+/** The store's side of an application transaction: its writes and their limits. */
+export interface AppTransactionStore {
+  readonly layout: TransactionalWrites;
+  /** The TTL a transactional write must use, from the claim's TTL and the one asked for. */
+  transactionalTtlMs(claimTtlMs: number, ttlMs: number): number;
+  /** Claims `request` and stores `response` in one transaction of the store's own. */
+  claimAndComplete(
+    request: ClaimRequest,
+    response: StoredResponse,
+    ttlMs: number,
+  ): Promise<boolean>;
+}
+
+/**
+ * A key claimed inside a transaction that the application's transaction manager opened (through
+ * `PostgresAppTransactions.run`). That transaction ends when the function given to `run`
+ * settles, and the handler must run inside it to find it: so the function claims, then serves
+ * what this handle is asked (run the handler, write the response and return to commit, or throw
+ * to roll back), one request at a time, until one of the last two.
+ */
+export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
+  handle!: ClaimHandle;
+  transaction!: TTx;
+  private readonly inbox = new Inbox<Command>();
+  /** Settles once the application's transaction committed (resolves) or rolled back (rejects). */
+  private ended: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly transactions: PostgresAppTransactions<TTx>,
+    private readonly store: AppTransactionStore,
+    private readonly request: ClaimRequest,
+  ) {}
+
+  /**
+   * Opens the application's transaction and runs `claim` in it. A won claim keeps the
+   * transaction open for this handle; any other answer rolls it back.
+   */
+  open<Other>(claim: (transaction: TTx) => Promise<AppClaim<Other>>): Promise<AppClaim<Other>> {
+    return new Promise((resolve, reject) => {
+      let claimed: AppClaim<Other> | undefined;
+      this.ended = this.transactions.run(async (transaction) => {
+        claimed = await claim(transaction);
+        if ('other' in claimed) {
+          resolve(claimed);
+          throw new RollBack();
+        }
+        this.handle = claimed.won;
+        this.transaction = transaction;
+        resolve(claimed);
+        await this.serve();
+      });
+      this.ended.then(
+        () => this.close(new Error('nestjs-idempotency: the idempotency transaction committed.')),
+        (error: unknown) => {
+          this.close(error);
+          // The transaction failed to open, or the claim in it failed: rolled back by now.
+          if (claimed === undefined) {
+            reject(error);
+          }
+        },
+      );
+    });
+  }
+
+  runInTransaction<T>(work: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.inbox.send({
+        kind: 'run',
+        work,
+        settle: { resolve: resolve as (value: unknown) => void, reject },
+      });
+    });
+  }
+
+  completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
+    return this.commitWith(
+      response.status,
+      completionInTransaction(
+        this.store.layout,
+        this.handle,
+        this.handle.token,
+        response,
+        this.ttl(ttlMs),
+      ),
+    );
+  }
+
+  markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
+    return this.commitWith(
+      status,
+      notReplayableInTransaction(this.store.layout, this.handle, status, this.ttl(ttlMs)),
+    );
+  }
+
+  async discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean> {
+    await this.rollback();
+    // The key is free from the rollback on: another request may claim it first, and then its
+    // outcome is the one stored (false).
+    return this.store.claimAndComplete(this.request, response, ttlMs);
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.inbox.closed) {
+      this.inbox.send({ kind: 'rollback' });
+    }
+    await this.ended.catch(() => undefined);
+  }
+
+  isConnectionFailure(error: unknown): boolean {
+    return isConnectionFailure(error);
+  }
+
+  private async commitWith(status: number | null, write: PipelineStatement): Promise<void> {
+    this.inbox.send({ kind: 'commit', write });
+    try {
+      await this.ended;
+    } catch (error) {
+      throw explainWriteFailure(error, status);
+    }
+  }
+
+  private ttl(ttlMs: number): number {
+    return this.store.transactionalTtlMs(this.request.ttlMs, ttlMs);
+  }
+
+  /** Does what the handle is asked, in the transaction's async context, until it ends. */
+  private async serve(): Promise<void> {
+    for (;;) {
+      const command = await this.inbox.take();
+      switch (command.kind) {
+        case 'run':
+          try {
+            command.settle.resolve(await command.work());
+          } catch (error) {
+            command.settle.reject(error);
+          }
+          break;
+        case 'commit':
+          // Returning lets the application's transaction manager commit.
+          await this.transactions.query(
+            this.transaction,
+            command.write.text,
+            command.write.values ?? [],
+          );
+          return;
+        case 'rollback':
+          throw new RollBack();
+      }
+    }
+  }
+
+  private close(reason: unknown): void {
+    for (const left of this.inbox.close(reason)) {
+      if (left.kind === 'run') {
+        left.settle.reject(reason);
+      }
+    }
+  }
+}
+
+/**
+ * What a failed write-and-commit means (see the TypeORM store's): a failed statement of the
+ * handler had aborted the transaction (25P02), or the claim's row was gone (22012).
+ */
+function explainWriteFailure(error: unknown, status: number | null): unknown {
+  const code = sqlstateWithin(error);
+  if (code === '25P02') {
+    return new HandlerTransactionAbortedError(status);
+  }
+  if (code === '22012') {
+    return new Error('nestjs-idempotency: the claim vanished from its own transaction.', {
+      cause: error,
+    });
+  }
+  return error;
+}

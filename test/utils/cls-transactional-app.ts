@@ -1,0 +1,213 @@
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  type DynamicModule,
+  Global,
+  Inject,
+  Injectable,
+  Module,
+  Post,
+  Query,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import { ClsPluginTransactional, TransactionHost, Transactional } from '@nestjs-cls/transactional';
+import { TransactionalAdapterDrizzleOrm } from '@nestjs-cls/transactional-adapter-drizzle-orm';
+import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
+import { type SQL, sql } from 'drizzle-orm';
+import { type NodePgDatabase, drizzle } from 'drizzle-orm/node-postgres';
+import { ClsModule } from 'nestjs-cls';
+import pg from 'pg';
+import type { DataSource, EntityManager } from 'typeorm';
+import { IdempotencyModule, Idempotent } from '../../lib';
+import { type PostgresAppTransactions, pgPoolStore } from '../../lib/postgres/pool';
+
+/*
+ * An app whose transactional route runs on pgPoolStore() inside its own @nestjs-cls/transactional
+ * transactions, with the TypeORM or the Drizzle adapter (CLS_INTEGRATION), on Express or Fastify
+ * (HTTP_ADAPTER), for DATABASE_URL, on PORT. A process of its own: @nestjs-cls/transactional is
+ * CommonJS that requires Nest 12's ES modules, which Node loads and Jest's module registry
+ * cannot. test/e2e/cls-transactional.e2e-spec.ts compiles and starts it.
+ */
+
+const PG_POOL = Symbol('PG_POOL');
+const DRIZZLE = Symbol('DRIZZLE');
+
+type Query = PostgresAppTransactions['query'];
+
+/** One statement on a TypeORM EntityManager (its transaction, with the TypeORM adapter). */
+const typeormQuery: Query = (tx, text, values) =>
+  (tx as EntityManager).query(text, [...values]) as Promise<Record<string, unknown>[]>;
+
+/**
+ * One statement on a Drizzle transaction: `$n` placeholders become bound parameters
+ * (`sql.param`, so that an array stays one value).
+ */
+const drizzleQuery: Query = async (tx, text, values) => {
+  const chunks: SQL[] = [];
+  let last = 0;
+  for (const match of text.matchAll(/\$(\d+)/g)) {
+    chunks.push(
+      sql.raw(text.slice(last, match.index)),
+      sql`${sql.param(values[Number(match[1]) - 1])}`,
+    );
+    last = match.index + match[0].length;
+  }
+  chunks.push(sql.raw(text.slice(last)));
+  const result = await (tx as NodePgDatabase).execute(sql.join(chunks));
+  return result.rows as Record<string, unknown>[];
+};
+
+/** The route's writes, in whatever transaction is active: a @Transactional() service. */
+@Injectable()
+class LedgerService {
+  static query: Query;
+
+  constructor(private readonly txHost: TransactionHost) {}
+
+  @Transactional()
+  async record(key: string, amount: number, account: number): Promise<void> {
+    await LedgerService.query(
+      this.txHost.tx,
+      'INSERT INTO transfers (key, amount, account_id) VALUES ($1, $2, $3)',
+      [key, amount, account],
+    );
+  }
+}
+
+@Controller('transfers')
+class TransfersController {
+  constructor(
+    private readonly ledger: LedgerService,
+    @Inject(PG_POOL) private readonly pool: pg.Pool,
+  ) {}
+
+  @Post()
+  @Idempotent({ transactional: true })
+  async create(
+    @Body() body: { key: string; amount: number; account?: number },
+    @Query('fail') fail: string | undefined,
+    @Query('delayMs') delayMs: string | undefined,
+  ) {
+    // Outside the transaction: counts executions, whatever becomes of their writes.
+    await this.pool.query('INSERT INTO attempts (key) VALUES ($1)', [body.key]);
+    await this.ledger.record(body.key, body.amount, body.account ?? 1);
+    if (delayMs) {
+      await new Promise((resolve) => setTimeout(resolve, Number(delayMs)));
+    }
+    if (fail === 'after-write') {
+      throw new Error('the handler failed after its first write');
+    }
+    if (body.amount < 0) {
+      throw new BadRequestException('amount must not be negative');
+    }
+    return { key: body.key, amount: body.amount };
+  }
+}
+
+interface Integration {
+  query: Query;
+  /** The application's database module and its ClsModule, given the pool. */
+  modules(pool: pg.Pool, url: string): DynamicModule[];
+}
+
+const INTEGRATIONS: Record<string, Integration> = {
+  typeorm: {
+    query: typeormQuery,
+    modules: (_pool, url) => {
+      @Global()
+      @Module({
+        providers: [
+          {
+            provide: PG_POOL,
+            useFactory: (dataSource: DataSource) =>
+              (dataSource.driver as unknown as { master: pg.Pool }).master,
+            inject: [getDataSourceToken()],
+          },
+        ],
+        exports: [PG_POOL],
+      })
+      class PoolModule {}
+      return [
+        TypeOrmModule.forRoot({ type: 'postgres', url, extra: { max: 10 } }),
+        { module: PoolModule },
+        ClsModule.forRoot({
+          global: true,
+          plugins: [
+            new ClsPluginTransactional({
+              adapter: new TransactionalAdapterTypeOrm({ dataSourceToken: getDataSourceToken() }),
+            }),
+          ],
+        }),
+      ];
+    },
+  },
+  drizzle: {
+    query: drizzleQuery,
+    modules: (pool) => {
+      @Global()
+      @Module({
+        providers: [
+          { provide: PG_POOL, useValue: pool },
+          { provide: DRIZZLE, useFactory: (p: pg.Pool) => drizzle(p), inject: [PG_POOL] },
+        ],
+        exports: [PG_POOL, DRIZZLE],
+      })
+      class DrizzleModule {}
+      return [
+        { module: DrizzleModule },
+        ClsModule.forRoot({
+          global: true,
+          plugins: [
+            new ClsPluginTransactional({
+              imports: [DrizzleModule],
+              adapter: new TransactionalAdapterDrizzleOrm({ drizzleInstanceToken: DRIZZLE }),
+            }),
+          ],
+        }),
+      ];
+    },
+  },
+};
+
+async function main(): Promise<void> {
+  const integration = INTEGRATIONS[process.env.CLS_INTEGRATION ?? ''];
+  const url = process.env.DATABASE_URL;
+  if (!integration || !url) {
+    throw new Error('Set CLS_INTEGRATION (typeorm or drizzle) and DATABASE_URL.');
+  }
+  LedgerService.query = integration.query;
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  pool.on('error', () => undefined);
+
+  @Module({
+    imports: [
+      ...integration.modules(pool, url),
+      IdempotencyModule.forRoot({
+        store: pgPoolStore({
+          poolToken: PG_POOL,
+          transactionHost: { token: TransactionHost, query: integration.query },
+        }),
+      }),
+    ],
+    controllers: [TransfersController],
+    providers: [LedgerService],
+  })
+  class AppModule {}
+
+  const app = await NestFactory.create(
+    AppModule,
+    process.env.HTTP_ADAPTER === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
+    { logger: ['error'] },
+  );
+  app.enableShutdownHooks();
+  await app.listen(Number(process.env.PORT ?? 0), '127.0.0.1');
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
