@@ -66,8 +66,10 @@ export class TransactionalExecution {
   ): Promise<unknown> {
     exchange.request[ACTIVE_TRANSACTION] = transaction.transaction;
     const active = { transaction: transaction.transaction, route: exchange.route.name };
-    // Everything the handler starts runs in the transaction's async context, and so does the
-    // commit: TypeORM's commit subscribers and the onOutcome hook still see the transaction.
+    // Everything the handler starts runs in the module's transaction context, and so does the
+    // commit: TypeORM's commit subscribers and the onOutcome hook still see the transaction. A
+    // transaction that the application's own manager opened is found inside its function only:
+    // the handler runs there (runInTransaction).
     const handler = () => this.context.run(active, () => this.steps.runHandler(exchange, next));
     try {
       const outcome = await (transaction.runInTransaction?.(handler) ?? handler());
@@ -190,9 +192,8 @@ export class TransactionalExecution {
   /**
    * Stores the response with the handler's writes. A client error whose writes must not commit
    * (`rollbackOnClientError`, or a failed statement of the handler that aborted the transaction)
-   * is stored without them: the transaction rolls back and the key is claimed again for the
-   * response alone, in the same round trip. Should another request take the key in that instant,
-   * its outcome is the one stored, and this client still gets its answer.
+   * is stored without them: the transaction rolls back to just after the claim, which keeps the
+   * key held, and the response alone is stored and committed.
    */
   private async storeInTransaction(
     transaction: IdempotencyTransactionHandle,

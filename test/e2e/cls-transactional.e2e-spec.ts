@@ -94,14 +94,14 @@ describe.each(['typeorm', 'drizzle'])(
             )
           )[0].n,
         );
-      const post = (key: string, body: object, query = '', on = app) =>
+      const post = (key: string, body: object, query = '', on = app, path = '/transfers') =>
         request(on.url)
-          .post(`/transfers${query}`)
+          .post(`${path}${query}`)
           .set('Idempotency-Key', key)
           .send({ key, ...body });
       const keyOf = (what: string) => `${what}-${integration}-${adapter}`;
 
-      it('runs the handler once for 30 parallel duplicates: one row, one record', async () => {
+      it('runs the handler once for 30 parallel duplicates, which wait and replay: one row, one record', async () => {
         const key = keyOf('burst');
         const responses = await Promise.all(
           Array.from({ length: 30 }, () => post(key, { amount: 5 }, '?delayMs=200')),
@@ -111,9 +111,8 @@ describe.each(['typeorm', 'drizzle'])(
         const created = responses.filter((r) => r.status === 201);
         expect(created.filter((r) => r.headers[REPLAYED] === undefined)).toHaveLength(1);
         expect(new Set(created.map((r) => r.text)).size).toBe(1);
-        for (const r of responses.filter((r) => r.status !== 201)) {
-          expect(r.status).toBe(409);
-        }
+        // Transactional routes make duplicates wait for the first one (concurrency 'wait').
+        expect(responses.map((r) => r.status)).toEqual(responses.map(() => 201));
         expect(await records(key)).toEqual([{ state: 'completed' }]);
       });
 
@@ -156,6 +155,40 @@ describe.each(['typeorm', 'drizzle'])(
         // Nothing was kept, so the retry runs again (and fails again the same way).
         expect((await post(key, { amount: 5, account: 2 })).status).toBe(503);
         expect(await attempts(key)).toBe(2);
+      });
+
+      it('stores a refusal without its writes (rollbackOnClientError), never freeing the key: 6 keys x 10 duplicates, one run each', async () => {
+        // Each first execution holds a pooled connection and takes a second for its attempt row:
+        // six keys stay within the app's pool of 20.
+        const keys = Array.from({ length: 6 }, (_, i) => keyOf(`discard-${i}`));
+        const responses = await Promise.all(
+          keys.flatMap((key) =>
+            Array.from({ length: 10 }, () =>
+              post(key, { amount: 5 }, '?delayMs=150', app, '/transfers/refused'),
+            ),
+          ),
+        );
+        for (const key of keys) {
+          expect([key, await attempts(key)]).toEqual([key, 1]);
+          expect(await transfers(key)).toBe(0);
+          expect(await records(key)).toEqual([{ state: 'completed' }]);
+        }
+        for (const response of responses) {
+          expect(response.status).toBe(400);
+        }
+      });
+
+      it('stores a refusal alone after a failed statement of the handler aborted its transaction', async () => {
+        const key = keyOf('poisoned');
+        const first = await post(key, { amount: 5 }, '?poison=1', app, '/transfers/refused');
+        expect(first.status).toBe(400);
+        expect(first.body.message).toBe(`refused ${key}`);
+        const again = await post(key, { amount: 5 }, '?poison=1', app, '/transfers/refused');
+        expect(again.status).toBe(400);
+        expect(again.headers[REPLAYED]).toBe('true');
+        expect(await attempts(key)).toBe(1);
+        expect(await transfers(key)).toBe(0);
+        expect(await records(key)).toEqual([{ state: 'completed' }]);
       });
 
       it('leaves nothing when the process is killed mid-transaction; the retry runs once', async () => {

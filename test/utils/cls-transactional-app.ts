@@ -68,6 +68,11 @@ class LedgerService {
 
   constructor(private readonly txHost: TransactionHost) {}
 
+  /** A statement that fails, leaving the transaction aborted (SQLSTATE 25P02 after it). */
+  async fail(): Promise<void> {
+    await LedgerService.query(this.txHost.tx, 'SELECT 1 / 0', []);
+  }
+
   @Transactional()
   async record(key: string, amount: number, account: number): Promise<void> {
     await LedgerService.query(
@@ -106,6 +111,28 @@ class TransfersController {
     }
     return { key: body.key, amount: body.amount };
   }
+
+  /**
+   * Refused after writing, with `rollbackOnClientError`: the 400 is stored without the writes.
+   * With `?poison=1` a failed statement of its own has aborted the transaction first.
+   */
+  @Post('refused')
+  @Idempotent({ transactional: true, rollbackOnClientError: true })
+  async refuse(
+    @Body() body: { key: string; amount: number },
+    @Query('poison') poison: string | undefined,
+    @Query('delayMs') delayMs: string | undefined,
+  ) {
+    await this.pool.query('INSERT INTO attempts (key) VALUES ($1)', [body.key]);
+    await this.ledger.record(body.key, body.amount, 1);
+    if (poison) {
+      await this.ledger.fail().catch(() => undefined);
+    }
+    if (delayMs) {
+      await new Promise((resolve) => setTimeout(resolve, Number(delayMs)));
+    }
+    throw new BadRequestException(`refused ${body.key}`);
+  }
 }
 
 interface Integration {
@@ -132,7 +159,7 @@ const INTEGRATIONS: Record<string, Integration> = {
       })
       class PoolModule {}
       return [
-        TypeOrmModule.forRoot({ type: 'postgres', url, extra: { max: 10 } }),
+        TypeOrmModule.forRoot({ type: 'postgres', url, extra: { max: 20 } }),
         { module: PoolModule },
         ClsModule.forRoot({
           global: true,
@@ -180,7 +207,7 @@ async function main(): Promise<void> {
     throw new Error('Set CLS_INTEGRATION (typeorm or drizzle) and DATABASE_URL.');
   }
   LedgerService.query = integration.query;
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const pool = new pg.Pool({ connectionString: url, max: 20 });
   pool.on('error', () => undefined);
 
   @Module({

@@ -6,7 +6,7 @@ import type {
   TransactionalClaimResult,
   TransactionalIdempotencyStore,
 } from '../../store/transactional-idempotency-store';
-import { localStatementTimeout } from '../layout/planned';
+import { CLAIM_SAVEPOINT, localStatementTimeout } from '../layout/planned';
 import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
 import { type AppClaim, AppTransaction } from './app-transaction';
@@ -44,7 +44,6 @@ export class AppTransactionIdempotencyStore<TTx>
         layout: this.layout,
         transactionalTtlMs: (claimTtlMs, ttlMs) =>
           this.layout.transactionalTtlMs(claimTtlMs, ttlMs),
-        claimAndComplete: (claim, response, ttlMs) => this.claimAndComplete(claim, response, ttlMs),
       },
       request,
     );
@@ -78,6 +77,7 @@ export class AppTransactionIdempotencyStore<TTx>
         }
       }
       if (row?.outcome === 'claimed') {
+        await this.transactions.query(tx, CLAIM_SAVEPOINT.text, []);
         return { won: claimHandle(request, token, row) };
       }
       if (row?.outcome === 'busy') {

@@ -8,6 +8,7 @@ import { isConnectionFailure } from '../driver/connection-failure';
 import type { PipelineStatement } from '../driver/pipelined-query';
 import { sqlstateWithin } from '../driver/sqlstate';
 import {
+  ROLLBACK_TO_CLAIM,
   type TransactionalWrites,
   completionInTransaction,
   notReplayableInTransaction,
@@ -18,7 +19,13 @@ import { Inbox } from './inbox';
 /** What the transaction is asked to do next, in its own async context. */
 type Command =
   | { kind: 'run'; work: () => Promise<unknown>; settle: Settle }
-  | { kind: 'commit'; write: PipelineStatement }
+  | {
+      kind: 'commit';
+      write: PipelineStatement;
+      discardWrites: boolean;
+      /** Told when a failed statement of the handler had aborted the transaction. */
+      aborted: (error: unknown) => void;
+    }
   | { kind: 'rollback' };
 
 interface Settle {
@@ -41,12 +48,6 @@ export interface AppTransactionStore {
   readonly layout: TransactionalWrites;
   /** The TTL a transactional write must use, from the claim's TTL and the one asked for. */
   transactionalTtlMs(claimTtlMs: number, ttlMs: number): number;
-  /** Claims `request` and stores `response` in one transaction of the store's own. */
-  claimAndComplete(
-    request: ClaimRequest,
-    response: StoredResponse,
-    ttlMs: number,
-  ): Promise<boolean>;
 }
 
 /**
@@ -112,6 +113,7 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
 
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
     return this.commitWith(
+      false,
       response.status,
       completionInTransaction(
         this.store.layout,
@@ -125,16 +127,25 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
 
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
     return this.commitWith(
+      false,
       status,
       notReplayableInTransaction(this.store.layout, this.handle, status, this.ttl(ttlMs)),
     );
   }
 
   async discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean> {
-    await this.rollback();
-    // The key is free from the rollback on: another request may claim it first, and then its
-    // outcome is the one stored (false).
-    return this.store.claimAndComplete(this.request, response, ttlMs);
+    await this.commitWith(
+      true,
+      response.status,
+      completionInTransaction(
+        this.store.layout,
+        this.handle,
+        this.handle.token,
+        response,
+        this.ttl(ttlMs),
+      ),
+    );
+    return true;
   }
 
   async rollback(): Promise<void> {
@@ -148,10 +159,18 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
     return isConnectionFailure(error);
   }
 
-  private async commitWith(status: number | null, write: PipelineStatement): Promise<void> {
-    this.inbox.send({ kind: 'commit', write });
+  private async commitWith(
+    discardWrites: boolean,
+    status: number | null,
+    write: PipelineStatement,
+  ): Promise<void> {
+    // A transaction the handler's failed statement aborted stays open, for the response to be
+    // stored alone (discardWritesAndComplete); anything else ends it.
+    const aborted = new Promise<never>((_, reject) =>
+      this.inbox.send({ kind: 'commit', write, discardWrites, aborted: reject }),
+    );
     try {
-      await this.ended;
+      await Promise.race([this.ended, aborted]);
     } catch (error) {
       throw explainWriteFailure(error, status);
     }
@@ -174,12 +193,23 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
           }
           break;
         case 'commit':
+          if (command.discardWrites) {
+            await this.transactions.query(this.transaction, ROLLBACK_TO_CLAIM.text, []);
+          }
+          try {
+            await this.transactions.query(
+              this.transaction,
+              command.write.text,
+              command.write.values ?? [],
+            );
+          } catch (error) {
+            if (command.discardWrites || sqlstateWithin(error) !== '25P02') {
+              throw error;
+            }
+            command.aborted(error);
+            break;
+          }
           // Returning lets the application's transaction manager commit.
-          await this.transactions.query(
-            this.transaction,
-            command.write.text,
-            command.write.values ?? [],
-          );
           return;
         case 'rollback':
           throw new RollBack();

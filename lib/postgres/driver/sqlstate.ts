@@ -1,3 +1,5 @@
+import { driverErrorIn } from './connection-failure';
+
 /** The PostgreSQL error codes (SQLSTATE) the store acts on. */
 export const SQLSTATE = {
   /** A statement cancelled by statement_timeout. */
@@ -17,20 +19,16 @@ export function sqlstateOf(error: unknown): unknown {
 }
 
 /**
- * The SQLSTATE of `error` or of the driver error an ORM wrapped in it (TypeORM's `driverError`,
- * others' `cause`), when PostgreSQL raised it.
+ * The SQLSTATE of `error` or of the driver error an ORM wrapped in it (see `driverErrorIn`), when
+ * PostgreSQL raised it.
  */
 export function sqlstateWithin(error: unknown): string | undefined {
   for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code, driverError, cause } = current as {
-      code?: unknown;
-      driverError?: unknown;
-      cause?: unknown;
-    };
+    const { code } = current as { code?: unknown };
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
       return code;
     }
-    current = driverError ?? cause;
+    current = driverErrorIn(current);
   }
   return undefined;
 }

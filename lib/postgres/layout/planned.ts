@@ -78,6 +78,19 @@ export function notReplayableValues(
 const MAX_STATEMENT_TIMEOUT_MS = 2 ** 31 - 1;
 
 /**
+ * Taken in a transactional request's transaction right after its claim won: rolling back to it
+ * discards the handler's writes (and clears a transaction that a failed statement of the handler
+ * aborted) but keeps the claim, its row and its lock, so that a response stored without those
+ * writes is stored while the key stays held: no other request can claim it in between.
+ */
+export const CLAIM_SAVEPOINT: PipelineStatement = { text: 'SAVEPOINT nestjs_idempotency_claim' };
+
+/** Discards what the transaction did after `CLAIM_SAVEPOINT`. */
+export const ROLLBACK_TO_CLAIM: PipelineStatement = {
+  text: 'ROLLBACK TO SAVEPOINT nestjs_idempotency_claim',
+};
+
+/**
  * What opens a transactional request's transaction: `begin` and, unless `statementTimeoutMs` is
  * 0, PostgreSQL's statement_timeout for this transaction alone. SET takes no snapshot, so the
  * isolation level of the BEGIN still holds for the claim after it.

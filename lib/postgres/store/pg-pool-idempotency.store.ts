@@ -21,7 +21,7 @@ import {
 } from '../driver/pipelined-query';
 import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
 import { PartitionedTableLayout } from '../layout/partitioned-table.layout';
-import { type Planned, completionInTransaction, inExplicitTransaction } from '../layout/planned';
+import { type Planned, inExplicitTransaction } from '../layout/planned';
 import { SingleTableLayout } from '../layout/single-table.layout';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
@@ -252,48 +252,6 @@ export class PgPoolIdempotencyStore extends IdempotencyStore implements Idempote
     }
     client.release();
     return results[plan.at] as PipelineResult<R>;
-  }
-
-  /**
-   * Claims `request` and stores `response` for it in one transaction of the store's own, in one
-   * round trip: for a transactional request whose writes were rolled back but whose answer must
-   * be kept. False when another request holds or finished the key by then (its outcome stands).
-   * @internal
-   */
-  protected async claimAndComplete(
-    request: ClaimRequest,
-    response: StoredResponse,
-    ttlMs: number,
-  ): Promise<boolean> {
-    const token = randomUUID();
-    const claim = this.layout.claimInTransaction(request, token, [{ text: this.layout.begin() }]);
-    const handle = { scope: request.scope, key: request.key, token };
-    const ttl = this.layout.transactionalTtlMs(request.ttlMs, ttlMs);
-    const completion = claim.statements.length;
-    const client = await this.pool().connect();
-    try {
-      const results = await runPipeline(client, [
-        ...claim.statements,
-        completionInTransaction(this.layout, handle, token, response, ttl),
-        { text: 'COMMIT' },
-      ]);
-      client.release();
-      return results[claim.at].rows[0]?.outcome === 'claimed';
-    } catch (error) {
-      // The explicit transaction is left open and aborted: end it, or drop the connection.
-      await client.query('ROLLBACK').then(
-        () => client.release(),
-        (rollbackError: Error) => client.release(rollbackError),
-      );
-      if (
-        error instanceof PipelineError &&
-        error.statementIndex === completion &&
-        error.code === '22012'
-      ) {
-        return false;
-      }
-      throw this.layout.explain(error);
-    }
   }
 
   /**

@@ -9,7 +9,7 @@ import type {
 } from '../../store/transactional-idempotency-store';
 import { runPipeline } from '../driver/pipelined-query';
 import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
-import { openTransaction } from '../layout/planned';
+import { CLAIM_SAVEPOINT, openTransaction } from '../layout/planned';
 import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
@@ -61,9 +61,10 @@ export class PostgresIdempotencyStore
       await transactionStarting(queryRunner);
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const token = randomUUID();
-        // The first attempt opens the transaction in the same round trip.
+        // The first attempt opens the transaction in the same round trip; the savepoint after the
+        // claim is what a response stored without the handler's writes rolls back to.
         const claim = this.layout.claimInTransaction(request, token, attempt === 0 ? opening : []);
-        const results = await runPipeline(client, claim.statements);
+        const results = await runPipeline(client, [...claim.statements, CLAIM_SAVEPOINT]);
         if (attempt === 0) {
           await transactionStarted(queryRunner);
         }
@@ -79,7 +80,6 @@ export class PostgresIdempotencyStore
               queryRunner,
               client,
               this.layout,
-              this.beginText(),
               limits && statementTimeoutMs > 0 ? statementTimeoutMs + limits.graceMs : null,
             ),
           };

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { EntityManager, QueryRunner } from 'typeorm';
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
@@ -7,7 +6,11 @@ import {
   HandlerTransactionAbortedError,
   type IdempotencyTransactionHandle,
 } from '../../store/transactional-idempotency-store';
-import { completionInTransaction, notReplayableInTransaction } from '../layout/planned';
+import {
+  ROLLBACK_TO_CLAIM,
+  completionInTransaction,
+  notReplayableInTransaction,
+} from '../layout/planned';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { PipelineError, type PipelineStatement, runPipeline } from '../driver/pipelined-query';
 import { isConnectionFailure } from '../driver/connection-failure';
@@ -34,8 +37,6 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     private readonly queryRunner: QueryRunner,
     private readonly client: PoolClient,
     private readonly layout: IdempotencyTableLayout,
-    /** The BEGIN of this DataSource (with its isolation level). */
-    private readonly begin: string,
     /**
      * How long a statement sent through the query runner may go unanswered before the connection
      * is closed (see StatementDeadline), or null for no bound.
@@ -53,8 +54,7 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
   }
 
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
-    return this.commitWith(
-      response.status,
+    return this.commitWith(response.status, [
       completionInTransaction(
         this.layout,
         this.handle,
@@ -62,65 +62,48 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
         response,
         this.ttl(ttlMs),
       ),
-    );
+    ]);
   }
 
   async discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean> {
-    this.finished = true;
-    const token = randomUUID();
-    // No statement of the handler follows: the BEGIN needs no statement_timeout.
-    const claim = this.layout.claimInTransaction(this.request, token, [{ text: this.begin }]);
-    const completion = 1 + claim.statements.length;
-    try {
-      await transactionCommitting(this.queryRunner);
-      // One round trip on the same connection: between the ROLLBACK, which frees the key, and the
-      // claim that takes it again, no other request gets a round trip in.
-      const results = await runPipeline(this.client, [
-        { text: 'ROLLBACK' },
-        ...claim.statements,
-        completionInTransaction(this.layout, this.handle, token, response, this.ttl(ttlMs)),
-        { text: 'COMMIT' },
-      ]);
-      await transactionCommitted(this.queryRunner);
-      return results[1 + claim.at].rows[0]?.outcome === 'claimed';
-    } catch (error) {
-      this.finished = false;
-      await this.rollback();
-      if (
-        error instanceof PipelineError &&
-        error.statementIndex === completion &&
-        error.code === '22012'
-      ) {
-        // Another request took the key in that instant: its outcome is the one stored.
-        return false;
-      }
-      throw error;
-    } finally {
-      await this.releaseConnection().catch(() => undefined);
-    }
+    // Back to the claim's savepoint: the handler's writes go, the claim and its lock stay, so no
+    // other request can take the key before the response is stored. One round trip.
+    await this.commitWith(response.status, [
+      ROLLBACK_TO_CLAIM,
+      completionInTransaction(
+        this.layout,
+        this.handle,
+        this.handle.token,
+        response,
+        this.ttl(ttlMs),
+      ),
+    ]);
+    return true;
   }
 
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
-    return this.commitWith(
-      status,
+    return this.commitWith(status, [
       notReplayableInTransaction(this.layout, this.handle, status, this.ttl(ttlMs)),
-    );
+    ]);
   }
 
   private ttl(ttlMs: number): number {
     return this.layout.transactionalTtlMs(this.request.ttlMs, ttlMs);
   }
 
-  /** Runs `write` on the claim's row and COMMIT in one round trip; rolls back when either fails. */
-  private async commitWith(status: number | null, write: PipelineStatement): Promise<void> {
+  /**
+   * Runs `writes` (the last one on the claim's row) and COMMIT in one round trip; rolls back when
+   * any fails.
+   */
+  private async commitWith(status: number | null, writes: PipelineStatement[]): Promise<void> {
     this.finished = true;
     try {
       await transactionCommitting(this.queryRunner);
-      await runPipeline(this.client, [write, { text: 'COMMIT' }]);
+      await runPipeline(this.client, [...writes, { text: 'COMMIT' }]);
       await transactionCommitted(this.queryRunner);
     } catch (error) {
       this.finished = false;
-      const explained = explainWriteFailure(error, status);
+      const explained = explainWriteFailure(error, status, writes.length - 1);
       if (!(explained instanceof HandlerTransactionAbortedError)) {
         await this.rollback();
       }
@@ -169,8 +152,8 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
  * doing; a write that found no row means the claim vanished from its own transaction (the handler
  * deleted it, or ended the transaction with its own COMMIT or ROLLBACK).
  */
-function explainWriteFailure(error: unknown, status: number | null): unknown {
-  if (!(error instanceof PipelineError) || error.statementIndex !== 0) {
+function explainWriteFailure(error: unknown, status: number | null, rowWrite: number): unknown {
+  if (!(error instanceof PipelineError) || error.statementIndex !== rowWrite) {
     return error;
   }
   if (error.code === '25P02') {
