@@ -109,6 +109,7 @@ async function main(): Promise<number> {
           full: server.names.full,
           part: server.names.main,
           pool: server.names.main,
+          cls: server.names.main,
           redis: server.names.main,
           peer: server.names.main,
         },
@@ -119,6 +120,7 @@ async function main(): Promise<number> {
           full: pools.full,
           part: pools.main,
           pool: pools.main,
+          cls: pools.main,
           redis: pools.main,
           peer: pools.main,
         },
@@ -129,6 +131,7 @@ async function main(): Promise<number> {
           full: postgresRecords(pools.full, SINGLE_IDEMPOTENCY_TABLE),
           part: postgresRecords(pools.main, PARTITIONED_IDEMPOTENCY_TABLE),
           pool: postgresRecords(pools.main, SINGLE_IDEMPOTENCY_TABLE),
+          cls: postgresRecords(pools.main, SINGLE_IDEMPOTENCY_TABLE),
           ...(redisClient
             ? {
                 redis: ourRedisRecords(redisClient),
@@ -196,7 +199,8 @@ async function main(): Promise<number> {
  * Starts the process with the apps the scenarios need: `main` (no global interceptor), `global`
  * (the idempotency interceptor registered globally), `pass` (a global interceptor that does
  * nothing), `part` (`main` on a partitioned idempotency table), `pool` (`main` with its lease
- * routes on `pgPoolStore()`), `redis` (`main` with its lease
+ * routes on `pgPoolStore()`), `cls` (`pool` with its transactional routes in nestjs-cls
+ * transactions), `redis` (`main` with its lease
  * routes on the Redis store) and `peer` (`@node-idempotency/nestjs` on Redis) on the main
  * database, `full` on the pre-filled one. `main` comes first: it runs the main database's
  * migrations.
@@ -211,7 +215,7 @@ function startApps(
     name: AppName,
     databaseUrl: string,
     global: 'idempotency' | 'pass' | 'none',
-    store: 'single' | 'partitioned' | 'pool' | 'redis' | 'peer' = 'single',
+    store: 'single' | 'partitioned' | 'pool' | 'cls' | 'redis' | 'peer' = 'single',
   ) => ({
     name,
     databaseUrl,
@@ -219,6 +223,7 @@ function startApps(
     passThroughInterceptor: global === 'pass',
     partitioned: store === 'partitioned',
     pgPool: store === 'pool',
+    clsTransactions: store === 'cls',
     redis:
       store === 'redis' || store === 'peer' ? redisOf(store === 'redis' ? 'ours' : 'peer') : null,
   });
@@ -236,6 +241,7 @@ function startApps(
       ['full', () => app('full', server.urls.full, 'none')],
       ['part', () => app('part', server.urls.main, 'none', 'partitioned')],
       ['pool', () => app('pool', server.urls.main, 'none', 'pool')],
+      ['cls', () => app('cls', server.urls.main, 'none', 'cls')],
       ['redis', () => app('redis', server.urls.main, 'none', 'redis')],
       ['peer', () => app('peer', server.urls.main, 'none', 'peer')],
     ] as [AppName, () => ReturnType<typeof app>][]

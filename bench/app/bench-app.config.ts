@@ -6,7 +6,10 @@ export const PARTITIONED_IDEMPOTENCY_TABLE = 'idempotency_records_partitioned';
 
 /** One Nest application of the bench process. */
 export interface BenchAppInstance {
-  /** How the runner names it (`main`, `global`, `pass`, `full`, `part`, `pool`, `redis`, `peer`). */
+  /**
+   * How the runner names it (`main`, `global`, `pass`, `full`, `part`, `pool`, `cls`, `redis`,
+   * `peer`).
+   */
   name: string;
   databaseUrl: string;
   /** Registers the interceptor for every route (`useGlobalInterceptor`). */
@@ -23,6 +26,11 @@ export interface BenchAppInstance {
    * transactional routes stay on `postgresStore()`), as an app on Drizzle or Kysely would.
    */
   pgPool: boolean;
+  /**
+   * Puts every route on `pgPoolStore()` as `pgPool` does, its transactional routes inside
+   * `@nestjs-cls/transactional` transactions (the TypeORM adapter) instead of `postgresStore()`'s.
+   */
+  clsTransactions: boolean;
   /**
    * Lease-mode keys on Redis: `ours` puts the module's lease routes on `redisStore()` (its
    * transactional routes stay on PostgreSQL, `transactionalStore`); `peer` is the other app, on
@@ -62,6 +70,7 @@ export function readBenchProcessConfig(env: NodeJS.ProcessEnv = process.env): Be
         typeof instance.passThroughInterceptor === 'boolean' &&
         typeof instance.partitioned === 'boolean' &&
         typeof instance.pgPool === 'boolean' &&
+        typeof instance.clsTransactions === 'boolean' &&
         (instance.redis === null ||
           (typeof instance.redis?.url === 'string' &&
             (instance.redis.package === 'ours' || instance.redis.package === 'peer'))),

@@ -1,6 +1,9 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
+import { ClsPluginTransactional, TransactionHost } from '@nestjs-cls/transactional';
+import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
+import { ClsModule } from 'nestjs-cls';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { IdempotencyModule } from '../../lib';
@@ -10,7 +13,11 @@ import { redisStore } from '../../lib/redis';
 import { PARTITIONED_IDEMPOTENCY_TABLE } from './bench-app.config';
 import { BenchOrder } from './bench-order.entity';
 import { BenchOrdersController } from './bench-orders.controller';
-import { BenchOrdersService } from './bench-orders.service';
+import {
+  BenchOrdersService,
+  ClsBenchOrdersService,
+  entityManagerQuery,
+} from './bench-orders.service';
 import { CreateBenchOrders1764201700000 } from './create-bench-orders.migration';
 import { CreatePartitionedIdempotencyRecords1764201800000 } from './create-partitioned-idempotency-records.migration';
 import { PassThroughInterceptor } from './pass-through.interceptor';
@@ -31,6 +38,8 @@ export interface BenchAppConfig {
   redisUrl?: string;
   /** Puts the lease routes on `pgPoolStore()` (see `BenchAppInstance.pgPool`). */
   pgPool: boolean;
+  /** Runs the transactional routes in nestjs-cls transactions (see `BenchAppInstance`). */
+  clsTransactions: boolean;
   /** Size of the DataSource's pg pool. */
   poolSize: number;
 }
@@ -74,6 +83,20 @@ export class BenchAppModule {
           extra: { max: config.poolSize, idleTimeoutMillis: 0 },
         }),
         TypeOrmModule.forFeature([BenchOrder]),
+        ...(config.clsTransactions
+          ? [
+              ClsModule.forRoot({
+                global: true,
+                plugins: [
+                  new ClsPluginTransactional({
+                    adapter: new TransactionalAdapterTypeOrm({
+                      dataSourceToken: getDataSourceToken(),
+                    }),
+                  }),
+                ],
+              }),
+            ]
+          : []),
         IdempotencyModule.forRoot({
           useGlobalInterceptor: config.globalInterceptor,
           // A purge pass deletes up to 100 000 rows at once; landing in one scenario's window it
@@ -85,24 +108,34 @@ export class BenchAppModule {
           // window.
           ...(config.redisUrl
             ? { store: redisStore({ url: config.redisUrl }), transactionalStore: postgresStore() }
-            : config.pgPool
+            : config.clsTransactions
               ? {
-                  store: pgPoolStore({ poolToken: HANDLER_POOL, imports: [HandlerPoolModule] }),
-                  transactionalStore: postgresStore(),
+                  store: pgPoolStore({
+                    poolToken: HANDLER_POOL,
+                    imports: [HandlerPoolModule],
+                    transactionHost: { token: TransactionHost, query: entityManagerQuery },
+                  }),
                 }
-              : config.partitioned
+              : config.pgPool
                 ? {
-                    store: postgresStore({
-                      tableName: PARTITIONED_IDEMPOTENCY_TABLE,
-                      partitioning: { maintenanceIntervalMs: 0 },
-                    }),
+                    store: pgPoolStore({ poolToken: HANDLER_POOL, imports: [HandlerPoolModule] }),
+                    transactionalStore: postgresStore(),
                   }
-                : { store: postgresStore() }),
+                : config.partitioned
+                  ? {
+                      store: postgresStore({
+                        tableName: PARTITIONED_IDEMPOTENCY_TABLE,
+                        partitioning: { maintenanceIntervalMs: 0 },
+                      }),
+                    }
+                  : { store: postgresStore() }),
         }),
       ],
       controllers: [BenchOrdersController],
       providers: [
-        BenchOrdersService,
+        config.clsTransactions
+          ? { provide: BenchOrdersService, useClass: ClsBenchOrdersService }
+          : BenchOrdersService,
         ...(config.passThroughInterceptor
           ? [{ provide: APP_INTERCEPTOR, useClass: PassThroughInterceptor }]
           : []),

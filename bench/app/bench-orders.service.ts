@@ -1,6 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import type { Repository } from 'typeorm';
+import { TransactionHost } from '@nestjs-cls/transactional';
+import type { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
+import type { EntityManager, Repository } from 'typeorm';
+import type { PostgresAppTransactions } from '../../lib/postgres/pool';
 import { IdempotencyTransaction } from '../../lib/postgres';
 import { BenchOrder } from './bench-order.entity';
 
@@ -29,6 +32,30 @@ export class BenchOrdersService {
     return insertOrder(this.transaction.getRepository(BenchOrder), key, input);
   }
 }
+
+/**
+ * The same inserts in the app whose transactional route runs in nestjs-cls transactions: there,
+ * the route's writes go through the transaction host's EntityManager.
+ */
+@Injectable()
+export class ClsBenchOrdersService {
+  constructor(
+    @InjectRepository(BenchOrder) private readonly orders: Repository<BenchOrder>,
+    private readonly txHost: TransactionHost<TransactionalAdapterTypeOrm>,
+  ) {}
+
+  create(key: string | undefined, input: unknown): Promise<OrderReceipt> {
+    return insertOrder(this.orders, key, input);
+  }
+
+  createInTransaction(key: string | undefined, input: unknown): Promise<OrderReceipt> {
+    return insertOrder(this.txHost.tx.getRepository(BenchOrder), key, input);
+  }
+}
+
+/** One statement of the idempotency store on the transaction's EntityManager. */
+export const entityManagerQuery: PostgresAppTransactions['query'] = (tx, text, values) =>
+  (tx as EntityManager).query(text, [...values]) as Promise<Record<string, unknown>[]>;
 
 /** The one insert of every benchmarked route (also the peer package's app, peer-orders.controller.ts). */
 export async function insertOrder(

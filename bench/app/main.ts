@@ -30,8 +30,15 @@ async function main(): Promise<void> {
   const apps: INestApplication[] = [];
   const ports: Record<string, number> = {};
   for (const instance of config.instances) {
-    const { databaseUrl, globalInterceptor, passThroughInterceptor, partitioned, pgPool, redis } =
-      instance;
+    const {
+      databaseUrl,
+      globalInterceptor,
+      passThroughInterceptor,
+      partitioned,
+      pgPool,
+      clsTransactions,
+      redis,
+    } = instance;
     const { poolSize } = config;
     const module =
       redis?.package === 'peer'
@@ -42,6 +49,7 @@ async function main(): Promise<void> {
             passThroughInterceptor,
             partitioned,
             pgPool,
+            clsTransactions,
             redisUrl: redis?.url,
             poolSize,
           });

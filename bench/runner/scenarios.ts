@@ -1,5 +1,6 @@
 /** Which bench application serves a scenario (all live in one process). */
-export type AppName = 'main' | 'global' | 'pass' | 'full' | 'part' | 'pool' | 'redis' | 'peer';
+export type AppName =
+  'main' | 'global' | 'pass' | 'full' | 'part' | 'pool' | 'cls' | 'redis' | 'peer';
 
 /** The apps whose keys are on the bench's Redis server: ours on `redisStore()`, and the peer's. */
 export const REDIS_APPS: readonly AppName[] = ['redis', 'peer'];
@@ -238,6 +239,24 @@ export const SCENARIOS: readonly Scenario[] = [
     path: '/lease',
     keys: 'replay',
     targets: [vsEmpty('replay-lease')],
+  },
+  {
+    id: 'cls-tx-new',
+    item: 'q',
+    title: 'transactional mode in nestjs-cls transactions (TypeORM adapter), new keys',
+    app: 'cls',
+    path: '/tx',
+    keys: 'new',
+    targets: [vsEmpty('tx-new')],
+  },
+  {
+    id: 'replay-cls-tx',
+    item: 'q',
+    title: 'replay of known keys, transactional route in nestjs-cls transactions',
+    app: 'cls',
+    path: '/tx',
+    keys: 'replay',
+    targets: [vsEmpty('replay-tx')],
   },
   {
     id: 'redis-lease-new',
