@@ -112,17 +112,7 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
   }
 
   completeAndCommit(response: StoredResponse, ttlMs: number): Promise<void> {
-    return this.commitWith(
-      false,
-      response.status,
-      completionInTransaction(
-        this.store.layout,
-        this.handle,
-        this.handle.token,
-        response,
-        this.ttl(ttlMs),
-      ),
-    );
+    return this.commitWith(false, response.status, this.completion(response, ttlMs));
   }
 
   markNotReplayableAndCommit(status: number | null, ttlMs: number): Promise<void> {
@@ -134,17 +124,7 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
   }
 
   async discardWritesAndComplete(response: StoredResponse, ttlMs: number): Promise<boolean> {
-    await this.commitWith(
-      true,
-      response.status,
-      completionInTransaction(
-        this.store.layout,
-        this.handle,
-        this.handle.token,
-        response,
-        this.ttl(ttlMs),
-      ),
-    );
+    await this.commitWith(true, response.status, this.completion(response, ttlMs));
     return true;
   }
 
@@ -174,6 +154,16 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
     } catch (error) {
       throw explainWriteFailure(error, status);
     }
+  }
+
+  private completion(response: StoredResponse, ttlMs: number): PipelineStatement {
+    return completionInTransaction(
+      this.store.layout,
+      this.handle,
+      this.handle.token,
+      response,
+      this.ttl(ttlMs),
+    );
   }
 
   private ttl(ttlMs: number): number {
