@@ -176,6 +176,20 @@ export default tseslint.config(
           'Outside lib/postgres/typeorm the PostgreSQL store runs on a pg pool alone: no TypeORM, not even a type.',
         ],
         [
+          [
+            'kysely',
+            'kysely/*',
+            'knex',
+            'knex/*',
+            'drizzle-orm',
+            'drizzle-orm/*',
+            '@prisma/*',
+            'nestjs-cls',
+            '@nestjs-cls/*',
+          ],
+          'The application brings its data layer and nestjs-cls: the store declares the shapes it uses of them.',
+        ],
+        [
           ['**/redis', '**/redis/**'],
           'The PostgreSQL adapter knows the core only, not another adapter.',
         ],

@@ -11,7 +11,7 @@ import { waitFor } from '../utils/wait-for';
 
 /*
  * Transactional routes on pgPoolStore() inside the application's own @nestjs-cls/transactional
- * transactions, for its TypeORM and Drizzle adapters, over HTTP on both platforms: the claim, the
+ * transactions, for its TypeORM and Drizzle adapters and the module's own for Kysely and Knex, over HTTP on both platforms: the claim, the
  * handler's writes (a @Transactional() service's, through txHost.tx) and the stored response
  * commit together or not at all. The app (test/utils/cls-transactional-app.ts) runs in a process
  * of its own, compiled here: see there why.
@@ -45,7 +45,7 @@ beforeAll(() => {
   writeFileSync(ENTRY, code);
 });
 
-describe.each(['typeorm', 'drizzle'])(
+describe.each(['typeorm', 'drizzle', 'kysely', 'knex'])(
   'pgPoolStore with @nestjs-cls/transactional (%s adapter)',
   (integration) => {
     let db: TestDatabase;

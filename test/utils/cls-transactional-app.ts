@@ -19,15 +19,22 @@ import { TransactionalAdapterDrizzleOrm } from '@nestjs-cls/transactional-adapte
 import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
 import { type SQL, sql } from 'drizzle-orm';
 import { type NodePgDatabase, drizzle } from 'drizzle-orm/node-postgres';
+import knex, { type Knex } from 'knex';
+import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import { ClsModule } from 'nestjs-cls';
 import pg from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { IdempotencyModule, Idempotent } from '../../lib';
-import { type PostgresAppTransactions, pgPoolStore } from '../../lib/postgres/pool';
+import {
+  type PostgresAppTransactions,
+  knexTransactionalAdapter,
+  kyselyTransactionalAdapter,
+  pgPoolStore,
+} from '../../lib/postgres/pool';
 
 /*
  * An app whose transactional route runs on pgPoolStore() inside its own @nestjs-cls/transactional
- * transactions, with the TypeORM or the Drizzle adapter (CLS_INTEGRATION), on Express or Fastify
+ * transactions, with the TypeORM, Drizzle, Kysely or Knex adapter (CLS_INTEGRATION), on Express or Fastify
  * (HTTP_ADAPTER), for DATABASE_URL, on PORT. A process of its own: @nestjs-cls/transactional is
  * CommonJS that requires Nest 12's ES modules, which Node loads and Jest's module registry
  * cannot. test/e2e/cls-transactional.e2e-spec.ts compiles and starts it.
@@ -35,6 +42,8 @@ import { type PostgresAppTransactions, pgPoolStore } from '../../lib/postgres/po
 
 const PG_POOL = Symbol('PG_POOL');
 const DRIZZLE = Symbol('DRIZZLE');
+const KYSELY = Symbol('KYSELY');
+const KNEX = Symbol('KNEX');
 
 type Query = PostgresAppTransactions['query'];
 
@@ -59,6 +68,29 @@ const drizzleQuery: Query = async (tx, text, values) => {
   chunks.push(sql.raw(text.slice(last)));
   const result = await (tx as NodePgDatabase).execute(sql.join(chunks));
   return result.rows as Record<string, unknown>[];
+};
+
+/** One statement on a Kysely transaction, sent as written. */
+const kyselyQuery: Query = async (tx, text, values) =>
+  (await (tx as Kysely<unknown>).executeQuery(CompiledQuery.raw(text, [...values]))).rows as Record<
+    string,
+    unknown
+  >[];
+
+/**
+ * One statement on a Knex transaction: Knex binds `?` placeholders in order, so each `$n` becomes
+ * `?` with its value (repeated where `$n` is), and a literal `?` is escaped.
+ */
+const knexQuery: Query = async (tx, text, values) => {
+  const bindings: unknown[] = [];
+  const positional = text.replace(/\?/g, '\\?').replace(/\$(\d+)/g, (_, n: string) => {
+    bindings.push(values[Number(n) - 1]);
+    return '?';
+  });
+  const result = (await (tx as Knex).raw(positional, bindings as Knex.RawBinding[])) as {
+    rows: Record<string, unknown>[];
+  };
+  return result.rows;
 };
 
 /** The route's writes, in whatever transaction is active: a @Transactional() service. */
@@ -198,13 +230,73 @@ const INTEGRATIONS: Record<string, Integration> = {
       ];
     },
   },
+  kysely: {
+    query: kyselyQuery,
+    modules: (pool) => {
+      @Global()
+      @Module({
+        providers: [
+          { provide: PG_POOL, useValue: pool },
+          {
+            provide: KYSELY,
+            useFactory: (p: pg.Pool) =>
+              new Kysely<unknown>({ dialect: new PostgresDialect({ pool: p }) }),
+            inject: [PG_POOL],
+          },
+        ],
+        exports: [PG_POOL, KYSELY],
+      })
+      class KyselyModule {}
+      return [
+        { module: KyselyModule },
+        ClsModule.forRoot({
+          global: true,
+          plugins: [
+            new ClsPluginTransactional({
+              imports: [KyselyModule],
+              adapter: kyselyTransactionalAdapter<Kysely<unknown>>({ connectionToken: KYSELY }),
+            }),
+          ],
+        }),
+      ];
+    },
+  },
+  knex: {
+    query: knexQuery,
+    modules: (pool, url) => {
+      @Global()
+      @Module({
+        providers: [
+          { provide: PG_POOL, useValue: pool },
+          {
+            provide: KNEX,
+            useFactory: () => knex({ client: 'pg', connection: url, pool: { min: 0, max: 20 } }),
+          },
+        ],
+        exports: [PG_POOL, KNEX],
+      })
+      class KnexModule {}
+      return [
+        { module: KnexModule },
+        ClsModule.forRoot({
+          global: true,
+          plugins: [
+            new ClsPluginTransactional({
+              imports: [KnexModule],
+              adapter: knexTransactionalAdapter<Knex>({ connectionToken: KNEX }),
+            }),
+          ],
+        }),
+      ];
+    },
+  },
 };
 
 async function main(): Promise<void> {
   const integration = INTEGRATIONS[process.env.CLS_INTEGRATION ?? ''];
   const url = process.env.DATABASE_URL;
   if (!integration || !url) {
-    throw new Error('Set CLS_INTEGRATION (typeorm or drizzle) and DATABASE_URL.');
+    throw new Error('Set CLS_INTEGRATION (typeorm, drizzle, kysely or knex) and DATABASE_URL.');
   }
   LedgerService.query = integration.query;
   const pool = new pg.Pool({ connectionString: url, max: 20 });

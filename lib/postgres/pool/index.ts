@@ -19,3 +19,19 @@ export {
   type PartitionedMigrationSql,
   partitionedMigrationSql,
 } from '../schema/partitioned-migration.sql';
+export type {
+  ClsAdapterSettings,
+  ClsIsolationLevel,
+  ClsTransactionalAdapter,
+  ClsTransactionalAdapterOptions,
+} from '../cls-adapters/cls-transactional-adapter';
+export {
+  type KyselyClsTransactionOptions,
+  type KyselyConnection,
+  kyselyTransactionalAdapter,
+} from '../cls-adapters/kysely-transactional.adapter';
+export {
+  type KnexClsTransactionOptions,
+  type KnexConnection,
+  knexTransactionalAdapter,
+} from '../cls-adapters/knex-transactional.adapter';

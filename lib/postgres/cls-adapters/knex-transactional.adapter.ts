@@ -1,0 +1,59 @@
+import type {
+  ClsAdapterSettings,
+  ClsIsolationLevel,
+  ClsTransactionalAdapter,
+} from './cls-transactional-adapter';
+
+/** Options of a Knex transaction under `@nestjs-cls/transactional` (Knex's `TransactionConfig`). */
+export interface KnexClsTransactionOptions {
+  isolationLevel?: ClsIsolationLevel;
+  readOnly?: boolean;
+}
+
+/** What the adapter uses of a `Knex` instance or transaction. */
+export interface KnexConnection {
+  transaction(
+    scope: (trx: unknown) => Promise<unknown>,
+    config?: KnexClsTransactionOptions,
+  ): Promise<unknown>;
+}
+
+/**
+ * A `@nestjs-cls/transactional` adapter for Knex, for registries without
+ * `@nestjs-cls/transactional-adapter-knex` (it behaves the same; use either). `txHost.tx` is the
+ * `Knex` instance outside a transaction, and its `Knex.Transaction` inside one;
+ * `Propagation.Nested` runs in a savepoint (Knex's nested transaction).
+ *
+ * @example
+ * ```ts
+ * new ClsPluginTransactional({
+ *   imports: [DatabaseModule],
+ *   adapter: knexTransactionalAdapter<Knex>({ connectionToken: KNEX }),
+ * });
+ * ```
+ *
+ * @typeParam TKnex - the application's `Knex`: the type of `txHost.tx`.
+ */
+export function knexTransactionalAdapter<TKnex extends KnexConnection>(
+  settings: ClsAdapterSettings<KnexClsTransactionOptions>,
+): ClsTransactionalAdapter<TKnex, TKnex, KnexClsTransactionOptions> {
+  const run = (
+    on: KnexConnection,
+    options: KnexClsTransactionOptions | undefined,
+    fn: () => Promise<unknown>,
+    setTx: (tx?: TKnex) => void,
+  ) =>
+    on.transaction((trx) => {
+      setTx(trx as TKnex);
+      return fn();
+    }, options);
+  return {
+    connectionToken: settings.connectionToken,
+    defaultTxOptions: settings.defaultTxOptions,
+    optionsFactory: (knex) => ({
+      wrapWithTransaction: (options, fn, setTx) => run(knex, options, fn, setTx),
+      wrapWithNestedTransaction: (_options, fn, setTx, tx) => run(tx, undefined, fn, setTx),
+      getFallbackInstance: () => knex,
+    }),
+  };
+}
