@@ -115,8 +115,11 @@ export class ExecutionSteps {
       const startedAt = performance.now();
       let last: unknown = undefined;
       const failed = (error: unknown): void => {
-        const durationMs = this.handlerEnded(exchange, startedAt);
         const refused = rejectedByPipes(exchange.request);
+        // Pipes that refused the request ran instead of the handler: their time is not a run's.
+        const durationMs = refused
+          ? performance.now() - startedAt
+          : this.handlerEnded(exchange, startedAt);
         if (!refused) {
           exchange.route.durations.record(durationMs);
         }

@@ -79,7 +79,7 @@ export interface IdempotencyOutcomeEvent {
   claimDurationMs?: number;
   /**
    * Milliseconds the handler ran (from the start of its pipes to its last value or error). Set on
-   * the outcomes that follow a run: `completed`, `released`, `not-started`, `not-replayable`,
+   * the outcomes that follow a run: `completed`, `released`, `not-replayable`,
    * `lease-lost`, and `store-error` after a run.
    */
   handlerDurationMs?: number;

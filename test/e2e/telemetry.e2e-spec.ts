@@ -71,6 +71,7 @@ describe.each(ADAPTERS)('OpenTelemetry metrics and spans (%s)', (adapter) => {
     replayed: `otel-replayed-${adapter}`,
     slow: `otel-slow-${adapter}`,
     failed: `otel-failed-${adapter}`,
+    piped: `otel-piped-${adapter}`,
     raw: `otel-raw-${adapter}`,
   };
   const body = { item: 'book' };
@@ -99,6 +100,8 @@ describe.each(ADAPTERS)('OpenTelemetry metrics and spans (%s)', (adapter) => {
     ]);
     expect([first.status, duplicate.status]).toEqual([201, 409]);
     expect((await order(keys.failed, body, '/orders/status/500')).status).toBe(500);
+    // Refused by the route's ParseIntPipe: the handler never ran.
+    expect((await order(keys.piped, body, '/orders/status/abc')).status).toBe(400);
     expect((await order(keys.raw, body, '/orders/raw')).status).toBe(201);
     expect((await order(keys.raw, body, '/orders/raw')).status).toBe(410);
   });
@@ -119,6 +122,7 @@ describe.each(ADAPTERS)('OpenTelemetry metrics and spans (%s)', (adapter) => {
       'POST /orders key_invalid': 1,
       'POST /orders conflict': 1,
       'POST /orders/status/:code released': 1,
+      'POST /orders/status/:code not_started': 1,
       'POST /orders/raw not_replayable': 2,
     });
   });
@@ -131,7 +135,7 @@ describe.each(ADAPTERS)('OpenTelemetry metrics and spans (%s)', (adapter) => {
       'POST /orders replayed': 1,
       'POST /orders mismatch': 1,
       'POST /orders conflict': 1,
-      'POST /orders/status/:code claimed': 1,
+      'POST /orders/status/:code claimed': 2,
       'POST /orders/raw claimed': 1,
       'POST /orders/raw not_replayable': 1,
     });
@@ -141,7 +145,8 @@ describe.each(ADAPTERS)('OpenTelemetry metrics and spans (%s)', (adapter) => {
     }
 
     const handlers = await telemetry.histogram('idempotency.handler.duration');
-    // Only runs have a handler duration: not the replay, the mismatch or the conflict.
+    // Only runs have a handler duration: not the replay, the mismatch, the conflict, or the
+    // request the pipes refused (its time is theirs).
     expect(countsByLabel(handlers, '/orders')).toEqual({
       'POST /orders completed': 2,
       'POST /orders/status/:code released': 1,
@@ -179,6 +184,12 @@ describe.each(ADAPTERS)('OpenTelemetry metrics and spans (%s)', (adapter) => {
       'idempotency.claim claimed',
       'idempotency.record released release',
     ]);
+    // Refused by the pipes: the key is freed for the corrected request (the write's outcome; the
+    // request counts as not_started).
+    expect(describeSpans(idempotencySpans(spans, keys.piped))).toEqual([
+      'idempotency.claim claimed',
+      'idempotency.record released release',
+    ]);
     // A handler that writes its own response: its key is marked spent before and after it runs.
     expect(describeSpans(idempotencySpans(spans, keys.raw))).toEqual([
       'idempotency.claim claimed',
@@ -188,7 +199,7 @@ describe.each(ADAPTERS)('OpenTelemetry metrics and spans (%s)', (adapter) => {
     ]);
 
     const ours = spans.filter((span) => span.name.startsWith('idempotency.'));
-    expect(ours).toHaveLength(13);
+    expect(ours).toHaveLength(15);
     const servers = new Map(
       spans
         .filter((span) => span.name === SERVER_SPAN)
