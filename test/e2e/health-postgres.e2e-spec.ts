@@ -3,6 +3,7 @@ import { IdempotencyMaintenance } from '../../lib';
 import type { IdempotencyHealthDetails } from '../../lib/health';
 import { createInFlightIndexSql, createPartitionedIdempotencyTableSql } from '../../lib/postgres';
 import { oldestInFlightSql } from '../../lib/postgres/sql/health.sql';
+import { PgPoolIdempotencyStore } from '../../lib/postgres/pool';
 import { FixtureAppModule } from './fixtures/fixture-app.module';
 import { HealthFixtureModule, type HealthOptionsHolder } from './fixtures/health-app.module';
 import { TcpProxy } from '../utils/tcp-proxy';
@@ -243,6 +244,38 @@ describe.each(ADAPTERS)('health indicator on PostgreSQL (%s)', (adapter) => {
       expect(elapsedMs).toBeLessThan(DOWN_WITHIN_MS);
       proxy.restore();
       await waitFor(async () => (await health()).status === 200, 20_000, 200);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'gives up the connection of a check a frozen server never answers',
+    async () => {
+      const pool = new pg.Pool({ connectionString: proxy.via(db.url), max: 1 });
+      pool.on('error', () => undefined);
+      try {
+        const store = new PgPoolIdempotencyStore(pool);
+        const query = { detailTimeoutMs: 100, purgeBacklogLimit: 10, oldestInFlight: false };
+        await store.health(query);
+        expect(pool.idleCount).toBe(1);
+        proxy.stall();
+        const started = Date.now();
+        const settled = await Promise.race([
+          store.health(query).then(
+            () => 'answered',
+            (error: Error) => error.message,
+          ),
+          new Promise((resolve) => setTimeout(() => resolve('still waiting'), 10_000)),
+        ]);
+        // Five statements of at most 100 ms each, and a second of slack.
+        expect(settled).toMatch(/unanswered for 1500 ms/);
+        expect(Date.now() - started).toBeLessThan(1500 + DOWN_WITHIN_MS);
+        // The destroyed connection left the pool, which is whole again.
+        expect(pool.totalCount).toBe(0);
+      } finally {
+        proxy.restore();
+        await pool.end();
+      }
     },
     TEST_TIMEOUT_MS,
   );

@@ -4,15 +4,28 @@ import type {
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
+import { destroySocket } from '../driver/pg-internals';
 import { asError } from '../driver/sqlstate';
 import { HealthReads } from '../layout/health-reads';
 import { openTransaction } from '../layout/planned';
+
+/**
+ * Slack, beyond what the server may legitimately take, before a check that is still unanswered
+ * is taken for a frozen server or a silent network, in milliseconds.
+ */
+const UNANSWERED_SLACK_MS = 1_000;
 
 /**
  * The store's health: `layout`'s details, read in one read-only transaction on a pool connection.
  * That it opens is what shows the database answers. The session settings are the transaction's
  * own (`SET LOCAL`), so the connection goes back to the pool as it came: a statement timeout for
  * every read, and the ISO DateStyle and UTC TimeZone that partition bounds are read back in.
+ *
+ * `statement_timeout` bounds each read on a server that runs; one that is frozen, or a network
+ * that drops everything, answers nothing, and the connection would stay checked out until TCP
+ * gives up. Past what the check's statements may take (the opening, up to three reads and the
+ * rollback, each within the detail timeout) plus some slack, the connection is destroyed: the
+ * check fails, and the pool opens a new one when it needs it.
  */
 export async function readPostgresHealth(
   pool: Pool,
@@ -21,6 +34,17 @@ export async function readPostgresHealth(
 ): Promise<IdempotencyStoreHealth> {
   const timeoutMs = Math.max(1, Math.round(query.detailTimeoutMs));
   const client = await pool.connect();
+  const unansweredAfterMs = 5 * timeoutMs + UNANSWERED_SLACK_MS;
+  const deadline = setTimeout(() => {
+    // The destroyed client reports the error on its statement in flight, and emits it too: that
+    // event has no other listener while the client is checked out.
+    client.on('error', () => undefined);
+    destroySocket(
+      client,
+      new Error(`PostgreSQL left the health check unanswered for ${unansweredAfterMs} ms`),
+    );
+  }, unansweredAfterMs);
+  deadline.unref();
   try {
     const open = openTransaction('BEGIN READ ONLY', timeoutMs).map((statement) => statement.text);
     await client.query(
@@ -34,5 +58,7 @@ export async function readPostgresHealth(
     // The connection may be in a transaction, or broken: it is not reused.
     client.release(asError(error));
     throw error;
+  } finally {
+    clearTimeout(deadline);
   }
 }
