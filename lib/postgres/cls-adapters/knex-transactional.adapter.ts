@@ -19,6 +19,16 @@ export interface KnexConnection {
 }
 
 /**
+ * The adapter `knexTransactionalAdapter()` makes, as the type argument of
+ * `TransactionHost<KnexTransactionalAdapter<Knex>>`: `txHost.tx` is a `TKnex`.
+ */
+export type KnexTransactionalAdapter<TKnex extends KnexConnection> = ClsTransactionalAdapter<
+  TKnex,
+  TKnex,
+  KnexClsTransactionOptions
+>;
+
+/**
  * A `@nestjs-cls/transactional` adapter for Knex, for registries without
  * `@nestjs-cls/transactional-adapter-knex` (it behaves the same; use either). `txHost.tx` is the
  * `Knex` instance outside a transaction, and its `Knex.Transaction` inside one;
@@ -36,7 +46,7 @@ export interface KnexConnection {
  */
 export function knexTransactionalAdapter<TKnex extends KnexConnection>(
   settings: ClsAdapterSettings<KnexClsTransactionOptions>,
-): ClsTransactionalAdapter<TKnex, TKnex, KnexClsTransactionOptions> {
+): KnexTransactionalAdapter<TKnex> {
   const run = (
     on: KnexConnection,
     options: KnexClsTransactionOptions | undefined,

@@ -32,6 +32,16 @@ export interface KyselyConnection {
 }
 
 /**
+ * The adapter `kyselyTransactionalAdapter()` makes, as the type argument of
+ * `TransactionHost<KyselyTransactionalAdapter<Kysely<Database>>>`: `txHost.tx` is a `TDb`.
+ */
+export type KyselyTransactionalAdapter<TDb extends KyselyConnection> = ClsTransactionalAdapter<
+  TDb,
+  TDb,
+  KyselyClsTransactionOptions
+>;
+
+/**
  * A `@nestjs-cls/transactional` adapter for Kysely, for registries without
  * `@nestjs-cls/transactional-adapter-kysely` (it behaves the same; use either). `txHost.tx` is the
  * `Kysely` instance outside a transaction, and its `ControlledTransaction` inside one;
@@ -49,7 +59,7 @@ export interface KyselyConnection {
  */
 export function kyselyTransactionalAdapter<TDb extends KyselyConnection>(
   settings: ClsAdapterSettings<KyselyClsTransactionOptions>,
-): ClsTransactionalAdapter<TDb, TDb, KyselyClsTransactionOptions> {
+): KyselyTransactionalAdapter<TDb> {
   return {
     connectionToken: settings.connectionToken,
     defaultTxOptions: settings.defaultTxOptions,

@@ -28,10 +28,12 @@ export type {
 export {
   type KyselyClsTransactionOptions,
   type KyselyConnection,
+  type KyselyTransactionalAdapter,
   kyselyTransactionalAdapter,
 } from '../cls-adapters/kysely-transactional.adapter';
 export {
   type KnexClsTransactionOptions,
   type KnexConnection,
+  type KnexTransactionalAdapter,
   knexTransactionalAdapter,
 } from '../cls-adapters/knex-transactional.adapter';
