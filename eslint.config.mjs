@@ -50,13 +50,20 @@ const forbid = (...groups) => [
 
 /**
  * `forbid`, and also lib/postgres/index.ts (the TypeORM entry point) by any name an import inside
- * lib/postgres can give it, which path patterns cannot single out from other parent folders.
+ * lib/postgres can give it, which path patterns cannot single out from other parent folders; and
+ * the data layers an application brings, by package name (a path pattern would also match the
+ * store's own lib/postgres/orm/kysely.ts).
  */
 const withTypeormEntryForbidden = (...groups) => {
   const [level, options] = forbid(...groups);
   options.patterns.push({
     regex: '^\\.\\.(/index)?$|(^|/)postgres(/index)?$',
     message: 'lib/postgres/index.ts is the TypeORM entry point: import the module you need directly.',
+  });
+  options.patterns.push({
+    regex: '^(kysely|knex|drizzle-orm|nestjs-cls|@nestjs-cls/[^/]+|@prisma/[^/]+)(/|$)',
+    message:
+      'The application brings its data layer and nestjs-cls: the store declares the shapes it uses of them.',
   });
   return [level, options];
 };
@@ -174,20 +181,6 @@ export default tseslint.config(
             '**/typeorm/**',
           ],
           'Outside lib/postgres/typeorm the PostgreSQL store runs on a pg pool alone: no TypeORM, not even a type.',
-        ],
-        [
-          [
-            'kysely',
-            'kysely/*',
-            'knex',
-            'knex/*',
-            'drizzle-orm',
-            'drizzle-orm/*',
-            '@prisma/*',
-            'nestjs-cls',
-            '@nestjs-cls/*',
-          ],
-          'The application brings its data layer and nestjs-cls: the store declares the shapes it uses of them.',
         ],
         [
           ['**/redis', '**/redis/**'],

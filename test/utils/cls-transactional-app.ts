@@ -17,17 +17,21 @@ import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import { ClsPluginTransactional, TransactionHost, Transactional } from '@nestjs-cls/transactional';
 import { TransactionalAdapterDrizzleOrm } from '@nestjs-cls/transactional-adapter-drizzle-orm';
 import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
-import { type SQL, sql } from 'drizzle-orm';
-import { type NodePgDatabase, drizzle } from 'drizzle-orm/node-postgres';
+import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
 import knex, { type Knex } from 'knex';
 import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import { ClsModule } from 'nestjs-cls';
 import pg from 'pg';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { IdempotencyModule, Idempotent } from '../../lib';
 import {
   type PostgresAppTransactions,
+  drizzleQuery,
+  entityManagerQuery,
+  knexQuery,
   knexTransactionalAdapter,
+  kyselyQuery,
   kyselyTransactionalAdapter,
   pgPoolStore,
 } from '../../lib/postgres/pool';
@@ -46,52 +50,6 @@ const KYSELY = Symbol('KYSELY');
 const KNEX = Symbol('KNEX');
 
 type Query = PostgresAppTransactions['query'];
-
-/** One statement on a TypeORM EntityManager (its transaction, with the TypeORM adapter). */
-const typeormQuery: Query = (tx, text, values) =>
-  (tx as EntityManager).query(text, [...values]) as Promise<Record<string, unknown>[]>;
-
-/**
- * One statement on a Drizzle transaction: `$n` placeholders become bound parameters
- * (`sql.param`, so that an array stays one value).
- */
-const drizzleQuery: Query = async (tx, text, values) => {
-  const chunks: SQL[] = [];
-  let last = 0;
-  for (const match of text.matchAll(/\$(\d+)/g)) {
-    chunks.push(
-      sql.raw(text.slice(last, match.index)),
-      sql`${sql.param(values[Number(match[1]) - 1])}`,
-    );
-    last = match.index + match[0].length;
-  }
-  chunks.push(sql.raw(text.slice(last)));
-  const result = await (tx as NodePgDatabase).execute(sql.join(chunks));
-  return result.rows as Record<string, unknown>[];
-};
-
-/** One statement on a Kysely transaction, sent as written. */
-const kyselyQuery: Query = async (tx, text, values) =>
-  (await (tx as Kysely<unknown>).executeQuery(CompiledQuery.raw(text, [...values]))).rows as Record<
-    string,
-    unknown
-  >[];
-
-/**
- * One statement on a Knex transaction: Knex binds `?` placeholders in order, so each `$n` becomes
- * `?` with its value (repeated where `$n` is), and a literal `?` is escaped.
- */
-const knexQuery: Query = async (tx, text, values) => {
-  const bindings: unknown[] = [];
-  const positional = text.replace(/\?/g, '\\?').replace(/\$(\d+)/g, (_, n: string) => {
-    bindings.push(values[Number(n) - 1]);
-    return '?';
-  });
-  const result = (await (tx as Knex).raw(positional, bindings as Knex.RawBinding[])) as {
-    rows: Record<string, unknown>[];
-  };
-  return result.rows;
-};
 
 /** The route's writes, in whatever transaction is active: a @Transactional() service. */
 @Injectable()
@@ -175,7 +133,7 @@ interface Integration {
 
 const INTEGRATIONS: Record<string, Integration> = {
   typeorm: {
-    query: typeormQuery,
+    query: entityManagerQuery,
     modules: (_pool, url) => {
       @Global()
       @Module({
@@ -205,7 +163,7 @@ const INTEGRATIONS: Record<string, Integration> = {
     },
   },
   drizzle: {
-    query: drizzleQuery,
+    query: drizzleQuery(sql),
     modules: (pool) => {
       @Global()
       @Module({
@@ -231,7 +189,7 @@ const INTEGRATIONS: Record<string, Integration> = {
     },
   },
   kysely: {
-    query: kyselyQuery,
+    query: kyselyQuery(CompiledQuery),
     modules: (pool) => {
       @Global()
       @Module({

@@ -24,16 +24,21 @@ export type {
   ClsIsolationLevel,
   ClsTransactionalAdapter,
   ClsTransactionalAdapterOptions,
-} from '../cls-adapters/cls-transactional-adapter';
+} from '../orm/cls-transactional-adapter';
 export {
   type KyselyClsTransactionOptions,
+  type KyselyCompiledQueryFactory,
   type KyselyConnection,
   type KyselyTransactionalAdapter,
+  kyselyQuery,
   kyselyTransactionalAdapter,
-} from '../cls-adapters/kysely-transactional.adapter';
+} from '../orm/kysely';
 export {
   type KnexClsTransactionOptions,
   type KnexConnection,
   type KnexTransactionalAdapter,
+  knexQuery,
   knexTransactionalAdapter,
-} from '../cls-adapters/knex-transactional.adapter';
+} from '../orm/knex';
+export { type DrizzleSqlTag, drizzleQuery } from '../orm/drizzle';
+export { entityManagerQuery } from '../orm/entity-manager';

@@ -1,4 +1,8 @@
 import type {
+  AppTransactionRow,
+  PostgresAppTransactions,
+} from '../app-transaction/app-transactions';
+import type {
   ClsAdapterSettings,
   ClsIsolationLevel,
   ClsTransactionalAdapter,
@@ -67,3 +71,24 @@ export function knexTransactionalAdapter<TKnex extends KnexConnection>(
     }),
   };
 }
+
+/** What `knexQuery` uses of a Knex transaction. */
+interface KnexRaw {
+  raw(sql: string, bindings: unknown[]): PromiseLike<{ rows: unknown[] }>;
+}
+
+/**
+ * How the PostgreSQL store sends one statement on a Knex transaction (`txHost.tx`), as
+ * `pgPoolStore({ transactionHost: { token: TransactionHost, query: knexQuery } })`. Knex binds `?`
+ * placeholders in order: each `$n` of the store's SQL becomes a `?` with its value (repeated where
+ * `$n` is), and a literal `?` is escaped.
+ */
+export const knexQuery: PostgresAppTransactions['query'] = async (tx, text, values) => {
+  const bindings: unknown[] = [];
+  const positional = text.replace(/\?/g, '\\?').replace(/\$(\d+)/g, (_, n: string) => {
+    bindings.push(values[Number(n) - 1]);
+    return '?';
+  });
+  const result = await (tx as KnexRaw).raw(positional, bindings);
+  return result.rows as AppTransactionRow[];
+};

@@ -1,4 +1,8 @@
 import type {
+  AppTransactionRow,
+  PostgresAppTransactions,
+} from '../app-transaction/app-transactions';
+import type {
   ClsAdapterSettings,
   ClsIsolationLevel,
   ClsTransactionalAdapter,
@@ -118,4 +122,28 @@ let savepoints = 0;
 function nextSavepointName(): string {
   savepoints = (savepoints + 1) % Number.MAX_SAFE_INTEGER;
   return `cls_nested_${savepoints}`;
+}
+
+/** What `kyselyQuery` uses of Kysely's `CompiledQuery`: its `raw` factory. */
+export interface KyselyCompiledQueryFactory {
+  raw(sql: string, parameters: unknown[]): unknown;
+}
+
+/** What `kyselyQuery` uses of a Kysely transaction. */
+interface KyselyExecutor {
+  executeQuery(query: unknown): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * How the PostgreSQL store sends one statement on a Kysely transaction (`txHost.tx`), as
+ * `pgPoolStore({ transactionHost: { token: TransactionHost, query: kyselyQuery(CompiledQuery) } })`.
+ * Takes Kysely's own `CompiledQuery`, so that the module loads no Kysely of its own.
+ */
+export function kyselyQuery(
+  compiledQuery: KyselyCompiledQueryFactory,
+): PostgresAppTransactions['query'] {
+  return async (tx, text, values) => {
+    const result = await (tx as KyselyExecutor).executeQuery(compiledQuery.raw(text, [...values]));
+    return result.rows as AppTransactionRow[];
+  };
 }
