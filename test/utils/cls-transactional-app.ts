@@ -24,6 +24,7 @@ import pg from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { IdempotencyModule, Idempotent } from '../../lib';
 import { type PostgresAppTransactions, pgPoolStore } from '../../lib/postgres/pool';
+import { prismaIntegration } from './cls-integrations/prisma';
 
 /*
  * An app whose transactional route runs on pgPoolStore() inside its own @nestjs-cls/transactional
@@ -198,6 +199,7 @@ const INTEGRATIONS: Record<string, Integration> = {
       ];
     },
   },
+  prisma: prismaIntegration(PG_POOL),
 };
 
 async function main(): Promise<void> {
