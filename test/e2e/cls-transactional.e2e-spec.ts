@@ -11,7 +11,7 @@ import { waitFor } from '../utils/wait-for';
 
 /*
  * Transactional routes on pgPoolStore() inside the application's own @nestjs-cls/transactional
- * transactions, for its TypeORM and Drizzle adapters, over HTTP on both platforms: the claim, the
+ * transactions, for each of its adapters below, over HTTP on both platforms: the claim, the
  * handler's writes (a @Transactional() service's, through txHost.tx) and the stored response
  * commit together or not at all. The app (test/utils/cls-transactional-app.ts) runs in a process
  * of its own, compiled here: see there why.

@@ -28,7 +28,7 @@ import { prismaIntegration } from './cls-integrations/prisma';
 
 /*
  * An app whose transactional route runs on pgPoolStore() inside its own @nestjs-cls/transactional
- * transactions, with the TypeORM or the Drizzle adapter (CLS_INTEGRATION), on Express or Fastify
+ * transactions, with the adapter CLS_INTEGRATION names (see INTEGRATIONS), on Express or Fastify
  * (HTTP_ADAPTER), for DATABASE_URL, on PORT. A process of its own: @nestjs-cls/transactional is
  * CommonJS that requires Nest 12's ES modules, which Node loads and Jest's module registry
  * cannot. test/e2e/cls-transactional.e2e-spec.ts compiles and starts it.
@@ -206,7 +206,9 @@ async function main(): Promise<void> {
   const integration = INTEGRATIONS[process.env.CLS_INTEGRATION ?? ''];
   const url = process.env.DATABASE_URL;
   if (!integration || !url) {
-    throw new Error('Set CLS_INTEGRATION (typeorm or drizzle) and DATABASE_URL.');
+    throw new Error(
+      `Set CLS_INTEGRATION (${Object.keys(INTEGRATIONS).join(', ')}) and DATABASE_URL.`,
+    );
   }
   LedgerService.query = integration.query;
   const pool = new pg.Pool({ connectionString: url, max: 20 });
