@@ -1,5 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import swc from '@swc/core';
 import request from 'supertest';
 import { REPLAYED_HEADER } from '../../lib/idempotency.constants';
@@ -11,14 +11,25 @@ import { waitFor } from '../utils/wait-for';
 
 /*
  * Transactional routes on pgPoolStore() inside the application's own @nestjs-cls/transactional
- * transactions, for its TypeORM and Drizzle adapters and the module's own for Kysely and Knex, over HTTP on both platforms: the claim, the
+ * transactions, for each adapter the app knows (TypeORM, Drizzle and Prisma's own; the module's for Kysely and Knex), over HTTP on both platforms: the claim, the
  * handler's writes (a @Transactional() service's, through txHost.tx) and the stored response
  * commit together or not at all. The app (test/utils/cls-transactional-app.ts) runs in a process
  * of its own, compiled here: see there why.
  */
 
-const SOURCE = resolve(process.cwd(), 'test/utils/cls-transactional-app.ts');
 const ENTRY = resolve(process.cwd(), 'dist/test/utils/cls-transactional-app.js');
+/** The app and what it imports beside dist/lib: its integrations, and Prisma's generated client. */
+const SOURCES = [
+  'test/utils/cls-transactional-app.ts',
+  'test/utils/cls-integrations',
+  'examples/prisma/generated',
+].flatMap((path) =>
+  path.endsWith('.ts')
+    ? [path]
+    : readdirSync(path, { recursive: true, encoding: 'utf8' })
+        .filter((file) => file.endsWith('.ts'))
+        .map((file) => join(path, file)),
+);
 const REPLAYED = REPLAYED_HEADER.toLowerCase();
 
 const TABLES = `
@@ -32,20 +43,23 @@ CREATE TABLE transfers (
 CREATE TABLE attempts (key text NOT NULL);`;
 
 beforeAll(() => {
-  // The same decorator settings as Jest's transform (jest.config.js), as CommonJS for Node.
-  const { code } = swc.transformFileSync(SOURCE, {
-    jsc: {
-      target: 'es2022',
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true },
-    },
-    module: { type: 'commonjs' },
-  });
-  mkdirSync(dirname(ENTRY), { recursive: true });
-  writeFileSync(ENTRY, code);
+  for (const source of SOURCES) {
+    // The same decorator settings as Jest's transform (jest.config.js), as CommonJS for Node.
+    const { code } = swc.transformFileSync(source, {
+      jsc: {
+        target: 'es2022',
+        parser: { syntax: 'typescript', decorators: true },
+        transform: { legacyDecorator: true, decoratorMetadata: true },
+      },
+      module: { type: 'commonjs' },
+    });
+    const output = resolve(process.cwd(), 'dist', source.replace(/\.ts$/, '.js'));
+    mkdirSync(dirname(output), { recursive: true });
+    writeFileSync(output, code);
+  }
 });
 
-describe.each(['typeorm', 'drizzle', 'kysely', 'knex'])(
+describe.each(['typeorm', 'drizzle', 'kysely', 'knex', 'prisma'])(
   'pgPoolStore with @nestjs-cls/transactional (%s adapter)',
   (integration) => {
     let db: TestDatabase;

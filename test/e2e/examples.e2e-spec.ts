@@ -3,6 +3,8 @@ import { DrizzleExampleModule } from '../../examples/drizzle/drizzle-example.mod
 import { KnexExampleModule } from '../../examples/knex/knex-example.module';
 import { KyselyExampleModule } from '../../examples/kysely/kysely-example.module';
 import { CREATE_ORDERS_TABLE_SQL } from '../../examples/orders.sql';
+import { CREATE_IDEMPOTENCY_TABLE_SQL } from '../../examples/prisma/idempotency-table';
+import { PrismaExampleModule } from '../../examples/prisma/prisma-example.module';
 import { REPLAYED_HEADER } from '../../lib/idempotency.constants';
 import { createIdempotencyTableSql } from '../../lib/postgres/pool';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
@@ -13,18 +15,20 @@ import { type TestDatabase, createTestDatabase } from '../utils/test-database';
  * are written against a real PostgreSQL: each must run its route once per key.
  */
 
-const EXAMPLES: [string, (url: string) => DynamicModule][] = [
+/** Each example's name, its app, and its keys' table when not the default one. */
+const EXAMPLES: [string, (url: string) => DynamicModule, string?][] = [
   ['Drizzle', (url) => DrizzleExampleModule.forRoot(url)],
   ['Kysely', (url) => KyselyExampleModule.forRoot(url)],
   ['Knex', (url) => KnexExampleModule.forRoot(url)],
+  ['Prisma', (url) => PrismaExampleModule.forRoot(url), CREATE_IDEMPOTENCY_TABLE_SQL],
 ];
 
-describe.each(EXAMPLES)('the %s example', (_, moduleFor) => {
+describe.each(EXAMPLES)('the %s example', (_, moduleFor, idempotencyTableSql) => {
   let db: TestDatabase;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    await db.query(createIdempotencyTableSql());
+    await db.query(idempotencyTableSql ?? createIdempotencyTableSql());
     await db.query(CREATE_ORDERS_TABLE_SQL);
   });
 

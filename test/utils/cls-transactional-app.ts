@@ -35,10 +35,11 @@ import {
   kyselyTransactionalAdapter,
   pgPoolStore,
 } from '../../lib/postgres/pool';
+import { prismaIntegration } from './cls-integrations/prisma';
 
 /*
  * An app whose transactional route runs on pgPoolStore() inside its own @nestjs-cls/transactional
- * transactions, with the TypeORM, Drizzle, Kysely or Knex adapter (CLS_INTEGRATION), on Express or Fastify
+ * transactions, with the adapter CLS_INTEGRATION names (see INTEGRATIONS), on Express or Fastify
  * (HTTP_ADAPTER), for DATABASE_URL, on PORT. A process of its own: @nestjs-cls/transactional is
  * CommonJS that requires Nest 12's ES modules, which Node loads and Jest's module registry
  * cannot. test/e2e/cls-transactional.e2e-spec.ts compiles and starts it.
@@ -248,6 +249,7 @@ const INTEGRATIONS: Record<string, Integration> = {
       ];
     },
   },
+  prisma: prismaIntegration(PG_POOL),
 };
 
 async function main(): Promise<void> {
@@ -255,6 +257,9 @@ async function main(): Promise<void> {
   const url = process.env.DATABASE_URL;
   if (!integration || !url) {
     throw new Error('Set CLS_INTEGRATION (typeorm, drizzle, kysely or knex) and DATABASE_URL.');
+    throw new Error(
+      `Set CLS_INTEGRATION (${Object.keys(INTEGRATIONS).join(', ')}) and DATABASE_URL.`,
+    );
   }
   LedgerService.query = integration.query;
   const pool = new pg.Pool({ connectionString: url, max: 20 });

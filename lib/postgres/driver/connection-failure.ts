@@ -10,25 +10,64 @@ const CONNECTION_FAILURE_MESSAGE =
   /Connection terminated|Client has encountered a connection error|Query runner already released|provided by a query runner was already released|ECONNRESET|ECONNREFUSED|EPIPE/i;
 
 /**
- * The driver's error an ORM's query error wraps: TypeORM's `driverError`, or the `cause` of an
- * error that carries the failed statement (`query`, as Drizzle's does).
+ * Prisma's driver adapters' names for a connection that failed (`kind` of the database's error
+ * that a `DriverAdapterError` carries), where pg's error had no SQLSTATE.
+ */
+const PRISMA_CONNECTION_FAILURES = new Set([
+  'ConnectionClosed',
+  'DatabaseNotReachable',
+  'SocketTimeout',
+]);
+
+/**
+ * The driver's error an ORM's query error wraps: TypeORM's `driverError`, Prisma's
+ * `meta.driverAdapterError` and, inside that `DriverAdapterError`, the database's error as its
+ * `cause`, or the `cause` of an error that carries the failed statement (`query`, as Drizzle's
+ * does).
  */
 export function driverErrorIn(error: unknown): unknown {
-  const { driverError, cause, query } = error as {
+  const { driverError, cause, query, meta, name } = error as {
     driverError?: unknown;
     cause?: unknown;
     query?: unknown;
+    meta?: { driverAdapterError?: unknown } | null;
+    name?: unknown;
   };
-  return driverError ?? (typeof query === 'string' ? cause : undefined);
+  if (name === 'DriverAdapterError') {
+    return cause;
+  }
+  return driverError ?? meta?.driverAdapterError ?? (typeof query === 'string' ? cause : undefined);
+}
+
+/**
+ * The SQLSTATE `error` itself carries, if any: `code`, or Prisma's `originalCode` (its adapters
+ * keep `code` only for the errors they do not classify). The `code` of Prisma's own request
+ * error is Prisma's (`P2010` for any failed raw statement), though it looks like one.
+ */
+export function ownSqlstate(error: unknown): string | undefined {
+  const { code, originalCode, meta } = error as {
+    code?: unknown;
+    originalCode?: unknown;
+    meta?: { driverAdapterError?: unknown } | null;
+  };
+  if (meta?.driverAdapterError !== undefined) {
+    return undefined;
+  }
+  const sqlstate = originalCode ?? code;
+  return typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate) ? sqlstate : undefined;
 }
 
 export function isConnectionFailure(error: unknown): boolean {
   for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && (code.startsWith('08') || /^57P0[123]$/.test(code))) {
+    const { message, kind } = current as { message?: unknown; kind?: unknown };
+    const code = ownSqlstate(current);
+    if (code !== undefined && (code.startsWith('08') || /^57P0[123]$/.test(code))) {
       return true;
     }
     if (typeof message === 'string' && CONNECTION_FAILURE_MESSAGE.test(message)) {
+      return true;
+    }
+    if (typeof kind === 'string' && PRISMA_CONNECTION_FAILURES.has(kind)) {
       return true;
     }
     current = driverErrorIn(current);

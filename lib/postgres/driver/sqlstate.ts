@@ -1,4 +1,4 @@
-import { driverErrorIn } from './connection-failure';
+import { driverErrorIn, ownSqlstate } from './connection-failure';
 
 /** The PostgreSQL error codes (SQLSTATE) the store acts on. */
 export const SQLSTATE = {
@@ -24,9 +24,9 @@ export function sqlstateOf(error: unknown): unknown {
  */
 export function sqlstateWithin(error: unknown): string | undefined {
   for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code } = current as { code?: unknown };
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
-      return code;
+    const sqlstate = ownSqlstate(current);
+    if (sqlstate !== undefined) {
+      return sqlstate;
     }
     current = driverErrorIn(current);
   }

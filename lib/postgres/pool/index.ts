@@ -42,3 +42,4 @@ export {
 } from '../orm/knex';
 export { type DrizzleSqlTag, drizzleQuery } from '../orm/drizzle';
 export { entityManagerQuery } from '../orm/entity-manager';
+export { prismaQuery } from '../orm/prisma';

@@ -12,7 +12,8 @@ export interface ClaimRow extends QueryResultRow {
   fingerprint: string | null;
   response_status: number | null;
   response_headers: string | null;
-  response_body: Buffer | null;
+  /** A `Buffer` from pg; a plain `Uint8Array` from drivers that decode bytea so (Prisma's). */
+  response_body: Uint8Array | null;
   lease_left_ms: number | null;
   /** Partitioned table: where the claimed row is filed (epoch milliseconds, as text). */
   claimed_expires_at_ms?: string | null;
@@ -43,12 +44,20 @@ export function decideRow(row: ClaimRow, request: ClaimRequest): Decided {
           ? {
               status: row.response_status,
               headers: parseHeaders(row.response_headers),
-              body: row.response_body,
+              body: asBuffer(row.response_body),
             }
           : null,
     },
     request.fingerprint,
   );
+}
+
+/** `bytes` as the Buffer a stored response holds, sharing its memory. */
+function asBuffer(bytes: Uint8Array | null): Buffer | null {
+  if (bytes === null || Buffer.isBuffer(bytes)) {
+    return bytes;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function parseHeaders(text: string | null): Record<string, string> {

@@ -3,6 +3,7 @@ import {
   entityManagerQuery,
   knexQuery,
   kyselyQuery,
+  prismaQuery,
 } from '../../../lib/postgres/pool';
 
 /*
@@ -92,5 +93,13 @@ describe('entityManagerQuery', () => {
     await expect(entityManagerQuery({ query }, 'UPDATE t SET a = 1 RETURNING a', [])).resolves.toBe(
       ROWS,
     );
+  });
+});
+
+describe('prismaQuery', () => {
+  it('sends the statement and its values as they are, and answers the rows', async () => {
+    const $queryRawUnsafe = recorder(ROWS);
+    await expect(prismaQuery({ $queryRawUnsafe }, STATEMENT, VALUES)).resolves.toBe(ROWS);
+    expect($queryRawUnsafe.calls).toEqual([[STATEMENT, ...VALUES]]);
   });
 });
