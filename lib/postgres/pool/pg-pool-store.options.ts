@@ -34,8 +34,8 @@ export interface PgPoolStoreOptions {
    * Runs `transactional: true` routes inside the application's `@nestjs-cls/transactional`
    * transactions: `token` is its `TransactionHost` (the class, or `getTransactionHostToken(name)`
    * for a named connection), and `query` sends one statement on the host's `tx` for the adapter
-   * in use (docs/without-typeorm.md has each ORM's). Not with `partitioning`. Unset: lease routes
-   * only.
+   * in use: `entityManagerQuery`, `drizzleQuery(sql)`, `prismaQuery`, `kyselyQuery(CompiledQuery)`
+   * or `knexQuery`, from this entry point. Not with `partitioning`. Unset: lease routes only.
    */
   transactionHost?: {
     token: InjectionToken;
