@@ -3,7 +3,6 @@ import {
   Body,
   Controller,
   type DynamicModule,
-  Global,
   Inject,
   Injectable,
   Module,
@@ -14,14 +13,13 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
-import { ClsPluginTransactional, TransactionHost, Transactional } from '@nestjs-cls/transactional';
+import { TransactionHost, Transactional } from '@nestjs-cls/transactional';
 import { TransactionalAdapterDrizzleOrm } from '@nestjs-cls/transactional-adapter-drizzle-orm';
 import { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import knex, { type Knex } from 'knex';
 import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
-import { ClsModule } from 'nestjs-cls';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { IdempotencyModule, Idempotent } from '../../lib';
@@ -35,6 +33,7 @@ import {
   kyselyTransactionalAdapter,
   pgPoolStore,
 } from '../../lib/postgres/pool';
+import { databaseWithCls } from './cls-integrations/database-with-cls';
 import { prismaIntegration } from './cls-integrations/prisma';
 
 /*
@@ -135,10 +134,10 @@ interface Integration {
 const INTEGRATIONS: Record<string, Integration> = {
   typeorm: {
     query: entityManagerQuery,
-    modules: (_pool, url) => {
-      @Global()
-      @Module({
-        providers: [
+    modules: (_pool, url) => [
+      TypeOrmModule.forRoot({ type: 'postgres', url, extra: { max: 20 } }),
+      ...databaseWithCls(
+        [
           {
             provide: PG_POOL,
             useFactory: (dataSource: DataSource) =>
@@ -146,108 +145,48 @@ const INTEGRATIONS: Record<string, Integration> = {
             inject: [getDataSourceToken()],
           },
         ],
-        exports: [PG_POOL],
-      })
-      class PoolModule {}
-      return [
-        TypeOrmModule.forRoot({ type: 'postgres', url, extra: { max: 20 } }),
-        { module: PoolModule },
-        ClsModule.forRoot({
-          global: true,
-          plugins: [
-            new ClsPluginTransactional({
-              adapter: new TransactionalAdapterTypeOrm({ dataSourceToken: getDataSourceToken() }),
-            }),
-          ],
-        }),
-      ];
-    },
+        new TransactionalAdapterTypeOrm({ dataSourceToken: getDataSourceToken() }),
+      ),
+    ],
   },
   drizzle: {
     query: drizzleQuery(sql),
-    modules: (pool) => {
-      @Global()
-      @Module({
-        providers: [
+    modules: (pool) =>
+      databaseWithCls(
+        [
           { provide: PG_POOL, useValue: pool },
-          { provide: DRIZZLE, useFactory: (p: pg.Pool) => drizzle(p), inject: [PG_POOL] },
+          { provide: DRIZZLE, useFactory: () => drizzle(pool) },
         ],
-        exports: [PG_POOL, DRIZZLE],
-      })
-      class DrizzleModule {}
-      return [
-        { module: DrizzleModule },
-        ClsModule.forRoot({
-          global: true,
-          plugins: [
-            new ClsPluginTransactional({
-              imports: [DrizzleModule],
-              adapter: new TransactionalAdapterDrizzleOrm({ drizzleInstanceToken: DRIZZLE }),
-            }),
-          ],
-        }),
-      ];
-    },
+        new TransactionalAdapterDrizzleOrm({ drizzleInstanceToken: DRIZZLE }),
+      ),
   },
   kysely: {
     query: kyselyQuery(CompiledQuery),
-    modules: (pool) => {
-      @Global()
-      @Module({
-        providers: [
+    modules: (pool) =>
+      databaseWithCls(
+        [
           { provide: PG_POOL, useValue: pool },
           {
             provide: KYSELY,
-            useFactory: (p: pg.Pool) =>
-              new Kysely<unknown>({ dialect: new PostgresDialect({ pool: p }) }),
-            inject: [PG_POOL],
+            useFactory: () => new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }),
           },
         ],
-        exports: [PG_POOL, KYSELY],
-      })
-      class KyselyModule {}
-      return [
-        { module: KyselyModule },
-        ClsModule.forRoot({
-          global: true,
-          plugins: [
-            new ClsPluginTransactional({
-              imports: [KyselyModule],
-              adapter: kyselyTransactionalAdapter<Kysely<unknown>>({ connectionToken: KYSELY }),
-            }),
-          ],
-        }),
-      ];
-    },
+        kyselyTransactionalAdapter<Kysely<unknown>>({ connectionToken: KYSELY }),
+      ),
   },
   knex: {
     query: knexQuery,
-    modules: (pool, url) => {
-      @Global()
-      @Module({
-        providers: [
+    modules: (pool, url) =>
+      databaseWithCls(
+        [
           { provide: PG_POOL, useValue: pool },
           {
             provide: KNEX,
             useFactory: () => knex({ client: 'pg', connection: url, pool: { min: 0, max: 20 } }),
           },
         ],
-        exports: [PG_POOL, KNEX],
-      })
-      class KnexModule {}
-      return [
-        { module: KnexModule },
-        ClsModule.forRoot({
-          global: true,
-          plugins: [
-            new ClsPluginTransactional({
-              imports: [KnexModule],
-              adapter: knexTransactionalAdapter<Knex>({ connectionToken: KNEX }),
-            }),
-          ],
-        }),
-      ];
-    },
+        knexTransactionalAdapter<Knex>({ connectionToken: KNEX }),
+      ),
   },
   prisma: prismaIntegration(PG_POOL),
 };
@@ -256,7 +195,6 @@ async function main(): Promise<void> {
   const integration = INTEGRATIONS[process.env.CLS_INTEGRATION ?? ''];
   const url = process.env.DATABASE_URL;
   if (!integration || !url) {
-    throw new Error('Set CLS_INTEGRATION (typeorm, drizzle, kysely or knex) and DATABASE_URL.');
     throw new Error(
       `Set CLS_INTEGRATION (${Object.keys(INTEGRATIONS).join(', ')}) and DATABASE_URL.`,
     );

@@ -1,11 +1,10 @@
-import { type DynamicModule, Global, Module } from '@nestjs/common';
-import { ClsPluginTransactional } from '@nestjs-cls/transactional';
+import type { DynamicModule } from '@nestjs/common';
 import { TransactionalAdapterPrisma } from '@nestjs-cls/transactional-adapter-prisma';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { ClsModule } from 'nestjs-cls';
 import type pg from 'pg';
 import { PrismaClient } from '../../../examples/prisma/generated/client';
 import { prismaQuery } from '../../../lib/postgres/pool';
+import { databaseWithCls } from './database-with-cls';
 
 const PRISMA = Symbol('PRISMA');
 
@@ -17,34 +16,13 @@ const PRISMA = Symbol('PRISMA');
 export function prismaIntegration(poolToken: symbol) {
   return {
     query: prismaQuery,
-    modules: (pool: pg.Pool): DynamicModule[] => {
-      @Global()
-      @Module({
-        providers: [
+    modules: (pool: pg.Pool): DynamicModule[] =>
+      databaseWithCls(
+        [
           { provide: poolToken, useValue: pool },
-          {
-            provide: PRISMA,
-            useFactory: (p: pg.Pool) => new PrismaClient({ adapter: new PrismaPg(p) }),
-            inject: [poolToken],
-          },
+          { provide: PRISMA, useFactory: () => new PrismaClient({ adapter: new PrismaPg(pool) }) },
         ],
-        exports: [poolToken, PRISMA],
-      })
-      class PrismaModule {}
-      return [
-        { module: PrismaModule },
-        ClsModule.forRoot({
-          global: true,
-          plugins: [
-            new ClsPluginTransactional({
-              imports: [PrismaModule],
-              adapter: new TransactionalAdapterPrisma<PrismaClient>({
-                prismaInjectionToken: PRISMA,
-              }),
-            }),
-          ],
-        }),
-      ];
-    },
+        new TransactionalAdapterPrisma<PrismaClient>({ prismaInjectionToken: PRISMA }),
+      ),
   };
 }
