@@ -5,7 +5,31 @@ import tseslint from 'typescript-eslint';
 
 // The layers of lib/, as import rules: the protocol is pure, the core knows only the store
 // contract, the testing kit only the core, and nothing in lib/ reaches the apps, tests or bench.
-const DRIVERS = ['typeorm', 'typeorm/*', '@nestjs/typeorm', 'pg', 'pg-*', 'ioredis', 'ioredis/*'];
+/** The data layers and transaction plugin an application brings: only it loads them. */
+const DATA_LAYERS_LIST = [
+  'kysely',
+  'kysely/*',
+  'knex',
+  'knex/*',
+  'drizzle-orm',
+  'drizzle-orm/*',
+  'prisma',
+  '@prisma/*',
+  'nestjs-cls',
+  '@nestjs-cls/*',
+];
+const DATA_LAYERS_PATTERN = '^(kysely|knex|drizzle-orm|prisma|nestjs-cls|@nestjs-cls/[^/]+|@prisma/[^/]+)(/|$)';
+
+const DRIVERS = [
+  'typeorm',
+  'typeorm/*',
+  '@nestjs/typeorm',
+  'pg',
+  'pg-*',
+  'ioredis',
+  'ioredis/*',
+  ...DATA_LAYERS_LIST,
+];
 const OUTSIDE_LIB = ['**/sample-app', '**/sample-app/**', '**/bench', '**/bench/**', '**/test/**'];
 const ADAPTERS = [
   '**/postgres',
@@ -34,7 +58,8 @@ const forbidDynamic = (pattern, message) => [
   { selector: `ImportExpression[source.value=${pattern}]`, message },
   { selector: `TSImportType[argument.literal.value=${pattern}]`, message },
 ];
-const DRIVER_PATTERN = '/^(typeorm|@nestjs\\/typeorm|pg|pg-[^/]*|ioredis)(\\/|$)/';
+const DRIVER_PATTERN =
+  '/^(typeorm|@nestjs\\/typeorm|pg|pg-[^/]*|ioredis|kysely|knex|drizzle-orm|prisma|nestjs-cls|@nestjs-cls\\/[^/]+|@prisma\\/[^/]+)(\\/|$)/';
 
 /** `@nestjs/terminus` is an optional peer: only the health subpath (lib/health) may load it. */
 const TERMINUS = [
@@ -61,7 +86,7 @@ const withTypeormEntryForbidden = (...groups) => {
     message: 'lib/postgres/index.ts is the TypeORM entry point: import the module you need directly.',
   });
   options.patterns.push({
-    regex: '^(kysely|knex|drizzle-orm|nestjs-cls|@nestjs-cls/[^/]+|@prisma/[^/]+)(/|$)',
+    regex: DATA_LAYERS_PATTERN,
     message:
       'The application brings its data layer and nestjs-cls: the store declares the shapes it uses of them.',
   });
@@ -204,6 +229,10 @@ export default tseslint.config(
         ...forbidDynamic(
           '/^(typeorm|@nestjs\\/typeorm)(\\/|$)|(^|\\/)typeorm(\\/|$)/',
           'Outside lib/postgres/typeorm the PostgreSQL store loads no TypeORM.',
+        ),
+        ...forbidDynamic(
+          `/${DATA_LAYERS_PATTERN.replaceAll('/', '\\/')}/`,
+          'The application brings its data layer and nestjs-cls: the store loads none of them.',
         ),
       ],
     },
