@@ -17,6 +17,9 @@ import { type TestDatabase, createTestDatabase } from '../utils/test-database';
  * behind idempotent routes is in cls-transactional.e2e-spec.ts.
  */
 
+/** Each subject's pool: few, so that a connection the adapter fails to give back is missed. */
+const POOL_SIZE = 2;
+
 type IsolationOptions = KyselyClsTransactionOptions & KnexClsTransactionOptions;
 
 interface Subject {
@@ -34,7 +37,7 @@ const SUBJECTS: Subject[] = [
   {
     name: 'kysely',
     open: (url) => {
-      const pool = new pg.Pool({ connectionString: url, max: 4 });
+      const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
       const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
       const adapter = kyselyTransactionalAdapter<Kysely<unknown>>({ connectionToken: 'db' });
       return {
@@ -51,7 +54,7 @@ const SUBJECTS: Subject[] = [
   {
     name: 'knex',
     open: (url) => {
-      const db = knex({ client: 'pg', connection: url, pool: { min: 0, max: 4 } });
+      const db = knex({ client: 'pg', connection: url, pool: { min: 0, max: POOL_SIZE } });
       const adapter = knexTransactionalAdapter<Knex>({ connectionToken: 'db' });
       return {
         options: adapter.optionsFactory(db) as ClsTransactionalAdapterOptions<
@@ -73,6 +76,7 @@ describe.each(SUBJECTS)('the module’s $name adapter for @nestjs-cls/transactio
   beforeAll(async () => {
     db = await createTestDatabase();
     await db.query('CREATE TABLE notes (body text NOT NULL)');
+    await db.query('CREATE TABLE once (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)');
     adapter = subject.open(db.url);
   });
 
@@ -186,4 +190,31 @@ describe.each(SUBJECTS)('the module’s $name adapter for @nestjs-cls/transactio
     ).rejects.toThrow('outer failed');
     expect(await bodies('undone-%')).toEqual([]);
   });
+
+  it('gives its connection back when the COMMIT itself fails', async () => {
+    // A deferred unique constraint is checked at COMMIT: each transaction's commit fails.
+    for (let attempt = 0; attempt < POOL_SIZE + 1; attempt++) {
+      await expect(
+        within(
+          5_000,
+          inTransaction(async (tx) => {
+            await subject.run(tx, 'INSERT INTO once VALUES (1), (1)');
+          }),
+        ),
+      ).rejects.toMatchObject({ code: '23505' });
+    }
+    await expect(
+      within(5_000, subject.run(adapter.options.getFallbackInstance(), 'SELECT 1 AS one')),
+    ).resolves.toEqual([{ one: 1 }]);
+    expect(await db.query('SELECT id FROM once')).toEqual([]);
+  });
 });
+
+/** `work`, or a rejection once `ms` have passed: a pool that lost its connections waits forever. */
+function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}

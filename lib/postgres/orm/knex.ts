@@ -85,10 +85,21 @@ interface KnexRaw {
  */
 export const knexQuery: PostgresAppTransactions['query'] = async (tx, text, values) => {
   const bindings: unknown[] = [];
-  const positional = text.replace(/\?/g, '\\?').replace(/\$(\d+)/g, (_, n: string) => {
-    bindings.push(values[Number(n) - 1]);
-    return '?';
-  });
+  let positional = '';
+  let copied = 0;
+  for (const match of text.matchAll(/\?|\$(\d+)/g)) {
+    positional += text.slice(copied, match.index);
+    copied = match.index + match[0].length;
+    if (match[1] === undefined) {
+      positional += '\\?';
+      continue;
+    }
+    // Knex reads `??` as an identifier binding, and `\??` as an escaped `?` plus a binding
+    // whose escape it drops: a placeholder never directly follows another `?`.
+    positional += positional.endsWith('?') ? ' ?' : '?';
+    bindings.push(values[Number(match[1]) - 1]);
+  }
+  positional += text.slice(copied);
   const result = await (tx as KnexRaw).raw(positional, bindings);
   return result.rows as AppTransactionRow[];
 };

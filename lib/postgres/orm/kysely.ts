@@ -96,7 +96,8 @@ export function kyselyTransactionalAdapter<TDb extends KyselyConnection>(
 /**
  * Runs `fn` with `trx` as the host's transaction, then keeps its work when it resolves and undoes
  * it when it rejects: `fn`'s own error wins over a failed rollback, which the broken connection
- * behind it explains better.
+ * behind it explains better. A keep that fails is undone as well: Kysely gives a transaction's
+ * connection back to the pool only once it committed or rolled back.
  */
 async function settle(
   trx: KyselyControlledTransaction,
@@ -112,7 +113,12 @@ async function settle(
     await end.undo().catch(() => undefined);
     throw error;
   }
-  await end.keep();
+  try {
+    await end.keep();
+  } catch (error) {
+    await end.undo().catch(() => undefined);
+    throw error;
+  }
   return result;
 }
 

@@ -5,6 +5,7 @@ import {
   kyselyQuery,
   prismaQuery,
 } from '../../../lib/postgres/pool';
+import knex, { type Knex } from 'knex';
 
 /*
  * How each data layer's `query` turns the store's `$n` statements into that layer's call. Against
@@ -39,6 +40,30 @@ describe('knexQuery', () => {
     const raw = recorder({ rows: [] });
     await knexQuery({ raw }, "SELECT '{}'::jsonb ? 'a', $1", [1]);
     expect(raw.calls).toEqual([["SELECT '{}'::jsonb \\? 'a', ?", [1]]]);
+  });
+
+  it('keeps a placeholder right after a question mark, or after another placeholder, apart from it', async () => {
+    // Knex itself, without a connection: the SQL and bindings it would send to pg.
+    const client = knex({ client: 'pg' });
+    const toNative = async (sql: string, bindings: unknown[]) => ({
+      rows: [
+        client
+          .raw(sql, bindings as Knex.RawBinding[])
+          .toSQL()
+          .toNative(),
+      ],
+    });
+    const sent = async (text: string, values: unknown[]) =>
+      (await knexQuery({ raw: toNative }, text, values))[0];
+    await expect(sent("SELECT '{}'::jsonb ?$1, $2", ['a', 2])).resolves.toEqual({
+      sql: "SELECT '{}'::jsonb ? $1, $2",
+      bindings: ['a', 2],
+    });
+    await expect(sent('SELECT $1$2', ['a', 'b'])).resolves.toEqual({
+      sql: 'SELECT $1 $2',
+      bindings: ['a', 'b'],
+    });
+    await client.destroy();
   });
 });
 
