@@ -41,16 +41,17 @@ export function driverErrorIn(error: unknown): unknown {
 
 /**
  * The SQLSTATE `error` itself carries, if any: `code`, or Prisma's `originalCode` (its adapters
- * keep `code` only for the errors they do not classify). The `code` of Prisma's own request
- * error is Prisma's (`P2010` for any failed raw statement), though it looks like one.
+ * keep `code` only for the errors they do not classify). The `code` of an error of Prisma's
+ * client (it has a `clientVersion`) is Prisma's own (`P2010` for any failed raw statement, `P2028`
+ * for a closed transaction), though it looks like one.
  */
 export function ownSqlstate(error: unknown): string | undefined {
-  const { code, originalCode, meta } = error as {
+  const { code, originalCode, clientVersion } = error as {
     code?: unknown;
     originalCode?: unknown;
-    meta?: { driverAdapterError?: unknown } | null;
+    clientVersion?: unknown;
   };
-  if (meta?.driverAdapterError !== undefined) {
+  if (clientVersion !== undefined) {
     return undefined;
   }
   const sqlstate = originalCode ?? code;

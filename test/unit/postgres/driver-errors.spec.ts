@@ -41,6 +41,17 @@ describe('the SQLSTATE inside a Prisma error', () => {
     expect(sqlstateWithin(prismaRawQueryError(violation))).toBe('23503');
   });
 
+  it("is none for an error of Prisma's client alone, whose code is Prisma's (a closed transaction)", () => {
+    const closed = Object.assign(new Error('Transaction already closed'), {
+      name: 'PrismaClientKnownRequestError',
+      code: 'P2028',
+      meta: { modelName: undefined },
+      clientVersion: '7.10.1',
+    });
+    expect(sqlstateWithin(closed)).toBe(undefined);
+    expect(isConnectionFailure(closed)).toBe(false);
+  });
+
   it('is none when the adapter error carries no SQLSTATE', () => {
     expect(sqlstateWithin(prismaRawQueryError(adapterError({ kind: 'ConnectionClosed' })))).toBe(
       undefined,
