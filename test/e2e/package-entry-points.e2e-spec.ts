@@ -109,6 +109,15 @@ it('loads the node-postgres store with pg installed and neither TypeORM nor @nes
       'CREATE_IDEMPOTENCY_TABLE_SQL',
       'createInFlightIndexSql',
       'partitionedMigrationSql',
+      'AppTransactionIdempotencyStore',
+      'clsTransactionHost',
+      'kyselyTransactionalAdapter',
+      'knexTransactionalAdapter',
+      'drizzleQuery',
+      'kyselyQuery',
+      'knexQuery',
+      'entityManagerQuery',
+      'prismaQuery',
     ]),
   );
   expect(typeormLoadedBy('nestjs-idempotency/pg')).toEqual([]);
