@@ -177,7 +177,7 @@ export class IdempotencyHealthIndicator {
       startedAt: now,
       // A synchronous throw becomes this promise's rejection.
       health: Promise.resolve()
-        .then(() => health.call(store, query))
+        .then(() => health.call(store, { ...query, timeoutMs }))
         .finally(() => {
           if (checks.get(asked) === check) {
             checks.delete(asked);

@@ -16,6 +16,12 @@ export interface IdempotencyHealthQuery {
    * index of the default table covers (see `createInFlightIndexSql`).
    */
   oldestInFlight: boolean;
+  /**
+   * How long the caller waits for the whole check, in milliseconds, when it gives up at some
+   * point (the health indicator's `timeoutMs`): a store may stop a check nobody waits for any more,
+   * but not sooner.
+   */
+  timeoutMs?: number;
 }
 
 /**

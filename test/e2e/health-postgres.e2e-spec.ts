@@ -272,6 +272,17 @@ describe.each(ADAPTERS)('health indicator on PostgreSQL (%s)', (adapter) => {
         expect(Date.now() - started).toBeLessThan(1500 + DOWN_WITHIN_MS);
         // The destroyed connection left the pool, which is whole again.
         expect(pool.totalCount).toBe(0);
+
+        // A caller that waits longer than the statements may take keeps the check that long.
+        proxy.restore();
+        await store.health(query);
+        proxy.stall();
+        const patient = Date.now();
+        await expect(store.health({ ...query, timeoutMs: 2_500 })).rejects.toThrow(
+          /unanswered for 3500 ms/,
+        );
+        expect(Date.now() - patient).toBeGreaterThanOrEqual(3_400);
+        expect(pool.totalCount).toBe(0);
       } finally {
         proxy.restore();
         await pool.end();

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import {
+  type IdempotencyHealthQuery,
   IdempotencyModule,
   type IdempotencyStoreDefinition,
   type IdempotencyStoreHealth,
@@ -184,12 +185,16 @@ describe.each(ADAPTERS)('health indicator on the in-memory store (%s)', (adapter
   });
 });
 
-/** A store whose backend never answers a health check, counting the checks it was asked for. */
+/** A store whose backend never answers a health check, keeping the checks it was asked for. */
 class FrozenHealthStore extends InMemoryIdempotencyStore {
-  checks = 0;
+  queries: IdempotencyHealthQuery[] = [];
 
-  override health(): Promise<IdempotencyStoreHealth> {
-    this.checks++;
+  get checks(): number {
+    return this.queries.length;
+  }
+
+  override health(query: IdempotencyHealthQuery): Promise<IdempotencyStoreHealth> {
+    this.queries.push(query);
     return new Promise(() => undefined);
   }
 }
@@ -223,6 +228,8 @@ describe.each(ADAPTERS)('health indicator on a store that hangs (%s)', (adapter)
     }
     expect((await health(app)).status).toBe(503);
     expect(store.checks).toBe(1);
+    // The store is told how long the indicator waits, so it can stop a check nobody awaits.
+    expect(store.queries[0].timeoutMs).toBe(300);
     // Ten timeouts on, a check that never ended is no longer joined: a new one starts.
     await new Promise((resolve) => setTimeout(resolve, 10 * 300));
     expect((await health(app)).status).toBe(503);

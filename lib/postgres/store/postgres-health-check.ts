@@ -24,8 +24,9 @@ const UNANSWERED_SLACK_MS = 1_000;
  * `statement_timeout` bounds each read on a server that runs; one that is frozen, or a network
  * that drops everything, answers nothing, and the connection would stay checked out until TCP
  * gives up. Past what the check's statements may take (the opening, up to three reads and the
- * rollback, each within the detail timeout) plus some slack, the connection is destroyed: the
- * check fails, and the pool opens a new one when it needs it.
+ * rollback, each within the detail timeout), or past the caller's own wait when that is longer,
+ * plus some slack, the connection is destroyed: the check fails, and the pool opens a new one when
+ * it needs it.
  */
 export async function readPostgresHealth(
   pool: Pool,
@@ -34,7 +35,7 @@ export async function readPostgresHealth(
 ): Promise<IdempotencyStoreHealth> {
   const timeoutMs = Math.max(1, Math.round(query.detailTimeoutMs));
   const client = await pool.connect();
-  const unansweredAfterMs = 5 * timeoutMs + UNANSWERED_SLACK_MS;
+  const unansweredAfterMs = Math.max(5 * timeoutMs, query.timeoutMs ?? 0) + UNANSWERED_SLACK_MS;
   const deadline = setTimeout(() => {
     // The destroyed client reports the error on its statement in flight, and emits it too: that
     // event has no other listener while the client is checked out.
