@@ -19,6 +19,7 @@ const common = {
   moduleNameMapper: {
     '^nestjs-idempotency$': '<rootDir>/lib/index.ts',
     '^nestjs-idempotency/pg$': '<rootDir>/lib/postgres/pool/index.ts',
+    '^nestjs-idempotency/postgres$': '<rootDir>/lib/postgres/index.ts',
   },
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },

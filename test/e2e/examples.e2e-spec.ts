@@ -5,14 +5,15 @@ import { KyselyExampleModule } from '../../examples/kysely/kysely-example.module
 import { CREATE_ORDERS_TABLE_SQL } from '../../examples/orders.sql';
 import { CREATE_IDEMPOTENCY_TABLE_SQL } from '../../examples/prisma/idempotency-table';
 import { PrismaExampleModule } from '../../examples/prisma/prisma-example.module';
+import { TypeOrmExampleModule } from '../../examples/typeorm/typeorm-example.module';
 import { REPLAYED_HEADER } from '../../lib/idempotency.constants';
 import { createIdempotencyTableSql } from '../../lib/postgres/pool';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 
 /*
- * The examples under examples/, each an app on another ORM with the pool store, started as they
- * are written against a real PostgreSQL: each must run its route once per key.
+ * The examples under examples/, each an app on another ORM, started as they are written against
+ * a real PostgreSQL: each must run its route once per key.
  */
 
 /** Each example's name, its app, and its keys' table when not the default one. */
@@ -21,6 +22,7 @@ const EXAMPLES: [string, (url: string) => DynamicModule, string?][] = [
   ['Kysely', (url) => KyselyExampleModule.forRoot(url)],
   ['Knex', (url) => KnexExampleModule.forRoot(url)],
   ['Prisma', (url) => PrismaExampleModule.forRoot(url), CREATE_IDEMPOTENCY_TABLE_SQL],
+  ['TypeORM', (url) => TypeOrmExampleModule.forRoot(url)],
 ];
 
 describe.each(EXAMPLES)('the %s example', (_, moduleFor, idempotencyTableSql) => {
