@@ -52,28 +52,30 @@ export class IdempotencySpans {
     run: () => Promise<T>,
     outcomeOf: (result: T) => string,
   ): Promise<T> {
-    return this.tracer.startActiveSpan(
-      name,
-      { attributes: this.attributes.of(exchange).route },
-      async (span) => {
-        if (span.isRecording()) {
-          span.setAttribute(ATTRIBUTE.keyHash, exchange.keyHash);
-          if (action !== undefined) {
-            span.setAttribute(ATTRIBUTE.recordAction, action);
-          }
-        }
-        try {
-          const result = await run();
-          span.setAttribute(ATTRIBUTE.outcome, outcomeOf(result));
-          return result;
-        } catch (error) {
-          this.failed(span, error);
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+    const { context, trace } = this.api;
+    const span = this.tracer.startSpan(name, { attributes: this.attributes.of(exchange).route });
+    if (!span.isRecording()) {
+      // No SDK, or sampled out: nothing of it is kept, so the store call runs as it would
+      // untraced, without the span made active or waited on. Its own spans, if any, attach to
+      // the request's.
+      return run();
+    }
+    span.setAttribute(ATTRIBUTE.keyHash, exchange.keyHash);
+    if (action !== undefined) {
+      span.setAttribute(ATTRIBUTE.recordAction, action);
+    }
+    return context.with(trace.setSpan(context.active(), span), async () => {
+      try {
+        const result = await run();
+        span.setAttribute(ATTRIBUTE.outcome, outcomeOf(result));
+        return result;
+      } catch (error) {
+        this.failed(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
   }
 
   private failed(span: Span, error: unknown): void {
