@@ -75,3 +75,74 @@ describeIdempotencyStore(
     longMs: 10_000,
   },
 );
+
+describe('AppTransactionIdempotencyStore, its round trips', () => {
+  /**
+   * `base`, counting the application's transactions it opens and the calls made on their clients
+   * while the store works in them (the BEGIN and COMMIT of `run` itself are not counted).
+   */
+  function counting(base: PostgresAppTransactions<pg.PoolClient>) {
+    const counts = { transactions: 0, clientCalls: 0 };
+    const transactions: PostgresAppTransactions<pg.PoolClient> = {
+      ...base,
+      run: (work) => {
+        counts.transactions++;
+        return base.run(async (tx) => {
+          const query = tx.query;
+          tx.query = ((...args: Parameters<typeof query>) => {
+            counts.clientCalls++;
+            return query.apply(tx, args);
+          }) as typeof query;
+          try {
+            return await work(tx);
+          } finally {
+            tx.query = query;
+          }
+        });
+      },
+    };
+    return { counts, transactions };
+  }
+  const requestFor = (key: string) => ({
+    scope: 'round-trips',
+    key: `${key}-${Date.now()}`,
+    fingerprint: 'fp-1',
+    lockTimeoutMs: 10_000,
+    ttlMs: 60_000,
+  });
+  const response = { status: 201, headers: { 'x-tag': 'round-trips' }, body: Buffer.from('{}') };
+
+  it.each([['through query', transactions]])(
+    'answers a finished key, a mismatch and a held key with one read, opening no transaction (%s)',
+    async (_how, base) => {
+      const { counts, transactions: counted } = counting(base);
+      const store = new AppTransactionIdempotencyStore(pool, counted, SINGLE);
+      const finished = requestFor('finished');
+      const first = await store.claimInTransaction(finished);
+      expect(first.kind).toBe('claimed');
+      if (first.kind !== 'claimed') return;
+      await first.transaction.completeAndCommit(response, finished.ttlMs);
+      expect(counts.transactions).toBe(1);
+
+      expect(await store.claimInTransaction(finished)).toEqual({ kind: 'replay', response });
+      expect(await store.claimInTransaction({ ...finished, fingerprint: 'fp-2' })).toEqual({
+        kind: 'mismatch',
+      });
+      expect(counts.transactions).toBe(1);
+
+      const held = requestFor('held');
+      const holder = await store.claimInTransaction(held);
+      expect(holder.kind).toBe('claimed');
+      expect(counts.transactions).toBe(2);
+      expect(await store.claimInTransaction(held)).toEqual({ kind: 'busy' });
+      expect(counts.transactions).toBe(2);
+      if (holder.kind === 'claimed') await holder.transaction.rollback();
+
+      // Rolled back: free again, and claimed in a transaction.
+      const again = await store.claimInTransaction(held);
+      expect(again.kind).toBe('claimed');
+      expect(counts.transactions).toBe(3);
+      if (again.kind === 'claimed') await again.transaction.rollback();
+    },
+  );
+});

@@ -5,6 +5,7 @@ import type {
   TransactionLimits,
   TransactionalClaimResult,
   TransactionalIdempotencyStore,
+  TransactionalLookupResult,
 } from '../../store/transactional-idempotency-store';
 import { CLAIM_SAVEPOINT, localStatementTimeout } from '../layout/planned';
 import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
@@ -34,10 +35,27 @@ export class AppTransactionIdempotencyStore<TTx>
     super(pool, tableName);
   }
 
+  /**
+   * Claims the key in a new transaction of the application's. A key that is already answered
+   * (completed, not replayable, held by a lease or by another transaction, or claimed with
+   * another payload) is answered first by one read on the pool, opening no transaction: a finished
+   * record does not change until it expires, so reading it outside the transaction is as good as
+   * reading it inside. A key that the read finds free (new, expired) is claimed in the
+   * transaction, which decides again under the key's lock.
+   */
   async claimInTransaction(
     request: ClaimRequest,
     limits?: TransactionLimits,
   ): Promise<TransactionalClaimResult<TTx>> {
+    let known: TransactionalLookupResult;
+    try {
+      known = await this.lookup(request);
+    } catch (error) {
+      throw this.layout.explain(error);
+    }
+    if (known !== null) {
+      return known;
+    }
     const transaction = new AppTransaction(
       this.transactions,
       {
