@@ -50,31 +50,39 @@ const transactions: PostgresAppTransactions<pg.PoolClient> = {
   query: async (tx, text, values) => (await tx.query(text, [...values])).rows,
 };
 
-describeIdempotencyStore(
-  'AppTransactionIdempotencyStore, single table',
-  async () => {
-    await db.query(`TRUNCATE ${SINGLE}`);
-    return new AppTransactionIdempotencyStore(pool, transactions, SINGLE);
-  },
-  {
-    transactional: true,
-    keyAdmin: 'listing',
-    transactionWrites: {
-      write: async (transaction, marker) => {
-        await (transaction.transaction as pg.PoolClient).query(
-          'INSERT INTO conformance_writes (marker) VALUES ($1)',
-          [marker],
-        );
-      },
-      isCommitted: async (marker) =>
-        (await db.query('SELECT 1 FROM conformance_writes WHERE marker = $1', [marker])).length ===
-        1,
+/** The same transactions, showing their pg client: the store pipelines its statements on it. */
+const pipelined: PostgresAppTransactions<pg.PoolClient> = { ...transactions, client: (tx) => tx };
+
+describe.each([
+  ['statement by statement through query', transactions],
+  ["pipelined on the transaction's client", pipelined],
+])('AppTransactionIdempotencyStore, single table, %s', (_how, appTransactions) => {
+  describeIdempotencyStore(
+    'conformance',
+    async () => {
+      await db.query(`TRUNCATE ${SINGLE}`);
+      return new AppTransactionIdempotencyStore(pool, appTransactions, SINGLE);
     },
-    countRecords: async () =>
-      Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${SINGLE}`))[0].n),
-    longMs: 10_000,
-  },
-);
+    {
+      transactional: true,
+      keyAdmin: 'listing',
+      transactionWrites: {
+        write: async (transaction, marker) => {
+          await (transaction.transaction as pg.PoolClient).query(
+            'INSERT INTO conformance_writes (marker) VALUES ($1)',
+            [marker],
+          );
+        },
+        isCommitted: async (marker) =>
+          (await db.query('SELECT 1 FROM conformance_writes WHERE marker = $1', [marker]))
+            .length === 1,
+      },
+      countRecords: async () =>
+        Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${SINGLE}`))[0].n),
+      longMs: 10_000,
+    },
+  );
+});
 
 describe('AppTransactionIdempotencyStore, its round trips', () => {
   /**
@@ -112,7 +120,10 @@ describe('AppTransactionIdempotencyStore, its round trips', () => {
   });
   const response = { status: 201, headers: { 'x-tag': 'round-trips' }, body: Buffer.from('{}') };
 
-  it.each([['through query', transactions]])(
+  it.each([
+    ['through query', transactions],
+    ['on the client', pipelined],
+  ])(
     'answers a finished key, a mismatch and a held key with one read, opening no transaction (%s)',
     async (_how, base) => {
       const { counts, transactions: counted } = counting(base);
@@ -143,6 +154,33 @@ describe('AppTransactionIdempotencyStore, its round trips', () => {
       expect(again.kind).toBe('claimed');
       expect(counts.transactions).toBe(3);
       if (again.kind === 'claimed') await again.transaction.rollback();
+    },
+  );
+
+  it.each([
+    ['through query', transactions, { claim: 3, write: 1 }],
+    ['on the client', pipelined, { claim: 1, write: 1 }],
+  ])(
+    'claims (with its statement timeout and savepoint) and writes the response (%s): round trips as expected',
+    async (_how, base, expected) => {
+      const { counts, transactions: counted } = counting(base);
+      const store = new AppTransactionIdempotencyStore(pool, counted, SINGLE);
+      const request = requestFor('timed');
+      const claimed = await store.claimInTransaction(request, {
+        statementTimeoutMs: 1234,
+        graceMs: 1000,
+      });
+      expect(claimed.kind).toBe('claimed');
+      if (claimed.kind !== 'claimed') return;
+      // SET LOCAL statement_timeout, the claim and its savepoint.
+      expect(counts.clientCalls).toBe(expected.claim);
+      const { rows } = await claimed.transaction.transaction.query<{ statement_timeout: string }>(
+        'SHOW statement_timeout',
+      );
+      expect(rows[0].statement_timeout).toBe('1234ms');
+      await claimed.transaction.completeAndCommit(response, request.ttlMs);
+      expect(counts.clientCalls).toBe(expected.claim + 1 + expected.write);
+      expect(await store.lookup(request)).toEqual({ kind: 'replay', response });
     },
   );
 });

@@ -5,7 +5,7 @@ import {
   type IdempotencyTransactionHandle,
 } from '../../store/transactional-idempotency-store';
 import { isConnectionFailure } from '../driver/connection-failure';
-import type { PipelineStatement } from '../driver/pipelined-query';
+import { type PipelineStatement, runPipeline } from '../driver/pipelined-query';
 import { sqlstateWithin } from '../driver/sqlstate';
 import {
   ROLLBACK_TO_CLAIM,
@@ -183,14 +183,9 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
           }
           break;
         case 'commit':
-          if (command.discardWrites) {
-            await this.transactions.query(this.transaction, ROLLBACK_TO_CLAIM.text, []);
-          }
           try {
-            await this.transactions.query(
-              this.transaction,
-              command.write.text,
-              command.write.values ?? [],
+            await this.send(
+              command.discardWrites ? [ROLLBACK_TO_CLAIM, command.write] : [command.write],
             );
           } catch (error) {
             if (command.discardWrites || sqlstateWithin(error) !== '25P02') {
@@ -204,6 +199,22 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
         case 'rollback':
           throw new RollBack();
       }
+    }
+  }
+
+  /**
+   * Sends `statements` in the transaction: in one round trip on its pg client when
+   * `transactions.client` shows it, else one at a time through `transactions.query`. The first
+   * that fails stops the rest.
+   */
+  private async send(statements: PipelineStatement[]): Promise<void> {
+    const client = this.transactions.client?.(this.transaction);
+    if (client) {
+      await runPipeline(client, statements);
+      return;
+    }
+    for (const { text, values } of statements) {
+      await this.transactions.query(this.transaction, text, values ?? []);
     }
   }
 
