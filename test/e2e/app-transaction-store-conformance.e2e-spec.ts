@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import pg from 'pg';
 import {
@@ -113,7 +114,7 @@ describe('AppTransactionIdempotencyStore, its round trips', () => {
   }
   const requestFor = (key: string) => ({
     scope: 'round-trips',
-    key: `${key}-${Date.now()}`,
+    key: `${key}-${randomUUID()}`,
     fingerprint: 'fp-1',
     lockTimeoutMs: 10_000,
     ttlMs: 60_000,
