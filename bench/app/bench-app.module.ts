@@ -8,7 +8,7 @@ import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { IdempotencyModule } from '../../lib';
 import { CreateIdempotencyRecords1764201600000, postgresStore } from '../../lib/postgres';
-import { pgPoolStore } from '../../lib/postgres/pool';
+import { entityManagerClient, pgPoolStore } from '../../lib/postgres/pool';
 import { redisStore } from '../../lib/redis';
 import { PARTITIONED_IDEMPOTENCY_TABLE } from './bench-app.config';
 import { BenchOrder } from './bench-order.entity';
@@ -113,7 +113,11 @@ export class BenchAppModule {
                   store: pgPoolStore({
                     poolToken: HANDLER_POOL,
                     imports: [HandlerPoolModule],
-                    transactionHost: { token: TransactionHost, query: entityManagerQuery },
+                    transactionHost: {
+                      token: TransactionHost,
+                      query: entityManagerQuery,
+                      client: entityManagerClient,
+                    },
                   }),
                 }
               : config.pgPool

@@ -31,6 +31,18 @@ export class BenchOrdersController {
     return this.orders.create(key, input);
   }
 
+  /**
+   * (a') The baseline of the app whose transactional routes run in nestjs-cls transactions: the
+   * same insert in a transaction of its own (`Propagation.RequiresNew`), no idempotency.
+   */
+  @Post('plain-tx')
+  plainInTransaction(
+    @Headers(KEY_HEADER) key: string | undefined,
+    @Body() input: unknown,
+  ): Promise<OrderReceipt> {
+    return this.orders.createInOwnTransaction(key, input);
+  }
+
   /** (b) Lease mode: claim, insert, complete. */
   @Post('lease')
   @Idempotent()

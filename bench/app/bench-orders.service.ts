@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { TransactionHost } from '@nestjs-cls/transactional';
+import { Propagation, TransactionHost } from '@nestjs-cls/transactional';
 import type { TransactionalAdapterTypeOrm } from '@nestjs-cls/transactional-adapter-typeorm';
 import type { EntityManager, Repository } from 'typeorm';
 import type { PostgresAppTransactions } from '../../lib/postgres/pool';
@@ -31,6 +31,13 @@ export class BenchOrdersService {
   createInTransaction(key: string | undefined, input: unknown): Promise<OrderReceipt> {
     return insertOrder(this.transaction.getRepository(BenchOrder), key, input);
   }
+
+  /** In a TypeORM transaction of its own, without idempotency. */
+  createInOwnTransaction(key: string | undefined, input: unknown): Promise<OrderReceipt> {
+    return this.orders.manager.transaction((manager) =>
+      insertOrder(manager.getRepository(BenchOrder), key, input),
+    );
+  }
 }
 
 /**
@@ -50,6 +57,13 @@ export class ClsBenchOrdersService {
 
   createInTransaction(key: string | undefined, input: unknown): Promise<OrderReceipt> {
     return insertOrder(this.txHost.tx.getRepository(BenchOrder), key, input);
+  }
+
+  /** In a nestjs-cls transaction of its own, as the transactional route's, without idempotency. */
+  createInOwnTransaction(key: string | undefined, input: unknown): Promise<OrderReceipt> {
+    return this.txHost.withTransaction(Propagation.RequiresNew, () =>
+      this.createInTransaction(key, input),
+    );
   }
 }
 

@@ -241,6 +241,15 @@ export const SCENARIOS: readonly Scenario[] = [
     targets: [vsEmpty('replay-lease')],
   },
   {
+    id: 'cls-plain',
+    item: 'q',
+    title: "no idempotency, the plain insert in a nestjs-cls transaction (cls-tx's own baseline)",
+    app: 'cls',
+    path: '/plain-tx',
+    keys: 'new',
+    targets: [],
+  },
+  {
     id: 'cls-tx-new',
     item: 'q',
     title: 'transactional mode in nestjs-cls transactions (TypeORM adapter), new keys',

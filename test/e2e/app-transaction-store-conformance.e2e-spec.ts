@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import pg from 'pg';
 import {
@@ -50,28 +51,137 @@ const transactions: PostgresAppTransactions<pg.PoolClient> = {
   query: async (tx, text, values) => (await tx.query(text, [...values])).rows,
 };
 
-describeIdempotencyStore(
-  'AppTransactionIdempotencyStore, single table',
-  async () => {
-    await db.query(`TRUNCATE ${SINGLE}`);
-    return new AppTransactionIdempotencyStore(pool, transactions, SINGLE);
-  },
-  {
-    transactional: true,
-    keyAdmin: 'listing',
-    transactionWrites: {
-      write: async (transaction, marker) => {
-        await (transaction.transaction as pg.PoolClient).query(
-          'INSERT INTO conformance_writes (marker) VALUES ($1)',
-          [marker],
-        );
-      },
-      isCommitted: async (marker) =>
-        (await db.query('SELECT 1 FROM conformance_writes WHERE marker = $1', [marker])).length ===
-        1,
+/** The same transactions, showing their pg client: the store pipelines its statements on it. */
+const pipelined: PostgresAppTransactions<pg.PoolClient> = { ...transactions, client: (tx) => tx };
+
+describe.each([
+  ['statement by statement through query', transactions],
+  ["pipelined on the transaction's client", pipelined],
+])('AppTransactionIdempotencyStore, single table, %s', (_how, appTransactions) => {
+  describeIdempotencyStore(
+    'conformance',
+    async () => {
+      await db.query(`TRUNCATE ${SINGLE}`);
+      return new AppTransactionIdempotencyStore(pool, appTransactions, SINGLE);
     },
-    countRecords: async () =>
-      Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${SINGLE}`))[0].n),
-    longMs: 10_000,
-  },
-);
+    {
+      transactional: true,
+      keyAdmin: 'listing',
+      transactionWrites: {
+        write: async (transaction, marker) => {
+          await (transaction.transaction as pg.PoolClient).query(
+            'INSERT INTO conformance_writes (marker) VALUES ($1)',
+            [marker],
+          );
+        },
+        isCommitted: async (marker) =>
+          (await db.query('SELECT 1 FROM conformance_writes WHERE marker = $1', [marker]))
+            .length === 1,
+      },
+      countRecords: async () =>
+        Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${SINGLE}`))[0].n),
+      longMs: 10_000,
+    },
+  );
+});
+
+describe('AppTransactionIdempotencyStore, its round trips', () => {
+  /**
+   * `base`, counting the application's transactions it opens and the calls made on their clients
+   * while the store works in them (the BEGIN and COMMIT of `run` itself are not counted).
+   */
+  function counting(base: PostgresAppTransactions<pg.PoolClient>) {
+    const counts = { transactions: 0, clientCalls: 0 };
+    const transactions: PostgresAppTransactions<pg.PoolClient> = {
+      ...base,
+      run: (work) => {
+        counts.transactions++;
+        return base.run(async (tx) => {
+          const query = tx.query;
+          tx.query = ((...args: Parameters<typeof query>) => {
+            counts.clientCalls++;
+            return query.apply(tx, args);
+          }) as typeof query;
+          try {
+            return await work(tx);
+          } finally {
+            tx.query = query;
+          }
+        });
+      },
+    };
+    return { counts, transactions };
+  }
+  const requestFor = (key: string) => ({
+    scope: 'round-trips',
+    key: `${key}-${randomUUID()}`,
+    fingerprint: 'fp-1',
+    lockTimeoutMs: 10_000,
+    ttlMs: 60_000,
+  });
+  const response = { status: 201, headers: { 'x-tag': 'round-trips' }, body: Buffer.from('{}') };
+
+  it.each([
+    ['through query', transactions],
+    ['on the client', pipelined],
+  ])(
+    'answers a finished key, a mismatch and a held key with one read, opening no transaction (%s)',
+    async (_how, base) => {
+      const { counts, transactions: counted } = counting(base);
+      const store = new AppTransactionIdempotencyStore(pool, counted, SINGLE);
+      const finished = requestFor('finished');
+      const first = await store.claimInTransaction(finished);
+      expect(first.kind).toBe('claimed');
+      if (first.kind !== 'claimed') return;
+      await first.transaction.completeAndCommit(response, finished.ttlMs);
+      expect(counts.transactions).toBe(1);
+
+      expect(await store.claimInTransaction(finished)).toEqual({ kind: 'replay', response });
+      expect(await store.claimInTransaction({ ...finished, fingerprint: 'fp-2' })).toEqual({
+        kind: 'mismatch',
+      });
+      expect(counts.transactions).toBe(1);
+
+      const held = requestFor('held');
+      const holder = await store.claimInTransaction(held);
+      expect(holder.kind).toBe('claimed');
+      expect(counts.transactions).toBe(2);
+      expect(await store.claimInTransaction(held)).toEqual({ kind: 'busy' });
+      expect(counts.transactions).toBe(2);
+      if (holder.kind === 'claimed') await holder.transaction.rollback();
+
+      // Rolled back: free again, and claimed in a transaction.
+      const again = await store.claimInTransaction(held);
+      expect(again.kind).toBe('claimed');
+      expect(counts.transactions).toBe(3);
+      if (again.kind === 'claimed') await again.transaction.rollback();
+    },
+  );
+
+  it.each([
+    ['through query', transactions, { claim: 3, write: 1 }],
+    ['on the client', pipelined, { claim: 1, write: 1 }],
+  ])(
+    'claims (with its statement timeout and savepoint) and writes the response (%s): round trips as expected',
+    async (_how, base, expected) => {
+      const { counts, transactions: counted } = counting(base);
+      const store = new AppTransactionIdempotencyStore(pool, counted, SINGLE);
+      const request = requestFor('timed');
+      const claimed = await store.claimInTransaction(request, {
+        statementTimeoutMs: 1234,
+        graceMs: 1000,
+      });
+      expect(claimed.kind).toBe('claimed');
+      if (claimed.kind !== 'claimed') return;
+      // SET LOCAL statement_timeout, the claim and its savepoint.
+      expect(counts.clientCalls).toBe(expected.claim);
+      const { rows } = await claimed.transaction.transaction.query<{ statement_timeout: string }>(
+        'SHOW statement_timeout',
+      );
+      expect(rows[0].statement_timeout).toBe('1234ms');
+      await claimed.transaction.completeAndCommit(response, request.ttlMs);
+      expect(counts.clientCalls).toBe(expected.claim + 1 + expected.write);
+      expect(await store.lookup(request)).toEqual({ kind: 'replay', response });
+    },
+  );
+});

@@ -25,7 +25,9 @@ import type { DataSource } from 'typeorm';
 import { IdempotencyModule, Idempotent } from '../../lib';
 import {
   type PostgresAppTransactions,
+  drizzleClient,
   drizzleQuery,
+  entityManagerClient,
   entityManagerQuery,
   knexQuery,
   knexTransactionalAdapter,
@@ -127,6 +129,11 @@ class TransfersController {
 
 interface Integration {
   query: Query;
+  /**
+   * The pg client under the host's `tx`, where the data layer shows it: the store then pipelines
+   * its statements on it (TypeORM and Drizzle here; the others go through `query` alone).
+   */
+  client?: PostgresAppTransactions['client'];
   /** The application's database module and its ClsModule, given the pool. */
   modules(pool: pg.Pool, url: string): DynamicModule[];
 }
@@ -134,6 +141,7 @@ interface Integration {
 const INTEGRATIONS: Record<string, Integration> = {
   typeorm: {
     query: entityManagerQuery,
+    client: entityManagerClient,
     modules: (_pool, url) => [
       TypeOrmModule.forRoot({ type: 'postgres', url, extra: { max: 20 } }),
       ...databaseWithCls(
@@ -151,6 +159,7 @@ const INTEGRATIONS: Record<string, Integration> = {
   },
   drizzle: {
     query: drizzleQuery(sql),
+    client: drizzleClient,
     modules: (pool) =>
       databaseWithCls(
         [
@@ -209,7 +218,11 @@ async function main(): Promise<void> {
       IdempotencyModule.forRoot({
         store: pgPoolStore({
           poolToken: PG_POOL,
-          transactionHost: { token: TransactionHost, query: integration.query },
+          transactionHost: {
+            token: TransactionHost,
+            query: integration.query,
+            client: integration.client,
+          },
         }),
       }),
     ],

@@ -5,8 +5,10 @@ import type {
   TransactionLimits,
   TransactionalClaimResult,
   TransactionalIdempotencyStore,
+  TransactionalLookupResult,
 } from '../../store/transactional-idempotency-store';
-import { CLAIM_SAVEPOINT, localStatementTimeout } from '../layout/planned';
+import { runPipeline } from '../driver/pipelined-query';
+import { CLAIM_SAVEPOINT, type Planned, localStatementTimeout } from '../layout/planned';
 import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
 import { type AppClaim, AppTransaction } from './app-transaction';
@@ -34,10 +36,27 @@ export class AppTransactionIdempotencyStore<TTx>
     super(pool, tableName);
   }
 
+  /**
+   * Claims the key in a new transaction of the application's. A key that is already answered
+   * (completed, not replayable, held by a lease or by another transaction, or claimed with
+   * another payload) is answered first by one read on the pool, opening no transaction: a finished
+   * record does not change until it expires, so reading it outside the transaction is as good as
+   * reading it inside. A key that the read finds free (new, expired) is claimed in the
+   * transaction, which decides again under the key's lock.
+   */
   async claimInTransaction(
     request: ClaimRequest,
     limits?: TransactionLimits,
   ): Promise<TransactionalClaimResult<TTx>> {
+    let known: TransactionalLookupResult;
+    try {
+      known = await this.lookup(request);
+    } catch (error) {
+      throw this.layout.explain(error);
+    }
+    if (known !== null) {
+      return known;
+    }
     const transaction = new AppTransaction(
       this.transactions,
       {
@@ -57,27 +76,29 @@ export class AppTransactionIdempotencyStore<TTx>
     }
   }
 
-  /** The claim's statements, one at a time, in the application's transaction. */
+  /**
+   * The claim's statements in the application's transaction: in one round trip on its pg client
+   * when `transactions.client` shows it (the savepoint with them, won or not: a claim that did not
+   * win rolls the whole transaction back), else one at a time through `transactions.query`.
+   */
   private async claimIn(
     tx: TTx,
     request: ClaimRequest,
     statementTimeoutMs: number,
   ): Promise<AppClaim<NotWon>> {
-    for (const { text } of localStatementTimeout(statementTimeoutMs)) {
-      await this.transactions.query(tx, text, []);
-    }
+    const client = this.transactions.client?.(tx);
+    const opening = localStatementTimeout(statementTimeoutMs);
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const token = randomUUID();
-      const claim = this.layout.claimInTransaction(request, token, []);
-      let row: ClaimRow | undefined;
-      for (const [index, statement] of claim.statements.entries()) {
-        const rows = await this.transactions.query(tx, statement.text, statement.values ?? []);
-        if (index === claim.at) {
-          row = rows[0] as ClaimRow | undefined;
-        }
-      }
+      const claim = this.layout.claimInTransaction(request, token, attempt === 0 ? opening : []);
+      const row = client
+        ? ((await runPipeline(client, [...claim.statements, CLAIM_SAVEPOINT]))[claim.at].rows[0] as
+            ClaimRow | undefined)
+        : await this.claimOneByOne(tx, claim);
       if (row?.outcome === 'claimed') {
-        await this.transactions.query(tx, CLAIM_SAVEPOINT.text, []);
+        if (!client) {
+          await this.transactions.query(tx, CLAIM_SAVEPOINT.text, []);
+        }
         return { won: claimHandle(request, token, row) };
       }
       if (row?.outcome === 'busy') {
@@ -89,5 +110,17 @@ export class AppTransactionIdempotencyStore<TTx>
       }
     }
     return { other: { kind: 'busy' } };
+  }
+
+  /** Sends `claim`'s statements through `transactions.query`; returns the claim's row. */
+  private async claimOneByOne(tx: TTx, claim: Planned): Promise<ClaimRow | undefined> {
+    let row: ClaimRow | undefined;
+    for (const [index, statement] of claim.statements.entries()) {
+      const rows = await this.transactions.query(tx, statement.text, statement.values ?? []);
+      if (index === claim.at) {
+        row = rows[0] as ClaimRow | undefined;
+      }
+    }
+    return row;
   }
 }

@@ -1,12 +1,10 @@
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
-import {
-  HandlerTransactionAbortedError,
-  type IdempotencyTransactionHandle,
-} from '../../store/transactional-idempotency-store';
+import type { IdempotencyTransactionHandle } from '../../store/transactional-idempotency-store';
 import { isConnectionFailure } from '../driver/connection-failure';
-import type { PipelineStatement } from '../driver/pipelined-query';
+import { type PipelineStatement, runPipeline } from '../driver/pipelined-query';
 import { sqlstateWithin } from '../driver/sqlstate';
+import { explainWriteFailure } from '../driver/write-failure';
 import {
   ROLLBACK_TO_CLAIM,
   type TransactionalWrites,
@@ -152,7 +150,7 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
     try {
       await Promise.race([this.ended, aborted]);
     } catch (error) {
-      throw explainWriteFailure(error, status);
+      throw explainWriteFailure(error, sqlstateWithin(error), status);
     }
   }
 
@@ -183,14 +181,9 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
           }
           break;
         case 'commit':
-          if (command.discardWrites) {
-            await this.transactions.query(this.transaction, ROLLBACK_TO_CLAIM.text, []);
-          }
           try {
-            await this.transactions.query(
-              this.transaction,
-              command.write.text,
-              command.write.values ?? [],
+            await this.send(
+              command.discardWrites ? [ROLLBACK_TO_CLAIM, command.write] : [command.write],
             );
           } catch (error) {
             if (command.discardWrites || sqlstateWithin(error) !== '25P02') {
@@ -207,6 +200,22 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
     }
   }
 
+  /**
+   * Sends `statements` in the transaction: in one round trip on its pg client when
+   * `transactions.client` shows it, else one at a time through `transactions.query`. The first
+   * that fails stops the rest.
+   */
+  private async send(statements: PipelineStatement[]): Promise<void> {
+    const client = this.transactions.client?.(this.transaction);
+    if (client) {
+      await runPipeline(client, statements);
+      return;
+    }
+    for (const { text, values } of statements) {
+      await this.transactions.query(this.transaction, text, values ?? []);
+    }
+  }
+
   private close(reason: unknown): void {
     for (const left of this.inbox.close(reason)) {
       if (left.kind === 'run') {
@@ -214,21 +223,4 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
       }
     }
   }
-}
-
-/**
- * What a failed write-and-commit means (see the TypeORM store's): a failed statement of the
- * handler had aborted the transaction (25P02), or the claim's row was gone (22012).
- */
-function explainWriteFailure(error: unknown, status: number | null): unknown {
-  const code = sqlstateWithin(error);
-  if (code === '25P02') {
-    return new HandlerTransactionAbortedError(status);
-  }
-  if (code === '22012') {
-    return new Error('nestjs-idempotency: the claim vanished from its own transaction.', {
-      cause: error,
-    });
-  }
-  return error;
 }

@@ -1,3 +1,5 @@
+import type { ClientBase } from 'pg';
+
 /** One row a statement returned, by column name. */
 export type AppTransactionRow = Record<string, unknown>;
 
@@ -21,6 +23,14 @@ export interface PostgresAppTransactions<TTx = unknown> {
    * null), in `transaction`; resolves with the rows it returned.
    */
   query(transaction: TTx, text: string, values: readonly unknown[]): Promise<AppTransactionRow[]>;
+  /**
+   * The node-postgres client (connection) that `transaction` runs on, when the data layer shows
+   * it; `undefined` when it does not. When given, the store sends its own statements on that
+   * client directly, several in one round trip (the claim with its statement timeout and
+   * savepoint; the response's write), instead of one by one through `query`. Never a `Pool`: the
+   * transaction's own connection.
+   */
+  client?(transaction: TTx): ClientBase | undefined;
 }
 
 /**
@@ -40,14 +50,17 @@ const REQUIRES_NEW = 'REQUIRES_NEW';
  * each transactional request opens its own (`Propagation.RequiresNew`), so the claim, the handler's
  * writes through `txHost.tx` (and `@Transactional()` services it calls) and the response commit
  * together. `query` sends one statement on the host's `tx` for the adapter in use (see
- * docs/without-typeorm.md for each ORM's).
+ * docs/without-typeorm.md for each ORM's); `client`, when given, finds the pg client under it
+ * (see `PostgresAppTransactions.client`).
  */
 export function clsTransactionHost<TTx>(
   host: ClsTransactionHost<TTx>,
   query: PostgresAppTransactions<TTx>['query'],
+  client?: PostgresAppTransactions<TTx>['client'],
 ): PostgresAppTransactions<TTx> {
   return {
     run: (work) => host.withTransaction(REQUIRES_NEW, () => work(host.tx)),
     query,
+    ...(client ? { client } : {}),
   };
 }

@@ -1,4 +1,4 @@
-import type { Connection, PoolClient } from 'pg';
+import type { ClientBase, Connection, PoolClient } from 'pg';
 
 /*
  * Every use the PostgreSQL store makes of node-postgres beyond its documented API, in one place.
@@ -24,7 +24,7 @@ export function wireOf(connection: Connection): PgWire {
 }
 
 /** Whether `client` runs in node-postgres's own pipeline mode (the `pipeline` client option). */
-export function inPgPipelineMode(client: PoolClient): boolean {
+export function inPgPipelineMode(client: ClientBase): boolean {
   return (client as { pipeline?: boolean }).pipeline === true;
 }
 

@@ -1,4 +1,4 @@
-import { type Connection, type PoolClient, type QueryResultRow, type Submittable, types } from 'pg';
+import { type ClientBase, type Connection, type QueryResultRow, type Submittable, types } from 'pg';
 import { inPgPipelineMode, wireOf } from './pg-internals';
 
 /** A value sent to PostgreSQL: text, bytes (sent in binary), or SQL NULL. */
@@ -164,7 +164,7 @@ class PipelinedQuery implements Submittable {
  * the same all-or-nothing outcome: the first error stops the rest.
  */
 export function runPipeline(
-  client: PoolClient,
+  client: ClientBase,
   statements: readonly PipelineStatement[],
 ): Promise<PipelineResult[]> {
   if (!sendsOneSync(client)) {
@@ -184,12 +184,12 @@ export function runPipeline(
  * explicit transaction share one implicit transaction (committed at the Sync). Not so in
  * node-postgres's own pipeline mode, where each statement commits on its own.
  */
-export function sendsOneSync(client: PoolClient): boolean {
+export function sendsOneSync(client: ClientBase): boolean {
   return !inPgPipelineMode(client);
 }
 
 async function runOneByOne(
-  client: PoolClient,
+  client: ClientBase,
   statements: readonly PipelineStatement[],
 ): Promise<PipelineResult[]> {
   const results: PipelineResult[] = [];

@@ -1,3 +1,4 @@
+import type { ClientBase } from 'pg';
 import type {
   AppTransactionRow,
   PostgresAppTransactions,
@@ -36,3 +37,17 @@ export function drizzleQuery(sql: DrizzleSqlTag): PostgresAppTransactions['query
     return result.rows as AppTransactionRow[];
   };
 }
+
+/**
+ * The node-postgres client under a Drizzle (node-postgres) transaction (its session's), for
+ * `transactionHost: { token: TransactionHost, query: drizzleQuery(sql), client: drizzleClient }`:
+ * the store then sends its statements on it, several in one round trip. `undefined` for another
+ * driver's transaction.
+ */
+export const drizzleClient: NonNullable<PostgresAppTransactions['client']> = (tx) => {
+  const client = (tx as { session?: { client?: ClientBase } }).session?.client;
+  // A node-postgres pool client has `release`; a Pool (no transaction of its own) has `totalCount`.
+  return client && typeof client.query === 'function' && !('totalCount' in client)
+    ? client
+    : undefined;
+};

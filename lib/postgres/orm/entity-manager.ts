@@ -1,3 +1,4 @@
+import type { ClientBase } from 'pg';
 import type {
   AppTransactionRow,
   PostgresAppTransactions,
@@ -29,3 +30,13 @@ function isRowsAndCount(result: unknown): result is [unknown[], number] {
     typeof result[1] === 'number'
   );
 }
+
+/**
+ * The node-postgres client under a TypeORM `EntityManager` of a transaction (its query runner's
+ * connection), for
+ * `transactionHost: { token: TransactionHost, query: entityManagerQuery, client: entityManagerClient }`:
+ * the store then sends its statements on it, several in one round trip. `undefined` for a manager
+ * without a connected query runner.
+ */
+export const entityManagerClient: NonNullable<PostgresAppTransactions['client']> = (tx) =>
+  (tx as { queryRunner?: { databaseConnection?: ClientBase } }).queryRunner?.databaseConnection;

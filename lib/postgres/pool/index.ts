@@ -40,6 +40,6 @@ export {
   knexQuery,
   knexTransactionalAdapter,
 } from '../orm/knex';
-export { type DrizzleSqlTag, drizzleQuery } from '../orm/drizzle';
-export { entityManagerQuery } from '../orm/entity-manager';
+export { type DrizzleSqlTag, drizzleClient, drizzleQuery } from '../orm/drizzle';
+export { entityManagerClient, entityManagerQuery } from '../orm/entity-manager';
 export { prismaQuery } from '../orm/prisma';

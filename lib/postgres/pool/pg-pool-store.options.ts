@@ -40,5 +40,14 @@ export interface PgPoolStoreOptions {
   transactionHost?: {
     token: InjectionToken;
     query: PostgresAppTransactions['query'];
+    /**
+     * The node-postgres client under the host's `tx`, where the data layer shows it: TypeORM
+     * `(tx) => (tx as EntityManager).queryRunner?.databaseConnection`, Drizzle (node-postgres)
+     * `(tx) => tx.session.client`. With it, the store sends the claim, its statement timeout and
+     * its savepoint in one round trip on that client, and the response's write without the ORM;
+     * return `undefined` (or leave it unset) to send every statement through `query`. Default:
+     * unset.
+     */
+    client?: PostgresAppTransactions['client'];
   };
 }

@@ -96,7 +96,7 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
       if (transactionHost) {
         return new AppTransactionIdempotencyStore(
           pool,
-          clsTransactionHost(host!, transactionHost.query),
+          clsTransactionHost(host!, transactionHost.query, transactionHost.client),
           tableName,
         );
       }

@@ -14,6 +14,7 @@ import {
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { PipelineError, type PipelineStatement, runPipeline } from '../driver/pipelined-query';
 import { isConnectionFailure } from '../driver/connection-failure';
+import { explainWriteFailure } from '../driver/write-failure';
 import { StatementDeadline } from './statement-deadline';
 import {
   transactionAbandoned,
@@ -103,7 +104,9 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
       await transactionCommitted(this.queryRunner);
     } catch (error) {
       this.finished = false;
-      const explained = explainWriteFailure(error, status, writes.length - 1);
+      // Only the write on the claim's row (the last before COMMIT) is explained.
+      const rowWrite = error instanceof PipelineError && error.statementIndex === writes.length - 1;
+      const explained = explainWriteFailure(error, rowWrite ? error.code : undefined, status);
       if (!(explained instanceof HandlerTransactionAbortedError)) {
         await this.rollback();
       }
@@ -144,23 +147,4 @@ export class PostgresIdempotencyTransaction implements IdempotencyTransactionHan
     this.deadline?.stop();
     return this.queryRunner.release();
   }
-}
-
-/**
- * What a failed write-and-commit means. A write refused because a failed statement of the
- * handler had aborted the transaction ("commands ignored until end of block") is the handler's
- * doing; a write that found no row means the claim vanished from its own transaction (the handler
- * deleted it, or ended the transaction with its own COMMIT or ROLLBACK).
- */
-function explainWriteFailure(error: unknown, status: number | null, rowWrite: number): unknown {
-  if (!(error instanceof PipelineError) || error.statementIndex !== rowWrite) {
-    return error;
-  }
-  if (error.code === '25P02') {
-    return new HandlerTransactionAbortedError(status);
-  }
-  if (error.code === '22012') {
-    return new Error('nestjs-idempotency: the claim vanished from its own transaction.');
-  }
-  return error;
 }
