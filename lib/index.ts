@@ -15,6 +15,8 @@ export {
   IdempotencyRequestNotFingerprintableException,
   IdempotencyResponseNotReplayableException,
   IdempotencyScopeUnresolvedException,
+  IdempotencyStepResultNotStorableException,
+  IdempotencyStepsMismatchException,
   IdempotencyStoreUnavailableException,
   type ProblemDetails,
 } from './idempotency.exceptions';
@@ -38,7 +40,9 @@ export type {
   IdempotencyModuleOptions,
   IdempotencyRequestInfo,
   IdempotencyRouteOptions,
+  IdempotencyStepsOptions,
 } from './interfaces/idempotency-options.interface';
+export { IdempotencySteps } from './steps/idempotency-steps';
 export type {
   IdempotencyOutcome,
   IdempotencyOutcomeEvent,
@@ -46,6 +50,11 @@ export type {
 export { IdempotencyStore } from './store/idempotency-store';
 export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-result.interface';
 export type { StoredResponse } from './store/stored-response.interface';
+export {
+  type IdempotencyRecoveryPoints,
+  type RecordedStep,
+  keepsRecoveryPoints,
+} from './store/recovery-points.interface';
 export type {
   IdempotencyHealthQuery,
   IdempotencyStoreHealth,
