@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { CallHandler } from '@nestjs/common';
 import { type Observable, defer } from 'rxjs';
 import { IdempotencyStoreUnavailableException } from '../idempotency.exceptions';
@@ -81,6 +82,7 @@ export class LeaseExecution {
       store: this.store,
       settings,
       lockTimeoutMs: exchange.settings.lockTimeoutMs,
+      claimSentAt: exchange.claimSentAt ?? exchange.startedAt,
       bounded: (call) => this.steps.bounded(call),
       problem: (exception) => this.steps.problem(exchange.response, exception),
       storeUnavailable: (error) => {
@@ -97,12 +99,14 @@ export class LeaseExecution {
   private claimWithLease(exchange: Exchange): Promise<ClaimResult> {
     return waitWhileHeld(
       exchange,
-      () =>
-        boundedClaim(
+      () => {
+        exchange.claimSentAt = performance.now();
+        return boundedClaim(
           this.store.claim(exchange.claim),
           this.steps.settings.storeTimeoutMs,
           (late) => (late.kind === 'claimed' ? this.store.release(late.handle) : undefined),
-        ),
+        );
+      },
       (result) => result.kind === 'in-flight',
     );
   }

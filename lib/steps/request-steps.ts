@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { ResolvedStepsSettings } from '../idempotency-options.defaults';
 import {
   type IdempotencyException,
@@ -16,8 +17,10 @@ export interface StepsRun {
   recorded: readonly RecordedStep[];
   store: IdempotencyRecoveryPoints;
   settings: ResolvedStepsSettings;
-  /** The route's lease, for the Retry-After of a claim taken over meanwhile. */
+  /** The route's lease: each recorded step renews it for as long. */
   lockTimeoutMs: number;
+  /** `performance.now()` before the claim was sent: its lease ends after that, never before. */
+  claimSentAt: number;
   /** Bounds a store call (`storeTimeoutMs`). */
   bounded<T>(call: Promise<T>): Promise<T>;
   /** Prepares the response for `exception` (problem+json) and returns it, to throw. */
@@ -39,8 +42,15 @@ export class RequestSteps {
   private next = 0;
   private readonly names = new Set<string>();
   private running: string | undefined = undefined;
+  /**
+   * When the claim's lease ends at the earliest, on this process's clock (the lease runs on the
+   * store's, from a moment after the call that set it was sent).
+   */
+  private leaseEndsBy: number;
 
-  constructor(private readonly run: StepsRun) {}
+  constructor(private readonly run: StepsRun) {
+    this.leaseEndsBy = run.claimSentAt + run.lockTimeoutMs;
+  }
 
   async step<T>(name: string, work: (stepKey: string) => T | Promise<T>): Promise<T> {
     const index = this.next;
@@ -61,23 +71,30 @@ export class RequestSteps {
     if (recorded !== undefined) {
       return decode<T>(recorded.result);
     }
+    if (performance.now() >= this.leaseEndsBy) {
+      // Paused past its lease (a stalled process, a long step before): another request may own
+      // the key by now, so this one starts no more steps.
+      throw this.leaseLost();
+    }
     this.running = name;
     try {
       const { handle, settings } = this.run;
       const result = await work(deriveStepKey(settings.keySecret, handle.scope, handle.key, name));
       const encoded = this.encode(name, result);
       let saved: boolean;
+      const sentAt = performance.now();
       try {
         saved = await this.run.bounded(
-          this.run.store.saveStep(handle, index, { name, result: encoded }),
+          this.run.store.saveStep(handle, index, { name, result: encoded }, this.run.lockTimeoutMs),
         );
       } catch (error) {
         throw this.run.storeUnavailable(error);
       }
       if (!saved) {
         // The lease ended and another request took the key over: it carries on from here.
-        throw this.run.problem(new IdempotencyKeyInFlightException(this.run.lockTimeoutMs));
+        throw this.leaseLost();
       }
+      this.leaseEndsBy = sentAt + this.run.lockTimeoutMs;
       // The value a retry would get: what this attempt goes on with, too.
       return decode<T>(encoded);
     } finally {
@@ -104,6 +121,10 @@ export class RequestSteps {
       );
     }
     return encoded;
+  }
+
+  private leaseLost(): IdempotencyException {
+    return this.run.problem(new IdempotencyKeyInFlightException(this.run.lockTimeoutMs));
   }
 
   private mismatch(reason: string): IdempotencyException {

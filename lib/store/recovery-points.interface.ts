@@ -22,10 +22,16 @@ export interface RecordedStep {
 export interface IdempotencyRecoveryPoints {
   /**
    * Adds `step` as the claim's `index`-th finished step (counting from 0, following the ones its
-   * claim answered). `false` when the claim is no longer current (taken over), or when the
-   * record does not hold exactly `index` steps; nothing is written then.
+   * claim answered), and renews the claim's lease: it ends `leaseMs` from now on the store's
+   * clock, and the key's expiry moves by as much. `false` when the claim is no longer current
+   * (taken over), or when the record does not hold exactly `index` steps; nothing is written then.
    */
-  saveStep(handle: ClaimHandle, index: number, step: RecordedStep): Promise<boolean>;
+  saveStep(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): Promise<boolean>;
 }
 
 /** Whether `store` keeps recovery points. */

@@ -183,13 +183,24 @@ export class InMemoryIdempotencyStore
     return Promise.resolve(this.remove(handle.scope, handle.key));
   }
 
-  /** Adds a finished step to the claim's record (see `IdempotencyRecoveryPoints`). */
-  saveStep(handle: ClaimHandle, index: number, step: RecordedStep): Promise<boolean> {
+  /**
+   * Adds a finished step to the claim's record and renews its lease (see
+   * `IdempotencyRecoveryPoints`).
+   */
+  saveStep(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): Promise<boolean> {
     const record = this.current(handle);
     if (record?.state !== 'in_flight' || record.steps.length !== index) {
       return Promise.resolve(false);
     }
     record.steps.push({ name: step.name, result: step.result });
+    const lockedUntil = this.now() + leaseMs;
+    record.expiresAt += lockedUntil - (record.lockedUntil ?? lockedUntil);
+    record.lockedUntil = lockedUntil;
     return Promise.resolve(true);
   }
 

@@ -40,8 +40,8 @@ export function recoveryPointsCases<S extends IdempotencyStore>(c: ConformanceCo
     c.test('a release keeps the steps for the same request, which resumes after them', async () => {
       const request = c.request('steps-released');
       const handle = await c.claimed(request);
-      expect(await points().saveStep(handle, 0, step('reserve'))).toBe(true);
-      expect(await points().saveStep(handle, 1, step('charge'))).toBe(true);
+      expect(await points().saveStep(handle, 0, step('reserve'), c.settings.longMs)).toBe(true);
+      expect(await points().saveStep(handle, 1, step('charge'), c.settings.longMs)).toBe(true);
       expect(await c.store().release(handle)).toBe(true);
       // Another request with the key is told so: the steps ran for the first one.
       expect(await c.claim({ ...request, fingerprint: 'fp-2' })).toEqual({ kind: 'mismatch' });
@@ -50,7 +50,7 @@ export function recoveryPointsCases<S extends IdempotencyStore>(c: ConformanceCo
       expect(stepsOf(resumed)).toEqual([step('reserve'), step('charge')]);
       // The resumed claim adds the next one, and a completion finishes the key as usual.
       const next = (resumed as { handle: typeof handle }).handle;
-      expect(await points().saveStep(next, 2, step('ship'))).toBe(true);
+      expect(await points().saveStep(next, 2, step('ship'), c.settings.longMs)).toBe(true);
       expect(await c.store().complete(next, sampleResponse('steps', 201), c.settings.longMs)).toBe(
         true,
       );
@@ -70,21 +70,39 @@ export function recoveryPointsCases<S extends IdempotencyStore>(c: ConformanceCo
       async () => {
         const request = c.request('steps-takeover', { lockTimeoutMs: c.settings.shortMs });
         const first = await c.claimed(request);
-        expect(await points().saveStep(first, 0, step('charge'))).toBe(true);
+        expect(await points().saveStep(first, 0, step('charge'), c.settings.shortMs)).toBe(true);
         await c.outlive(c.settings.shortMs);
         const takeover = await c.claim(request);
         expect(stepsOf(takeover)).toEqual([step('charge')]);
-        expect(await points().saveStep(first, 1, step('late'))).toBe(false);
+        expect(await points().saveStep(first, 1, step('late'), c.settings.longMs)).toBe(false);
         const second = (takeover as { handle: typeof first }).handle;
-        expect(await points().saveStep(second, 1, step('ship'))).toBe(true);
+        expect(await points().saveStep(second, 1, step('ship'), c.settings.longMs)).toBe(true);
       },
     );
 
+    c.test('a saved step renews the lease, on the store’s clock', async () => {
+      const request = c.request('steps-renewed', { lockTimeoutMs: c.settings.shortMs });
+      const handle = await c.claimed(request);
+      expect(await points().saveStep(handle, 0, step('reserve'), c.settings.longMs)).toBe(true);
+      await c.outlive(c.settings.shortMs);
+      // Still the first claim's: a duplicate finds it in flight, with the renewed lease left.
+      const duplicate = await c.claim(request);
+      expect(duplicate.kind).toBe('in-flight');
+      expect((duplicate as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(
+        c.settings.shortMs,
+      );
+      expect(await points().saveStep(handle, 1, step('charge'), c.settings.longMs)).toBe(true);
+    });
+
     c.test('a step is saved only as the next one of its claim', async () => {
       const handle = await c.claimed(c.request('steps-sequence'));
-      expect(await points().saveStep(handle, 1, step('skipped-ahead'))).toBe(false);
-      expect(await points().saveStep(handle, 0, step('first'))).toBe(true);
-      expect(await points().saveStep(handle, 0, step('first-again'))).toBe(false);
+      expect(await points().saveStep(handle, 1, step('skipped-ahead'), c.settings.longMs)).toBe(
+        false,
+      );
+      expect(await points().saveStep(handle, 0, step('first'), c.settings.longMs)).toBe(true);
+      expect(await points().saveStep(handle, 0, step('first-again'), c.settings.longMs)).toBe(
+        false,
+      );
       await c.store().release(handle);
       expect(stepsOf(await c.claim(c.request('steps-sequence')))).toEqual([step('first')]);
     });
@@ -92,7 +110,7 @@ export function recoveryPointsCases<S extends IdempotencyStore>(c: ConformanceCo
     c.test('an expired key starts anew, without the steps of its last claim', async () => {
       const request = c.request('steps-expired', { lockTimeoutMs: 1, ttlMs: c.settings.shortMs });
       const handle = await c.claimed(request);
-      expect(await points().saveStep(handle, 0, step('charge'))).toBe(true);
+      expect(await points().saveStep(handle, 0, step('charge'), 1)).toBe(true);
       await c.store().release(handle);
       await c.outlive(c.settings.shortMs + 1);
       const fresh = await c.claim({ ...request, fingerprint: 'fp-2' });
