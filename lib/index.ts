@@ -33,6 +33,7 @@ export {
   IDEMPOTENCY_DEFAULTS,
   type ResolvedModuleSettings,
   type ResolvedRouteSettings,
+  type ResolvedStepsSettings,
 } from './idempotency-options.defaults';
 export { REPLAYED_HEADER, PROBLEM_CONTENT_TYPE } from './idempotency.constants';
 export type {
@@ -43,6 +44,7 @@ export type {
   IdempotencyStepsOptions,
 } from './interfaces/idempotency-options.interface';
 export { IdempotencySteps } from './steps/idempotency-steps';
+export { IdempotencyStepsContext } from './steps/idempotency-steps.context';
 export type {
   IdempotencyOutcome,
   IdempotencyOutcomeEvent,

@@ -5,7 +5,9 @@ import type { ClaimHandle } from './claim-result.interface';
  * result as JSON text (see `IdempotencySteps.run`).
  */
 export interface RecordedStep {
+  /** The step's name, as the handler gave it. */
   name: string;
+  /** The step's result as JSON text, stored and answered as it is. */
   result: string;
 }
 
