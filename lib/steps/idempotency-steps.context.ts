@@ -10,10 +10,20 @@ import type { RequestSteps } from './request-steps';
 export class IdempotencyStepsContext {
   private readonly storage = new AsyncLocalStorage<RequestSteps>();
 
+  /**
+   * Runs `fn`, and everything it starts, with `steps`.
+   *
+   * @internal
+   */
   run<T>(steps: RequestSteps, fn: () => T): T {
     return this.storage.run(steps, fn);
   }
 
+  /**
+   * The steps of the current request, if its handler may run steps.
+   *
+   * @internal
+   */
   current(): RequestSteps | undefined {
     return this.storage.getStore();
   }
