@@ -3,6 +3,7 @@ import type {
   IdempotencyModuleOptions,
   IdempotencyRequestInfo,
   IdempotencyRouteOptions,
+  IdempotencyStepsOptions,
 } from './interfaces/idempotency-options.interface';
 import type { IdempotencyOutcomeEvent } from './interfaces/idempotency-outcome.interface';
 import { defaultScope } from './protocol/default-scope';
@@ -20,7 +21,11 @@ export const IDEMPOTENCY_DEFAULTS = {
   maxResponseBytes: 1_048_576,
   waitTimeoutMs: 10_000,
   statementTimeoutMs: 30_000,
+  maxStepResultBytes: 65_536,
 } as const;
+
+/** A step key secret shorter than this is refused: an HMAC key should be as long as its output. */
+const MIN_STEP_KEY_SECRET_BYTES = 32;
 
 /** Every option `@Idempotent()` takes, to refuse a misspelt or outdated one at start-up. */
 const ROUTE_OPTION_NAMES = [
@@ -51,6 +56,7 @@ const MODULE_OPTION_NAMES = [
   'logRawKeys',
   'logOutcomes',
   'telemetry',
+  'steps',
 ] as const satisfies readonly (keyof IdempotencyModuleOptions)[];
 
 // Compile-time completeness: an option added to an interface but not to its list fails here.
@@ -102,7 +108,15 @@ export interface ResolvedModuleSettings {
   logRawKeys: boolean;
   logOutcomes: boolean;
   telemetry: boolean;
+  /** `null` when the module has no `steps` options. */
+  steps: ResolvedStepsSettings | null;
   route: IdempotencyRouteOptions;
+}
+
+/** The recovery points' settings (see `IdempotencyStepsOptions`). */
+export interface ResolvedStepsSettings {
+  keySecret: Buffer;
+  maxResultBytes: number;
 }
 
 /** One route's settings with module defaults and its `@Idempotent()` overrides applied. */
@@ -137,6 +151,7 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     logRawKeys,
     logOutcomes,
     telemetry,
+    steps,
     ...route
   } = options;
   return {
@@ -160,7 +175,30 @@ export function resolveModuleSettings(options: IdempotencyModuleOptions): Resolv
     logRawKeys: logRawKeys ?? false,
     logOutcomes: logOutcomes ?? false,
     telemetry: telemetry ?? true,
+    steps: steps ? resolveSteps(steps) : null,
     route,
+  };
+}
+
+function resolveSteps(steps: IdempotencyStepsOptions): ResolvedStepsSettings {
+  assertKnownOptions(steps, ['keySecret', 'maxResultBytes'], 'the steps options');
+  const keySecret =
+    typeof steps.keySecret === 'string' ? Buffer.from(steps.keySecret) : steps.keySecret;
+  if (!Buffer.isBuffer(keySecret) || keySecret.length < MIN_STEP_KEY_SECRET_BYTES) {
+    throw new Error(
+      `nestjs-idempotency: steps.keySecret must be a string or Buffer of at least ${MIN_STEP_KEY_SECRET_BYTES} bytes.`,
+    );
+  }
+  return {
+    keySecret: Buffer.from(keySecret),
+    maxResultBytes: wholeNumber(
+      positiveOption(
+        steps.maxResultBytes,
+        IDEMPOTENCY_DEFAULTS.maxStepResultBytes,
+        'steps.maxResultBytes',
+      ),
+      'steps.maxResultBytes',
+    ),
   };
 }
 

@@ -151,3 +151,34 @@ export class IdempotencyStoreUnavailableException extends IdempotencyException {
     );
   }
 }
+
+/**
+ * 500: the handler's steps do not follow the ones an earlier attempt of this key recorded (another
+ * name or order, a step asked for twice, or two at once). Steps must be the same fixed sequence
+ * on every attempt; the request stops rather than mix old results with new ones.
+ */
+export class IdempotencyStepsMismatchException extends IdempotencyException {
+  constructor(reason: string) {
+    super(
+      'steps-mismatch',
+      'Idempotent steps do not match',
+      HttpStatus.INTERNAL_SERVER_ERROR,
+      `${reason} The request stopped there; retrying it with the same key stops there too.`,
+    );
+  }
+}
+
+/**
+ * 500: a step's result is larger, as JSON, than `steps.maxResultBytes`, or is not JSON at all. The
+ * step ran but was not recorded: a retry runs it again, with the same step key.
+ */
+export class IdempotencyStepResultNotStorableException extends IdempotencyException {
+  constructor(step: string, reason: string) {
+    super(
+      'step-result-not-storable',
+      'Step result cannot be recorded',
+      HttpStatus.INTERNAL_SERVER_ERROR,
+      `The result of step "${step}" ${reason}, so it was not recorded.`,
+    );
+  }
+}

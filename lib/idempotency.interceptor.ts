@@ -56,6 +56,7 @@ import { DurationWindow } from './protocol/retry-after';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 import type { IdempotencyTelemetry } from './telemetry/idempotency-telemetry';
+import { IdempotencyStepsContext } from './steps/idempotency-steps.context';
 import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
 const PASS: RoutePlan = { kind: 'pass' };
@@ -93,6 +94,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
   @Inject(IDEMPOTENCY_TELEMETRY)
   private readonly telemetry?: IdempotencyTelemetry | null;
 
+  /** Where handlers find their steps (`IdempotencySteps`). A property, as above. */
+  @Optional()
+  @Inject(IdempotencyStepsContext)
+  private readonly stepsContext?: IdempotencyStepsContext;
+
   constructor(
     @Inject(IDEMPOTENCY_SETTINGS) protected readonly settings: ResolvedModuleSettings,
     protected readonly store: IdempotencyStore,
@@ -114,6 +120,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       ),
       renderStoredError: (error) => this.renderStoredError(error),
       telemetry,
+      stepsContext: () => this.stepsContext ?? null,
     });
     this.lease = new LeaseExecution(this.steps);
     this.transactional = new TransactionalExecution(this.steps, transactionContext, () =>

@@ -26,6 +26,8 @@ import type {
   IdempotencyStoreDefinition,
   IdempotencyStoreProvider,
 } from './store/idempotency-store.definition';
+import { IdempotencySteps } from './steps/idempotency-steps';
+import { IdempotencyStepsContext } from './steps/idempotency-steps.context';
 import { IdempotencyTransactionContext } from './transaction/idempotency-transaction.context';
 
 /** Documents the registration's routes for `@nestjs/swagger`; takes it back as the application closes. */
@@ -67,6 +69,8 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
     IdempotencyMaintenance,
     IdempotencyPurger,
     IdempotencyTransactionContext,
+    IdempotencyStepsContext,
+    IdempotencySteps,
   ],
   exports: [
     IDEMPOTENCY_SETTINGS,
@@ -78,6 +82,8 @@ const IDEMPOTENCY_OPENAPI = Symbol('nestjs-idempotency:openapi');
     IdempotencyPurger,
     IdempotencyStore,
     IdempotencyTransactionContext,
+    IdempotencyStepsContext,
+    IdempotencySteps,
   ],
 })
 export class IdempotencyModule extends ConfigurableModuleClass {

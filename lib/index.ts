@@ -15,6 +15,8 @@ export {
   IdempotencyRequestNotFingerprintableException,
   IdempotencyResponseNotReplayableException,
   IdempotencyScopeUnresolvedException,
+  IdempotencyStepResultNotStorableException,
+  IdempotencyStepsMismatchException,
   IdempotencyStoreUnavailableException,
   type ProblemDetails,
 } from './idempotency.exceptions';
@@ -31,6 +33,7 @@ export {
   IDEMPOTENCY_DEFAULTS,
   type ResolvedModuleSettings,
   type ResolvedRouteSettings,
+  type ResolvedStepsSettings,
 } from './idempotency-options.defaults';
 export { REPLAYED_HEADER, PROBLEM_CONTENT_TYPE } from './idempotency.constants';
 export type {
@@ -38,7 +41,10 @@ export type {
   IdempotencyModuleOptions,
   IdempotencyRequestInfo,
   IdempotencyRouteOptions,
+  IdempotencyStepsOptions,
 } from './interfaces/idempotency-options.interface';
+export { IdempotencySteps } from './steps/idempotency-steps';
+export { IdempotencyStepsContext } from './steps/idempotency-steps.context';
 export type {
   IdempotencyOutcome,
   IdempotencyOutcomeEvent,
@@ -46,6 +52,11 @@ export type {
 export { IdempotencyStore } from './store/idempotency-store';
 export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-result.interface';
 export type { StoredResponse } from './store/stored-response.interface';
+export {
+  type IdempotencyRecoveryPoints,
+  type RecordedStep,
+  keepsRecoveryPoints,
+} from './store/recovery-points.interface';
 export type {
   IdempotencyHealthQuery,
   IdempotencyStoreHealth,

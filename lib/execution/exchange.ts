@@ -51,6 +51,12 @@ export class ReportedRequest {
 
 /** One request on an idempotent route, as it moves through claim, execution and recording. */
 export class Exchange extends ReportedRequest {
+  /**
+   * `performance.now()` as the last claim attempt was sent: a lease it won ends after that.
+   * Set by lease mode only.
+   */
+  claimSentAt: number | undefined = undefined;
+
   constructor(
     reported: ReportedRequest,
     readonly response: unknown,

@@ -16,6 +16,7 @@ import { estimateRetryAfterMs } from '../protocol/retry-after';
 import type { ClaimResult } from '../store/claim-result.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
 import type { StoredResponse } from '../store/stored-response.interface';
+import type { IdempotencyStepsContext } from '../steps/idempotency-steps.context';
 import type { IdempotencyTelemetry } from '../telemetry/idempotency-telemetry';
 import { CLAIM_OUTCOMES } from './claim-outcomes';
 import type { RecordAction } from '../telemetry/telemetry-names';
@@ -43,6 +44,8 @@ export interface ExecutionDeps {
    * it as an injected property, set after the constructor that builds these steps.
    */
   telemetry: () => IdempotencyTelemetry | null;
+  /** Where handlers find their steps (`IdempotencySteps`); a function, as `telemetry`. */
+  stepsContext: () => IdempotencyStepsContext | null;
 }
 
 /**
@@ -266,6 +269,11 @@ export class ExecutionSteps {
   /** How a key appears in logs: its hash, or the key itself with `logRawKeys` (development). */
   keyLabel(exchange: Exchange): string {
     return this.settings.logRawKeys ? JSON.stringify(exchange.claim.key) : `#${exchange.keyHash}`;
+  }
+
+  /** Where handlers find their steps; null outside Nest's injector. */
+  stepsContext(): IdempotencyStepsContext | null {
+    return this.deps.stepsContext();
   }
 
   bounded<T>(promise: Promise<T>): Promise<T> {

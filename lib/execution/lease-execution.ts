@@ -1,6 +1,10 @@
+import { performance } from 'node:perf_hooks';
 import type { CallHandler } from '@nestjs/common';
 import { type Observable, defer } from 'rxjs';
+import { IdempotencyStoreUnavailableException } from '../idempotency.exceptions';
+import { RequestSteps } from '../steps/request-steps';
 import type { ClaimHandle, ClaimResult } from '../store/claim-result.interface';
+import { type RecordedStep, keepsRecoveryPoints } from '../store/recovery-points.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
 import type { Exchange, HandlerOutcome, RecordDecision } from './exchange';
 import type { ExecutionSteps } from './execution-steps';
@@ -25,13 +29,14 @@ export class LeaseExecution {
         exchange,
         'Claim',
         () => this.claimWithLease(exchange),
-        ({ handle }) => this.execute(handle, exchange, next),
+        ({ handle, steps }) => this.execute(handle, steps ?? [], exchange, next),
       ),
     );
   }
 
   private async execute(
     handle: ClaimHandle,
+    recorded: readonly RecordedStep[],
     exchange: Exchange,
     next: CallHandler,
   ): Promise<unknown> {
@@ -49,22 +54,59 @@ export class LeaseExecution {
         throw this.steps.storeUnavailable(exchange, 'Marking', error);
       }
     }
-    const outcome = await this.steps.runHandler(exchange, next);
+    const outcome = await this.runHandler(handle, recorded, exchange, next);
     // The record is written before the response leaves: a retry that arrives right after the
     // client got its answer must find it.
     return this.recordWithLease(handle, exchange, outcome);
+  }
+
+  /**
+   * Runs the handler, with its steps (`IdempotencySteps`) where the module has `steps` options
+   * and the store keeps them: the ones `recorded` by earlier claims of the key answer without
+   * running again.
+   */
+  private runHandler(
+    handle: ClaimHandle,
+    recorded: readonly RecordedStep[],
+    exchange: Exchange,
+    next: CallHandler,
+  ): Promise<HandlerOutcome> {
+    const context = this.steps.stepsContext();
+    const settings = this.steps.settings.steps;
+    if (context === null || settings === null || !keepsRecoveryPoints(this.store)) {
+      return this.steps.runHandler(exchange, next);
+    }
+    const requestSteps = new RequestSteps({
+      handle,
+      recorded,
+      store: this.store,
+      settings,
+      lockTimeoutMs: exchange.settings.lockTimeoutMs,
+      claimSentAt: exchange.claimSentAt ?? exchange.startedAt,
+      bounded: (call) => this.steps.bounded(call),
+      problem: (exception) => this.steps.problem(exchange.response, exception),
+      storeUnavailable: (error) => {
+        this.steps.logger.error(
+          `Recording a step of key ${this.steps.keyLabel(exchange)} failed: ${String(error)}`,
+        );
+        return this.steps.problem(exchange.response, new IdempotencyStoreUnavailableException());
+      },
+    });
+    return context.run(requestSteps, () => this.steps.runHandler(exchange, next));
   }
 
   /** Claims the key; in `wait` mode, a duplicate polls until the first one finishes or fails. */
   private claimWithLease(exchange: Exchange): Promise<ClaimResult> {
     return waitWhileHeld(
       exchange,
-      () =>
-        boundedClaim(
+      () => {
+        exchange.claimSentAt = performance.now();
+        return boundedClaim(
           this.store.claim(exchange.claim),
           this.steps.settings.storeTimeoutMs,
           (late) => (late.kind === 'claimed' ? this.store.release(late.handle) : undefined),
-        ),
+        );
+      },
       (result) => result.kind === 'in-flight',
     );
   }

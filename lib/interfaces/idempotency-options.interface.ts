@@ -156,4 +156,26 @@ export interface IdempotencyModuleOptions extends IdempotencyRouteOptions {
    * `false` turns them off entirely. Default: `true`.
    */
   telemetry?: boolean;
+  /**
+   * Recovery points for handlers that call other services (see `IdempotencySteps`): the secret
+   * their steps' keys are derived with, and how large a step's result may be. Needed by routes
+   * that use `IdempotencySteps`; nothing else reads it. Default: unset.
+   */
+  steps?: IdempotencyStepsOptions;
+}
+
+/** Options of the recovery points of `IdempotencySteps`. */
+export interface IdempotencyStepsOptions {
+  /**
+   * The HMAC secret each step's key is derived with, from the scope, the request's key and the
+   * step's name: at least 32 bytes, the same on every instance, kept out of source control. A
+   * downstream service sees only the derived key, and cannot tell the client's key from it.
+   */
+  keySecret: string | Buffer;
+  /**
+   * Longest a step's result may be once stored as JSON, in bytes. A larger one fails the request
+   * (500) before its step is recorded: a retry runs the step again, with the same key.
+   * Default: `65_536`.
+   */
+  maxResultBytes?: number;
 }

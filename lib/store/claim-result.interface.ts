@@ -1,3 +1,4 @@
+import type { RecordedStep } from './recovery-points.interface';
 import type { StoredResponse } from './stored-response.interface';
 
 /** What the interceptor asks the store to claim. */
@@ -33,8 +34,11 @@ export interface ClaimHandle {
  * place.
  */
 export type ClaimResult =
-  /** This request owns the key and must run the handler. */
-  | { kind: 'claimed'; handle: ClaimHandle }
+  /**
+   * This request owns the key and must run the handler. `steps`: the steps an earlier claim of
+   * the key finished, when this one took it over (stores that keep recovery points only).
+   */
+  | { kind: 'claimed'; handle: ClaimHandle; steps?: readonly RecordedStep[] }
   /** The key finished before with the same fingerprint: replay this response. */
   | { kind: 'replay'; response: StoredResponse }
   /** Another request holds the key; its lease ends in `retryAfterMs`. */

@@ -13,6 +13,7 @@ import {
   claimIdOf,
   fingerprintHashOf,
 } from '../store/key-admin.interface';
+import type { IdempotencyRecoveryPoints, RecordedStep } from '../store/recovery-points.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 
 /** Options of {@link InMemoryIdempotencyStore}. */
@@ -38,6 +39,8 @@ interface MemoryRecord {
   status: number | null;
   response: StoredResponse | null;
   expiresAt: number;
+  /** The steps claims of the key finished, in order (recovery points). */
+  steps: RecordedStep[];
 }
 
 /** What the PostgreSQL store answers when a key keeps changing under its claim attempts. */
@@ -64,7 +67,10 @@ const UNSETTLED_RETRY_AFTER_MS = 1000;
  * }).compile();
  * ```
  */
-export class InMemoryIdempotencyStore extends IdempotencyStore implements IdempotencyKeyAdmin {
+export class InMemoryIdempotencyStore
+  extends IdempotencyStore
+  implements IdempotencyKeyAdmin, IdempotencyRecoveryPoints
+{
   /** Records by scope, then by key: no separator to collide with what a scope contains. */
   private readonly scopes = new Map<string, Map<string, MemoryRecord>>();
   private readonly now: () => number;
@@ -111,6 +117,8 @@ export class InMemoryIdempotencyStore extends IdempotencyStore implements Idempo
       );
     }
     const token = randomUUID();
+    // A lease taken over keeps the steps its claims finished; an expired key starts anew.
+    const steps = existing && existing.expiresAt > now ? existing.steps : [];
     this.write(request.scope, request.key, {
       fingerprint: request.fingerprint,
       state: 'in_flight',
@@ -122,10 +130,12 @@ export class InMemoryIdempotencyStore extends IdempotencyStore implements Idempo
       response: null,
       // An abandoned claim stays until its lease has ended and a TTL after that.
       expiresAt: now + request.lockTimeoutMs + request.ttlMs,
+      steps,
     });
     return Promise.resolve({
       kind: 'claimed',
       handle: { scope: request.scope, key: request.key, token },
+      steps: steps.map((step) => ({ ...step })),
     });
   }
 
@@ -165,7 +175,33 @@ export class InMemoryIdempotencyStore extends IdempotencyStore implements Idempo
     if (!record || record.state === 'completed') {
       return Promise.resolve(false);
     }
+    if (record.state === 'in_flight' && record.steps.length > 0) {
+      // Its steps have run: only the same request may take the key over, and resume after them.
+      record.lockedUntil = Math.min(record.lockedUntil ?? Infinity, this.now());
+      return Promise.resolve(true);
+    }
     return Promise.resolve(this.remove(handle.scope, handle.key));
+  }
+
+  /**
+   * Adds a finished step to the claim's record and renews its lease (see
+   * `IdempotencyRecoveryPoints`).
+   */
+  saveStep(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): Promise<boolean> {
+    const record = this.current(handle);
+    if (record?.state !== 'in_flight' || record.steps.length !== index) {
+      return Promise.resolve(false);
+    }
+    record.steps.push({ name: step.name, result: step.result });
+    const lockedUntil = this.now() + leaseMs;
+    record.expiresAt += lockedUntil - (record.lockedUntil ?? lockedUntil);
+    record.lockedUntil = lockedUntil;
+    return Promise.resolve(true);
   }
 
   /** A live key (see `IdempotencyAdmin.find`). */

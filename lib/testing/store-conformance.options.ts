@@ -52,6 +52,12 @@ export interface IdempotencyStoreConformanceOptions<S extends IdempotencyStore =
    */
   keyAdmin?: 'listing' | 'by-key';
   /**
+   * Whether the store keeps recovery points (`IdempotencyRecoveryPoints`, for `IdempotencySteps`).
+   * The suite then runs their cases, and checks that the store keeps them exactly when declared
+   * so. Default: `false`.
+   */
+  recoveryPoints?: boolean;
+  /**
    * Moves the store's clock forward by this many milliseconds, for a store that takes a clock:
    * lease and TTL tests then advance time instead of waiting for it. Default: none (the tests
    * wait in real time, which works for any store, including one whose clock is a database's).

@@ -5,6 +5,10 @@ import { expiryCases } from './conformance/expiry.cases';
 import { keyAdminCases, keyAdminDeclarationCase } from './conformance/key-admin.cases';
 import { leaseCases } from './conformance/lease.cases';
 import {
+  recoveryPointsCases,
+  recoveryPointsDeclarationCase,
+} from './conformance/recovery-points.cases';
+import {
   transactionalCases,
   transactionalDeclarationCase,
 } from './conformance/transactional.cases';
@@ -26,7 +30,8 @@ import type {
  * expired keys new again whether purged or not; the purge; scopes kept apart; what the module's
  * store timeouts need; and, for a `TransactionalIdempotencyStore`, commit and rollback
  * visibility, `busy` for a key another transaction holds, and `discardWritesAndComplete`; and,
- * with `keyAdmin`, key administration (find, release, delete, list) kept within its scope.
+ * with `keyAdmin`, key administration (find, release, delete, list) kept within its scope; and,
+ * with `recoveryPoints`, the steps a claim finished handed to the claim that takes its key over.
  *
  * Lease and TTL cases wait in real time for `shortMs` (300 ms by default) unless `advanceTime`
  * moves the store's clock; the whole suite takes a few seconds.
@@ -62,6 +67,7 @@ export function describeIdempotencyStore<S extends IdempotencyStore>(
     const context = conformanceContext(jest, factory, options, settings);
     transactionalDeclarationCase(context);
     keyAdminDeclarationCase(context);
+    recoveryPointsDeclarationCase(context);
     claimCases(context);
     leaseCases(context);
     expiryCases(context);
@@ -70,6 +76,9 @@ export function describeIdempotencyStore<S extends IdempotencyStore>(
     }
     if (options.keyAdmin) {
       keyAdminCases(context);
+    }
+    if (options.recoveryPoints) {
+      recoveryPointsCases(context);
     }
   });
 }

@@ -37,8 +37,26 @@ describe('resolveModuleSettings', () => {
       logRawKeys: false,
       logOutcomes: false,
       telemetry: true,
+      steps: null,
       route: {},
     });
+  });
+
+  it('takes the steps options: the key secret as bytes, the result bound by default', () => {
+    const keySecret = 'k'.repeat(32);
+    expect(resolveModuleSettings({ steps: { keySecret } }).steps).toEqual({
+      keySecret: Buffer.from(keySecret),
+      maxResultBytes: IDEMPOTENCY_DEFAULTS.maxStepResultBytes,
+    });
+    expect(() => resolveModuleSettings({ steps: { keySecret: Buffer.alloc(31) } })).toThrow(
+      /at least 32 bytes/,
+    );
+    expect(() => resolveModuleSettings({ steps: { keySecret, maxResultBytes: 0 } })).toThrow(
+      /steps\.maxResultBytes/,
+    );
+    expect(() => resolveModuleSettings({ steps: { keySecret, secret: 'x' } as never })).toThrow(
+      /unknown option "secret" in the steps options/,
+    );
   });
 
   it('lower-cases the header name for lookups and upper-cases auto methods', () => {

@@ -9,6 +9,7 @@ describeIdempotencyStore(
   {
     countRecords: count,
     keyAdmin: 'listing',
+    recoveryPoints: true,
   },
 );
 
@@ -22,6 +23,7 @@ describeIdempotencyStore(
   {
     countRecords: count,
     keyAdmin: 'listing',
+    recoveryPoints: true,
     advanceTime: (ms) => {
       now += ms;
     },

@@ -1,0 +1,67 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
+import { IDEMPOTENCY_SETTINGS } from '../idempotency.module-definition';
+import { IdempotencyStore } from '../store/idempotency-store';
+import { keepsRecoveryPoints } from '../store/recovery-points.interface';
+import { IdempotencyStepsContext } from './idempotency-steps.context';
+
+/**
+ * Recovery points for handlers of lease-mode routes that call other services: each step's result
+ * is recorded on the request's key as the step finishes, so that an attempt after a crash or a
+ * failure (the same key, the same request) gets the results of the steps that finished without
+ * running them again, and runs the rest. Each step also gets a key of its own to pass downstream
+ * as that call's `Idempotency-Key`: a step that was running when its process died is run again
+ * with the same key, and the service it calls answers it once.
+ *
+ * Needs the module's `steps` options and a store that keeps recovery points. Steps must be the
+ * same fixed sequence on every attempt (names, order, one at a time); a step's result must be
+ * JSON, and the step's caller gets it back as JSON would give it (a `Date` becomes a string) on
+ * every attempt alike.
+ *
+ * @example
+ * ```ts
+ * @Post()
+ * @Idempotent()
+ * async create(@Body() order: CreateOrder) {
+ *   const reservation = await this.steps.run('reserve', () => this.stock.reserve(order));
+ *   const charge = await this.steps.run('charge', (stepKey) =>
+ *     this.payments.charge(order.total, { idempotencyKey: stepKey }),
+ *   );
+ *   return this.steps.run('ship', () => this.shipments.record(reservation, charge));
+ * }
+ * ```
+ */
+@Injectable()
+export class IdempotencySteps {
+  constructor(
+    private readonly context: IdempotencyStepsContext,
+    @Inject(IDEMPOTENCY_SETTINGS) settings: ResolvedModuleSettings,
+    store: IdempotencyStore,
+  ) {
+    if (settings.steps !== null && !keepsRecoveryPoints(store)) {
+      throw new Error(
+        `nestjs-idempotency: the steps option needs a store that keeps recovery points, and ${store.constructor.name} does not.`,
+      );
+    }
+  }
+
+  /**
+   * Runs `step` once per key: the first time, or again when no earlier attempt recorded it,
+   * then records its result; afterwards, answers the recorded result without running it.
+   *
+   * @param name - the step's name, unique within the handler and the same on every attempt
+   * @param step - the step's work; `stepKey` is its derived key for a downstream call
+   * @returns the step's result, as recorded (through JSON)
+   */
+  run<T>(name: string, step: (stepKey: string) => T | Promise<T>): Promise<T> {
+    const steps = this.context.current();
+    if (steps === undefined) {
+      return Promise.reject(
+        new Error(
+          `nestjs-idempotency: step "${name}" ran outside a handler that can record steps: IdempotencySteps needs a lease-mode @Idempotent() route, with the module's steps options set.`,
+        ),
+      );
+    }
+    return steps.step(name, step);
+  }
+}

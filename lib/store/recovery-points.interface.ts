@@ -1,0 +1,42 @@
+import type { ClaimHandle } from './claim-result.interface';
+
+/**
+ * A step of a handler that finished, as its key's record keeps it: the step's name and its
+ * result as JSON text (see `IdempotencySteps.run`).
+ */
+export interface RecordedStep {
+  /** The step's name, as the handler gave it. */
+  name: string;
+  /** The step's result as JSON text, stored and answered as it is. */
+  result: string;
+}
+
+/**
+ * A store that keeps recovery points: the steps a claim of a key finished, so that the claim that
+ * takes the key over after a crash or a release resumes after them. Optional: the module asks a
+ * store for it with `keepsRecoveryPoints`.
+ *
+ * The store's other methods change with it: a claim that takes a key over (its lease ended, or it
+ * was released) answers the steps its record holds in `ClaimResult.steps`, in order; `release`
+ * keeps a key that holds steps, with its lease ended, instead of freeing it, so that only the same
+ * request takes it over (another gets `mismatch`); a key that expired holds none.
+ */
+export interface IdempotencyRecoveryPoints {
+  /**
+   * Adds `step` as the claim's `index`-th finished step (counting from 0, following the ones its
+   * claim answered), and renews the claim's lease: it ends `leaseMs` from now on the store's
+   * clock, and the key's expiry moves by as much. `false` when the claim is no longer current
+   * (taken over), or when the record does not hold exactly `index` steps; nothing is written then.
+   */
+  saveStep(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): Promise<boolean>;
+}
+
+/** Whether `store` keeps recovery points. */
+export function keepsRecoveryPoints(store: object): store is IdempotencyRecoveryPoints {
+  return typeof (store as Partial<IdempotencyRecoveryPoints>).saveStep === 'function';
+}
