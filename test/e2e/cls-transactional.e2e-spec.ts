@@ -205,6 +205,23 @@ describe.each(['typeorm', 'drizzle', 'kysely', 'knex', 'prisma'])(
         expect(await records(key)).toEqual([{ state: 'completed' }]);
       });
 
+      it('warns once per route about a query on the pool outside its transaction, never about txHost.tx', async () => {
+        await post(keyOf('warned-1'), { amount: 1 });
+        await post(keyOf('warned-2'), { amount: 1 });
+        const quiet = await post(keyOf('quiet'), { amount: 1 }, '', app, '/transfers/quiet');
+        expect(quiet.status).toBe(201);
+        expect(await transfers(keyOf('quiet'))).toBe(1);
+        const warnings = app
+          .output()
+          .split('\n')
+          .filter((line) => line.includes('outside its idempotency transaction'));
+        // The route's handler counts its attempts with a query on the pool.
+        expect(
+          warnings.filter((line) => line.includes('TransfersController.create ')),
+        ).toHaveLength(1);
+        expect(warnings.filter((line) => line.includes('TransfersController.quiet'))).toEqual([]);
+      });
+
       it('leaves nothing when the process is killed mid-transaction; the retry runs once', async () => {
         const key = keyOf('killed');
         const victim = await start();

@@ -41,13 +41,20 @@ export interface PgPoolStoreOptions {
     token: InjectionToken;
     query: PostgresAppTransactions['query'];
     /**
-     * The node-postgres client under the host's `tx`, where the data layer shows it: TypeORM
-     * `(tx) => (tx as EntityManager).queryRunner?.databaseConnection`, Drizzle (node-postgres)
-     * `(tx) => tx.session.client`. With it, the store sends the claim, its statement timeout and
+     * The node-postgres client under the host's `tx`, where the data layer shows it:
+     * `entityManagerClient` (TypeORM) or `drizzleClient` (Drizzle on node-postgres), from this
+     * entry point. With it, the store sends the claim, its statement timeout and
      * its savepoint in one round trip on that client, and the response's write without the ORM;
      * return `undefined` (or leave it unset) to send every statement through `query`. Default:
      * unset.
      */
     client?: PostgresAppTransactions['client'];
   };
+  /**
+   * With `transactionHost`: log a warning when a transactional request's handler takes a
+   * connection of the application's pool (`pool` or `poolToken`) while its transaction is open
+   * (a query on the pool or the ORM itself, not `txHost.tx`), once per route. Such writes commit
+   * on their own. Default: `true` unless `NODE_ENV` is `'production'`.
+   */
+  warnOnQueriesOutsideTransaction?: boolean;
 }

@@ -6,6 +6,8 @@ import type { IdempotencyModuleOptions } from '../../interfaces/idempotency-opti
 import type { IdempotencyStoreProvider } from '../../store/idempotency-store.definition';
 import { AppTransactionIdempotencyStore } from '../app-transaction/app-transaction.store';
 import { type ClsTransactionHost, clsTransactionHost } from '../app-transaction/app-transactions';
+import { IdempotencyTransactionContext } from '../../transaction/idempotency-transaction.context';
+import { warnOnPoolCheckoutsOutsideTransaction } from '../app-transaction/pool-checkout-warner';
 import { resolvePartitioning } from '../postgres-store.options';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
 import type { PgPoolStoreOptions } from './pg-pool-store.options';
@@ -85,7 +87,13 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
     useFactory: (
       module: IdempotencyModuleOptions,
       pool: Pool,
-      { tableName, partitioning, transactionHost }: PgPoolStoreOptions,
+      context: IdempotencyTransactionContext,
+      {
+        tableName,
+        partitioning,
+        transactionHost,
+        warnOnQueriesOutsideTransaction: warn,
+      }: PgPoolStoreOptions,
       host?: ClsTransactionHost,
     ) => {
       if (!isPool(pool)) {
@@ -94,6 +102,10 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
         );
       }
       if (transactionHost) {
+        // A pool of the module's own serves no query of the application's: nothing to watch.
+        if (options.connection === undefined && (warn ?? process.env.NODE_ENV !== 'production')) {
+          warnOnPoolCheckoutsOutsideTransaction(pool, context);
+        }
         return new AppTransactionIdempotencyStore(
           pool,
           clsTransactionHost(host!, transactionHost.query, transactionHost.client),
@@ -104,6 +116,7 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
     },
     inject: [
       poolToken,
+      IdempotencyTransactionContext,
       optionsToken,
       ...(options.transactionHost ? [options.transactionHost.token] : []),
     ],
