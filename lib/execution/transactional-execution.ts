@@ -109,7 +109,9 @@ export class TransactionalExecution {
       exchange,
       // The first attempt claims at once, as nearly every key is new: a lookup first would cost
       // each first execution a round trip to save replays one (measured: see docs/transactional-mode.md).
-      // Waiting duplicates look with the read alone, holding no connection between looks.
+      // A store whose transactions cost more than a read may still read first inside its claim
+      // (the app-transaction store does). Waiting duplicates look with the read alone, holding no
+      // connection between looks.
       async (attempt) =>
         (attempt === 0 ? null : await this.steps.bounded(store.lookup(exchange.claim))) ?? claim(),
       (looked) => looked.kind === 'busy' || looked.kind === 'in-flight',
