@@ -73,7 +73,7 @@ export class TransactionalExecution {
     const handler = () => this.context.run(active, () => this.steps.runHandler(exchange, next));
     try {
       const outcome = await (transaction.runInTransaction?.(handler) ?? handler());
-      return await this.context.run(active, () =>
+      return await this.context.run({ ...active, recording: true }, () =>
         this.recordInTransaction(transaction, exchange, outcome),
       );
     } catch (error) {
@@ -84,8 +84,8 @@ export class TransactionalExecution {
   }
 
   /**
-   * Claims the key in a new transaction; for a finished key the same statement returns its stored
-   * outcome (a replay), and the transaction ends unused. A duplicate of a key that another
+   * Claims the key in a new transaction; for a finished key the store answers its stored outcome
+   * (a replay) from the claim itself, or from a read before it opened any transaction. A duplicate of a key that another
    * transaction holds then polls with one read, holding no connection between looks, until the
    * holder commits (replay), rolls back (claim it) or the wait ends (409).
    */

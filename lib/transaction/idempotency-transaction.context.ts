@@ -7,6 +7,11 @@ export interface ActiveIdempotencyTransaction<TTx = unknown> {
   readonly transaction: TTx;
   /** `Controller.method`, for messages. */
   readonly route: string;
+  /**
+   * Set once the handler has ended, while the module records its response and commits (the
+   * `onOutcome` hook runs then): a query of the application's is no longer the handler's.
+   */
+  readonly recording?: boolean;
 }
 
 /**

@@ -184,4 +184,39 @@ describe('AppTransactionIdempotencyStore, its round trips', () => {
       expect(await store.lookup(request)).toEqual({ kind: 'replay', response });
     },
   );
+
+  it.each([
+    ['through query', transactions, 2],
+    ['on the client', pipelined, 1],
+  ])(
+    'discards the writes and stores the response alone (%s): round trips as expected',
+    async (_how, base, expected) => {
+      const { counts, transactions: counted } = counting(base);
+      const store = new AppTransactionIdempotencyStore(pool, counted, SINGLE);
+      const request = requestFor('discarded');
+      const claimed = await store.claimInTransaction(request);
+      expect(claimed.kind).toBe('claimed');
+      if (claimed.kind !== 'claimed') return;
+      const claimCalls = counts.clientCalls;
+      // ROLLBACK TO the claim's savepoint, then the response's write.
+      await claimed.transaction.discardWritesAndComplete(response, request.ttlMs);
+      expect(counts.clientCalls - claimCalls).toBe(expected);
+      expect(await store.lookup(request)).toEqual({ kind: 'replay', response });
+    },
+  );
+
+  it('refuses a client that is a pool, which would run the claim outside the transaction', async () => {
+    const store = new AppTransactionIdempotencyStore(
+      pool,
+      { ...transactions, client: () => pool as unknown as pg.PoolClient },
+      SINGLE,
+    );
+    const request = requestFor('pool-as-client');
+    await expect(store.claimInTransaction(request)).rejects.toThrow(
+      /transactionHost\.client gave a pg Pool/,
+    );
+    // Nothing was claimed, and every connection went back to the pool.
+    expect(await store.lookup(request)).toBe(null);
+    expect(pool.totalCount).toBe(pool.idleCount);
+  });
 });

@@ -223,7 +223,13 @@ async function main(): Promise<void> {
   @Module({
     imports: [
       ...integration.modules(pool, url),
-      IdempotencyModule.forRoot({
+      IdempotencyModule.forRootAsync({
+        // A hook that queries the pool as the response is recorded: not the handler's query, so
+        // never warned about.
+        useFactory: (appPool: pg.Pool) => ({
+          onOutcome: () => void appPool.query('SELECT 1').catch(() => undefined),
+        }),
+        inject: [PG_POOL],
         store: pgPoolStore({
           poolToken: PG_POOL,
           transactionHost: {

@@ -12,7 +12,7 @@ import { CLAIM_SAVEPOINT, type Planned, localStatementTimeout } from '../layout/
 import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
 import { type AppClaim, AppTransaction } from './app-transaction';
-import type { PostgresAppTransactions } from './app-transactions';
+import { type PostgresAppTransactions, transactionClient } from './app-transactions';
 
 /** What a claim found instead of winning the key. */
 type NotWon = Exclude<TransactionalClaimResult, { kind: 'claimed' }>;
@@ -21,6 +21,7 @@ type NotWon = Exclude<TransactionalClaimResult, { kind: 'claimed' }>;
  * The pool store that also runs transactional routes, inside the application's own transactions
  * (`@nestjs-cls/transactional`, through `transactions`): the claim, the handler's writes and the
  * response commit together, in the transaction the handler finds as its own. Lease routes, the
+ * read before each claim (a finished or held key is answered there, opening no transaction), the
  * lookups of waiting duplicates and the purge use the pool. An ordinary table only: the claim of
  * a partitioned one needs READ COMMITTED from its BEGIN, which the application sends.
  */
@@ -86,7 +87,7 @@ export class AppTransactionIdempotencyStore<TTx>
     request: ClaimRequest,
     statementTimeoutMs: number,
   ): Promise<AppClaim<NotWon>> {
-    const client = this.transactions.client?.(tx);
+    const client = transactionClient(this.transactions, tx);
     const opening = localStatementTimeout(statementTimeoutMs);
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const token = randomUUID();

@@ -11,7 +11,7 @@ import {
   completionInTransaction,
   notReplayableInTransaction,
 } from '../layout/planned';
-import type { PostgresAppTransactions } from './app-transactions';
+import { type PostgresAppTransactions, transactionClient } from './app-transactions';
 import { Inbox } from './inbox';
 
 /** What the transaction is asked to do next, in its own async context. */
@@ -206,7 +206,7 @@ export class AppTransaction<TTx> implements IdempotencyTransactionHandle<TTx> {
    * that fails stops the rest.
    */
   private async send(statements: PipelineStatement[]): Promise<void> {
-    const client = this.transactions.client?.(this.transaction);
+    const client = transactionClient(this.transactions, this.transaction);
     if (client) {
       await runPipeline(client, statements);
       return;

@@ -34,6 +34,23 @@ export interface PostgresAppTransactions<TTx = unknown> {
 }
 
 /**
+ * `transactions.client(transaction)`, refused when it is a pool: a pipeline sent through a pool
+ * runs on a connection of its own, outside the transaction, which the pool never gets back.
+ */
+export function transactionClient<TTx>(
+  transactions: PostgresAppTransactions<TTx>,
+  transaction: TTx,
+): ClientBase | undefined {
+  const client = transactions.client?.(transaction);
+  if (client !== undefined && typeof (client as { totalCount?: unknown }).totalCount === 'number') {
+    throw new Error(
+      'nestjs-idempotency: transactionHost.client gave a pg Pool; it must give the connection of the transaction it is given (or undefined).',
+    );
+  }
+  return client;
+}
+
+/**
  * What the store needs of a `@nestjs-cls/transactional` `TransactionHost`: declared here so that
  * the module does not load that package (the application does).
  */

@@ -46,7 +46,7 @@ export function drizzleQuery(sql: DrizzleSqlTag): PostgresAppTransactions['query
  */
 export const drizzleClient: NonNullable<PostgresAppTransactions['client']> = (tx) => {
   const client = (tx as { session?: { client?: ClientBase } }).session?.client;
-  // A node-postgres pool client has `release`; a Pool (no transaction of its own) has `totalCount`.
+  // A Pool (no transaction of its own) counts its clients; a connection does not.
   return client && typeof client.query === 'function' && !('totalCount' in client)
     ? client
     : undefined;

@@ -7,7 +7,7 @@ import type { IdempotencyStoreProvider } from '../../store/idempotency-store.def
 import { AppTransactionIdempotencyStore } from '../app-transaction/app-transaction.store';
 import { type ClsTransactionHost, clsTransactionHost } from '../app-transaction/app-transactions';
 import { IdempotencyTransactionContext } from '../../transaction/idempotency-transaction.context';
-import { warnOnPoolCheckoutsOutsideTransaction } from '../app-transaction/pool-checkout-warner';
+import { PoolCheckoutWarner } from '../app-transaction/pool-checkout-warner';
 import { resolvePartitioning } from '../postgres-store.options';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
 import type { PgPoolStoreOptions } from './pg-pool-store.options';
@@ -83,17 +83,26 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
       },
     );
   }
+  // A pool of the module's own serves no query of the application's: nothing to watch there.
+  if (options.transactionHost && options.connection === undefined) {
+    providers.push({
+      provide: Symbol('nestjs-idempotency:pool-checkout-warner'),
+      useFactory: (
+        pool: Pool,
+        context: IdempotencyTransactionContext,
+        { warnOnQueriesOutsideTransaction: warn }: PgPoolStoreOptions,
+      ) =>
+        isPool(pool) && (warn ?? process.env.NODE_ENV !== 'production')
+          ? new PoolCheckoutWarner(pool, context)
+          : null,
+      inject: [poolToken, IdempotencyTransactionContext, optionsToken],
+    });
+  }
   return {
     useFactory: (
       module: IdempotencyModuleOptions,
       pool: Pool,
-      context: IdempotencyTransactionContext,
-      {
-        tableName,
-        partitioning,
-        transactionHost,
-        warnOnQueriesOutsideTransaction: warn,
-      }: PgPoolStoreOptions,
+      { tableName, partitioning, transactionHost }: PgPoolStoreOptions,
       host?: ClsTransactionHost,
     ) => {
       if (!isPool(pool)) {
@@ -102,10 +111,6 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
         );
       }
       if (transactionHost) {
-        // A pool of the module's own serves no query of the application's: nothing to watch.
-        if (options.connection === undefined && (warn ?? process.env.NODE_ENV !== 'production')) {
-          warnOnPoolCheckoutsOutsideTransaction(pool, context);
-        }
         return new AppTransactionIdempotencyStore(
           pool,
           clsTransactionHost(host!, transactionHost.query, transactionHost.client),
@@ -116,7 +121,6 @@ export function pgPoolStore(options: PgPoolStoreOptions): IdempotencyStoreProvid
     },
     inject: [
       poolToken,
-      IdempotencyTransactionContext,
       optionsToken,
       ...(options.transactionHost ? [options.transactionHost.token] : []),
     ],

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Pool } from 'pg';
-import { warnOnPoolCheckoutsOutsideTransaction } from '../../../lib/postgres/app-transaction/pool-checkout-warner';
+import { PoolCheckoutWarner } from '../../../lib/postgres/app-transaction/pool-checkout-warner';
 import { IdempotencyTransactionContext } from '../../../lib/transaction/idempotency-transaction.context';
 
 /*
@@ -14,7 +14,7 @@ function standInPool() {
   return pool;
 }
 
-describe('warnOnPoolCheckoutsOutsideTransaction', () => {
+describe('PoolCheckoutWarner', () => {
   let warnings: string[];
   let original: typeof Logger.prototype.warn;
 
@@ -32,7 +32,7 @@ describe('warnOnPoolCheckoutsOutsideTransaction', () => {
   it('warns once per route for checkouts inside its transaction, and hands the connection on', async () => {
     const pool = standInPool();
     const context = new IdempotencyTransactionContext();
-    warnOnPoolCheckoutsOutsideTransaction(pool as unknown as Pool, context);
+    new PoolCheckoutWarner(pool as unknown as Pool, context);
 
     await expect(pool.connect()).resolves.toBe('client');
     expect(warnings).toEqual([]);
@@ -51,13 +51,33 @@ describe('warnOnPoolCheckoutsOutsideTransaction', () => {
     ]);
   });
 
-  it("watches only its own registration's routes", async () => {
+  it('does not warn while the response is recorded, when hooks such as onOutcome run', async () => {
     const pool = standInPool();
+    const context = new IdempotencyTransactionContext();
+    new PoolCheckoutWarner(pool as unknown as Pool, context);
+    await context.run({ transaction: 'tx', route: 'Orders.create', recording: true }, () =>
+      pool.connect(),
+    );
+    expect(warnings).toEqual([]);
+  });
+
+  it("watches only its own registration's routes, with one wrapper per pool, until shutdown", async () => {
+    const pool = standInPool();
+    const unwrapped = pool.connect;
     const mine = new IdempotencyTransactionContext();
     const other = new IdempotencyTransactionContext();
-    warnOnPoolCheckoutsOutsideTransaction(pool as unknown as Pool, mine);
-    warnOnPoolCheckoutsOutsideTransaction(pool as unknown as Pool, other);
+    const first = new PoolCheckoutWarner(pool as unknown as Pool, mine);
+    const wrapped = pool.connect;
+    expect(wrapped).not.toBe(unwrapped);
+    const second = new PoolCheckoutWarner(pool as unknown as Pool, other);
+    expect(pool.connect).toBe(wrapped);
     await other.run({ transaction: 'tx', route: 'Other.route' }, () => pool.connect());
     expect(warnings).toEqual([expect.stringMatching(/^Other\.route queried/)]);
+
+    first.onApplicationShutdown();
+    second.onApplicationShutdown();
+    await other.run({ transaction: 'tx', route: 'Other.later' }, () => pool.connect());
+    await mine.run({ transaction: 'tx', route: 'Mine.later' }, () => pool.connect());
+    expect(warnings).toHaveLength(1);
   });
 });
