@@ -182,3 +182,18 @@ export class IdempotencyStepResultNotStorableException extends IdempotencyExcept
     );
   }
 }
+
+/**
+ * 500: this route cannot record steps (`IdempotencySteps`): it does not fingerprint its requests,
+ * or it writes its own response (`@Res()`). The step did not run.
+ */
+export class IdempotencyStepsUnavailableException extends IdempotencyException {
+  constructor(reason: string) {
+    super(
+      'steps-unavailable',
+      'Idempotent steps unavailable on this route',
+      HttpStatus.INTERNAL_SERVER_ERROR,
+      `${reason} The step did not run.`,
+    );
+  }
+}

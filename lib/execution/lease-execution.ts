@@ -63,9 +63,10 @@ export class LeaseExecution {
   /**
    * Runs the handler, with its steps (`IdempotencySteps`) where the module has `steps` options
    * and the store keeps them: the ones `recorded` by earlier claims of the key answer without
-   * running again.
+   * running again. The handler has ended once its steps have: a step it did not wait for is
+   * waited for here, so that the key is never released while that step's work runs.
    */
-  private runHandler(
+  private async runHandler(
     handle: ClaimHandle,
     recorded: readonly RecordedStep[],
     exchange: Exchange,
@@ -83,16 +84,23 @@ export class LeaseExecution {
       settings,
       lockTimeoutMs: exchange.settings.lockTimeoutMs,
       claimSentAt: exchange.claimSentAt ?? exchange.startedAt,
+      unavailable: stepsUnavailable(exchange),
       bounded: (call) => this.steps.bounded(call),
-      problem: (exception) => this.steps.problem(exchange.response, exception),
       storeUnavailable: (error) => {
         this.steps.logger.error(
           `Recording a step of key ${this.steps.keyLabel(exchange)} failed: ${String(error)}`,
         );
-        return this.steps.problem(exchange.response, new IdempotencyStoreUnavailableException());
+        return new IdempotencyStoreUnavailableException();
       },
     });
-    return context.run(requestSteps, () => this.steps.runHandler(exchange, next));
+    const outcome = await context.run(requestSteps, () => this.steps.runHandler(exchange, next));
+    await requestSteps.close();
+    // Only a refusal that reaches the client is sent as problem+json: a handler may catch one
+    // and answer otherwise.
+    if (!outcome.ok && requestSteps.threw(outcome.error)) {
+      this.steps.problem(exchange.response, outcome.error);
+    }
+    return outcome;
   }
 
   /** Claims the key; in `wait` mode, a duplicate polls until the first one finishes or fails. */
@@ -222,4 +230,19 @@ export class LeaseExecution {
       `Key ${this.steps.keyLabel(exchange)} finished after its ${exchange.settings.lockTimeoutMs} ms lease was taken over; its result was not stored. Raise lockTimeoutMs above the route's slowest execution.`,
     );
   }
+}
+
+/**
+ * Why a request's steps cannot be recorded, if they cannot: a retry must be told apart from
+ * another request with the same key (its fingerprint), and must find the record its steps wrote
+ * still open (a route that writes its own response has its key marked spent before it runs).
+ */
+function stepsUnavailable(exchange: Exchange): string | undefined {
+  if (exchange.claim.fingerprint === null) {
+    return 'This route does not fingerprint its requests, so a retry could not be told from another request with its key.';
+  }
+  if (!exchange.capturable) {
+    return 'This route writes its own response (@Res()), so its key is spent before it runs.';
+  }
+  return undefined;
 }

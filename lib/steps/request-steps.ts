@@ -5,6 +5,7 @@ import {
   IdempotencyKeyInFlightException,
   IdempotencyStepResultNotStorableException,
   IdempotencyStepsMismatchException,
+  IdempotencyStepsUnavailableException,
 } from '../idempotency.exceptions';
 import type { ClaimHandle } from '../store/claim-result.interface';
 import type { IdempotencyRecoveryPoints, RecordedStep } from '../store/recovery-points.interface';
@@ -21,11 +22,11 @@ export interface StepsRun {
   lockTimeoutMs: number;
   /** `performance.now()` before the claim was sent: its lease ends after that, never before. */
   claimSentAt: number;
+  /** Why this request's steps cannot be recorded, if they cannot: each step refuses to start. */
+  unavailable: string | undefined;
   /** Bounds a store call (`storeTimeoutMs`). */
   bounded<T>(call: Promise<T>): Promise<T>;
-  /** Prepares the response for `exception` (problem+json) and returns it, to throw. */
-  problem(exception: IdempotencyException): IdempotencyException;
-  /** Reports a failed store call and returns the 503 to throw. */
+  /** Logs a failed store call and returns the 503 to throw. */
   storeUnavailable(error: unknown): IdempotencyException;
 }
 
@@ -36,12 +37,16 @@ interface StoredResult {
 
 /**
  * The steps of one request: which one comes next, the results earlier attempts recorded, and the
- * rule that they form one fixed sequence.
+ * rule that they form one fixed sequence, run one at a time, within the claim's lease.
  */
 export class RequestSteps {
   private next = 0;
   private readonly names = new Set<string>();
-  private running: string | undefined = undefined;
+  /** The step whose work or recording is under way, and its end. */
+  private running: { name: string; settled: Promise<unknown> } | undefined = undefined;
+  /** Set once a step's recording failed (the record's state is unknown) or the handler ended. */
+  private stopped: IdempotencyException | undefined = undefined;
+  private readonly thrown = new WeakSet<object>();
   /**
    * When the claim's lease ends at the earliest, on this process's clock (the lease runs on the
    * store's, from a moment after the call that set it was sent).
@@ -52,54 +57,107 @@ export class RequestSteps {
     this.leaseEndsBy = run.claimSentAt + run.lockTimeoutMs;
   }
 
-  async step<T>(name: string, work: (stepKey: string) => T | Promise<T>): Promise<T> {
-    const index = this.next;
-    if (this.running !== undefined) {
-      throw this.mismatch(`Step "${name}" started while step "${this.running}" was running.`);
+  step<T>(name: string, work: (stepKey: string) => T | Promise<T>): Promise<T> {
+    const refusal = this.refusal(name);
+    if (refusal !== undefined) {
+      return Promise.reject(this.owned(refusal));
     }
-    if (this.names.has(name)) {
-      throw this.mismatch(`Step "${name}" was asked for twice.`);
-    }
-    const recorded = this.run.recorded[index];
-    if (recorded !== undefined && recorded.name !== name) {
-      throw this.mismatch(
-        `Step ${index + 1} is "${name}", where an earlier attempt with this key recorded "${recorded.name}".`,
-      );
-    }
+    const recorded = this.run.recorded[this.next];
     this.names.add(name);
     this.next++;
     if (recorded !== undefined) {
-      return decode<T>(recorded.result);
+      return Promise.resolve(decode<T>(recorded.result));
     }
-    if (performance.now() >= this.leaseEndsBy) {
+    const settled = this.runAndRecord(name, this.next - 1, work);
+    this.running = { name, settled: settled.catch(() => undefined) };
+    return settled.finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /**
+   * Ends the steps as the handler has ended: none starts after this, and it resolves once the
+   * step still under way (one the handler did not wait for) has ended too, so that the key is
+   * not released while its work runs.
+   */
+  async close(): Promise<void> {
+    this.stopped ??= new IdempotencyStepsMismatchException(
+      'A step was asked for after the handler had ended.',
+    );
+    await this.running?.settled;
+  }
+
+  /** Whether `error` is one this request's steps threw (to be answered as problem+json). */
+  threw(error: unknown): error is IdempotencyException {
+    return typeof error === 'object' && error !== null && this.thrown.has(error);
+  }
+
+  /** Why step `name` may not start now, if it may not. */
+  private refusal(name: string): IdempotencyException | undefined {
+    if (this.run.unavailable !== undefined) {
+      return new IdempotencyStepsUnavailableException(this.run.unavailable);
+    }
+    if (this.stopped !== undefined) {
+      return this.stopped;
+    }
+    if (this.running !== undefined) {
+      return new IdempotencyStepsMismatchException(
+        `Step "${name}" started while step "${this.running.name}" was running.`,
+      );
+    }
+    if (this.names.has(name)) {
+      return new IdempotencyStepsMismatchException(`Step "${name}" was asked for twice.`);
+    }
+    const recorded = this.run.recorded[this.next];
+    if (recorded !== undefined && recorded.name !== name) {
+      return new IdempotencyStepsMismatchException(
+        `Step ${this.next + 1} is "${name}", where an earlier attempt with this key recorded "${recorded.name}".`,
+      );
+    }
+    if (recorded === undefined && performance.now() >= this.leaseEndsBy) {
       // Paused past its lease (a stalled process, a long step before): another request may own
       // the key by now, so this one starts no more steps.
-      throw this.leaseLost();
+      return this.leaseLost();
     }
-    this.running = name;
+    return undefined;
+  }
+
+  private async runAndRecord<T>(
+    name: string,
+    index: number,
+    work: (stepKey: string) => T | Promise<T>,
+  ): Promise<T> {
+    const { handle, settings } = this.run;
+    let encoded: string;
     try {
-      const { handle, settings } = this.run;
       const result = await work(deriveStepKey(settings.keySecret, handle.scope, handle.key, name));
-      const encoded = this.encode(name, result);
-      let saved: boolean;
-      const sentAt = performance.now();
-      try {
-        saved = await this.run.bounded(
-          this.run.store.saveStep(handle, index, { name, result: encoded }, this.run.lockTimeoutMs),
-        );
-      } catch (error) {
-        throw this.run.storeUnavailable(error);
-      }
-      if (!saved) {
-        // The lease ended and another request took the key over: it carries on from here.
-        throw this.leaseLost();
-      }
-      this.leaseEndsBy = sentAt + this.run.lockTimeoutMs;
-      // The value a retry would get: what this attempt goes on with, too.
-      return decode<T>(encoded);
-    } finally {
-      this.running = undefined;
+      encoded = this.encode(name, result);
+    } catch (error) {
+      // Nothing was recorded: the step may be asked for again (a retry within the handler), and
+      // a later one (a compensation) may follow.
+      this.names.delete(name);
+      this.next = index;
+      throw error;
     }
+    const sentAt = performance.now();
+    let saved: boolean;
+    try {
+      saved = await this.run.bounded(
+        this.run.store.saveStep(handle, index, { name, result: encoded }, this.run.lockTimeoutMs),
+      );
+    } catch (error) {
+      // The recording may still land: what the record holds is unknown, so no step follows.
+      this.stopped = this.run.storeUnavailable(error);
+      throw this.owned(this.stopped);
+    }
+    if (!saved) {
+      // The lease ended and another request took the key over: it carries on from here.
+      this.stopped = this.leaseLost();
+      throw this.owned(this.stopped);
+    }
+    this.leaseEndsBy = sentAt + this.run.lockTimeoutMs;
+    // The value a retry would get: what this attempt goes on with, too.
+    return decode<T>(encoded);
   }
 
   private encode(name: string, result: unknown): string {
@@ -107,13 +165,13 @@ export class RequestSteps {
     try {
       encoded = JSON.stringify({ value: result } satisfies StoredResult);
     } catch (error) {
-      throw this.run.problem(
+      throw this.owned(
         new IdempotencyStepResultNotStorableException(name, `is not JSON (${String(error)})`),
       );
     }
     const bytes = Buffer.byteLength(encoded);
     if (bytes > this.run.settings.maxResultBytes) {
-      throw this.run.problem(
+      throw this.owned(
         new IdempotencyStepResultNotStorableException(
           name,
           `takes ${bytes} bytes as JSON, over steps.maxResultBytes (${this.run.settings.maxResultBytes})`,
@@ -124,11 +182,12 @@ export class RequestSteps {
   }
 
   private leaseLost(): IdempotencyException {
-    return this.run.problem(new IdempotencyKeyInFlightException(this.run.lockTimeoutMs));
+    return new IdempotencyKeyInFlightException(this.run.lockTimeoutMs);
   }
 
-  private mismatch(reason: string): IdempotencyException {
-    return this.run.problem(new IdempotencyStepsMismatchException(reason));
+  private owned(exception: IdempotencyException): IdempotencyException {
+    this.thrown.add(exception);
+    return exception;
   }
 }
 

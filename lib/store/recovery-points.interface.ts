@@ -18,14 +18,17 @@ export interface RecordedStep {
  *
  * The store's other methods change with it: a claim that takes a key over (its lease ended, or it
  * was released) answers the steps its record holds in `ClaimResult.steps`, in order; `release`
- * keeps a key that holds steps, with its lease ended, instead of freeing it, so that only the same
- * request takes it over (another gets `mismatch`); a key that expired holds none.
+ * keeps a key that holds steps, with its lease ended and its claim fenced off (nothing the
+ * released claim writes later lands), instead of freeing it, so that only the same request takes
+ * it over (a request with another fingerprint gets `mismatch`); a key that expired holds none.
+ * Steps are recorded for requests with a fingerprint only.
  */
 export interface IdempotencyRecoveryPoints {
   /**
    * Adds `step` as the claim's `index`-th finished step (counting from 0, following the ones its
    * claim answered), and renews the claim's lease: it ends `leaseMs` from now on the store's
-   * clock, and the key's expiry moves by as much. `false` when the claim is no longer current
+   * clock, and the key expires no sooner after the new end than it did after the old one (a store
+   * may have set it further at the claim). `false` when the claim is no longer current
    * (taken over), or when the record does not hold exactly `index` steps; nothing is written then.
    */
   saveStep(

@@ -177,7 +177,9 @@ export class InMemoryIdempotencyStore
     }
     if (record.state === 'in_flight' && record.steps.length > 0) {
       // Its steps have run: only the same request may take the key over, and resume after them.
+      // A new token fences off whatever of the released claim still lands (a late step).
       record.lockedUntil = Math.min(record.lockedUntil ?? Infinity, this.now());
+      record.token = randomUUID();
       return Promise.resolve(true);
     }
     return Promise.resolve(this.remove(handle.scope, handle.key));

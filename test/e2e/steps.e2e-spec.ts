@@ -35,6 +35,12 @@ const world = {
   hangAfterCharge: undefined as Promise<void> | undefined,
   swapOrder: false,
   hugeShipment: false,
+  /** How long each step of the flow takes. */
+  stepDelayMs: 0,
+  /** Runs of step 'a' of the parallel route: how many, and most at once. */
+  aRuns: 0,
+  aRunning: 0,
+  aMostAtOnce: 0,
 };
 
 function resetWorld(): void {
@@ -48,6 +54,10 @@ function resetWorld(): void {
     hangAfterCharge: undefined,
     swapOrder: false,
     hugeShipment: false,
+    stepDelayMs: 0,
+    aRuns: 0,
+    aRunning: 0,
+    aMostAtOnce: 0,
   });
 }
 
@@ -84,17 +94,59 @@ class OrdersController {
     return this.flow(order);
   }
 
+  /** Two steps asked for at once: the second is refused while the first runs. */
+  @Post('parallel-steps')
+  @Idempotent()
+  async parallelSteps() {
+    const [a, b] = await Promise.all([
+      this.steps.run('a', async () => {
+        world.aRuns++;
+        world.aMostAtOnce = Math.max(world.aMostAtOnce, ++world.aRunning);
+        await sleep(200);
+        world.aRunning--;
+        return 'a';
+      }),
+      this.steps.run('b', () => 'b'),
+    ]);
+    return { a, b };
+  }
+
+  /** A step refused for its result, which the handler catches and answers in its own way. */
+  @Post('swallowed')
+  @Idempotent()
+  async swallowed() {
+    try {
+      await this.steps.run('huge', () => 'x'.repeat(4096));
+    } catch {
+      return { swallowed: true };
+    }
+  }
+
+  /** Steps on a route that does not fingerprint its requests. */
+  @Post('unfingerprinted')
+  @Idempotent({ fingerprint: { enabled: false } })
+  async unfingerprinted() {
+    return this.steps.run('charge', () => {
+      world.chargeCalls++;
+      return 'charged';
+    });
+  }
+
   private async flow(order: { amount: number }) {
-    const reserve = () => this.steps.run('reserve', () => ({ reservation: ++world.reserved }));
+    const reserve = () =>
+      this.steps.run('reserve', async () => {
+        await sleep(world.stepDelayMs);
+        return { reservation: ++world.reserved };
+      });
     const first = world.swapOrder ? 'charge' : 'reserve';
     let reservation: { reservation: number };
     let payment: { chargeId: number; amount: number; stepKey?: string };
     if (first === 'reserve') {
       reservation = await reserve();
-      payment = await this.steps.run('charge', (stepKey) => ({
-        ...charge(stepKey, order.amount),
-        stepKey,
-      }));
+      payment = await this.steps.run('charge', async (stepKey) => {
+        await sleep(world.stepDelayMs);
+        return { ...charge(stepKey, order.amount), stepKey };
+      });
     } else {
       payment = await this.steps.run('charge', (stepKey) => charge(stepKey, order.amount));
       reservation = await reserve();
@@ -102,7 +154,8 @@ class OrdersController {
     if (world.hangAfterCharge) {
       await world.hangAfterCharge;
     }
-    const shipment = await this.steps.run('ship', () => {
+    const shipment = await this.steps.run('ship', async () => {
+      await sleep(world.stepDelayMs);
       if (world.shipFails) {
         world.shipFails = false;
         throw new Error('the shipping service is down');
@@ -207,15 +260,19 @@ describe.each(ADAPTERS)('recovery points (%s)', (adapter) => {
     // The first attempt has reserved and charged, and then stopped (a stalled or dead process).
     await waitUntil(() => world.charges.size === 1);
     world.hangAfterCharge = undefined;
-    const busy = await order(key, path);
-    expect(busy.status).toBe(409);
-    await new Promise((resolve) => setTimeout(resolve, SHORT_LEASE_MS + 50));
+    try {
+      const busy = await order(key, path);
+      expect(busy.status).toBe(409);
+      await sleep(SHORT_LEASE_MS + 50);
+    } finally {
+      // Past its lease either way: the test goes on, or ends without an open request.
+      wake();
+    }
     const resumed = await order(key, path);
     expect(resumed.status).toBe(201);
     expect(resumed.body).toMatchObject({ reservation: 1, chargeId: 1, shipment: { shipment: 1 } });
     expect([world.reserved, world.chargeCalls, world.shipped]).toEqual([1, 1, 1]);
-    // The stopped attempt wakes up past its lease: it starts no step, and records nothing.
-    wake();
+    // The stopped attempt woke up past its lease: it starts no step, and records nothing.
     const late = await hung;
     expect(late.status).toBe(409);
     expect(late.body.type).toMatch(/key-in-flight$/);
@@ -253,6 +310,52 @@ describe.each(ADAPTERS)('recovery points (%s)', (adapter) => {
     world.hugeShipment = false;
     expect((await order(key)).status).toBe(201);
     expect([world.reserved, world.chargeCalls, world.shipped]).toEqual([1, 1, 2]);
+  });
+
+  it('keeps the key through a flow longer than its lease, each recorded step renewing it', async () => {
+    world.stepDelayMs = 200;
+    const key = `long-${adapter}`;
+    const path = '/orders/short-lease';
+    const flow = order(key, path).then((response) => response);
+    // Past the first lease, while the flow is on its third step.
+    await sleep(SHORT_LEASE_MS + 150);
+    const duplicate = await order(key, path);
+    expect(duplicate.status).toBe(409);
+    const done = await flow;
+    expect(done.status).toBe(201);
+    expect([world.reserved, world.chargeCalls, world.shipped]).toEqual([1, 1, 1]);
+  });
+
+  it('refuses a step asked for while another runs, and releases the key only once that one ended', async () => {
+    const key = `parallel-steps-${adapter}`;
+    const refused = await order(key, '/orders/parallel-steps');
+    expect(refused.status).toBe(500);
+    expect(refused.headers['content-type']).toContain(PROBLEM_CONTENT_TYPE);
+    expect(refused.body.detail).toMatch(/Step "b" started while step "a" was running/);
+    // Answered once 'a' had ended and was recorded: the retry gets it without running it.
+    expect(world.aRunning).toBe(0);
+    const retried = await order(key, '/orders/parallel-steps');
+    expect(retried.status).toBe(201);
+    expect(retried.body).toEqual({ a: 'a', b: 'b' });
+    expect([world.aRuns, world.aMostAtOnce]).toEqual([1, 1]);
+  });
+
+  it('answers as the handler does when it catches a refused step: no problem+json on its own answer', async () => {
+    const key = `swallowed-${adapter}`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const answered = await order(key, '/orders/swallowed');
+      expect(answered.status).toBe(201);
+      expect(answered.body).toEqual({ swallowed: true });
+      expect(answered.headers['content-type']).not.toContain('problem');
+    }
+  });
+
+  it('refuses steps on a route without a fingerprint, before running them', async () => {
+    const refused = await order(`unfingerprinted-${adapter}`, '/orders/unfingerprinted');
+    expect(refused.status).toBe(500);
+    expect(refused.headers['content-type']).toContain(PROBLEM_CONTENT_TYPE);
+    expect(refused.body.type).toMatch(/steps-unavailable$/);
+    expect(world.chargeCalls).toBe(0);
   });
 
   it('runs one flow for 30 parallel duplicates', async () => {
@@ -298,4 +401,8 @@ async function waitUntil(condition: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   expect(condition()).toBe(true);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

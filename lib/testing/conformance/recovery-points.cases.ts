@@ -94,6 +94,42 @@ export function recoveryPointsCases<S extends IdempotencyStore>(c: ConformanceCo
       expect(await points().saveStep(handle, 1, step('charge'), c.settings.longMs)).toBe(true);
     });
 
+    c.test(
+      'a released claim is fenced off: a step of it that lands late is not saved',
+      async () => {
+        const request = c.request('steps-released-late');
+        const handle = await c.claimed(request);
+        expect(await points().saveStep(handle, 0, step('reserve'), c.settings.longMs)).toBe(true);
+        expect(await c.store().release(handle)).toBe(true);
+        expect(await points().saveStep(handle, 1, step('late'), c.settings.longMs)).toBe(false);
+        // Still free for the same request, with the one step recorded before the release.
+        expect(stepsOf(await c.claim(request))).toEqual([step('reserve')]);
+      },
+    );
+
+    c.test('a renewed lease keeps the key from expiring under it', async () => {
+      const { shortMs } = c.settings;
+      const request = c.request('steps-renewed-expiry', { lockTimeoutMs: shortMs, ttlMs: shortMs });
+      const handle = await c.claimed(request);
+      expect(await points().saveStep(handle, 0, step('reserve'), 3 * shortMs)).toBe(true);
+      await c.outlive(2 * shortMs);
+      // Past the claim's lease and TTL, within the renewed lease: still the first claim's key.
+      expect((await c.claim({ ...request, fingerprint: 'fp-2' })).kind).not.toBe('claimed');
+      expect(await points().saveStep(handle, 1, step('charge'), shortMs)).toBe(true);
+    });
+
+    c.test('a finished, spent or freed claim saves no step', async () => {
+      const completed = await c.claimed(c.request('steps-after-complete'));
+      await c.store().complete(completed, sampleResponse('steps', 201), c.settings.longMs);
+      expect(await points().saveStep(completed, 0, step('late'), c.settings.longMs)).toBe(false);
+      const spent = await c.claimed(c.request('steps-after-mark'));
+      await c.store().markNotReplayable(spent, 500, c.settings.longMs);
+      expect(await points().saveStep(spent, 0, step('late'), c.settings.longMs)).toBe(false);
+      const freed = await c.claimed(c.request('steps-after-release'));
+      await c.store().release(freed);
+      expect(await points().saveStep(freed, 0, step('late'), c.settings.longMs)).toBe(false);
+    });
+
     c.test('a step is saved only as the next one of its claim', async () => {
       const handle = await c.claimed(c.request('steps-sequence'));
       expect(await points().saveStep(handle, 1, step('skipped-ahead'), c.settings.longMs)).toBe(
