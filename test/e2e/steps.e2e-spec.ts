@@ -21,44 +21,34 @@ const SECRET = 'a test secret of at least thirty-two bytes';
 const LEASE_MS = 10_000;
 const SHORT_LEASE_MS = 400;
 
-/** What the handler's steps did, and what the next request makes them do. */
-const world = {
-  reserved: 0,
-  shipped: 0,
-  /** The provider's charges, by the Idempotency-Key it was given. */
-  charges: new Map<string, number>(),
-  chargeCalls: 0,
-  /** Set by a test: how the next charge or shipment behaves. */
-  chargeFails: undefined as 'declined' | 'after-charging' | undefined,
-  shipFails: false,
-  /** Set: the handler stops after charging and waits for it (a process that hangs, or died). */
-  hangAfterCharge: undefined as Promise<void> | undefined,
-  swapOrder: false,
-  hugeShipment: false,
-  /** How long each step of the flow takes. */
-  stepDelayMs: 0,
-  /** Runs of step 'a' of the parallel route: how many, and most at once. */
-  aRuns: 0,
-  aRunning: 0,
-  aMostAtOnce: 0,
-};
-
-function resetWorld(): void {
-  Object.assign(world, {
+/** What the handler's steps did, and what the next request makes them do: as each test starts. */
+function freshWorld() {
+  return {
     reserved: 0,
     shipped: 0,
-    charges: new Map(),
+    /** The provider's charges, by the Idempotency-Key it was given. */
+    charges: new Map<string, number>(),
     chargeCalls: 0,
-    chargeFails: undefined,
+    /** Set by a test: how the next charge or shipment behaves. */
+    chargeFails: undefined as 'declined' | 'after-charging' | undefined,
     shipFails: false,
-    hangAfterCharge: undefined,
+    /** Set: the handler stops after charging and waits for it (a process that hangs, or died). */
+    hangAfterCharge: undefined as Promise<void> | undefined,
     swapOrder: false,
     hugeShipment: false,
+    /** How long each step of the flow takes. */
     stepDelayMs: 0,
+    /** Runs of step 'a' of the parallel route: how many, and most at once. */
     aRuns: 0,
     aRunning: 0,
     aMostAtOnce: 0,
-  });
+  };
+}
+
+const world = freshWorld();
+
+function resetWorld(): void {
+  Object.assign(world, freshWorld());
 }
 
 /** The provider: charges once per key; a retry with the key gets the same charge. */

@@ -156,3 +156,21 @@ export function sampleResponse(tag: string, status = 201): StoredResponse {
 export function replayOf(response: StoredResponse): ClaimResult {
   return { kind: 'replay', response };
 }
+
+/**
+ * A test that the store has a capability exactly when the suite's `option` declares it, so that
+ * the capability's cases run on every store that has it.
+ *
+ * @param described - what the test says of the store, with the capability and without it
+ */
+export function declarationCase<S extends IdempotencyStore>(
+  c: ConformanceContext<S>,
+  option: string,
+  declared: boolean,
+  described: [has: string, hasNot: string],
+  has: (store: S) => boolean,
+): void {
+  c.test(`${declared ? described[0] : described[1]}, as declared (option ${option})`, () => {
+    c.expect(has(c.store())).toBe(declared);
+  });
+}

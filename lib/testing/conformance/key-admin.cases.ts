@@ -1,18 +1,23 @@
 import { createHash } from 'node:crypto';
 import type { IdempotencyStore } from '../../store/idempotency-store';
 import { type IdempotencyKeyAdmin, hasKeyAdmin } from '../../store/key-admin.interface';
-import { type ConformanceContext, replayOf, sampleResponse } from './conformance-context';
+import {
+  type ConformanceContext,
+  declarationCase,
+  replayOf,
+  sampleResponse,
+} from './conformance-context';
 
 /** Declares that the store offers key administration exactly when the options say so. */
 export function keyAdminDeclarationCase<S extends IdempotencyStore>(
   c: ConformanceContext<S>,
 ): void {
-  const declared = c.options.keyAdmin !== undefined;
-  c.test(
-    `${declared ? 'offers' : 'does not offer'} key administration, as declared (option keyAdmin)`,
-    () => {
-      c.expect(hasKeyAdmin(c.store())).toBe(declared);
-    },
+  declarationCase(
+    c,
+    'keyAdmin',
+    c.options.keyAdmin !== undefined,
+    ['offers key administration', 'does not offer key administration'],
+    hasKeyAdmin,
   );
 }
 

@@ -4,18 +4,18 @@ import {
   type IdempotencyRecoveryPoints,
   keepsRecoveryPoints,
 } from '../../store/recovery-points.interface';
-import { type ConformanceContext, sampleResponse } from './conformance-context';
+import { type ConformanceContext, declarationCase, sampleResponse } from './conformance-context';
 
 /** Declares that the store keeps recovery points exactly when the options say so. */
 export function recoveryPointsDeclarationCase<S extends IdempotencyStore>(
   c: ConformanceContext<S>,
 ): void {
-  const declared = c.options.recoveryPoints === true;
-  c.test(
-    `${declared ? 'keeps' : 'does not keep'} recovery points, as declared (option recoveryPoints)`,
-    () => {
-      c.expect(keepsRecoveryPoints(c.store())).toBe(declared);
-    },
+  declarationCase(
+    c,
+    'recoveryPoints',
+    c.options.recoveryPoints === true,
+    ['keeps recovery points', 'does not keep recovery points'],
+    keepsRecoveryPoints,
   );
 }
 

@@ -5,7 +5,12 @@ import {
   type TransactionalClaimResult,
   TransactionalIdempotencyStore,
 } from '../../store/transactional-idempotency-store';
-import { type ConformanceContext, replayOf, sampleResponse } from './conformance-context';
+import {
+  type ConformanceContext,
+  declarationCase,
+  replayOf,
+  sampleResponse,
+} from './conformance-context';
 
 /** Parallel transactional claims of one key. */
 const PARALLEL_CLAIMS = 8;
@@ -27,12 +32,12 @@ interface TransactionalCase {
 export function transactionalDeclarationCase<S extends IdempotencyStore>(
   c: ConformanceContext<S>,
 ): void {
-  const declared = c.options.transactional ?? false;
-  c.test(
-    `is ${declared ? '' : 'not '}a TransactionalIdempotencyStore, as declared (option transactional)`,
-    () => {
-      c.expect(c.store() instanceof TransactionalIdempotencyStore).toBe(declared);
-    },
+  declarationCase(
+    c,
+    'transactional',
+    c.options.transactional ?? false,
+    ['is a TransactionalIdempotencyStore', 'is not a TransactionalIdempotencyStore'],
+    (store) => store instanceof TransactionalIdempotencyStore,
   );
 }
 
