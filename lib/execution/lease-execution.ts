@@ -1,10 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import type { CallHandler } from '@nestjs/common';
 import { type Observable, defer } from 'rxjs';
+import type { ResolvedStepsSettings } from '../idempotency-options.defaults';
 import { IdempotencyStoreUnavailableException } from '../idempotency.exceptions';
 import { RequestSteps } from '../steps/request-steps';
 import type { ClaimHandle, ClaimResult } from '../store/claim-result.interface';
-import { type RecordedStep, keepsRecoveryPoints } from '../store/recovery-points.interface';
+import {
+  type IdempotencyRecoveryPoints,
+  type RecordedStep,
+  keepsRecoveryPoints,
+} from '../store/recovery-points.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
 import type { Exchange, HandlerOutcome, RecordDecision } from './exchange';
 import type { ExecutionSteps } from './execution-steps';
@@ -17,9 +22,17 @@ import { boundedClaim } from './with-timeout';
  */
 export class LeaseExecution {
   private readonly store: IdempotencyStore;
+  /** Where the module has `steps` options and the store keeps recovery points: both; else null. */
+  private readonly recoveryPoints: {
+    store: IdempotencyRecoveryPoints;
+    settings: ResolvedStepsSettings;
+  } | null;
 
   constructor(private readonly steps: ExecutionSteps) {
     this.store = steps.store;
+    const settings = steps.settings.steps;
+    this.recoveryPoints =
+      settings !== null && keepsRecoveryPoints(this.store) ? { store: this.store, settings } : null;
   }
 
   /** Claims the exchange's key, runs the handler when it won, and answers. */
@@ -72,16 +85,15 @@ export class LeaseExecution {
     exchange: Exchange,
     next: CallHandler,
   ): Promise<HandlerOutcome> {
-    const context = this.steps.stepsContext();
-    const settings = this.steps.settings.steps;
-    if (context === null || settings === null || !keepsRecoveryPoints(this.store)) {
+    const points = this.recoveryPoints;
+    const context = points === null ? null : this.steps.stepsContext();
+    if (points === null || context === null) {
       return this.steps.runHandler(exchange, next);
     }
     const requestSteps = new RequestSteps({
+      ...points,
       handle,
       recorded,
-      store: this.store,
-      settings,
       lockTimeoutMs: exchange.settings.lockTimeoutMs,
       claimSentAt: exchange.claimSentAt ?? exchange.startedAt,
       unavailable: stepsUnavailable(exchange),
@@ -108,7 +120,10 @@ export class LeaseExecution {
     return waitWhileHeld(
       exchange,
       () => {
-        exchange.claimSentAt = performance.now();
+        if (this.recoveryPoints !== null) {
+          // Only steps read it (their lease's end, on this process's clock).
+          exchange.claimSentAt = performance.now();
+        }
         return boundedClaim(
           this.store.claim(exchange.claim),
           this.steps.settings.storeTimeoutMs,
