@@ -1,0 +1,51 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { SampleConfigError, readConfig } from '../config';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from '../database/embedded-postgres';
+import { EmbeddedPostgresError } from '../database/embedded-postgres.error';
+import { createPaymentProvider } from './payment-provider.factory';
+
+/**
+ * The payment provider as a process of its own (`node dist/sample-app/payment-provider/main.js`):
+ * `PORT` (default 3001), `DATABASE_URL` (its own database; unset, an embedded PostgreSQL), and
+ * the sample app's `IDEMPOTENCY_TTL_MS` and `IDEMPOTENCY_LOCK_TIMEOUT_MS`.
+ */
+async function main(): Promise<void> {
+  const logger = new Logger('PaymentProvider');
+  const config = readConfig({ PORT: '3001', ...process.env });
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    logger.log('DATABASE_URL is unset: starting an embedded PostgreSQL for this run.');
+    embedded = await startEmbeddedPostgres();
+    databaseUrl = embedded.url;
+  }
+  const app = await createPaymentProvider({
+    databaseUrl,
+    idempotencyLockTimeoutMs: config.idempotencyLockTimeoutMs,
+    idempotencyTtlMs: config.idempotencyTtlMs,
+  });
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) {
+      return;
+    }
+    closing = true;
+    logger.log(`${signal}: closing.`);
+    await app.close();
+    await embedded?.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+
+  await app.listen(config.port, '127.0.0.1');
+  logger.log(`Payment provider on http://127.0.0.1:${config.port}.`);
+}
+
+main().catch((error: unknown) => {
+  const known = error instanceof EmbeddedPostgresError || error instanceof SampleConfigError;
+  console.error(known ? error.message : error);
+  process.exit(1);
+});
