@@ -18,7 +18,32 @@ export interface SampleAppConfig {
   redisClusterNodes: { host: string; port: number }[] | undefined;
   /** The `X-Admin-Token` that opens `/admin/*`; unset, those endpoints answer 403. */
   adminToken: string | undefined;
+  /** Base URL of the payment provider of `/orders`; unset, one is started in-process. */
+  paymentProviderUrl: string | undefined;
+  /** How long `/orders` waits for the payment provider's answer, in milliseconds. */
+  paymentProviderTimeoutMs: number;
+  /** The secret the keys of `/orders`' steps are derived with (the module's `steps.keySecret`). */
+  idempotencyStepSecret: string;
+  /** Test hook: where `/orders` kills its own process (SIGKILL); unset, nowhere. */
+  ordersCrashAt: OrdersCrashPoint | undefined;
 }
+
+/** The points of `POST /orders` where `ORDERS_CRASH_AT` can kill the process, in order. */
+export const ORDERS_CRASH_POINTS = [
+  'before-first-step',
+  'during-charge',
+  'after-charge',
+  'after-recovery-point',
+  'before-response',
+] as const;
+
+export type OrdersCrashPoint = (typeof ORDERS_CRASH_POINTS)[number];
+
+/**
+ * For development only: anyone can read it here. Set `IDEMPOTENCY_STEP_SECRET` (32 bytes or
+ * more, the same on every instance) anywhere else.
+ */
+export const DEVELOPMENT_STEP_SECRET = 'sample-app development step secret, not for production';
 
 /** A setting of the environment that the sample app cannot use; printed as its message alone. */
 export class SampleConfigError extends Error {}
@@ -56,7 +81,53 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfi
     redisUrl,
     redisClusterNodes,
     adminToken: env.ADMIN_TOKEN || undefined,
+    paymentProviderUrl: providerUrl(env.PAYMENT_PROVIDER_URL),
+    paymentProviderTimeoutMs: positive(env, 'PAYMENT_PROVIDER_TIMEOUT_MS', 5000),
+    idempotencyStepSecret: stepSecret(env.IDEMPOTENCY_STEP_SECRET),
+    ordersCrashAt: crashPoint(env.ORDERS_CRASH_AT),
   };
+}
+
+function providerUrl(raw: string | undefined): string | undefined {
+  if (!raw) {
+    return undefined;
+  }
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
+    throw new SampleConfigError(
+      `PAYMENT_PROVIDER_URL must be an http:// or https:// URL, got "${raw}".`,
+    );
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+function stepSecret(raw: string | undefined): string {
+  if (!raw) {
+    return DEVELOPMENT_STEP_SECRET;
+  }
+  if (Buffer.byteLength(raw) < 32) {
+    throw new SampleConfigError('IDEMPOTENCY_STEP_SECRET must be at least 32 bytes long.');
+  }
+  return raw;
+}
+
+function crashPoint(raw: string | undefined): OrdersCrashPoint | undefined {
+  if (!raw) {
+    return undefined;
+  }
+  if (!(ORDERS_CRASH_POINTS as readonly string[]).includes(raw)) {
+    throw new SampleConfigError(
+      `ORDERS_CRASH_AT must be one of ${ORDERS_CRASH_POINTS.join(', ')}, got "${raw}".`,
+    );
+  }
+  return raw as OrdersCrashPoint;
+}
+
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = integer(env, name, fallback);
+  if (value === 0) {
+    throw new SampleConfigError(`${name} must be a positive integer, got "${env[name]}".`);
+  }
+  return value;
 }
 
 /** `host:port`, or `[ipv6]:port`. */
