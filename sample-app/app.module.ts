@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { IdempotencyModule } from '../lib';
 import {
+  AddIdempotencyRecoveryPoints1796601600000,
   CreateIdempotencyRecords1764201600000,
   IdempotencyRecord,
   postgresStore,
@@ -60,6 +61,7 @@ export class AppModule {
               CreatePayments1764201600001,
               CreateAccountsAndTransfers1764201600003,
               CreatePaymentAttempts1764201600004,
+              AddIdempotencyRecoveryPoints1796601600000,
             ],
             migrationsRun: true,
             // Pool size: a transactional request holds one connection while its handler runs.

@@ -12,5 +12,6 @@ CREATE TABLE IF NOT EXISTS idempotency_records (
   created_at       timestamptz  NOT NULL DEFAULT now(),
   completed_at     timestamptz,
   expires_at       timestamptz  NOT NULL,
+  steps            jsonb,
   CONSTRAINT idempotency_records_pkey PRIMARY KEY (scope, key, expires_at)
 ) PARTITION BY RANGE (expires_at);

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS idempotency_records (
   created_at       timestamptz  NOT NULL DEFAULT now(),
   completed_at     timestamptz,
   expires_at       timestamptz  NOT NULL,
+  steps            jsonb,
   CONSTRAINT idempotency_records_pkey PRIMARY KEY (scope, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_records_expires_at_idx ON idempotency_records (expires_at);

@@ -10,8 +10,10 @@ export { IdempotencyTransaction } from './typeorm/idempotency-transaction.servic
 export { IdempotentEntityManager } from './typeorm/idempotent-entity-manager.decorator';
 export { IdempotencyRecord } from './typeorm/idempotency-record.entity';
 export { CreateIdempotencyRecords1764201600000 } from './typeorm/create-idempotency-records.migration';
+export { AddIdempotencyRecoveryPoints1796601600000 } from './typeorm/add-idempotency-recovery-points.migration';
 export {
   CREATE_IDEMPOTENCY_TABLE_SQL,
+  addRecoveryPointsColumnSql,
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
 } from './schema/idempotency-table.sql';

@@ -38,11 +38,15 @@ export class IdempotencySteps {
     @Inject(IDEMPOTENCY_SETTINGS) settings: ResolvedModuleSettings,
     store: IdempotencyStore,
   ) {
-    if (settings.steps !== null && !keepsRecoveryPoints(store)) {
+    if (settings.steps === null) {
+      return;
+    }
+    if (!keepsRecoveryPoints(store)) {
       throw new Error(
         `nestjs-idempotency: the steps option needs a store that keeps recovery points, and ${store.constructor.name} does not.`,
       );
     }
+    store.enableRecoveryPoints?.();
   }
 
   /**

@@ -37,6 +37,14 @@ export interface IdempotencyRecoveryPoints {
     step: RecordedStep,
     leaseMs: number,
   ): Promise<boolean>;
+
+  /**
+   * Called once while the application is built, before `prepare()`, when the module records
+   * steps (it has `steps` options): a store whose storage needs something for them checks it in
+   * `prepare()` (the PostgreSQL stores need the table's `steps` column). Until then such a store
+   * keeps no steps, and works on storage without it. Optional.
+   */
+  enableRecoveryPoints?(): void;
 }
 
 /** Whether `store` keeps recovery points. */

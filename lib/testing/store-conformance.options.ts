@@ -53,7 +53,8 @@ export interface IdempotencyStoreConformanceOptions<S extends IdempotencyStore =
   keyAdmin?: 'listing' | 'by-key';
   /**
    * Whether the store keeps recovery points (`IdempotencyRecoveryPoints`, for `IdempotencySteps`).
-   * The suite then runs their cases, and checks that the store keeps them exactly when declared
+   * The suite then calls its `enableRecoveryPoints()` before `prepare()`, as the module does when
+   * it records steps, runs their cases, and checks that the store keeps them exactly when declared
    * so. Default: `false`.
    */
   recoveryPoints?: boolean;

@@ -67,6 +67,7 @@ describe.each([
     {
       transactional: true,
       keyAdmin: 'listing',
+      recoveryPoints: true,
       transactionWrites: {
         write: async (transaction, marker) => {
           await (transaction.transaction as pg.PoolClient).query(

@@ -58,6 +58,7 @@ describeIdempotencyStore(
   {
     transactional: false,
     keyAdmin: 'listing',
+    recoveryPoints: true,
     countRecords: countRecords(SINGLE),
     longMs: LONG_MS,
   },
@@ -77,6 +78,7 @@ describeIdempotencyStore(
   {
     transactional: false,
     keyAdmin: 'listing',
+    recoveryPoints: true,
     countRecords: countRecords(PARTITIONED),
     longMs: LONG_MS,
     purge: 'bulk',

@@ -7,13 +7,25 @@ import {
   Post,
   type DynamicModule,
 } from '@nestjs/common';
-import { IdempotencyModule, IdempotencySteps, Idempotent, PROBLEM_CONTENT_TYPE } from '../../lib';
+import {
+  IdempotencyModule,
+  type IdempotencyModuleForRootOptions,
+  IdempotencySteps,
+  Idempotent,
+  PROBLEM_CONTENT_TYPE,
+} from '../../lib';
+import {
+  createIdempotencyTableSql,
+  createPartitionedIdempotencyTableSql,
+  pgPoolStore,
+} from '../../lib/postgres/pool';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
+import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 
 /*
- * Recovery points over real HTTP, on both platforms, with the in-memory store and a clock the
- * tests move: a handler that reserves stock, charges a provider with its step's key, then ships.
+ * Recovery points over real HTTP, on both platforms, with each store that keeps them (in memory;
+ * PostgreSQL, an ordinary and a partitioned table): a handler that reserves stock, charges a provider with its step's key, then ships.
  * The provider charges once per key it is given, as a real one would.
  */
 
@@ -157,24 +169,48 @@ class OrdersController {
   }
 }
 
-const store = new InMemoryIdempotencyStore();
+@Module({})
+class StepsAppModule {
+  static with(store: IdempotencyModuleForRootOptions['store']): DynamicModule {
+    return {
+      module: StepsAppModule,
+      imports: [
+        IdempotencyModule.forRoot({ store, steps: { keySecret: SECRET, maxResultBytes: 1024 } }),
+      ],
+      controllers: [OrdersController],
+    };
+  }
+}
 
-@Module({
-  imports: [
-    IdempotencyModule.forRoot({ store, steps: { keySecret: SECRET, maxResultBytes: 1024 } }),
-  ],
-  controllers: [OrdersController],
-})
-class StepsAppModule {}
+/** The stores that keep recovery points, each on a database of its own. */
+const STORES = {
+  'in-memory': () => Promise.resolve({ store: new InMemoryIdempotencyStore(), db: undefined }),
+  postgres: async () => {
+    const db = await createTestDatabase();
+    await db.query(createIdempotencyTableSql());
+    return { store: pgPoolStore({ connection: db.url }), db };
+  },
+  'postgres, partitioned': async () => {
+    const db = await createTestDatabase();
+    await db.query(createPartitionedIdempotencyTableSql());
+    return { store: pgPoolStore({ connection: db.url, partitioning: {} }), db };
+  },
+};
 
-describe.each(ADAPTERS)('recovery points (%s)', (adapter) => {
+describe.each(
+  Object.keys(STORES).flatMap((store) => ADAPTERS.map((adapter) => [store, adapter] as const)),
+)('recovery points (%s, %s)', (storeName, adapter) => {
   let app: TestApp;
+  let db: TestDatabase | undefined;
 
   beforeAll(async () => {
-    app = await createTestApp(adapter, StepsAppModule);
+    const made = await STORES[storeName as keyof typeof STORES]();
+    db = made.db;
+    app = await createTestApp(adapter, StepsAppModule.with(made.store));
   });
   afterAll(async () => {
     await app?.close();
+    await db?.drop();
   });
   beforeEach(() => {
     resetWorld();

@@ -66,6 +66,7 @@ describeIdempotencyStore(
   {
     transactional: true,
     keyAdmin: 'listing',
+    recoveryPoints: true,
     transactionWrites,
     countRecords: countRecords(SINGLE),
     longMs: LONG_MS,
@@ -85,6 +86,7 @@ describeIdempotencyStore(
   {
     transactional: true,
     keyAdmin: 'listing',
+    recoveryPoints: true,
     transactionWrites,
     countRecords: countRecords(PARTITIONED),
     longMs: LONG_MS,

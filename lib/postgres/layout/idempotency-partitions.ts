@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
 import { SQLSTATE, asError } from '../driver/sqlstate';
-import { readTableShape } from './table-shape';
+import { type TableShape, readTableShape } from './table-shape';
 
 /** How a table partitioned by expiry is kept (resolved, in milliseconds). */
 export interface IdempotencyPartitioning {
@@ -99,13 +99,11 @@ export class IdempotencyPartitions {
 
   /**
    * Checks that the table is partitioned the way the store needs, then creates the partitions
-   * ahead (at start-up). Returns the server's default isolation level.
+   * ahead (at start-up). Returns what it read of the table.
    */
-  async prepare(): Promise<{ defaultIsolation: string }> {
-    const { kind, key, hasDefault, defaultIsolation } = await readTableShape(
-      this.pool(),
-      this.table,
-    );
+  async prepare(): Promise<TableShape> {
+    const shape = await readTableShape(this.pool(), this.table);
+    const { kind, key, hasDefault } = shape;
     const create = 'Create it with createPartitionedIdempotencyTableSql()';
     if (kind === null) {
       throw new Error(`nestjs-idempotency: the table ${this.table} does not exist. ${create}.`);
@@ -127,7 +125,7 @@ export class IdempotencyPartitions {
       );
     }
     await this.createAhead();
-    return { defaultIsolation };
+    return shape;
   }
 
   /**

@@ -3,6 +3,7 @@ import type {
   IdempotencyHealthQuery,
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
+import type { RecordedStep } from '../../store/recovery-points.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
 import { idempotencyStatements } from '../sql/idempotency.sql';
@@ -18,9 +19,12 @@ import {
   inExplicitTransaction,
   notReplayableValues,
   responseValues,
+  stepValues,
+  stepsOnly,
 } from './planned';
 import type { IdempotencyTableLayout, TableLayoutContext } from './table-layout';
 import { type HealthReads, readOldestInFlight } from './health-reads';
+import { assertStepsColumn } from './table-shape';
 
 type KeyOf = Pick<ClaimHandle, 'scope' | 'key'>;
 
@@ -49,9 +53,9 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
     private readonly context: TableLayoutContext,
     private readonly partitioning: IdempotencyPartitioning,
   ) {
-    this.sql = partitionedStatements(context.table);
+    this.sql = partitionedStatements(context.table, context.recoveryPoints);
     // The lookup reads live rows only, which the ordinary table's statement does on either layout.
-    const ordinary = idempotencyStatements(context.table);
+    const ordinary = idempotencyStatements(context.table, context.recoveryPoints);
     this.namePrefix = ordinary.namePrefix;
     this.lookup = ordinary.lookup;
     this.inTransaction = {
@@ -63,7 +67,11 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
 
   /** Checks that the table is partitioned by expiry, and creates the partitions ahead. */
   async prepare(): Promise<void> {
-    const { defaultIsolation } = await this.partitions.prepare();
+    const shape = await this.partitions.prepare();
+    if (this.context.recoveryPoints) {
+      assertStepsColumn(this.context.table, shape);
+    }
+    const { defaultIsolation } = shape;
     this.defaultIsolation = defaultIsolation;
     this.readCommittedByDefault = defaultIsolation === 'read committed';
   }
@@ -102,6 +110,15 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
       name: `${this.namePrefix}_release`,
       text: this.sql.release,
       values: [handle.scope, handle.key, handle.token],
+    });
+  }
+
+  /** Returns the row's new expiry: a step moves it, and with it the row's partition. */
+  saveStep(handle: ClaimHandle, index: number, step: RecordedStep, leaseMs: number): Planned {
+    return this.locked(handle, {
+      name: `${this.namePrefix}_save_step`,
+      text: stepsOnly(this.sql.saveStep),
+      values: [...stepValues(handle, index, step, leaseMs), location(handle)],
     });
   }
 

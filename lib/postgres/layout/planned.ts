@@ -1,4 +1,5 @@
 import type { ClaimHandle, ClaimRequest } from '../../store/claim-result.interface';
+import type { RecordedStep } from '../../store/recovery-points.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement, PipelineValue } from '../driver/pipelined-query';
 import { BEGIN_READ_COMMITTED } from '../sql/partitioned-idempotency.sql';
@@ -72,6 +73,32 @@ export function notReplayableValues(
     status === null ? null : String(status),
     String(ttlMs),
   ];
+}
+
+/** $1 scope, $2 key, $3 token, $4 step name, $5 result JSON, $6 lease ms, $7 steps held. */
+export function stepValues(
+  handle: ClaimHandle,
+  index: number,
+  step: RecordedStep,
+  leaseMs: number,
+): PipelineValue[] {
+  return [
+    handle.scope,
+    handle.key,
+    handle.token,
+    step.name,
+    step.result,
+    String(leaseMs),
+    String(index),
+  ];
+}
+
+/** A statement built only for a store that keeps recovery points, or the error of asking without. */
+export function stepsOnly(text: string | null): string {
+  if (text === null) {
+    throw new Error('nestjs-idempotency: this store was not set up to keep recovery points.');
+  }
+  return text;
 }
 
 /** Largest statement_timeout PostgreSQL accepts, in milliseconds. */

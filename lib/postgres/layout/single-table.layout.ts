@@ -3,14 +3,22 @@ import type {
   IdempotencyHealthQuery,
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
+import type { RecordedStep } from '../../store/recovery-points.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
 import { expiredCountSql } from '../sql/health.sql';
 import { type IdempotencyStatements, idempotencyStatements } from '../sql/idempotency.sql';
 import { type HealthReads, readOldestInFlight } from './health-reads';
-import { type Planned, claimValues, notReplayableValues, responseValues } from './planned';
+import {
+  type Planned,
+  claimValues,
+  notReplayableValues,
+  responseValues,
+  stepValues,
+  stepsOnly,
+} from './planned';
 import type { IdempotencyTableLayout, TableLayoutContext } from './table-layout';
-import { readTableShape } from './table-shape';
+import { assertStepsColumn, readTableShape } from './table-shape';
 
 /**
  * One ordinary table, one row per key under a unique index: every lease-mode operation is a
@@ -23,7 +31,7 @@ export class SingleTableLayout implements IdempotencyTableLayout {
   private readonly sql: IdempotencyStatements;
 
   constructor(private readonly context: TableLayoutContext) {
-    this.sql = idempotencyStatements(context.table);
+    this.sql = idempotencyStatements(context.table, context.recoveryPoints);
     this.namePrefix = this.sql.namePrefix;
     this.lookup = this.sql.lookup;
     this.inTransaction = {
@@ -39,7 +47,8 @@ export class SingleTableLayout implements IdempotencyTableLayout {
    */
   async prepare(): Promise<void> {
     const { table } = this.context;
-    const { kind, leaf } = await readTableShape(this.context.pool(), table);
+    const shape = await readTableShape(this.context.pool(), table);
+    const { kind, leaf } = shape;
     if (kind === 'p') {
       throw new Error(
         `nestjs-idempotency: ${table} is partitioned; set the partitioning option for it.`,
@@ -50,6 +59,9 @@ export class SingleTableLayout implements IdempotencyTableLayout {
       throw new Error(
         `nestjs-idempotency: ${table} is a partition of another table; configure that table (with partitioning) instead.`,
       );
+    }
+    if (this.context.recoveryPoints) {
+      assertStepsColumn(table, shape);
     }
   }
 
@@ -73,6 +85,14 @@ export class SingleTableLayout implements IdempotencyTableLayout {
 
   release(handle: ClaimHandle): Planned {
     return this.one('release', this.sql.release, [handle.scope, handle.key, handle.token]);
+  }
+
+  saveStep(handle: ClaimHandle, index: number, step: RecordedStep, leaseMs: number): Planned {
+    return this.one(
+      'save_step',
+      stepsOnly(this.sql.saveStep),
+      stepValues(handle, index, step, leaseMs),
+    );
   }
 
   claimInTransaction(

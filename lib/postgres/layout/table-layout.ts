@@ -4,6 +4,7 @@ import type {
   IdempotencyHealthQuery,
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
+import type { RecordedStep } from '../../store/recovery-points.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { PipelineStatement } from '../driver/pipelined-query';
 import type { HealthReads } from './health-reads';
@@ -32,8 +33,17 @@ export interface IdempotencyTableLayout {
   complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Planned;
   /** Lease mode: marks the claim's row as executed but not replayable. */
   markNotReplayable(handle: ClaimHandle, status: number | null, ttlMs: number): Planned;
-  /** Lease mode: deletes the claim's row unless it completed. */
+  /**
+   * Lease mode: deletes the claim's row unless it completed (with recovery points, keeps a row in
+   * flight that holds steps; see `IdempotencyRecoveryPoints`).
+   */
   release(handle: ClaimHandle): Planned;
+  /**
+   * Lease mode, with recovery points: records the claim's `index`-th step and renews its lease.
+   * On a partitioned table it returns the row's new expiry (`expires_at_ms`), which names its
+   * partition.
+   */
+  saveStep(handle: ClaimHandle, index: number, step: RecordedStep, leaseMs: number): Planned;
 
   /**
    * Transactional mode: the claim of `request` under `token` inside the caller's transaction,
@@ -78,4 +88,9 @@ export interface TableLayoutContext {
   isolationLevel: () => string | undefined;
   /** The pg pool, read when used (an ORM's pool may be created after the store is built). */
   pool: () => Pool;
+  /**
+   * Whether claims keep their steps (the module records steps): the statements then use the
+   * table's `steps` column, which `prepare` requires.
+   */
+  recoveryPoints: boolean;
 }

@@ -11,6 +11,7 @@ export {
 } from '../app-transaction/app-transactions';
 export {
   CREATE_IDEMPOTENCY_TABLE_SQL,
+  addRecoveryPointsColumnSql,
   createIdempotencyTableSql,
   createPartitionedIdempotencyTableSql,
 } from '../schema/idempotency-table.sql';

@@ -46,7 +46,19 @@ function columns(tableName: string, primaryKey: string): string {
   created_at       timestamptz  NOT NULL DEFAULT now(),
   completed_at     timestamptz,
   expires_at       timestamptz  NOT NULL,
+  steps            jsonb,
   CONSTRAINT ${tableName.split('.').pop()}_pkey PRIMARY KEY (${primaryKey})`;
+}
+
+/**
+ * Adds the `steps` column, where recovery points are kept (the module's `steps` option), to an
+ * idempotency table made before it had one, as plain SQL; for either layout (the partitions of a
+ * partitioned table get it too). Without a default value it changes only the catalog: quick,
+ * whatever the table's size, after a brief exclusive lock. Safe to run again.
+ */
+export function addRecoveryPointsColumnSql(tableName: string = IDEMPOTENCY_TABLE): string {
+  assertTableName(tableName);
+  return `ALTER TABLE ${tableName} ADD COLUMN IF NOT EXISTS steps jsonb;\n`;
 }
 
 /** The default table as plain SQL (see createIdempotencyTableSql). */

@@ -1,4 +1,7 @@
-import { createPartitionedIdempotencyTableSql } from './idempotency-table.sql';
+import {
+  addRecoveryPointsColumnSql,
+  createPartitionedIdempotencyTableSql,
+} from './idempotency-table.sql';
 import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
 
 /**
@@ -78,7 +81,10 @@ export function partitionedMigrationSql(
       // every claim.
       // No BEGIN: the statements of one query string share an implicit transaction, which rolls
       // itself back on a timeout and leaves the connection usable for a retry.
+      // The partitioned table has every column, and a table made before recovery points lacks
+      // their column: ATTACH needs the same columns.
       `SELECT set_config('lock_timeout', '${LOCK_TIMEOUT}', true);
+${addRecoveryPointsColumnSql(tableName).trim()}
 ALTER TABLE ${tableName} DROP CONSTRAINT IF EXISTS ${check};
 ALTER TABLE ${tableName} ADD CONSTRAINT ${check} CHECK (expires_at < '${at}') NOT VALID;`,
       `ALTER TABLE ${tableName} VALIDATE CONSTRAINT ${check}`,

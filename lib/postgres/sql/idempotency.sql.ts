@@ -34,7 +34,7 @@ const EXISTING_COLUMNS = `e.state, e.fingerprint, e.response_status, e.response_
  * what tells "busy" from "new". Blocking on the unique index instead would pin one pooled
  * connection per waiting duplicate.
  */
-function claimSql(T: string, transactional: boolean): string {
+function claimSql(T: string, transactional: boolean, recoveryPoints: boolean): string {
   const lock = transactional
     ? `lock AS MATERIALIZED (
   SELECT pg_try_advisory_xact_lock(${KEY_LOCK}) AS got
@@ -44,7 +44,7 @@ function claimSql(T: string, transactional: boolean): string {
   const busy = transactional
     ? `
 UNION ALL
-SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL${recoveryPoints ? ', NULL' : ''}
   FROM lock
  WHERE NOT got AND NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)`
     : '';
@@ -55,6 +55,16 @@ SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL
   const expiresAt = transactional
     ? `now() + $6::float8 * interval '1 millisecond'`
     : `now() + ($5::float8 + $6::float8) * interval '1 millisecond'`;
+  // A lease taken over keeps the steps its claims recorded; an expired key starts without any.
+  // Transactional claims record no steps.
+  const steps = !recoveryPoints
+    ? ''
+    : transactional
+      ? ', steps = NULL'
+      : ', steps = CASE WHEN r.expires_at <= now() THEN NULL ELSE r.steps END';
+  const returnedSteps = recoveryPoints ? ', r.steps::text AS steps' : '';
+  const claimedSteps = recoveryPoints ? ', steps' : '';
+  const noSteps = recoveryPoints ? ', NULL' : '';
   return `
 WITH ${lock}existing AS (
   SELECT ${EXISTING_COLUMNS},
@@ -71,17 +81,17 @@ WITH ${lock}existing AS (
      SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight', lock_token = EXCLUDED.lock_token,
          locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
          response_status = NULL, response_headers = NULL, response_body = NULL,
-         created_at = now(), completed_at = NULL
+         created_at = now(), completed_at = NULL${steps}
    WHERE ${CLAIMABLE('r', 'EXCLUDED.fingerprint')}
-  RETURNING r.state
+  RETURNING r.state${returnedSteps}
 )
 SELECT 'claimed' AS outcome, NULL::varchar AS state, NULL::varchar AS fingerprint,
        NULL::smallint AS response_status, NULL::text AS response_headers,
-       NULL::bytea AS response_body, NULL::float8 AS lease_left_ms
+       NULL::bytea AS response_body, NULL::float8 AS lease_left_ms${claimedSteps}
   FROM claimed
 UNION ALL
 SELECT 'existing', state, fingerprint, response_status, response_headers, response_body,
-       lease_left_ms
+       lease_left_ms${noSteps}
   FROM existing
  WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)${busy}`;
 }
@@ -113,28 +123,40 @@ export interface IdempotencyStatements {
   /** `markNotReplayable` for transactional mode, failing like completeInTransaction. */
   markNotReplayableInTransaction: string;
   release: string;
+  /** With recovery points only: records a claim's next step and renews its lease. */
+  saveStep: string | null;
   purge: string;
-  /** Prefix of the prepared statements' names, unique per table (a name holds one text). */
+  /** Prefix of the prepared statements' names, unique per table and variant (a name holds one text). */
   namePrefix: string;
 }
 
-/** Builds the statements for the ordinary table `T` (validated by `assertTableName`). */
-export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): IdempotencyStatements {
+/**
+ * Builds the statements for the ordinary table `T` (validated by `assertTableName`). With
+ * `recoveryPoints`, they also keep the steps of claims in the table's `steps` column (see
+ * `IdempotencyRecoveryPoints`); without, they never name it, so tables made before it work.
+ */
+export function idempotencyStatements(
+  T: string = IDEMPOTENCY_TABLE,
+  recoveryPoints = false,
+): IdempotencyStatements {
   assertTableName(T);
+  // A finished key needs its steps no more.
+  const clearSteps = recoveryPoints ? ', steps = NULL' : '';
   const complete = `
     UPDATE ${T}
        SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
            locked_until = NULL, completed_at = now(),
-           expires_at = now() + $7::float8 * interval '1 millisecond'
+           expires_at = now() + $7::float8 * interval '1 millisecond'${clearSteps}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'`;
   const markNotReplayable = `
     UPDATE ${T}
        SET state = 'not_replayable', response_status = $4, locked_until = NULL, completed_at = now(),
-           expires_at = now() + $5::float8 * interval '1 millisecond'
+           expires_at = now() + $5::float8 * interval '1 millisecond'${clearSteps}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`;
+  const ownRow = `scope = $1 AND key = $2 AND lock_token = $3::uuid`;
   return {
-    claim: claimSql(T, false),
-    transactionalClaim: claimSql(T, true),
+    claim: claimSql(T, false, recoveryPoints),
+    transactionalClaim: claimSql(T, true, recoveryPoints),
     /**
      * $1 scope, $2 key: the live (unexpired) row of a key, without claiming it, and whether a
      * transaction holds the key's advisory lock right now (`free`). In an autocommitted statement the
@@ -157,10 +179,16 @@ export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): Idempotenc
     markNotReplayable,
     markNotReplayableInTransaction: failingWithoutRow(markNotReplayable),
 
-    /** $1 scope, $2 key, $3 token. Only the claim's own row, whatever its state (see above). */
-    release: `
+    /**
+     * $1 scope, $2 key, $3 token. Only the claim's own row, whatever its state (see above). With
+     * recovery points, a row in flight that holds steps is kept instead (see releaseKeepingSteps).
+     */
+    release: recoveryPoints
+      ? releaseKeepingSteps(T, ownRow)
+      : `
     DELETE FROM ${T}
-     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'`,
+     WHERE ${ownRow} AND state <> 'completed'`,
+    saveStep: recoveryPoints ? saveStepSql(T, `${ownRow} AND state = 'in_flight'`, '') : null,
 
     /**
      * Deletes up to $1 expired rows. The transaction-scoped advisory lock lets one instance purge
@@ -180,8 +208,52 @@ export function idempotencyStatements(T: string = IDEMPOTENCY_TABLE): Idempotenc
               ORDER BY expires_at
               LIMIT $1
               FOR UPDATE SKIP LOCKED))`,
-    namePrefix: statementNamePrefix(T),
+    namePrefix: `${statementNamePrefix(T)}${recoveryPoints ? '_steps' : ''}`,
   };
+}
+
+/**
+ * Releases the claim's row (`own` selects it): deletes it, unless it is in flight with steps.
+ * That one stays with its lease ended, for the same request to take over and resume after its
+ * steps, under a new token so that nothing the released claim still sends lands. One row, the
+ * claim's, when it was released; none when the claim was no longer current.
+ */
+export function releaseKeepingSteps(T: string, own: string): string {
+  return `
+    WITH kept AS (
+      UPDATE ${T}
+         SET lock_token = md5(random()::text || clock_timestamp()::text)::uuid,
+             locked_until = least(locked_until, now())
+       WHERE ${own} AND state = 'in_flight' AND steps IS NOT NULL
+      RETURNING 1
+    ), freed AS (
+      DELETE FROM ${T}
+       WHERE ${own} AND state <> 'completed' AND NOT (state = 'in_flight' AND steps IS NOT NULL)
+      RETURNING 1
+    )
+    SELECT 1 FROM kept UNION ALL SELECT 1 FROM freed`;
+}
+
+/**
+ * Appends a step to the claim's row and renews its lease; the key's expiry moves by as much as
+ * the lease end did, so a key never expires sooner after its lease than the claim set (`expiry`
+ * wraps the new expiry, for a layout that files rows by it). $4 the step's name, $5 its result as
+ * JSON text (kept as text, byte for byte), $6 lease ms, $7 how many steps the row must hold.
+ */
+export function saveStepSql(
+  T: string,
+  own: string,
+  filed: string,
+  expiry = (at: string) => at,
+): string {
+  const lockedUntil = `now() + $6::float8 * interval '1 millisecond'`;
+  return `
+    UPDATE ${T}
+       SET steps = coalesce(steps, '[]'::jsonb)
+                   || jsonb_build_array(jsonb_build_object('name', $4::text, 'result', $5::text)),
+           locked_until = ${lockedUntil},
+           expires_at = ${expiry(`expires_at + greatest(interval '0', ${lockedUntil} - locked_until)`)}
+     WHERE ${own} AND coalesce(jsonb_array_length(steps), 0) = $7::int${filed}`;
 }
 
 /** Prefix of the prepared statements' names for table `T`: a name holds one text per connection. */

@@ -11,7 +11,7 @@
  * partition.
  */
 
-import { failingWithoutRow } from './idempotency.sql';
+import { failingWithoutRow, releaseKeepingSteps, saveStepSql } from './idempotency.sql';
 import { assertTableName } from './table-name';
 import { KEY_LOCK } from './key-lock.sql';
 
@@ -61,9 +61,14 @@ export interface PartitionedStatements {
   completeInTransaction: string;
   /** Transactional markNotReplayable: $1-$5 as markNotReplayable, failing the same way. */
   markNotReplayableInTransaction: string;
+  /**
+   * With recovery points only: $1-$7 as the ordinary table's, $8 the claim's expiry (ms); returns
+   * the row's new expiry (the row may move partition).
+   */
+  saveStep: string | null;
 }
 
-function claimSql(T: string, transactional: boolean): string {
+function claimSql(T: string, transactional: boolean, recoveryPoints: boolean): string {
   // A claim in transactional mode expires at the value its completion writes again (now() is the
   // transaction's start for both), so the completion finds the row in the partition it names and
   // never moves it.
@@ -74,9 +79,13 @@ function claimSql(T: string, transactional: boolean): string {
   const busy = transactional
     ? `
 UNION ALL
-SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL, NULL${recoveryPoints ? ', NULL' : ''}
  WHERE NOT (SELECT ok FROM may_claim) AND NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)`
     : '';
+  // Only a live row in flight is taken over, and it keeps the steps its claims recorded; a row
+  // inserted starts without. Transactional claims record no steps.
+  const steps = recoveryPoints && transactional ? ', steps = NULL' : '';
+  const returnedSteps = recoveryPoints ? ', steps' : '';
   return `
 WITH existing AS (
   SELECT e.state, e.fingerprint, e.response_status, e.response_headers, e.response_body,
@@ -95,36 +104,40 @@ WITH existing AS (
      SET fingerprint = $3::varchar, state = 'in_flight', lock_token = $4::uuid,
          locked_until = now() + $5::float8 * interval '1 millisecond', expires_at = ${expiresAt},
          response_status = NULL, response_headers = NULL, response_body = NULL,
-         created_at = now(), completed_at = NULL
+         created_at = now(), completed_at = NULL${steps}
    WHERE (SELECT ok FROM may_claim)
      AND r.scope = $1 AND r.key = $2 AND r.expires_at = (SELECT expires_at FROM existing)
      -- Rechecked on the row's latest version, against writers that do not take the key's lock
      -- (an instance still on the ordinary layout during a migration).
      AND r.state = 'in_flight' AND r.locked_until <= now()
-  RETURNING r.expires_at
+  RETURNING r.expires_at${returnedSteps}
 ), inserted AS (
   INSERT INTO ${T} (scope, key, fingerprint, state, lock_token, locked_until, expires_at)
   SELECT $1, $2, $3::varchar, 'in_flight', $4::uuid,
          now() + $5::float8 * interval '1 millisecond', ${expiresAt}
    WHERE (SELECT ok FROM may_claim) AND NOT EXISTS (SELECT 1 FROM existing)
-  RETURNING expires_at
+  RETURNING expires_at${returnedSteps}
 )
 SELECT 'claimed' AS outcome, NULL::varchar AS state, NULL::varchar AS fingerprint,
        NULL::smallint AS response_status, NULL::text AS response_headers,
        NULL::bytea AS response_body, NULL::float8 AS lease_left_ms,
-       expires_at AS claimed_expires_at_ms
-  FROM (SELECT ${AS_MS('expires_at')} AS expires_at FROM taken
-        UNION ALL SELECT ${AS_MS('expires_at')} FROM inserted) claimed
+       expires_at AS claimed_expires_at_ms${recoveryPoints ? ', steps' : ''}
+  FROM (SELECT ${AS_MS('expires_at')} AS expires_at${recoveryPoints ? ', steps::text AS steps' : ''} FROM taken
+        UNION ALL SELECT ${AS_MS('expires_at')}${recoveryPoints ? ', steps::text' : ''} FROM inserted) claimed
 UNION ALL
 SELECT 'existing', state, fingerprint, response_status, response_headers, response_body,
-       lease_left_ms, NULL
+       lease_left_ms, NULL${recoveryPoints ? ', NULL' : ''}
   FROM existing
  WHERE NOT claimable${busy}`;
 }
 
-/** Builds the statements for the partitioned table `T` (validated by `assertTableName`). */
-export function partitionedStatements(T: string): PartitionedStatements {
+/**
+ * Builds the statements for the partitioned table `T` (validated by `assertTableName`); with
+ * `recoveryPoints`, keeping claims' steps as the ordinary table's statements do.
+ */
+export function partitionedStatements(T: string, recoveryPoints = false): PartitionedStatements {
   assertTableName(T);
+  const clearSteps = recoveryPoints ? ', steps = NULL' : '';
   /*
    * A claim whose handler outlived its lease and its TTL has an expired row, and another claim may
    * have inserted a live one since: the late write must not bring the old row back to life (two
@@ -137,31 +150,43 @@ export function partitionedStatements(T: string): PartitionedStatements {
   const completion = (expiresAt: string, where: string) => `
     UPDATE ${T}
        SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
-           locked_until = NULL, completed_at = now(), expires_at = ${expiresAt}
+           locked_until = NULL, completed_at = now(), expires_at = ${expiresAt}${clearSteps}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'
        AND expires_at = ${where} AND ${notSuperseded}`;
   const notReplayable = (expiresAt: string, where: string) => `
     UPDATE ${T}
        SET state = 'not_replayable', response_status = $4, locked_until = NULL,
-           completed_at = now(), expires_at = ${expiresAt}
+           completed_at = now(), expires_at = ${expiresAt}${clearSteps}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
        AND expires_at = ${where} AND ${notSuperseded}`;
+  const ownRow = 'scope = $1 AND key = $2 AND lock_token = $3::uuid';
   // In the claim's own transaction, the row's expiry is the claim's (see claimSql).
   const sameTransaction = expiryIn('$7::float8');
   return {
     lockKey: `SELECT pg_advisory_xact_lock(${KEY_LOCK}) WHERE ${READ_COMMITTED_ONLY}`,
     tryLockKey: `SELECT set_config('${KEY_LOCKED_SETTING}', pg_try_advisory_xact_lock(${KEY_LOCK})::text, true)`,
-    claim: claimSql(T, false),
-    transactionalClaim: claimSql(T, true),
+    claim: claimSql(T, false, recoveryPoints),
+    transactionalClaim: claimSql(T, true, recoveryPoints),
     complete: completion(expiryIn('$7::float8'), FROM_MS('$8')),
     markNotReplayable: `${notReplayable(expiryIn('$5::float8'), FROM_MS('$6'))}
      RETURNING ${AS_MS('expires_at')} AS expires_at_ms`,
     // Rare (a failed or timed-out execution), so it looks in every live partition: a mark that
     // timed out may still have landed and moved the row, after the handle was last updated.
-    release: `
+    release: recoveryPoints
+      ? releaseKeepingSteps(T, `${ownRow} AND expires_at > now()`)
+      : `
     DELETE FROM ${T}
-     WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
-       AND expires_at > now()`,
+     WHERE ${ownRow} AND state <> 'completed' AND expires_at > now()`,
+    // Moves the expiry like the ordinary table's, cut to milliseconds: it names the partition.
+    saveStep: recoveryPoints
+      ? `${saveStepSql(
+          T,
+          `${ownRow} AND state = 'in_flight' AND expires_at = ${FROM_MS('$8')}`,
+          ` AND ${notSuperseded}`,
+          (at) => `date_trunc('milliseconds', ${at})`,
+        )}
+     RETURNING ${AS_MS('expires_at')} AS expires_at_ms`
+      : null,
     completeInTransaction: failingWithoutRow(completion(sameTransaction, sameTransaction)),
     markNotReplayableInTransaction: failingWithoutRow(
       notReplayable(expiryIn('$5::float8'), expiryIn('$5::float8')),

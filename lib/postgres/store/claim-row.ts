@@ -1,6 +1,7 @@
 import type { QueryResultRow } from 'pg';
 import { decideExistingKey } from '../../protocol/claim-decision';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
+import type { RecordedStep } from '../../store/recovery-points.interface';
 
 /** How often a claim is re-attempted when the key changes under it before answering 409. */
 export const CLAIM_ATTEMPTS = 4;
@@ -17,6 +18,8 @@ export interface ClaimRow extends QueryResultRow {
   lease_left_ms: number | null;
   /** Partitioned table: where the claimed row is filed (epoch milliseconds, as text). */
   claimed_expires_at_ms?: string | null;
+  /** With recovery points: the claimed row's steps, as the JSON text of the `steps` column. */
+  steps?: string | null;
 }
 
 /** What a row found by a claim means, or `retry` when it changed under the claim. */
@@ -58,6 +61,11 @@ function asBuffer(bytes: Uint8Array | null): Buffer | null {
     return bytes;
   }
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The steps of a claimed row, in order (none when its `steps` column is null). */
+export function recordedSteps(steps: string | null | undefined): RecordedStep[] {
+  return steps ? (JSON.parse(steps) as RecordedStep[]) : [];
 }
 
 function parseHeaders(text: string | null): Record<string, string> {

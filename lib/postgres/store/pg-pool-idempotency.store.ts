@@ -11,6 +11,10 @@ import type {
   IdempotencyHealthQuery,
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
+import type {
+  IdempotencyRecoveryPoints,
+  RecordedStep,
+} from '../../store/recovery-points.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { TransactionalLookupResult } from '../../store/transactional-idempotency-store';
 import {
@@ -25,7 +29,7 @@ import { type Planned, inExplicitTransaction } from '../layout/planned';
 import { SingleTableLayout } from '../layout/single-table.layout';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
-import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from './claim-row';
+import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow, recordedSteps } from './claim-row';
 import { readPostgresHealth } from './postgres-health-check';
 import { PostgresKeyAdmin } from './postgres-key-admin';
 
@@ -42,14 +46,19 @@ import { PostgresKeyAdmin } from './postgres-key-admin';
  * IdempotencyModule.forRoot({ store: new PgPoolIdempotencyStore(pool) });
  * ```
  */
-export class PgPoolIdempotencyStore extends IdempotencyStore implements IdempotencyKeyAdmin {
+export class PgPoolIdempotencyStore
+  extends IdempotencyStore
+  implements IdempotencyKeyAdmin, IdempotencyRecoveryPoints
+{
   /**
    * How this store's table is laid out, and what each operation sends.
    * @internal
    */
-  protected readonly layout: IdempotencyTableLayout;
+  protected layout: IdempotencyTableLayout;
   private readonly keyAdmin: PostgresKeyAdmin;
   private readonly poolSource: () => Pool;
+  private readonly layoutFor: (recoveryPoints: boolean) => IdempotencyTableLayout;
+  private recoveryPoints = false;
 
   /**
    * @param pool the pg pool, or a function that returns it when first used (for a pool created
@@ -74,10 +83,23 @@ export class PgPoolIdempotencyStore extends IdempotencyStore implements Idempote
       isolationLevel: () => this.isolationLevel(),
       pool: () => this.pool(),
     };
-    this.layout = partitioning
-      ? new PartitionedTableLayout(context, partitioning)
-      : new SingleTableLayout(context);
+    this.layoutFor = (recoveryPoints) =>
+      partitioning
+        ? new PartitionedTableLayout({ ...context, recoveryPoints }, partitioning)
+        : new SingleTableLayout({ ...context, recoveryPoints });
+    this.layout = this.layoutFor(false);
     this.keyAdmin = new PostgresKeyAdmin(context.table, context.pool);
+  }
+
+  /**
+   * Keeps the steps of claims from now on (the module calls it before `prepare()` when it
+   * records steps): in the table's `steps` column, which `prepare()` then requires.
+   */
+  enableRecoveryPoints(): void {
+    if (!this.recoveryPoints) {
+      this.recoveryPoints = true;
+      this.layout = this.layoutFor(true);
+    }
   }
 
   /**
@@ -104,7 +126,10 @@ export class PgPoolIdempotencyStore extends IdempotencyStore implements Idempote
       const { rows } = await this.runPlanned<ClaimRow>(this.layout.claim(request, token));
       const row = rows[0];
       if (row?.outcome === 'claimed') {
-        return { kind: 'claimed', handle: claimHandle(request, token, row) };
+        const handle = claimHandle(request, token, row);
+        return this.recoveryPoints
+          ? { kind: 'claimed', handle, steps: recordedSteps(row.steps) }
+          : { kind: 'claimed', handle };
       }
       const decision = row ? decideRow(row, request) : { kind: 'retry' as const };
       if (decision.kind !== 'retry') {
@@ -155,6 +180,26 @@ export class PgPoolIdempotencyStore extends IdempotencyStore implements Idempote
 
   async release(handle: ClaimHandle): Promise<boolean> {
     const { rowCount } = await this.runPlanned(this.layout.release(handle));
+    return rowCount === 1;
+  }
+
+  /**
+   * Records the claim's `index`-th step and renews its lease, in one fenced UPDATE (see
+   * `IdempotencyRecoveryPoints`); needs `enableRecoveryPoints()` first.
+   */
+  async saveStep(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): Promise<boolean> {
+    const { rows, rowCount } = await this.runPlanned<{ expires_at_ms?: string }>(
+      this.layout.saveStep(handle, index, step, leaseMs),
+    );
+    const moved = rows[0]?.expires_at_ms;
+    if (moved !== undefined) {
+      handle.location = moved;
+    }
     return rowCount === 1;
   }
 

@@ -56,4 +56,11 @@ export class IdempotencyRecord {
   /** After this instant the key counts as new and the row may be purged. */
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt!: Date;
+
+  /**
+   * The steps a claim in flight recorded (recovery points, for `IdempotencySteps`): a JSON array
+   * of `{ name, result }`, `result` being the step's result as JSON text.
+   */
+  @Column({ type: 'jsonb', nullable: true })
+  steps!: { name: string; result: string }[] | null;
 }

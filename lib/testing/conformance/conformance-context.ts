@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
 import type { IdempotencyStore } from '../../store/idempotency-store';
+import { keepsRecoveryPoints } from '../../store/recovery-points.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
 import type { JestGlobals, Matchers, TestBody } from '../jest-globals';
 import type { IdempotencyStoreConformanceOptions, PurgeMode } from '../store-conformance.options';
@@ -82,6 +83,10 @@ export function conformanceContext<S extends IdempotencyStore>(
   jest.beforeEach(async () => {
     const store = await factory();
     current = { store, scope: `conformance-${randomUUID()}` };
+    if (options.recoveryPoints === true && keepsRecoveryPoints(store)) {
+      // As the module does when it records steps.
+      store.enableRecoveryPoints?.();
+    }
     await store.prepare();
   }, settings.testTimeoutMs);
   jest.afterEach(async () => {

@@ -42,6 +42,7 @@ const context: TableLayoutContext = {
   pool: () => {
     throw new Error('no pool in unit tests');
   },
+  recoveryPoints: false,
 };
 const layouts = {
   single: () => new SingleTableLayout(context),
