@@ -18,10 +18,12 @@ import { Account } from './accounts/account.entity';
 import { CreatePayments1764201600001 } from './database/migrations/1764201600001-create-payments';
 import { CreateAccountsAndTransfers1764201600003 } from './database/migrations/1764201600003-create-accounts-and-transfers';
 import { CreatePaymentAttempts1764201600004 } from './database/migrations/1764201600004-create-payment-attempts';
+import { CreateStockAndShipments1764201600010 } from './database/migrations/1764201600010-create-stock-and-shipments';
 import { Transfer } from './transfers/transfer.entity';
 import { TransfersModule } from './transfers/transfers.module';
 import { Payment } from './payments/payment.entity';
 import { PaymentsModule } from './payments/payments.module';
+import { OrdersModule } from './orders/orders.module';
 import { SAMPLE_APP_CONFIG } from './sample-app.constants';
 
 /** The sample app's settings once a database URL is known. */
@@ -61,6 +63,7 @@ export class AppModule {
               CreatePayments1764201600001,
               CreateAccountsAndTransfers1764201600003,
               CreatePaymentAttempts1764201600004,
+              CreateStockAndShipments1764201600010,
               AddIdempotencyRecoveryPoints1796601600000,
             ],
             migrationsRun: true,
@@ -75,11 +78,16 @@ export class AppModule {
             ttlMs: settings.idempotencyTtlMs,
             lockTimeoutMs: settings.idempotencyLockTimeoutMs,
             purgeIntervalMs: settings.idempotencyPurgeIntervalMs,
+            // The recovery points of /orders' steps, on PostgreSQL: the Redis store keeps none yet.
+            ...(settings.idempotencyStore === 'postgres' && {
+              steps: { keySecret: settings.idempotencyStepSecret },
+            }),
           }),
         }),
         PaymentsModule,
         AccountsModule,
         TransfersModule,
+        OrdersModule,
         AdminModule,
         HealthModule,
       ],

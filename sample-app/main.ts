@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { SampleConfigError, readConfig } from './config';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres';
 import { EmbeddedPostgresError } from './database/embedded-postgres.error';
+import { type ProviderBeside, startProviderBeside } from './payment-provider/provider-beside';
 import { createSampleApp } from './sample-app.factory';
 
 async function main(): Promise<void> {
@@ -15,7 +16,14 @@ async function main(): Promise<void> {
     embedded = await startEmbeddedPostgres();
     databaseUrl = embedded.url;
   }
-  const app = await createSampleApp({ ...config, databaseUrl });
+  let provider: ProviderBeside | undefined;
+  let paymentProviderUrl = config.paymentProviderUrl;
+  if (!paymentProviderUrl) {
+    provider = await startProviderBeside(databaseUrl, config);
+    paymentProviderUrl = provider.url;
+    logger.log(`PAYMENT_PROVIDER_URL is unset: payment provider started on ${provider.url}.`);
+  }
+  const app = await createSampleApp({ ...config, databaseUrl, paymentProviderUrl });
 
   let closing = false;
   const shutdown = async (signal: string) => {
@@ -25,6 +33,7 @@ async function main(): Promise<void> {
     closing = true;
     logger.log(`${signal}: closing.`);
     await app.close();
+    await provider?.app.close();
     await embedded?.stop();
     process.exit(0);
   };
