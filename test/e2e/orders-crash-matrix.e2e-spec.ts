@@ -1,0 +1,107 @@
+import { ORDERS_CRASH_POINTS, type OrdersCrashPoint } from '../../sample-app/config';
+import {
+  type OrderCase,
+  expectOrderedOnce,
+  expectReplaysOf,
+  newOrderCase,
+  orderRows,
+  placeOrder,
+  retryUntilSettled,
+  setCard,
+  stockUp,
+} from '../utils/orders-flow';
+import { useOrdersServices } from '../utils/orders-services';
+import type { SampleAppProcess } from '../utils/sample-app-process';
+import { ADAPTERS } from '../utils/test-app';
+
+/*
+ * POST /orders across two real processes and two databases: the sample app (reserve stock, charge
+ * at the provider with the charge step's key, ship) and the payment provider. At each boundary of
+ * the flow, a sample app is killed with SIGKILL (ORDERS_CRASH_AT); a retry to another one must
+ * finish the order, and the provider charge once, the stock be taken once, one shipment be made.
+ */
+
+/** The lease of both services' keys: a retry after a crash waits this long at most. */
+const LEASE_MS = 3000;
+/** How long a slow charge takes at the provider: longer than the app waits to crash. */
+const SLOW_CHARGE_MS = 1500;
+const TEST_TIMEOUT_MS = 60_000;
+
+/**
+ * What the crash left behind, before any retry, for each point: rows in the two databases, and
+ * the steps recorded on the order's key (which tell the two points after the charge apart).
+ */
+const LEFT_BEHIND: Record<
+  OrdersCrashPoint,
+  { reserved: number; charged: number; shipped: number; steps: string[] }
+> = {
+  'before-first-step': { reserved: 0, charged: 0, shipped: 0, steps: [] },
+  // The provider had not answered: it charges later, on its own (SLOW_CHARGE_MS).
+  'during-charge': { reserved: 1, charged: 0, shipped: 0, steps: ['reserve'] },
+  'after-charge': { reserved: 1, charged: 1, shipped: 0, steps: ['reserve'] },
+  'after-recovery-point': { reserved: 1, charged: 1, shipped: 0, steps: ['reserve', 'charge'] },
+  'before-response': { reserved: 1, charged: 1, shipped: 1, steps: ['reserve', 'charge', 'ship'] },
+};
+
+describe.each(ADAPTERS)('POST /orders: a real SIGKILL at each boundary (%s)', (adapter) => {
+  const services = useOrdersServices(adapter, { lockTimeoutMs: LEASE_MS, providerTimeoutMs: 5000 });
+  const doomed = new Map<OrdersCrashPoint, SampleAppProcess>();
+
+  const leftBehind = async (order: OrderCase) => {
+    const rows = await orderRows(services, order);
+    const [record] = await services
+      .appDb()
+      .query<{ steps: { name: string }[] | null }>(
+        'SELECT steps FROM idempotency_records WHERE key = $1',
+        [order.key],
+      );
+    return {
+      reserved: rows.reservations.length,
+      charged: rows.charges.length,
+      shipped: rows.shipments.length,
+      steps: (record?.steps ?? []).map((step) => step.name),
+    };
+  };
+
+  beforeAll(async () => {
+    // One app per crash point, each dying at its point on its first order; side by side, since
+    // the services' own boot ran the migrations.
+    const started = await Promise.all(
+      ORDERS_CRASH_POINTS.map((crashAt) => services.startApp({ crashAt })),
+    );
+    ORDERS_CRASH_POINTS.forEach((point, index) => doomed.set(point, started[index]));
+  }, TEST_TIMEOUT_MS);
+
+  it.each(ORDERS_CRASH_POINTS)(
+    'killed %s: the retry finishes the order, charged, reserved and shipped once',
+    async (point) => {
+      const order = newOrderCase(`${point}-${adapter}`);
+      await stockUp(services, order);
+      if (point === 'during-charge') {
+        await setCard(services.provider(), order.card, { slowNext: 1, delayMs: SLOW_CHARGE_MS });
+      }
+      const app = doomed.get(point)!;
+
+      const lost = await placeOrder(app, order).then(
+        (answer) => `answered ${answer.status}`,
+        () => 'connection lost',
+      );
+      expect(lost).toBe('connection lost');
+      expect(await app.exited).toEqual({ code: null, signal: 'SIGKILL' });
+      expect(await leftBehind(order)).toEqual(LEFT_BEHIND[point]);
+
+      // The retries go to the app that lives on: 409 while the dead app's lease lasts.
+      const { settled } = await retryUntilSettled(() => placeOrder(services.app(), order));
+      expect(settled.headers['idempotent-replayed']).toBeUndefined();
+      await expectOrderedOnce(services, order, settled);
+
+      const retries = await Promise.all([
+        placeOrder(services.app(), order),
+        placeOrder(services.app(), order),
+      ]);
+      expectReplaysOf(settled, retries);
+      await expectOrderedOnce(services, order, settled);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
