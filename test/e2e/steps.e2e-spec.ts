@@ -46,6 +46,8 @@ function freshWorld() {
     shipFails: false,
     /** Set: the handler stops after charging and waits for it (a process that hangs, or died). */
     hangAfterCharge: undefined as Promise<void> | undefined,
+    /** Whether a handler is waiting for `hangAfterCharge` (its charge recorded). */
+    hanging: false,
     swapOrder: false,
     hugeShipment: false,
     /** How long each step of the flow takes. */
@@ -135,6 +137,8 @@ class OrdersController {
   }
 
   private async flow(order: { amount: number }) {
+    // Read as the request starts: the test clears it for the requests after this one.
+    const hang = world.hangAfterCharge;
     const reserve = () =>
       this.steps.run('reserve', async () => {
         await sleep(world.stepDelayMs);
@@ -153,8 +157,9 @@ class OrdersController {
       payment = await this.steps.run('charge', (stepKey) => charge(stepKey, order.amount));
       reservation = await reserve();
     }
-    if (world.hangAfterCharge) {
-      await world.hangAfterCharge;
+    if (hang) {
+      world.hanging = true;
+      await hang;
     }
     const shipment = await this.steps.run('ship', async () => {
       await sleep(world.stepDelayMs);
@@ -284,7 +289,8 @@ describe.each(
     // supertest sends a request once it is awaited or then()'d.
     const hung = order(key, path).then((response) => response);
     // The first attempt has reserved and charged, and then stopped (a stalled or dead process).
-    await waitUntil(() => world.charges.size === 1);
+    await waitUntil(() => world.hanging);
+    expect(world.charges.size).toBe(1);
     world.hangAfterCharge = undefined;
     try {
       const busy = await order(key, path);
