@@ -18,6 +18,7 @@ import {
 import { InMemoryIdempotencyStore } from '../../lib/testing';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
+import { waitFor } from '../utils/wait-for';
 
 /*
  * Atomic phases over real HTTP on real PostgreSQL: a step run in a transaction commits its writes
@@ -162,7 +163,7 @@ describe.each(
     let wake!: () => void;
     behaviour.stallAfterWrite = new Promise((resolve) => (wake = resolve));
     const stalled = order(ref).then((response) => response);
-    await waitUntil(() => behaviour.stalled);
+    await waitFor(() => Promise.resolve(behaviour.stalled), 3000);
     behaviour.stallAfterWrite = undefined;
     try {
       // Past the stalled request's lease, a retry takes the key over and finishes.
@@ -198,13 +199,6 @@ describe.each(ADAPTERS)('steps in transactions on a store without them (%s)', (a
     }
   });
 });
-
-async function waitUntil(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 300 && !condition(); i++) {
-    await sleep(10);
-  }
-  expect(condition()).toBe(true);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
