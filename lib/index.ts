@@ -54,8 +54,11 @@ export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-resul
 export type { StoredResponse } from './store/stored-response.interface';
 export {
   type IdempotencyRecoveryPoints,
+  type IdempotencyStepTransaction,
+  type IdempotencyStepTransactions,
   type RecordedStep,
   keepsRecoveryPoints,
+  runsStepTransactions,
 } from './store/recovery-points.interface';
 export type {
   IdempotencyHealthQuery,

@@ -7,8 +7,10 @@ import { RequestSteps } from '../steps/request-steps';
 import type { ClaimHandle, ClaimResult } from '../store/claim-result.interface';
 import {
   type IdempotencyRecoveryPoints,
+  type IdempotencyStepTransactions,
   type RecordedStep,
   keepsRecoveryPoints,
+  runsStepTransactions,
 } from '../store/recovery-points.interface';
 import type { IdempotencyStore } from '../store/idempotency-store';
 import type { Exchange, HandlerOutcome, RecordDecision } from './exchange';
@@ -25,6 +27,7 @@ export class LeaseExecution {
   /** Where the module has `steps` options and the store keeps recovery points: both; else null. */
   private readonly recoveryPoints: {
     store: IdempotencyRecoveryPoints;
+    transactions: IdempotencyStepTransactions | null;
     settings: ResolvedStepsSettings;
   } | null;
 
@@ -32,7 +35,13 @@ export class LeaseExecution {
     this.store = steps.store;
     const settings = steps.settings.steps;
     this.recoveryPoints =
-      settings !== null && keepsRecoveryPoints(this.store) ? { store: this.store, settings } : null;
+      settings !== null && keepsRecoveryPoints(this.store)
+        ? {
+            store: this.store,
+            transactions: runsStepTransactions(this.store) ? this.store : null,
+            settings,
+          }
+        : null;
   }
 
   /** Claims the exchange's key, runs the handler when it won, and answers. */

@@ -11,6 +11,7 @@ import type {
   InFlightQuery,
 } from '../store/key-admin.interface';
 import type { IdempotencyStoreHealth } from '../store/idempotency-store-health.interface';
+import type { IdempotencyRecoveryPoints, RecordedStep } from '../store/recovery-points.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 import { assertFailsClosed, assertServerVersion, whenReady } from './redis-client';
 import { redisKeyName } from './redis-key';
@@ -21,6 +22,8 @@ import {
   inFlightRecord,
   isInFlight,
   notReplayableTail,
+  recordedSteps,
+  stepEntry,
 } from './redis-record';
 import {
   RedisReplicationError,
@@ -33,6 +36,7 @@ import {
   MARK_NOT_REPLAYABLE_SCRIPT,
   RELEASE_SCRIPT,
   type RedisScript,
+  SAVE_STEP_SCRIPT,
   TAKEOVER_SCRIPT,
 } from './redis-scripts';
 import {
@@ -45,8 +49,11 @@ import {
 /** What the PostgreSQL store answers when a key keeps changing under its claim attempts. */
 const UNSETTLED_RETRY_AFTER_MS = 1000;
 
-/** A claim wrote the key: its `SET NX` found nothing (null), or its takeover script took it (1). */
-const wroteClaim = (reply: unknown): boolean => reply === null || reply === 1;
+/** A takeover script's reply when it took the key: 1, and the steps it took over. */
+type TakenOver = [1, Buffer];
+const tookOver = (reply: unknown): reply is TakenOver => Array.isArray(reply) && reply[0] === 1;
+/** A claim wrote the key: its `SET NX` found nothing (null), or its takeover script took it. */
+const wroteClaim = (reply: unknown): boolean => reply === null || tookOver(reply);
 /** A fenced script changed the key. */
 const wroteScript = (reply: unknown): boolean => reply === 1;
 
@@ -72,7 +79,10 @@ const wroteScript = (reply: unknown): boolean => reply === 1;
  * IdempotencyModule.forRoot({ store: new RedisIdempotencyStore(client) });
  * ```
  */
-export class RedisIdempotencyStore extends IdempotencyStore implements IdempotencyKeyAdmin {
+export class RedisIdempotencyStore
+  extends IdempotencyStore
+  implements IdempotencyKeyAdmin, IdempotencyRecoveryPoints
+{
   private readonly logger = new Logger('RedisIdempotencyStore');
   private readonly keyPrefix: string;
   private readonly durability: RedisDurabilityOptions | undefined;
@@ -121,6 +131,7 @@ export class RedisIdempotencyStore extends IdempotencyStore implements Idempoten
     const expiryMs = Math.ceil(request.lockTimeoutMs) + Math.ceil(request.ttlMs);
     let found: Buffer | null;
     let leaseLeftMs = 0;
+    let steps: RecordedStep[] = [];
     try {
       found = (await runCommand(
         this.client,
@@ -130,21 +141,26 @@ export class RedisIdempotencyStore extends IdempotencyStore implements Idempoten
       )) as Buffer | null;
       if (found !== null && isInFlight(found)) {
         const reply = await this.run(TAKEOVER_SCRIPT, name, [record, expiryMs], wroteClaim);
-        [found, leaseLeftMs] = reply === 1 ? [null, 0] : (reply as [Buffer, number]);
+        if (tookOver(reply)) {
+          found = null;
+          steps = recordedSteps(reply[1]);
+        } else {
+          [found, leaseLeftMs] = reply as [Buffer, number];
+        }
       }
     } catch (error) {
       // The claim may have run without its answer reaching us, or may run later from a frozen
       // server's buffers; nobody holds its token. Its release, sent behind it on the same
       // connection, undoes it in either case. A claim the replicas did not confirm ran on a
       // server that answers: its release is awaited, so that a retry finds the key free.
-      const release = this.run(RELEASE_SCRIPT, name, [token]).catch(() => undefined);
+      const release = this.run(RELEASE_SCRIPT, name, [token, randomUUID()]).catch(() => undefined);
       if (error instanceof RedisReplicationError) {
         await release;
       }
       throw error;
     }
     if (found === null) {
-      return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token } };
+      return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token }, steps };
     }
     const decision = decideExistingKey(existingKey(found, leaseLeftMs, fingerprint), fingerprint);
     // `retry`: a lease that ended under another fingerprint (one of the two null), which only its
@@ -177,9 +193,32 @@ export class RedisIdempotencyStore extends IdempotencyStore implements Idempoten
     ]);
   }
 
-  /** Deletes the key under the claim's token, unless it completed. */
+  /**
+   * Deletes the key under the claim's token, unless it completed; a key in flight with steps is
+   * kept for the same request, under a new token (see `IdempotencyRecoveryPoints`).
+   */
   async release(handle: ClaimHandle): Promise<boolean> {
-    return (await this.run(RELEASE_SCRIPT, this.keyName(handle), [handle.token])) === 1;
+    const args = [handle.token, randomUUID()];
+    return (await this.run(RELEASE_SCRIPT, this.keyName(handle), args)) === 1;
+  }
+
+  /**
+   * Adds a step to the key's record under the claim's token, when it holds exactly `index`
+   * steps, and renews the lease (see `IdempotencyRecoveryPoints`); with `durability`, confirmed
+   * by the replicas like a completion.
+   */
+  async saveStep(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): Promise<boolean> {
+    return this.write(SAVE_STEP_SCRIPT, handle, [
+      handle.token,
+      index,
+      stepEntry(step),
+      Math.ceil(leaseMs),
+    ]);
   }
 
   /** Redis expires keys itself: nothing is left to purge. Always 0. */

@@ -1,4 +1,5 @@
 import type { ExistingKey } from '../protocol/claim-decision';
+import type { RecordedStep } from '../store/recovery-points.interface';
 import type { StoredResponse } from '../store/stored-response.interface';
 
 /*
@@ -13,6 +14,7 @@ import type { StoredResponse } from '../store/stored-response.interface';
  *   fp        the fingerprint
  *   then, for a completed key:       status ':' headersLength ':' ('b' | 'n' body) headers body
  *         for a not-replayable key:  the status, or nothing while unknown
+ *         for a key in flight:       the steps its claims recorded (see stepEntry), if any
  *
  * State, token, TTL and fingerprint stay in place through every change, so the scripts fence a
  * write on bytes 2-37 and keep the fingerprint by copying the record's head.
@@ -40,6 +42,31 @@ export function completedTail(response: StoredResponse): string {
   const headers = JSON.stringify(response.headers);
   const body = response.body === null ? 'n' : 'b';
   return `${response.status}:${Buffer.byteLength(headers)}:${body}${headers}`;
+}
+
+/**
+ * A step as it follows the head of a record in flight, after the steps before it: its length in
+ * bytes, ':', then `{ name, result }` as JSON.
+ */
+export function stepEntry(step: RecordedStep): string {
+  const payload = JSON.stringify({ name: step.name, result: step.result });
+  return `${Buffer.byteLength(payload)}:${payload}`;
+}
+
+/** The steps that follow the head of a record in flight (see `stepEntry`), in order. */
+export function recordedSteps(entries: Buffer): RecordedStep[] {
+  const steps: RecordedStep[] = [];
+  let at = 0;
+  while (at < entries.length) {
+    const lengthEnd = indexOf(entries, at);
+    const end = lengthEnd + 1 + Number(entries.toString('latin1', at, lengthEnd));
+    const { name, result } = JSON.parse(
+      entries.toString('utf8', lengthEnd + 1, end),
+    ) as RecordedStep;
+    steps.push({ name, result });
+    at = end;
+  }
+  return steps;
 }
 
 /** What follows the head of a not-replayable record. */

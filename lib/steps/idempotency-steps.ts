@@ -59,13 +59,38 @@ export class IdempotencySteps {
    */
   run<T>(name: string, step: (stepKey: string) => T | Promise<T>): Promise<T> {
     const steps = this.context.current();
-    if (steps === undefined) {
-      return Promise.reject(
-        new Error(
-          `nestjs-idempotency: step "${name}" ran outside a handler that can record steps: IdempotencySteps needs a lease-mode @Idempotent() route, with the module's steps options set.`,
-        ),
-      );
-    }
-    return steps.step(name, step);
+    return steps === undefined ? outsideSteps(name) : steps.step(name, step);
   }
+
+  /**
+   * Runs `step` once per key as `run` does, in a database transaction whose commit also records
+   * the step's result (an atomic phase): the step's writes and its recovery point land together,
+   * or neither does, so a crash at any point leaves the step either done and recorded or not
+   * begun. For local writes between calls to other services. The store must run steps in
+   * transactions: the PostgreSQL stores do, where `transaction` is the TypeORM `EntityManager`
+   * of the transaction (`postgresStore()`) or its pg `PoolClient` (`pgPoolStore()`); another
+   * store answers `500` (`steps-unavailable`) before the step runs. Hold no other connection's
+   * locks the transaction may wait on.
+   *
+   * @typeParam T - the step's result
+   * @typeParam TTx - what the store's transaction is (see above)
+   * @param name - the step's name, unique within the handler and the same on every attempt
+   * @param step - the step's work, writing through `transaction`; `stepKey` is its derived key
+   * @returns the step's result, as recorded (through JSON)
+   */
+  runInTransaction<T, TTx = unknown>(
+    name: string,
+    step: (transaction: TTx, stepKey: string) => T | Promise<T>,
+  ): Promise<T> {
+    const steps = this.context.current();
+    return steps === undefined ? outsideSteps(name) : steps.stepInTransaction(name, step);
+  }
+}
+
+function outsideSteps<T>(name: string): Promise<T> {
+  return Promise.reject(
+    new Error(
+      `nestjs-idempotency: step "${name}" ran outside a handler that can record steps: IdempotencySteps needs a lease-mode @Idempotent() route, with the module's steps options set.`,
+    ),
+  );
 }

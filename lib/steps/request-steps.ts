@@ -8,7 +8,12 @@ import {
   IdempotencyStepsUnavailableException,
 } from '../idempotency.exceptions';
 import type { ClaimHandle } from '../store/claim-result.interface';
-import type { IdempotencyRecoveryPoints, RecordedStep } from '../store/recovery-points.interface';
+import type {
+  IdempotencyRecoveryPoints,
+  IdempotencyStepTransaction,
+  IdempotencyStepTransactions,
+  RecordedStep,
+} from '../store/recovery-points.interface';
 import { deriveStepKey } from './step-key';
 
 /** What a request's steps need of the execution that runs its handler. */
@@ -17,6 +22,8 @@ export interface StepsRun {
   /** The steps earlier claims of the key finished, in order. */
   recorded: readonly RecordedStep[];
   store: IdempotencyRecoveryPoints;
+  /** The same store, when it can record a step in the transaction of its writes. */
+  transactions: IdempotencyStepTransactions | null;
   settings: ResolvedStepsSettings;
   /** The route's lease: each recorded step renews it for as long. */
   lockTimeoutMs: number;
@@ -58,6 +65,34 @@ export class RequestSteps {
   }
 
   step<T>(name: string, work: (stepKey: string) => T | Promise<T>): Promise<T> {
+    return this.start(name, (index, stepKey) => this.runAndRecord(name, index, stepKey, work));
+  }
+
+  /** A step whose work and recording commit in one transaction (see `IdempotencySteps`). */
+  stepInTransaction<T, TTx>(
+    name: string,
+    work: (transaction: TTx, stepKey: string) => T | Promise<T>,
+  ): Promise<T> {
+    const transactions = this.run.transactions;
+    if (transactions === null) {
+      return Promise.reject(
+        this.owned(
+          new IdempotencyStepsUnavailableException(
+            `Step "${name}" asks for a transaction, and the store does not run steps in transactions.`,
+          ),
+        ),
+      );
+    }
+    return this.start(name, (index, stepKey) =>
+      this.runInTransactionAndRecord(name, index, stepKey, transactions, work),
+    );
+  }
+
+  /** Starts step `name` as the next one, or answers its recorded result, or refuses it. */
+  private start<T>(
+    name: string,
+    runAndRecord: (index: number, stepKey: string) => Promise<T>,
+  ): Promise<T> {
     const refusal = this.refusal(name);
     if (refusal !== undefined) {
       return Promise.reject(this.owned(refusal));
@@ -68,7 +103,9 @@ export class RequestSteps {
     if (recorded !== undefined) {
       return Promise.resolve(decode<T>(recorded.result));
     }
-    const settled = this.runAndRecord(name, this.next - 1, work);
+    const { handle, settings } = this.run;
+    const stepKey = deriveStepKey(settings.keySecret, handle.scope, handle.key, name);
+    const settled = runAndRecord(this.next - 1, stepKey);
     this.running = { name, settled: settled.catch(() => undefined) };
     return settled.finally(() => {
       this.running = undefined;
@@ -125,26 +162,72 @@ export class RequestSteps {
   private async runAndRecord<T>(
     name: string,
     index: number,
+    stepKey: string,
     work: (stepKey: string) => T | Promise<T>,
   ): Promise<T> {
-    const { handle, settings } = this.run;
     let encoded: string;
     try {
-      const result = await work(deriveStepKey(settings.keySecret, handle.scope, handle.key, name));
-      encoded = this.encode(name, result);
+      encoded = this.encode(name, await work(stepKey));
     } catch (error) {
-      // Nothing was recorded: the step may be asked for again (a retry within the handler), and
-      // a later one (a compensation) may follow.
-      this.names.delete(name);
-      this.next = index;
+      this.notRecorded(name, index);
       throw error;
     }
+    const { handle, lockTimeoutMs } = this.run;
+    return this.recorded(encoded, () =>
+      this.run.store.saveStep(handle, index, { name, result: encoded }, lockTimeoutMs),
+    );
+  }
+
+  /**
+   * Runs `work` in a transaction of the store's, and records its result in that transaction's
+   * commit: the step's writes land with their recovery point, or neither does.
+   */
+  private async runInTransactionAndRecord<T, TTx>(
+    name: string,
+    index: number,
+    stepKey: string,
+    transactions: IdempotencyStepTransactions,
+    work: (transaction: TTx, stepKey: string) => T | Promise<T>,
+  ): Promise<T> {
+    const opening = transactions.beginStepTransaction();
+    let transaction: IdempotencyStepTransaction;
+    try {
+      transaction = await this.run.bounded(opening);
+    } catch (error) {
+      // A transaction that opens after the bound ran out is ended unused.
+      opening.then((late) => late.rollback()).catch(() => undefined);
+      this.notRecorded(name, index);
+      throw this.owned(this.run.storeUnavailable(error));
+    }
+    let encoded: string;
+    try {
+      encoded = this.encode(name, await work(transaction.transaction as TTx, stepKey));
+    } catch (error) {
+      await transaction.rollback().catch(() => undefined);
+      this.notRecorded(name, index);
+      throw error;
+    }
+    const { handle, lockTimeoutMs } = this.run;
+    return this.recorded(encoded, () =>
+      transaction.commitWithStep(handle, index, { name, result: encoded }, lockTimeoutMs),
+    );
+  }
+
+  /**
+   * Nothing of step `name` was recorded: it may be asked for again (a retry within the handler),
+   * and a later one (a compensation) may follow in its place.
+   */
+  private notRecorded(name: string, index: number): void {
+    this.names.delete(name);
+    this.next = index;
+  }
+
+  /** Records a step's `encoded` result with `save`, and answers it as a retry would get it. */
+  private async recorded<T>(encoded: string, save: () => Promise<boolean>): Promise<T> {
     const sentAt = performance.now();
     let saved: boolean;
     try {
-      saved = await this.run.bounded(
-        this.run.store.saveStep(handle, index, { name, result: encoded }, this.run.lockTimeoutMs),
-      );
+      saved = await this.run.bounded(save());
     } catch (error) {
       // The recording may still land: what the record holds is unknown, so no step follows.
       this.stopped = this.run.storeUnavailable(error);

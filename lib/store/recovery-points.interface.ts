@@ -47,6 +47,46 @@ export interface IdempotencyRecoveryPoints {
   enableRecoveryPoints?(): void;
 }
 
+/**
+ * A transaction opened for one step's work (an atomic phase): the step's writes go through
+ * `transaction`, and its commit records the step with them, so that both land or neither does.
+ *
+ * @typeParam TTx - what the step's work writes through (a TypeORM `EntityManager`, a pg
+ *   `PoolClient`)
+ */
+export interface IdempotencyStepTransaction<TTx = unknown> {
+  /** What the step's work writes through, inside the transaction. */
+  readonly transaction: TTx;
+  /**
+   * Records `step` in the transaction as `saveStep` would (fenced the same way, renewing the
+   * lease), then commits. `false`, rolled back, when the claim was not current or its record did
+   * not hold exactly `index` steps. Ends the transaction either way, also when it rejects.
+   */
+  commitWithStep(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): Promise<boolean>;
+  /** Rolls the transaction back and ends it (nothing recorded). */
+  rollback(): Promise<void>;
+}
+
+/**
+ * A store that keeps recovery points in the database the application writes to, and can record
+ * a step in the transaction of that step's writes (`IdempotencySteps.runInTransaction`).
+ * Optional: the module asks a store for it with `runsStepTransactions`.
+ */
+export interface IdempotencyStepTransactions<TTx = unknown> {
+  /** Opens a transaction for one step's work. */
+  beginStepTransaction(): Promise<IdempotencyStepTransaction<TTx>>;
+}
+
+/** Whether `store` can record a step in the transaction of its writes. */
+export function runsStepTransactions(store: object): store is IdempotencyStepTransactions {
+  return typeof (store as Partial<IdempotencyStepTransactions>).beginStepTransaction === 'function';
+}
+
 /** Whether `store` keeps recovery points. */
 export function keepsRecoveryPoints(store: object): store is IdempotencyRecoveryPoints {
   return typeof (store as Partial<IdempotencyRecoveryPoints>).saveStep === 'function';

@@ -42,7 +42,12 @@ function describeStoreOn(
       keyPrefix = `conformance:${randomUUID()}:`;
       return new RedisIdempotencyStore(client(), { keyPrefix, durability });
     },
-    { purge: 'expiring', keyAdmin: 'by-key', countRecords: () => countKeys(client(), keyPrefix) },
+    {
+      purge: 'expiring',
+      keyAdmin: 'by-key',
+      recoveryPoints: true,
+      countRecords: () => countKeys(client(), keyPrefix),
+    },
   );
 }
 

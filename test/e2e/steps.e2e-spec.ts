@@ -21,11 +21,13 @@ import {
 } from '../../lib/postgres/pool';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
 import { ADAPTERS, type TestApp, createTestApp } from '../utils/test-app';
-import { type TestDatabase, createTestDatabase } from '../utils/test-database';
+import { redisStore } from '../../lib/redis';
+import { redisBinaries, startRedisServer } from '../utils/redis-servers';
+import { createTestDatabase } from '../utils/test-database';
 
 /*
  * Recovery points over real HTTP, on both platforms, with each store that keeps them (in memory;
- * PostgreSQL, an ordinary and a partitioned table): a handler that reserves stock, charges a provider with its step's key, then ships.
+ * PostgreSQL, an ordinary and a partitioned table; Redis): a handler that reserves stock, charges a provider with its step's key, then ships.
  * The provider charges once per key it is given, as a real one would.
  */
 
@@ -46,6 +48,8 @@ function freshWorld() {
     shipFails: false,
     /** Set: the handler stops after charging and waits for it (a process that hangs, or died). */
     hangAfterCharge: undefined as Promise<void> | undefined,
+    /** Whether a handler is waiting for `hangAfterCharge` (its charge recorded). */
+    hanging: false,
     swapOrder: false,
     hugeShipment: false,
     /** How long each step of the flow takes. */
@@ -135,6 +139,8 @@ class OrdersController {
   }
 
   private async flow(order: { amount: number }) {
+    // Read as the request starts: the test clears it for the requests after this one.
+    const hang = world.hangAfterCharge;
     const reserve = () =>
       this.steps.run('reserve', async () => {
         await sleep(world.stepDelayMs);
@@ -153,8 +159,9 @@ class OrdersController {
       payment = await this.steps.run('charge', (stepKey) => charge(stepKey, order.amount));
       reservation = await reserve();
     }
-    if (world.hangAfterCharge) {
-      await world.hangAfterCharge;
+    if (hang) {
+      world.hanging = true;
+      await hang;
     }
     const shipment = await this.steps.run('ship', async () => {
       await sleep(world.stepDelayMs);
@@ -182,35 +189,54 @@ class StepsAppModule {
   }
 }
 
-/** The stores that keep recovery points, each on a database of its own. */
-const STORES = {
-  'in-memory': () => Promise.resolve({ store: new InMemoryIdempotencyStore(), db: undefined }),
+/** A store that keeps recovery points, and how to remove what it was made on. */
+interface MadeStore {
+  store: IdempotencyModuleForRootOptions['store'];
+  cleanup(): Promise<void>;
+}
+
+/** The stores that keep recovery points, each on a database or server of its own. */
+const STORES: Record<string, () => Promise<MadeStore>> = {
+  'in-memory': () =>
+    Promise.resolve({ store: new InMemoryIdempotencyStore(), cleanup: () => Promise.resolve() }),
   postgres: async () => {
     const db = await createTestDatabase();
     await db.query(createIdempotencyTableSql());
-    return { store: pgPoolStore({ connection: db.url }), db };
+    return { store: pgPoolStore({ connection: db.url }), cleanup: () => db.drop() };
   },
   'postgres, partitioned': async () => {
     const db = await createTestDatabase();
     await db.query(createPartitionedIdempotencyTableSql());
-    return { store: pgPoolStore({ connection: db.url, partitioning: {} }), db };
+    return {
+      store: pgPoolStore({ connection: db.url, partitioning: {} }),
+      cleanup: () => db.drop(),
+    };
   },
 };
+// Where redis-server is installed (the Redis suites report, and fail under CI, where it is not).
+if (redisBinaries()) {
+  STORES.redis = async () => {
+    const server = await startRedisServer();
+    return {
+      store: redisStore({ redis: { host: '127.0.0.1', port: server.port } }),
+      cleanup: () => server.stop(),
+    };
+  };
+}
 
 describe.each(
   Object.keys(STORES).flatMap((store) => ADAPTERS.map((adapter) => [store, adapter] as const)),
 )('recovery points (%s, %s)', (storeName, adapter) => {
   let app: TestApp;
-  let db: TestDatabase | undefined;
+  let made: MadeStore | undefined;
 
   beforeAll(async () => {
-    const made = await STORES[storeName as keyof typeof STORES]();
-    db = made.db;
+    made = await STORES[storeName]();
     app = await createTestApp(adapter, StepsAppModule.with(made.store));
   });
   afterAll(async () => {
     await app?.close();
-    await db?.drop();
+    await made?.cleanup();
   });
   beforeEach(() => {
     resetWorld();
@@ -284,7 +310,8 @@ describe.each(
     // supertest sends a request once it is awaited or then()'d.
     const hung = order(key, path).then((response) => response);
     // The first attempt has reserved and charged, and then stopped (a stalled or dead process).
-    await waitUntil(() => world.charges.size === 1);
+    await waitUntil(() => world.hanging);
+    expect(world.charges.size).toBe(1);
     world.hangAfterCharge = undefined;
     try {
       const busy = await order(key, path);

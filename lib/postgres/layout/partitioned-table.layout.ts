@@ -115,11 +115,29 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
 
   /** Returns the row's new expiry: a step moves it, and with it the row's partition. */
   saveStep(handle: ClaimHandle, index: number, step: RecordedStep, leaseMs: number): Planned {
-    return this.locked(handle, {
-      name: `${this.namePrefix}_save_step`,
-      text: stepsOnly(this.sql.saveStep),
-      values: [...stepValues(handle, index, step, leaseMs), location(handle)],
-    });
+    return this.locked(handle, this.stepInTransaction(handle, index, step, leaseMs)[1]);
+  }
+
+  /** The key's lock, then the step's write: the lock comes before the write's snapshot. */
+  stepInTransaction(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): PipelineStatement[] {
+    return [
+      this.keyLock(this.sql.lockKey, 'key_lock', handle),
+      {
+        name: `${this.namePrefix}_save_step`,
+        text: stepsOnly(this.sql.saveStep),
+        values: [...stepValues(handle, index, step, leaseMs), location(handle)],
+      },
+    ];
+  }
+
+  /** Each statement after the key's lock must see what its previous holder committed. */
+  stepIsolation(): string {
+    return 'READ COMMITTED';
   }
 
   claimInTransaction(

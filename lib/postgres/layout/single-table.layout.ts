@@ -95,6 +95,19 @@ export class SingleTableLayout implements IdempotencyTableLayout {
     );
   }
 
+  stepInTransaction(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): PipelineStatement[] {
+    return this.saveStep(handle, index, step, leaseMs).statements;
+  }
+
+  stepIsolation(): string | undefined {
+    return undefined;
+  }
+
   claimInTransaction(
     request: ClaimRequest,
     token: string,

@@ -44,6 +44,18 @@ export interface IdempotencyTableLayout {
    * partition.
    */
   saveStep(handle: ClaimHandle, index: number, step: RecordedStep, leaseMs: number): Planned;
+  /**
+   * With recovery points: the statements that record a step inside the open transaction of its
+   * writes (opened at `stepIsolation`), the last one the step's write.
+   */
+  stepInTransaction(
+    handle: ClaimHandle,
+    index: number,
+    step: RecordedStep,
+    leaseMs: number,
+  ): PipelineStatement[];
+  /** The isolation level a step's transaction must have, or `undefined` for the application's. */
+  stepIsolation(): string | undefined;
 
   /**
    * Transactional mode: the claim of `request` under `token` inside the caller's transaction,

@@ -13,6 +13,8 @@ import type {
 } from '../../store/idempotency-store-health.interface';
 import type {
   IdempotencyRecoveryPoints,
+  IdempotencyStepTransaction,
+  IdempotencyStepTransactions,
   RecordedStep,
 } from '../../store/recovery-points.interface';
 import type { StoredResponse } from '../../store/stored-response.interface';
@@ -31,6 +33,7 @@ import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
 import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow, recordedSteps } from './claim-row';
 import { readPostgresHealth } from './postgres-health-check';
+import { PgStepTransaction } from './step-transaction';
 import { PostgresKeyAdmin } from './postgres-key-admin';
 
 /**
@@ -48,7 +51,7 @@ import { PostgresKeyAdmin } from './postgres-key-admin';
  */
 export class PgPoolIdempotencyStore
   extends IdempotencyStore
-  implements IdempotencyKeyAdmin, IdempotencyRecoveryPoints
+  implements IdempotencyKeyAdmin, IdempotencyRecoveryPoints, IdempotencyStepTransactions
 {
   /**
    * How this store's table is laid out, and what each operation sends.
@@ -201,6 +204,29 @@ export class PgPoolIdempotencyStore
       handle.location = moved;
     }
     return rowCount === 1;
+  }
+
+  /**
+   * Opens a transaction on a pool connection for one step's work (`IdempotencySteps.
+   * runInTransaction`): the work writes through the connection, a pg `PoolClient`, and the
+   * step's recovery point commits with its writes.
+   */
+  async beginStepTransaction(): Promise<IdempotencyStepTransaction> {
+    const client = await this.pool().connect();
+    const isolation = this.layout.stepIsolation();
+    try {
+      await client.query(
+        isolation === undefined ? this.transactionBegin() : `BEGIN ISOLATION LEVEL ${isolation}`,
+      );
+    } catch (error) {
+      client.release(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+    return new PgStepTransaction(client, client, this.layout, {
+      commit: () => client.query('COMMIT'),
+      rollback: () => client.query('ROLLBACK'),
+      release: (error) => client.release(error),
+    });
   }
 
   /**

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel';
 import type { ClaimRequest } from '../../store/claim-result.interface';
+import type { IdempotencyStepTransaction } from '../../store/recovery-points.interface';
 import type {
   TransactionLimits,
   TransactionalClaimResult,
@@ -12,6 +14,7 @@ import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
 import { CLAIM_SAVEPOINT, openTransaction } from '../layout/planned';
 import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow } from '../store/claim-row';
 import { PgPoolIdempotencyStore } from '../store/pg-pool-idempotency.store';
+import { PgStepTransaction } from '../store/step-transaction';
 import { PostgresIdempotencyTransaction } from './postgres-idempotency.transaction';
 import {
   beginStatement,
@@ -117,6 +120,30 @@ export class PostgresIdempotencyStore
     }
     transactionAbandoned(queryRunner);
     queryRunner.release().catch(() => undefined);
+  }
+
+  /**
+   * Opens a transaction of the DataSource for one step's work (`IdempotencySteps.
+   * runInTransaction`): the work writes through its `EntityManager` (and `@Transactional`-free
+   * repositories taken from it), and the step's recovery point commits with its writes. At the
+   * DataSource's isolation level; READ COMMITTED on a partitioned table.
+   */
+  override async beginStepTransaction(): Promise<IdempotencyStepTransaction<EntityManager>> {
+    const queryRunner = this.dataSource.createQueryRunner('master');
+    let client: PoolClient;
+    try {
+      client = (await queryRunner.connect()) as PoolClient;
+      await queryRunner.startTransaction(this.layout.stepIsolation() as IsolationLevel | undefined);
+    } catch (error) {
+      await queryRunner.release().catch(() => undefined);
+      throw error;
+    }
+    return new PgStepTransaction(queryRunner.manager, client, this.layout, {
+      commit: () => queryRunner.commitTransaction(),
+      rollback: () => queryRunner.rollbackTransaction(),
+      // TypeORM gives the connection back to its pool whatever happened to it.
+      release: () => void queryRunner.release().catch(() => undefined),
+    });
   }
 
   private beginText(): string {
