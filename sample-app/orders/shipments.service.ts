@@ -6,18 +6,13 @@ export interface Shipment {
   id: string;
 }
 
-/** Records shipments: one per order, however often the step runs. */
+/** Records shipments, in the transaction of the step that does it. */
 @Injectable()
 export class ShipmentsService {
   async record(manager: EntityManager, orderId: string, chargeId: string): Promise<Shipment> {
-    await manager.query(
-      `INSERT INTO shipments (order_id, charge_id) VALUES ($1, $2)
-       ON CONFLICT (order_id) DO NOTHING`,
-      [orderId, chargeId],
-    );
     const rows: { id: string }[] = await manager.query(
-      'SELECT id FROM shipments WHERE order_id = $1',
-      [orderId],
+      'INSERT INTO shipments (order_id, charge_id) VALUES ($1, $2) RETURNING id',
+      [orderId, chargeId],
     );
     return { id: rows[0].id };
   }

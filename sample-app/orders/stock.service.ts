@@ -22,31 +22,20 @@ interface ReservationRow {
 const RESERVATION = 'id, sku, quantity, amount, currency';
 
 /**
- * Reserves and releases stock. Each method runs in the transaction it is given, and can run
- * again after a crash without reserving or releasing twice.
+ * Reserves and releases stock, each in the transaction of the step that does it (see
+ * `IdempotencySteps.runInTransaction`).
  */
 @Injectable()
 export class StockService {
   /**
-   * Takes `input.quantity` items of `input.sku` out of stock, once per `reserveKey` (the step's
-   * key): a run after a crash that came between the commit and the step's recovery point finds
-   * the reservation it made.
+   * Takes `input.quantity` items of `input.sku` out of stock and writes the reservation, in the
+   * step's transaction: both commit with the step's recovery point, or neither does.
    */
   async reserve(
     manager: EntityManager,
     reserveKey: string,
     input: CreateOrderInput,
   ): Promise<Reservation> {
-    // Two runs of one step overlap only when a stalled one outlived its lease; this makes the
-    // second wait for the first and find its reservation.
-    await manager.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [reserveKey]);
-    const existing: ReservationRow[] = await manager.query(
-      `SELECT ${RESERVATION} FROM stock_reservations WHERE reserve_key = $1`,
-      [reserveKey],
-    );
-    if (existing.length > 0) {
-      return toReservation(existing[0]);
-    }
     // In a CTE: TypeORM answers an UPDATE with [rows, count], a SELECT with its rows.
     const taken: { unit_price: number; currency: string }[] = await manager.query(
       `WITH taken AS (
@@ -72,7 +61,7 @@ export class StockService {
     return toReservation(reserved[0]);
   }
 
-  /** Puts an order's items back in stock (its payment was declined); once, however often run. */
+  /** Puts an order's items back in stock (its payment was declined), if they are not back yet. */
   async release(manager: EntityManager, orderId: string): Promise<{ released: true }> {
     const released: { sku: string; quantity: number }[] = await manager.query(
       `WITH released AS (

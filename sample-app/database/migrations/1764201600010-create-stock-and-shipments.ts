@@ -2,8 +2,9 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
  * The tables of `POST /orders`: stock, its reservations (one per order, the order's id), and
- * shipments (one per order). `reserve_key` and `shipments.order_id` are unique: a step that runs
- * again after a crash finds what its earlier run wrote instead of writing it twice.
+ * shipments (one per order). The steps that write them commit with their recovery points, so
+ * none runs twice; `reserve_key` (the reserve step's key) and `shipments.order_id` are unique all
+ * the same, so that the data itself says "once".
  */
 export class CreateStockAndShipments1764201600010 implements MigrationInterface {
   name = 'CreateStockAndShipments1764201600010';
