@@ -12,6 +12,7 @@ import { CardBehavioursService } from './control/card-behaviours.service';
 import { ControlController } from './control/control.controller';
 import { CreateCharges1764201600101 } from './database/migrations/1764201600101-create-charges';
 import { ProviderMigrations } from './database/provider-migrations';
+import { PROVIDER_DATA_SOURCE } from './payment-provider.constants';
 
 /** The fake payment provider's settings. */
 export interface PaymentProviderConfig {
@@ -34,6 +35,7 @@ export class PaymentProviderModule {
       module: PaymentProviderModule,
       imports: [
         TypeOrmModule.forRoot({
+          name: PROVIDER_DATA_SOURCE,
           type: 'postgres',
           url: config.databaseUrl,
           entities: [IdempotencyRecord],
@@ -43,7 +45,7 @@ export class PaymentProviderModule {
           extra: { max: 10 },
         }),
         IdempotencyModule.forRoot({
-          store: postgresStore(),
+          store: postgresStore({ dataSourceName: PROVIDER_DATA_SOURCE }),
           lockTimeoutMs: config.idempotencyLockTimeoutMs,
           ttlMs: config.idempotencyTtlMs,
         }),

@@ -1,6 +1,8 @@
 import { HttpException, HttpStatus, Injectable } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DataSource } from 'typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { PROVIDER_DATA_SOURCE } from '../payment-provider.constants';
 import { CardBehavioursService } from '../control/card-behaviours.service';
 import type { CreateChargeInput } from './create-charge.input';
 
@@ -33,7 +35,7 @@ const COLUMNS = 'id, amount, currency, card, reference, created_at';
 @Injectable()
 export class ChargesService {
   constructor(
-    private readonly dataSource: DataSource,
+    @InjectDataSource(PROVIDER_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly behaviours: CardBehavioursService,
   ) {}
 

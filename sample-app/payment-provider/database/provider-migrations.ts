@@ -1,5 +1,7 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { PROVIDER_DATA_SOURCE } from '../payment-provider.constants';
 
 /** Any fixed number: the session lock that serialises the provider's migrations. */
 const MIGRATIONS_LOCK = 7_301_964;
@@ -11,7 +13,7 @@ const MIGRATIONS_LOCK = 7_301_964;
  */
 @Injectable()
 export class ProviderMigrations implements OnModuleInit {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(@InjectDataSource(PROVIDER_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   async onModuleInit(): Promise<void> {
     const runner = this.dataSource.createQueryRunner();
