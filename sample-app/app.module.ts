@@ -78,7 +78,7 @@ export class AppModule {
             ttlMs: settings.idempotencyTtlMs,
             lockTimeoutMs: settings.idempotencyLockTimeoutMs,
             purgeIntervalMs: settings.idempotencyPurgeIntervalMs,
-            // The recovery points of /orders' steps, on PostgreSQL: the Redis store keeps none yet.
+            // The recovery points of /orders, whose local steps are atomic phases: PostgreSQL only.
             ...(settings.idempotencyStore === 'postgres' && {
               steps: { keySecret: settings.idempotencyStepSecret },
             }),
