@@ -19,9 +19,20 @@ async function main(): Promise<void> {
   let provider: ProviderBeside | undefined;
   let paymentProviderUrl = config.paymentProviderUrl;
   if (!paymentProviderUrl) {
-    provider = await startProviderBeside(databaseUrl, config);
-    paymentProviderUrl = provider.url;
-    logger.log(`PAYMENT_PROVIDER_URL is unset: payment provider started on ${provider.url}.`);
+    try {
+      provider = await startProviderBeside(databaseUrl, {
+        idempotencyLockTimeoutMs: config.idempotencyLockTimeoutMs,
+        idempotencyTtlMs: config.idempotencyTtlMs,
+      });
+      paymentProviderUrl = provider.url;
+      logger.log(`PAYMENT_PROVIDER_URL is unset: payment provider started on ${provider.url}.`);
+    } catch (error) {
+      // The other endpoints do not need it: a server where this user may not create the
+      // provider's database still serves them.
+      logger.warn(
+        `PAYMENT_PROVIDER_URL is unset and the payment provider could not start beside the app (${String(error)}): POST /orders answers 503 until PAYMENT_PROVIDER_URL is set.`,
+      );
+    }
   }
   const app = await createSampleApp({ ...config, databaseUrl, paymentProviderUrl });
 
