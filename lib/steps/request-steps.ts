@@ -203,7 +203,8 @@ export class RequestSteps {
     try {
       encoded = this.encode(name, await work(transaction.transaction as TTx, stepKey));
     } catch (error) {
-      await transaction.rollback().catch(() => undefined);
+      // Bounded like any store call: a database that stopped answering holds the request no longer.
+      await this.run.bounded(transaction.rollback()).catch(() => undefined);
       this.notRecorded(name, index);
       throw error;
     }

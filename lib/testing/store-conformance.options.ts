@@ -55,7 +55,8 @@ export interface IdempotencyStoreConformanceOptions<S extends IdempotencyStore =
    * Whether the store keeps recovery points (`IdempotencyRecoveryPoints`, for `IdempotencySteps`).
    * The suite then calls its `enableRecoveryPoints()` before `prepare()`, as the module does when
    * it records steps, runs their cases, and checks that the store keeps them exactly when declared
-   * so. Default: `false`.
+   * so; a store that keeps them only once enabled may be declared without, to check it as a module
+   * without `steps` options uses it. Default: `false`.
    */
   recoveryPoints?: boolean;
   /**

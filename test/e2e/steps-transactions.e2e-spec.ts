@@ -31,6 +31,11 @@ const SHORT_LEASE_MS = 500;
 
 /** What the next request's reservation step does after its write. */
 const behaviour = {
+  /** How long the reservation step works, after its write. */
+  reserveMs: 0,
+  /** How long the charge takes, and how many charges ran. */
+  chargeMs: 0,
+  charges: 0,
   failAfterWrite: false,
   /** Set: the step waits for it after its write (a stalled process). */
   stallAfterWrite: undefined as Promise<void> | undefined,
@@ -50,6 +55,7 @@ function ordersController(insert: Insert) {
     async create(@Param('order') order: string) {
       const reservation = await this.steps.runInTransaction('reserve', async (transaction) => {
         const id = await insert(transaction, order);
+        await sleep(behaviour.reserveMs);
         if (behaviour.stallAfterWrite) {
           behaviour.stalled = true;
           await behaviour.stallAfterWrite;
@@ -60,7 +66,11 @@ function ordersController(insert: Insert) {
         }
         return { reservation: id };
       });
-      const charge = await this.steps.run('charge', (stepKey) => ({ charged: stepKey.length }));
+      const charge = await this.steps.run('charge', async (stepKey) => {
+        behaviour.charges++;
+        await sleep(behaviour.chargeMs);
+        return { charged: stepKey.length };
+      });
       return { ...reservation, ...charge };
     }
   }
@@ -124,7 +134,14 @@ describe.each(
     await db?.drop();
   });
   beforeEach(() => {
-    Object.assign(behaviour, { failAfterWrite: false, stallAfterWrite: undefined, stalled: false });
+    Object.assign(behaviour, {
+      reserveMs: 0,
+      chargeMs: 0,
+      charges: 0,
+      failAfterWrite: false,
+      stallAfterWrite: undefined,
+      stalled: false,
+    });
   });
 
   const order = (ref: string) => app.http().post(`/orders/${ref}`).set('Idempotency-Key', ref);
@@ -155,6 +172,20 @@ describe.each(
     expect(await reservations(ref)).toBe(0);
     const retried = await order(ref);
     expect(retried.status).toBe(201);
+    expect(await reservations(ref)).toBe(1);
+  });
+
+  it('renews the lease from the phase’s commit, not its start: a retry during the next step waits, and the charge runs once', async () => {
+    const ref = `long-phase-${adapter}`;
+    // A phase longer than the lease, then a charge that takes a while.
+    behaviour.reserveMs = SHORT_LEASE_MS + 200;
+    behaviour.chargeMs = 300;
+    const first = order(ref).then((response) => response);
+    await waitFor(() => Promise.resolve(behaviour.charges === 1), 5000);
+    const retry = await order(ref);
+    expect(retry.status).toBe(409);
+    expect((await first).status).toBe(201);
+    expect(behaviour.charges).toBe(1);
     expect(await reservations(ref)).toBe(1);
   });
 

@@ -54,11 +54,19 @@ function columns(tableName: string, primaryKey: string): string {
  * Adds the `steps` column, where recovery points are kept (the module's `steps` option), to an
  * idempotency table made before it had one, as plain SQL; for either layout (the partitions of a
  * partitioned table get it too). Without a default value it changes only the catalog: quick,
- * whatever the table's size, after a brief exclusive lock. Safe to run again.
+ * whatever the table's size, once it has its brief exclusive lock. Behind a long transaction it
+ * gives up after 5 s (`lock_timeout`) instead of queueing every claim: run it again then. Safe to
+ * run again. Two statements, for one implicit transaction (send them as one query, without
+ * parameters) or a migration's transaction.
  */
 export function addRecoveryPointsColumnSql(tableName: string = IDEMPOTENCY_TABLE): string {
+  return `SELECT set_config('lock_timeout', '5s', true);\n${addStepsColumn(tableName)};\n`;
+}
+
+/** The ALTER TABLE of `addRecoveryPointsColumnSql`, alone. */
+export function addStepsColumn(tableName: string): string {
   assertTableName(tableName);
-  return `ALTER TABLE ${tableName} ADD COLUMN IF NOT EXISTS steps jsonb;\n`;
+  return `ALTER TABLE ${tableName} ADD COLUMN IF NOT EXISTS steps jsonb`;
 }
 
 /** The default table as plain SQL (see createIdempotencyTableSql). */

@@ -1,7 +1,4 @@
-import {
-  addRecoveryPointsColumnSql,
-  createPartitionedIdempotencyTableSql,
-} from './idempotency-table.sql';
+import { addStepsColumn, createPartitionedIdempotencyTableSql } from './idempotency-table.sql';
 import { IDEMPOTENCY_TABLE, assertTableName } from '../sql/table-name';
 
 /**
@@ -84,7 +81,7 @@ export function partitionedMigrationSql(
       // The partitioned table has every column, and a table made before recovery points lacks
       // their column: ATTACH needs the same columns.
       `SELECT set_config('lock_timeout', '${LOCK_TIMEOUT}', true);
-${addRecoveryPointsColumnSql(tableName).trim()}
+${addStepsColumn(tableName)};
 ALTER TABLE ${tableName} DROP CONSTRAINT IF EXISTS ${check};
 ALTER TABLE ${tableName} ADD CONSTRAINT ${check} CHECK (expires_at < '${at}') NOT VALID;`,
       `ALTER TABLE ${tableName} VALIDATE CONSTRAINT ${check}`,

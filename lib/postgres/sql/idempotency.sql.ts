@@ -55,14 +55,14 @@ SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL${recoveryPoints ? ', NULL' : '
   const expiresAt = transactional
     ? `now() + $6::float8 * interval '1 millisecond'`
     : `now() + ($5::float8 + $6::float8) * interval '1 millisecond'`;
-  // A lease taken over keeps the steps its claims recorded; an expired key starts without any.
-  // Transactional claims record no steps.
+  // A lease taken over keeps the steps its claims recorded, now under its own token; an expired
+  // key starts without any. Transactional claims record no steps.
   const steps = !recoveryPoints
     ? ''
     : transactional
       ? ', steps = NULL'
-      : ', steps = CASE WHEN r.expires_at <= now() THEN NULL ELSE r.steps END';
-  const returnedSteps = recoveryPoints ? ', r.steps::text AS steps' : '';
+      : `, steps = CASE WHEN r.expires_at > now() THEN ${stepsTakenOver('r', 'EXCLUDED.lock_token')} END`;
+  const returnedSteps = recoveryPoints ? `, (r.steps -> 'list')::text AS steps` : '';
   const claimedSteps = recoveryPoints ? ', steps' : '';
   const noSteps = recoveryPoints ? ', NULL' : '';
   return `
@@ -212,23 +212,51 @@ export function idempotencyStatements(
   };
 }
 
+/*
+ * A row's `steps` is `{ "claim": token, "list": [{ "name", "result" }, ...] }`: the steps count
+ * only while `claim` is the row's current token. Statements that record no steps (an instance
+ * without the `steps` option, on the same table) change the token and leave the column alone, so
+ * what they leave behind is never taken for the steps of their claim.
+ */
+
+/** Whether the steps of the row (`row.`, or the statement's own table) are its claim's. */
+const stepsOwned = (row = '') => `${row}steps ->> 'claim' = ${row}lock_token::text`;
+/** The steps the claim of the row recorded, as a JSON array, or null. */
+const ownSteps = (row = '') => `CASE WHEN ${stepsOwned(row)} THEN ${row}steps -> 'list' END`;
+
+/** The steps of `row` handed to the claim of token `token` (an SQL expression), or null. */
+export function stepsTakenOver(row: string, token: string): string {
+  return `CASE WHEN ${stepsOwned(`${row}.`)}
+              THEN jsonb_build_object('claim', ${token}::text, 'list', ${row}.steps -> 'list') END`;
+}
+
 /**
  * Releases the claim's row (`own` selects it): deletes it, unless it is in flight with steps.
  * That one stays with its lease ended, for the same request to take over and resume after its
  * steps, under a new token so that nothing the released claim still sends lands. One row, the
- * claim's, when it was released; none when the claim was no longer current.
+ * claim's, when it was released; none when the claim was no longer current. The row is locked
+ * first, and what to do is read from its latest version: a step recorded while the release waited
+ * for the row keeps it.
  */
 export function releaseKeepingSteps(T: string, own: string): string {
   return `
-    WITH kept AS (
+    WITH current AS (
+      SELECT state = 'in_flight' AND ${stepsOwned()} IS TRUE AS keep
+        FROM ${T}
+       WHERE ${own} AND state <> 'completed'
+         FOR UPDATE
+    ), fresh AS (
+      SELECT md5(random()::text || clock_timestamp()::text)::uuid AS token
+    ), kept AS (
       UPDATE ${T}
-         SET lock_token = md5(random()::text || clock_timestamp()::text)::uuid,
+         SET lock_token = (SELECT token FROM fresh),
+             steps = jsonb_set(steps, '{claim}', to_jsonb((SELECT token FROM fresh)::text)),
              locked_until = least(locked_until, now())
-       WHERE ${own} AND state = 'in_flight' AND steps IS NOT NULL
+       WHERE ${own} AND (SELECT keep FROM current)
       RETURNING 1
     ), freed AS (
       DELETE FROM ${T}
-       WHERE ${own} AND state <> 'completed' AND NOT (state = 'in_flight' AND steps IS NOT NULL)
+       WHERE ${own} AND NOT (SELECT keep FROM current)
       RETURNING 1
     )
     SELECT 1 FROM kept UNION ALL SELECT 1 FROM freed`;
@@ -239,6 +267,9 @@ export function releaseKeepingSteps(T: string, own: string): string {
  * the lease end did, so a key never expires sooner after its lease than the claim set (`expiry`
  * wraps the new expiry, for a layout that files rows by it). $4 the step's name, $5 its result as
  * JSON text (kept as text, byte for byte), $6 lease ms, $7 how many steps the row must hold.
+ *
+ * The lease runs from the statement's start, not the transaction's: in a step's own transaction
+ * (`runInTransaction`) now() is its BEGIN, before the step's work ran.
  */
 export function saveStepSql(
   T: string,
@@ -246,14 +277,17 @@ export function saveStepSql(
   filed: string,
   expiry = (at: string) => at,
 ): string {
-  const lockedUntil = `now() + $6::float8 * interval '1 millisecond'`;
+  const lockedUntil = `statement_timestamp() + $6::float8 * interval '1 millisecond'`;
+  const held = `coalesce(${ownSteps()}, '[]'::jsonb)`;
   return `
     UPDATE ${T}
-       SET steps = coalesce(steps, '[]'::jsonb)
-                   || jsonb_build_array(jsonb_build_object('name', $4::text, 'result', $5::text)),
+       SET steps = jsonb_build_object(
+             'claim', lock_token::text,
+             'list', ${held}
+                     || jsonb_build_array(jsonb_build_object('name', $4::text, 'result', $5::text))),
            locked_until = ${lockedUntil},
            expires_at = ${expiry(`expires_at + greatest(interval '0', ${lockedUntil} - locked_until)`)}
-     WHERE ${own} AND coalesce(jsonb_array_length(steps), 0) = $7::int${filed}`;
+     WHERE ${own} AND jsonb_array_length(${held}) = $7::int${filed}`;
 }
 
 /** Prefix of the prepared statements' names for table `T`: a name holds one text per connection. */

@@ -11,7 +11,12 @@
  * partition.
  */
 
-import { failingWithoutRow, releaseKeepingSteps, saveStepSql } from './idempotency.sql';
+import {
+  failingWithoutRow,
+  releaseKeepingSteps,
+  saveStepSql,
+  stepsTakenOver,
+} from './idempotency.sql';
 import { assertTableName } from './table-name';
 import { KEY_LOCK } from './key-lock.sql';
 
@@ -82,10 +87,14 @@ UNION ALL
 SELECT 'busy', NULL, NULL, NULL, NULL, NULL, NULL, NULL${recoveryPoints ? ', NULL' : ''}
  WHERE NOT (SELECT ok FROM may_claim) AND NOT EXISTS (SELECT 1 FROM existing WHERE NOT claimable)`
     : '';
-  // Only a live row in flight is taken over, and it keeps the steps its claims recorded; a row
-  // inserted starts without. Transactional claims record no steps.
-  const steps = recoveryPoints && transactional ? ', steps = NULL' : '';
-  const returnedSteps = recoveryPoints ? ', steps' : '';
+  // Only a live row in flight is taken over, and it keeps the steps its claims recorded, under
+  // its own token; a row inserted starts without. Transactional claims record no steps.
+  const steps = !recoveryPoints
+    ? ''
+    : transactional
+      ? ', steps = NULL'
+      : `, steps = ${stepsTakenOver('r', '$4::uuid')}`;
+  const returnedSteps = recoveryPoints ? `, steps -> 'list' AS steps` : '';
   return `
 WITH existing AS (
   SELECT e.state, e.fingerprint, e.response_status, e.response_headers, e.response_body,
@@ -144,22 +153,29 @@ export function partitionedStatements(T: string, recoveryPoints = false): Partit
    * live rows). On the single table the newer claim took the row over, which fences the late
    * write off the same way.
    */
-  const notSuperseded = `(expires_at > now() OR NOT EXISTS (
+  const notSupersededAt = (clock: string) => `(expires_at > ${clock} OR NOT EXISTS (
          SELECT 1 FROM ${T} o
-          WHERE o.scope = $1 AND o.key = $2 AND o.expires_at > now() AND o.lock_token <> $3::uuid))`;
-  const completion = (expiresAt: string, where: string) => `
+          WHERE o.scope = $1 AND o.key = $2 AND o.expires_at > ${clock} AND o.lock_token <> $3::uuid))`;
+  const notSuperseded = notSupersededAt('now()');
+  // `located`: how the row's expiry compares with where the handle says it is filed.
+  const completion = (expiresAt: string, located: string) => `
     UPDATE ${T}
        SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6,
            locked_until = NULL, completed_at = now(), expires_at = ${expiresAt}${clearSteps}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state = 'in_flight'
-       AND expires_at = ${where} AND ${notSuperseded}`;
-  const notReplayable = (expiresAt: string, where: string) => `
+       AND expires_at ${located} AND ${notSuperseded}`;
+  const notReplayable = (expiresAt: string, located: string) => `
     UPDATE ${T}
        SET state = 'not_replayable', response_status = $4, locked_until = NULL,
            completed_at = now(), expires_at = ${expiresAt}${clearSteps}
      WHERE scope = $1 AND key = $2 AND lock_token = $3::uuid AND state <> 'completed'
-       AND expires_at = ${where} AND ${notSuperseded}`;
+       AND expires_at ${located} AND ${notSuperseded}`;
   const ownRow = 'scope = $1 AND key = $2 AND lock_token = $3::uuid';
+  // Lease-mode writes find the row in the partition the handle names. With recovery points, at
+  // that expiry or later: a step's recording moves the row later, and may land after the handle
+  // last heard where (it timed out, and the request answered without it); the later partitions
+  // are the few created ahead.
+  const filed = recoveryPoints ? '>=' : '=';
   // In the claim's own transaction, the row's expiry is the claim's (see claimSql).
   const sameTransaction = expiryIn('$7::float8');
   return {
@@ -167,8 +183,8 @@ export function partitionedStatements(T: string, recoveryPoints = false): Partit
     tryLockKey: `SELECT set_config('${KEY_LOCKED_SETTING}', pg_try_advisory_xact_lock(${KEY_LOCK})::text, true)`,
     claim: claimSql(T, false, recoveryPoints),
     transactionalClaim: claimSql(T, true, recoveryPoints),
-    complete: completion(expiryIn('$7::float8'), FROM_MS('$8')),
-    markNotReplayable: `${notReplayable(expiryIn('$5::float8'), FROM_MS('$6'))}
+    complete: completion(expiryIn('$7::float8'), `${filed} ${FROM_MS('$8')}`),
+    markNotReplayable: `${notReplayable(expiryIn('$5::float8'), `${filed} ${FROM_MS('$6')}`)}
      RETURNING ${AS_MS('expires_at')} AS expires_at_ms`,
     // Rare (a failed or timed-out execution), so it looks in every live partition: a mark that
     // timed out may still have landed and moved the row, after the handle was last updated.
@@ -181,15 +197,16 @@ export function partitionedStatements(T: string, recoveryPoints = false): Partit
     saveStep: recoveryPoints
       ? `${saveStepSql(
           T,
-          `${ownRow} AND state = 'in_flight' AND expires_at = ${FROM_MS('$8')}`,
-          ` AND ${notSuperseded}`,
+          `${ownRow} AND state = 'in_flight' AND expires_at >= ${FROM_MS('$8')}`,
+          // In a step's own transaction now() is its BEGIN (see saveStepSql).
+          ` AND ${notSupersededAt('statement_timestamp()')}`,
           (at) => `date_trunc('milliseconds', ${at})`,
         )}
      RETURNING ${AS_MS('expires_at')} AS expires_at_ms`
       : null,
-    completeInTransaction: failingWithoutRow(completion(sameTransaction, sameTransaction)),
+    completeInTransaction: failingWithoutRow(completion(sameTransaction, `= ${sameTransaction}`)),
     markNotReplayableInTransaction: failingWithoutRow(
-      notReplayable(expiryIn('$5::float8'), expiryIn('$5::float8')),
+      notReplayable(expiryIn('$5::float8'), `= ${expiryIn('$5::float8')}`),
     ),
   };
 }

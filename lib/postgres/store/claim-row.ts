@@ -18,7 +18,7 @@ export interface ClaimRow extends QueryResultRow {
   lease_left_ms: number | null;
   /** Partitioned table: where the claimed row is filed (epoch milliseconds, as text). */
   claimed_expires_at_ms?: string | null;
-  /** With recovery points: the claimed row's steps, as the JSON text of the `steps` column. */
+  /** With recovery points: the steps the claim took over, as JSON text (an array). */
   steps?: string | null;
 }
 
@@ -65,7 +65,7 @@ function asBuffer(bytes: Uint8Array | null): Buffer | null {
 
 /** The steps of a claimed row, in order (none when its `steps` column is null). */
 export function recordedSteps(steps: string | null | undefined): RecordedStep[] {
-  return steps ? (JSON.parse(steps) as RecordedStep[]) : [];
+  return steps ? ((JSON.parse(steps) as RecordedStep[] | null) ?? []) : [];
 }
 
 function parseHeaders(text: string | null): Record<string, string> {

@@ -58,9 +58,10 @@ export class IdempotencyRecord {
   expiresAt!: Date;
 
   /**
-   * The steps a claim in flight recorded (recovery points, for `IdempotencySteps`): a JSON array
-   * of `{ name, result }`, `result` being the step's result as JSON text.
+   * The steps the claims of a key in flight recorded (recovery points, for `IdempotencySteps`):
+   * `list` holds `{ name, result }` in order, `result` being the step's result as JSON text; they
+   * count while `claim` is the row's `lockToken`.
    */
   @Column({ type: 'jsonb', nullable: true })
-  steps!: { name: string; result: string }[] | null;
+  steps!: { claim: string; list: { name: string; result: string }[] } | null;
 }

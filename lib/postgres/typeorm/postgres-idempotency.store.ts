@@ -133,16 +133,35 @@ export class PostgresIdempotencyStore
     let client: PoolClient;
     try {
       client = (await queryRunner.connect()) as PoolClient;
-      await queryRunner.startTransaction(this.layout.stepIsolation() as IsolationLevel | undefined);
     } catch (error) {
       await queryRunner.release().catch(() => undefined);
       throw error;
     }
+    try {
+      await queryRunner.startTransaction(this.layout.stepIsolation() as IsolationLevel | undefined);
+    } catch (error) {
+      // A subscriber may have failed after the transaction began.
+      abandonStepTransaction(queryRunner, client);
+      throw error;
+    }
     return new PgStepTransaction(queryRunner.manager, client, this.layout, {
       commit: () => queryRunner.commitTransaction(),
-      rollback: () => queryRunner.rollbackTransaction(),
-      // TypeORM gives the connection back to its pool whatever happened to it.
-      release: () => void queryRunner.release().catch(() => undefined),
+      rollback: async () => {
+        try {
+          await queryRunner.rollbackTransaction();
+        } catch (error) {
+          // A subscriber may have failed before the ROLLBACK was sent.
+          await client.query('ROLLBACK');
+          throw error;
+        }
+      },
+      release: (error) => {
+        if (error === undefined) {
+          void queryRunner.release().catch(() => undefined);
+        } else {
+          abandonStepTransaction(queryRunner, client);
+        }
+      },
     });
   }
 
@@ -175,4 +194,15 @@ function poolOf(dataSource: DataSource): Pool {
     throw new Error('nestjs-idempotency: the DataSource is not initialized (no pg pool).');
   }
   return pool;
+}
+
+/**
+ * Gives back the connection of a step's transaction that may still be open: a ROLLBACK is queued
+ * on it first (see `abandon`), so whoever takes it next runs after the rollback; a ROLLBACK
+ * outside a transaction only warns.
+ */
+function abandonStepTransaction(queryRunner: QueryRunner, client: PoolClient): void {
+  client.query('ROLLBACK').catch(() => undefined);
+  transactionAbandoned(queryRunner);
+  queryRunner.release().catch(() => undefined);
 }
