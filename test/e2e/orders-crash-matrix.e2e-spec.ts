@@ -49,12 +49,12 @@ describe.each(ADAPTERS)('POST /orders: a real SIGKILL at each boundary (%s)', (a
 
   const leftBehind = async (order: OrderCase) => {
     const rows = await orderRows(services, order);
-    const [record] = await services
-      .appDb()
-      .query<{ steps: { name: string }[] | null }>(
-        'SELECT steps FROM idempotency_records WHERE key = $1',
-        [order.key],
-      );
+    // The PostgreSQL store keeps `{ claim, list }`: the list counts while its claim holds the row.
+    const [record] = await services.appDb().query<{ steps: { name: string }[] | null }>(
+      `SELECT CASE WHEN steps ->> 'claim' = lock_token::text THEN steps -> 'list' END AS steps
+         FROM idempotency_records WHERE key = $1`,
+      [order.key],
+    );
     return {
       reserved: rows.reservations.length,
       charged: rows.charges.length,
