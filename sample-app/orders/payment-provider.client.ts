@@ -72,7 +72,11 @@ export class PaymentProviderClient {
     if (response.status === 409 || response.status >= 500) {
       throw unavailable(`the charge answered ${response.status}`, this.logger);
     }
-    if ((response.status === 200 || response.status === 201) && typeof body?.id === 'string') {
+    if (body === undefined) {
+      // Cut off (the timeout, a dropped connection): the retry asks again with the same key.
+      throw unavailable(`its answer (${response.status}) could not be read`, this.logger);
+    }
+    if ((response.status === 200 || response.status === 201) && typeof body.id === 'string') {
       return { status: 'charged', chargeId: body.id };
     }
     this.logger.error(`The payment provider answered ${response.status}: ${JSON.stringify(body)}`);
