@@ -102,6 +102,7 @@ export class LeaseExecution {
     const requestSteps = new RequestSteps({
       ...points,
       handle,
+      fingerprint: exchange.claim.fingerprint,
       recorded,
       lockTimeoutMs: exchange.settings.lockTimeoutMs,
       claimSentAt: exchange.claimSentAt ?? exchange.startedAt,

@@ -19,6 +19,8 @@ import { deriveStepKey } from './step-key';
 /** What a request's steps need of the execution that runs its handler. */
 export interface StepsRun {
   handle: ClaimHandle;
+  /** The request's fingerprint; steps refuse to start without one (see `unavailable`). */
+  fingerprint: string | null;
   /** The steps earlier claims of the key finished, in order. */
   recorded: readonly RecordedStep[];
   store: IdempotencyRecoveryPoints;
@@ -103,8 +105,13 @@ export class RequestSteps {
     if (recorded !== undefined) {
       return Promise.resolve(decode<T>(recorded.result));
     }
-    const { handle, settings } = this.run;
-    const stepKey = deriveStepKey(settings.keySecret, handle.scope, handle.key, name);
+    const { handle, settings, fingerprint } = this.run;
+    const stepKey = deriveStepKey(settings.keySecret, {
+      scope: handle.scope,
+      key: handle.key,
+      fingerprint: fingerprint ?? '',
+      step: name,
+    });
     const settled = runAndRecord(this.next - 1, stepKey);
     this.running = { name, settled: settled.catch(() => undefined) };
     return settled.finally(() => {
