@@ -3,7 +3,11 @@ import { Logger } from '@nestjs/common';
 import { SampleConfigError, readConfig } from './config';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres';
 import { EmbeddedPostgresError } from './database/embedded-postgres.error';
+import { testHooksIn } from './payment-provider/payment-provider.module';
 import { type ProviderBeside, startProviderBeside } from './payment-provider/provider-beside';
+
+/** The SQLSTATE of a role that may not create the provider's database. */
+const INSUFFICIENT_PRIVILEGE = '42501';
 import { createSampleApp } from './sample-app.factory';
 
 async function main(): Promise<void> {
@@ -23,12 +27,16 @@ async function main(): Promise<void> {
       provider = await startProviderBeside(databaseUrl, {
         idempotencyLockTimeoutMs: config.idempotencyLockTimeoutMs,
         idempotencyTtlMs: config.idempotencyTtlMs,
+        testHooks: testHooksIn(process.env),
       });
       paymentProviderUrl = provider.url;
       logger.log(`PAYMENT_PROVIDER_URL is unset: payment provider started on ${provider.url}.`);
     } catch (error) {
       // The other endpoints do not need it: a server where this user may not create the
-      // provider's database still serves them.
+      // provider's database still serves them. Anything else is a fault to see at once.
+      if ((error as { code?: unknown }).code !== INSUFFICIENT_PRIVILEGE) {
+        throw error;
+      }
       logger.warn(
         `PAYMENT_PROVIDER_URL is unset and the payment provider could not start beside the app (${String(error)}): POST /orders answers 503 until PAYMENT_PROVIDER_URL is set.`,
       );

@@ -65,7 +65,7 @@ export class PaymentProviderClient {
       throw unavailable(`the charge did not answer: ${String(error)}`, this.logger);
     }
     const body = (await response.json().catch(() => undefined)) as
-      { id?: unknown; error?: unknown } | undefined;
+      { id?: unknown; error?: unknown; amount?: unknown; reference?: unknown } | undefined;
     if (response.status === 402) {
       return { status: 'declined', reason: String(body?.error ?? 'declined') };
     }
@@ -76,7 +76,13 @@ export class PaymentProviderClient {
       // Cut off (the timeout, a dropped connection): the retry asks again with the same key.
       throw unavailable(`its answer (${response.status}) could not be read`, this.logger);
     }
-    if ((response.status === 200 || response.status === 201) && typeof body.id === 'string') {
+    if (
+      (response.status === 200 || response.status === 201) &&
+      typeof body.id === 'string' &&
+      // A charge of another request is no charge of this order.
+      body.amount === charge.amount &&
+      body.reference === charge.reference
+    ) {
       return { status: 'charged', chargeId: body.id };
     }
     this.logger.error(`The payment provider answered ${response.status}: ${JSON.stringify(body)}`);

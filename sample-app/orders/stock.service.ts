@@ -36,6 +36,15 @@ export class StockService {
     reserveKey: string,
     input: CreateOrderInput,
   ): Promise<Reservation> {
+    // The step's key names one request (its key and body): sent again after its key expired,
+    // the same request finds its reservation rather than reserving twice.
+    const existing: ReservationRow[] = await manager.query(
+      `SELECT ${RESERVATION} FROM stock_reservations WHERE reserve_key = $1`,
+      [reserveKey],
+    );
+    if (existing.length > 0) {
+      return toReservation(existing[0]);
+    }
     // In a CTE: TypeORM answers an UPDATE with [rows, count], a SELECT with its rows.
     const taken: { unit_price: number; currency: string }[] = await manager.query(
       `WITH taken AS (

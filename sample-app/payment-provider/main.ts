@@ -4,11 +4,13 @@ import { SampleConfigError, readConfig } from '../config';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { EmbeddedPostgresError } from '../database/embedded-postgres.error';
 import { createPaymentProvider } from './payment-provider.factory';
+import { testHooksIn } from './payment-provider.module';
 
 /**
  * The payment provider as a process of its own (`node dist/sample-app/payment-provider/main.js`):
  * `PORT` (default 3001), `DATABASE_URL` (its own database; unset, an embedded PostgreSQL), and
- * the sample app's `IDEMPOTENCY_TTL_MS` and `IDEMPOTENCY_LOCK_TIMEOUT_MS`.
+ * the sample app's `IDEMPOTENCY_TTL_MS` and `IDEMPOTENCY_LOCK_TIMEOUT_MS`; with
+ * `PAYMENT_PROVIDER_TEST_HOOKS=true`, the test hooks.
  */
 async function main(): Promise<void> {
   const logger = new Logger('PaymentProvider');
@@ -24,6 +26,7 @@ async function main(): Promise<void> {
     databaseUrl,
     idempotencyLockTimeoutMs: config.idempotencyLockTimeoutMs,
     idempotencyTtlMs: config.idempotencyTtlMs,
+    testHooks: testHooksIn(process.env),
   });
 
   let closing = false;

@@ -22,6 +22,16 @@ export interface PaymentProviderConfig {
   idempotencyLockTimeoutMs: number;
   /** How long it keeps finished keys, in milliseconds. */
   idempotencyTtlMs: number;
+  /**
+   * Whether the test hooks (`PUT /control/cards/:card`: fail, slow down, crash) are served:
+   * `PAYMENT_PROVIDER_TEST_HOOKS=true` only, since one of them kills the process.
+   */
+  testHooks: boolean;
+}
+
+/** Whether `env` turns the provider's test hooks on. */
+export function testHooksIn(env: NodeJS.ProcessEnv): boolean {
+  return env.PAYMENT_PROVIDER_TEST_HOOKS === 'true';
 }
 
 /**
@@ -50,7 +60,7 @@ export class PaymentProviderModule {
           ttlMs: config.idempotencyTtlMs,
         }),
       ],
-      controllers: [ChargesController, ControlController],
+      controllers: config.testHooks ? [ChargesController, ControlController] : [ChargesController],
       providers: [ProviderMigrations, ChargesService, CardBehavioursService],
     };
   }

@@ -13,6 +13,7 @@ import {
 import { useOrdersServices } from '../utils/orders-services';
 import type { SampleAppProcess } from '../utils/sample-app-process';
 import { ADAPTERS } from '../utils/test-app';
+import { waitFor } from '../utils/wait-for';
 
 /*
  * POST /orders across two real processes and two databases: the sample app (reserve stock, charge
@@ -23,21 +24,27 @@ import { ADAPTERS } from '../utils/test-app';
 
 /** The lease of both services' keys: a retry after a crash waits this long at most. */
 const LEASE_MS = 3000;
-/** How long a slow charge takes at the provider: longer than the app waits to crash. */
-const SLOW_CHARGE_MS = 1500;
+/**
+ * How long a slow charge takes at the provider: longer than the app waits to crash (200 ms after
+ * sending it), and short enough that the charge is in well before the dead app's lease ends.
+ */
+const SLOW_CHARGE_MS = 1000;
+/** How long the test waits for the provider to commit a charge sent by the app it killed. */
+const CHARGE_COMMIT_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 60_000;
 
 /**
  * What the crash left behind, before any retry, for each point: rows in the two databases, and
  * the steps recorded on the order's key (which tell the two points after the charge apart).
+ * 'during-charge' is read once the provider committed the charge that the app sent before dying.
  */
 const LEFT_BEHIND: Record<
   OrdersCrashPoint,
   { reserved: number; charged: number; shipped: number; steps: string[] }
 > = {
   'before-first-step': { reserved: 0, charged: 0, shipped: 0, steps: [] },
-  // The provider had not answered: it charges later, on its own (SLOW_CHARGE_MS).
-  'during-charge': { reserved: 1, charged: 0, shipped: 0, steps: ['reserve'] },
+  // The provider had not answered: it charged later, on its own (SLOW_CHARGE_MS), unrecorded.
+  'during-charge': { reserved: 1, charged: 1, shipped: 0, steps: ['reserve'] },
   'after-charge': { reserved: 1, charged: 1, shipped: 0, steps: ['reserve'] },
   'after-recovery-point': { reserved: 1, charged: 1, shipped: 0, steps: ['reserve', 'charge'] },
   'before-response': { reserved: 1, charged: 1, shipped: 1, steps: ['reserve', 'charge', 'ship'] },
@@ -88,12 +95,28 @@ describe.each(ADAPTERS)('POST /orders: a real SIGKILL at each boundary (%s)', (a
       );
       expect(lost).toBe('connection lost');
       expect(await app.exited).toEqual({ code: null, signal: 'SIGKILL' });
+      if (point === 'during-charge') {
+        // The charge reached the provider before the app died: slowed down, the provider commits
+        // it afterwards, with no retry sent yet. (A charge never sent never shows up here.)
+        await waitFor(
+          async () => (await orderRows(services, order)).charges.length > 0,
+          CHARGE_COMMIT_TIMEOUT_MS,
+        );
+      }
       expect(await leftBehind(order)).toEqual(LEFT_BEHIND[point]);
+      const chargedBeforeRetry = (await orderRows(services, order)).charges;
+      expect(chargedBeforeRetry).toHaveLength(LEFT_BEHIND[point].charged);
 
       // The retries go to the app that lives on: 409 while the dead app's lease lasts.
-      const { settled } = await retryUntilSettled(() => placeOrder(services.app(), order));
+      const { settled, before } = await retryUntilSettled(() => placeOrder(services.app(), order));
+      // The dead app claimed the key (the handler runs under it) and held it till its lease ended.
+      expect(before).toContain(409);
       expect(settled.headers['idempotent-replayed']).toBeUndefined();
       await expectOrderedOnce(services, order, settled);
+      if (chargedBeforeRetry.length > 0) {
+        // The retry resumed with the charge the dead app had made, not a new one.
+        expect((settled.body as { chargeId: string }).chargeId).toBe(chargedBeforeRetry[0].id);
+      }
 
       const retries = await Promise.all([
         placeOrder(services.app(), order),

@@ -33,13 +33,19 @@ export interface OrdersServices {
   provider(): SampleAppProcess;
   /** The sample app started in `beforeAll`: the one retries go to. */
   app(): SampleAppProcess;
-  /** Starts one more sample app: set to crash at `crashAt`, or calling another provider. */
-  startApp(options?: {
-    crashAt?: OrdersCrashPoint;
-    providerUrl?: string;
-  }): Promise<SampleAppProcess>;
+  /**
+   * Starts one more sample app: set to crash at `crashAt`, calling another provider, or waiting
+   * `providerTimeoutMs` for it instead of the settings' `providerTimeoutMs`.
+   */
+  startApp(options?: AppOptions): Promise<SampleAppProcess>;
   /** Starts one more provider on the provider's database, on `port` (default: a free one). */
   startProvider(port?: number): Promise<SampleAppProcess>;
+}
+
+export interface AppOptions {
+  crashAt?: OrdersCrashPoint;
+  providerUrl?: string;
+  providerTimeoutMs?: number;
 }
 
 /** Registers the hooks that start the services for a describe block and kill them after it. */
@@ -67,6 +73,8 @@ export function useOrdersServices(
         DATABASE_URL: ready(providerDb).url,
         PORT: String(port ?? (await freePort())),
         IDEMPOTENCY_LOCK_TIMEOUT_MS: String(settings.lockTimeoutMs),
+        // The test hook (`PUT /control/cards/:card`) is only registered with this set.
+        PAYMENT_PROVIDER_TEST_HOOKS: 'true',
       },
       readyPath: '/charges',
       readyTimeoutMs: READY_TIMEOUT_MS,
@@ -75,14 +83,16 @@ export function useOrdersServices(
     return child;
   };
 
-  const startApp = async (options: { crashAt?: OrdersCrashPoint; providerUrl?: string } = {}) => {
+  const startApp = async (options: AppOptions = {}) => {
     const child = await startSampleAppProcess({
       env: {
         DATABASE_URL: ready(appDb).url,
         HTTP_ADAPTER: adapter,
         IDEMPOTENCY_LOCK_TIMEOUT_MS: String(settings.lockTimeoutMs),
         PAYMENT_PROVIDER_URL: options.providerUrl ?? ready(provider).url,
-        PAYMENT_PROVIDER_TIMEOUT_MS: String(settings.providerTimeoutMs),
+        PAYMENT_PROVIDER_TIMEOUT_MS: String(
+          options.providerTimeoutMs ?? settings.providerTimeoutMs,
+        ),
         ORDERS_CRASH_AT: options.crashAt ?? '',
       },
       readyTimeoutMs: READY_TIMEOUT_MS,
@@ -93,7 +103,9 @@ export function useOrdersServices(
 
   beforeAll(async () => {
     [appDb, providerDb] = await Promise.all([createTestDatabase(), createTestDatabase()]);
-    // Two databases: the two boots (and their migrations) can run side by side.
+    // Two databases: the two boots (and their migrations) can run side by side. The provider's
+    // port is picked right before its spawn, as startSampleAppProcess would; it stays unbound
+    // for the provider's boot, which no choice made in the test can shorten.
     const port = await freePort();
     [provider, app] = await Promise.all([
       startProvider(port),

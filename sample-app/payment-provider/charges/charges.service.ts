@@ -77,7 +77,21 @@ export class ChargesService {
       `SELECT ${COLUMNS} FROM charges WHERE idempotency_key = $1`,
       [idempotencyKey],
     );
-    return existing[0];
+    const charge = existing[0];
+    // The module refuses another request with a key it still holds (422); a charge outlives the
+    // key's record, and must not answer another request either.
+    if (
+      charge.amount !== input.amount ||
+      charge.currency.trim() !== input.currency ||
+      charge.card !== input.card ||
+      charge.reference !== input.reference
+    ) {
+      throw new HttpException(
+        { error: 'idempotency_key_reused', message: 'This key charged another request.' },
+        HttpStatus.UNPROCESSABLE_ENTITY,
+      );
+    }
+    return charge;
   }
 
   async findByReference(reference: string): Promise<ChargeView[]> {
