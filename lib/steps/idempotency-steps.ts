@@ -69,8 +69,9 @@ export class IdempotencySteps {
    * begun. For local writes between calls to other services. The store must run steps in
    * transactions: the PostgreSQL stores do, where `transaction` is the TypeORM `EntityManager`
    * of the transaction (`postgresStore()`) or its pg `PoolClient` (`pgPoolStore()`); another
-   * store answers `500` (`steps-unavailable`) before the step runs. Hold no other connection's
-   * locks the transaction may wait on.
+   * store answers `500` (`steps-unavailable`) before the step runs. The transaction is a
+   * connection of its own: the step's work must not wait on locks that the request holds on
+   * another one.
    *
    * @typeParam T - the step's result
    * @typeParam TTx - what the store's transaction is (see above)

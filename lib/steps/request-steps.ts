@@ -223,7 +223,7 @@ export class RequestSteps {
 
   /**
    * Nothing of step `name` was recorded: it may be asked for again (a retry within the handler),
-   * and a later one (a compensation) may follow in its place.
+   * or another step may take its place.
    */
   private notRecorded(name: string, index: number): void {
     this.names.delete(name);
