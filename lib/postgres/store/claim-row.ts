@@ -34,6 +34,18 @@ export function claimHandle(request: ClaimRequest, token: string, row: ClaimRow)
   return handle;
 }
 
+/**
+ * Follows a write that may have moved the claim's row (a partitioned table files rows by expiry):
+ * when the write returned the row's new expiry (`expires_at_ms`), later writes of the claim look
+ * there.
+ */
+export function followMovedRow(handle: ClaimHandle, rows: readonly QueryResultRow[]): void {
+  const moved = (rows[0] as { expires_at_ms?: string } | undefined)?.expires_at_ms;
+  if (moved !== undefined) {
+    handle.location = moved;
+  }
+}
+
 /** The answer for a key whose row a claim found (see `decideExistingKey`). */
 export function decideRow(row: ClaimRow, request: ClaimRequest): Decided {
   return decideExistingKey(

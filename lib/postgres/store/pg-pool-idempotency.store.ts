@@ -31,7 +31,14 @@ import { type Planned, inExplicitTransaction } from '../layout/planned';
 import { SingleTableLayout } from '../layout/single-table.layout';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
-import { CLAIM_ATTEMPTS, type ClaimRow, claimHandle, decideRow, recordedSteps } from './claim-row';
+import {
+  CLAIM_ATTEMPTS,
+  type ClaimRow,
+  claimHandle,
+  decideRow,
+  followMovedRow,
+  recordedSteps,
+} from './claim-row';
 import { readPostgresHealth } from './postgres-health-check';
 import { PgStepTransaction } from './step-transaction';
 import { PostgresKeyAdmin } from './postgres-key-admin';
@@ -171,13 +178,10 @@ export class PgPoolIdempotencyStore
     status: number | null,
     ttlMs: number,
   ): Promise<boolean> {
-    const { rows, rowCount } = await this.runPlanned<{ expires_at_ms: string }>(
+    const { rows, rowCount } = await this.runPlanned(
       this.layout.markNotReplayable(handle, status, ttlMs),
     );
-    if (rows[0]) {
-      // The row may have moved to another partition: the next write of this claim looks there.
-      handle.location = rows[0].expires_at_ms;
-    }
+    followMovedRow(handle, rows);
     return rowCount === 1;
   }
 
@@ -196,13 +200,10 @@ export class PgPoolIdempotencyStore
     step: RecordedStep,
     leaseMs: number,
   ): Promise<boolean> {
-    const { rows, rowCount } = await this.runPlanned<{ expires_at_ms?: string }>(
+    const { rows, rowCount } = await this.runPlanned(
       this.layout.saveStep(handle, index, step, leaseMs),
     );
-    const moved = rows[0]?.expires_at_ms;
-    if (moved !== undefined) {
-      handle.location = moved;
-    }
+    followMovedRow(handle, rows);
     return rowCount === 1;
   }
 

@@ -4,8 +4,9 @@ import type {
   IdempotencyStepTransaction,
   RecordedStep,
 } from '../../store/recovery-points.interface';
-import { runPipeline } from '../driver/pipelined-query';
+import { type PipelineResult, runPipeline } from '../driver/pipelined-query';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
+import { followMovedRow } from './claim-row';
 
 /** How a step's transaction ends, on the data layer that opened it. */
 export interface StepTransactionEnds {
@@ -36,29 +37,26 @@ export class PgStepTransaction<TTx> implements IdempotencyStepTransaction<TTx> {
     step: RecordedStep,
     leaseMs: number,
   ): Promise<boolean> {
-    let moved: string | undefined;
+    let saved: PipelineResult;
     try {
       const results = await runPipeline(
         this.client,
         this.layout.stepInTransaction(handle, index, step, leaseMs),
       );
-      const saved = results[results.length - 1];
+      saved = results[results.length - 1];
       if (saved.rowCount !== 1) {
         // Not this claim's any more, or its steps moved on: the step's writes go with it.
         await this.rollback();
         return false;
       }
-      moved = (saved.rows[0] as { expires_at_ms?: string } | undefined)?.expires_at_ms;
       await this.ends.commit();
     } catch (error) {
       await this.rollback().catch(() => undefined);
       throw this.layout.explain(error);
     }
     this.end();
-    if (moved !== undefined) {
-      // The row moved partition with its new expiry: later writes of the claim look there.
-      handle.location = moved;
-    }
+    // Only once committed: a rolled-back recording moved nothing.
+    followMovedRow(handle, saved.rows);
     return true;
   }
 
