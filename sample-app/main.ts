@@ -1,14 +1,14 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { SampleConfigError, readConfig } from './config';
+import { readConfig } from './config';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres';
-import { EmbeddedPostgresError } from './database/embedded-postgres.error';
 import { testHooksIn } from './payment-provider/payment-provider.module';
 import { type ProviderBeside, startProviderBeside } from './payment-provider/provider-beside';
+import { closeOnSignals, exitOnStartFailure } from './process-lifecycle';
+import { createSampleApp } from './sample-app.factory';
 
 /** The SQLSTATE of a role that may not create the provider's database. */
 const INSUFFICIENT_PRIVILEGE = '42501';
-import { createSampleApp } from './sample-app.factory';
 
 async function main(): Promise<void> {
   const logger = new Logger('SampleApp');
@@ -44,20 +44,11 @@ async function main(): Promise<void> {
   }
   const app = await createSampleApp({ ...config, databaseUrl, paymentProviderUrl });
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) {
-      return;
-    }
-    closing = true;
-    logger.log(`${signal}: closing.`);
+  closeOnSignals(logger, async () => {
     await app.close();
     await provider?.app.close();
     await embedded?.stop();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  });
 
   // Express listens on every interface by default; Fastify only on localhost unless told.
   if (config.httpAdapter === 'fastify') {
@@ -68,9 +59,4 @@ async function main(): Promise<void> {
   logger.log(`Payments service on http://localhost:${config.port} (${config.httpAdapter}).`);
 }
 
-main().catch((error: unknown) => {
-  // A known start-up failure is one line that says what to do; anything else keeps its stack.
-  const known = error instanceof EmbeddedPostgresError || error instanceof SampleConfigError;
-  console.error(known ? error.message : error);
-  process.exit(1);
-});
+main().catch(exitOnStartFailure);

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { SampleConfigError, readConfig } from '../config';
+import { readConfig } from '../config';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../database/embedded-postgres';
-import { EmbeddedPostgresError } from '../database/embedded-postgres.error';
+import { closeOnSignals, exitOnStartFailure } from '../process-lifecycle';
 import { createPaymentProvider } from './payment-provider.factory';
 import { testHooksIn } from './payment-provider.module';
 
@@ -29,26 +29,13 @@ async function main(): Promise<void> {
     testHooks: testHooksIn(process.env),
   });
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) {
-      return;
-    }
-    closing = true;
-    logger.log(`${signal}: closing.`);
+  closeOnSignals(logger, async () => {
     await app.close();
     await embedded?.stop();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  });
 
   await app.listen(config.port, '127.0.0.1');
   logger.log(`Payment provider on http://127.0.0.1:${config.port}.`);
 }
 
-main().catch((error: unknown) => {
-  const known = error instanceof EmbeddedPostgresError || error instanceof SampleConfigError;
-  console.error(known ? error.message : error);
-  process.exit(1);
-});
+main().catch(exitOnStartFailure);
