@@ -67,6 +67,15 @@ const TERMINUS = [
   'Only lib/health (nestjs-idempotency/health) imports @nestjs/terminus, an optional peer.',
 ];
 
+/**
+ * `@nestjs/microservices` is an optional peer: the core reads its metadata by key and duck-types
+ * its contexts, and loads it only lazily, for a refusal sent to a request-reply caller.
+ */
+const MICROSERVICES = [
+  ['@nestjs/microservices', '@nestjs/microservices/*'],
+  '@nestjs/microservices is an optional peer: read its metadata by key, load it lazily (lib/messages/rpc-error.ts).',
+];
+
 /** `@typescript-eslint/no-restricted-imports` with the given groups, each with its reason. */
 const forbid = (...groups) => [
   'error',
@@ -130,6 +139,7 @@ export default tseslint.config(
           'The core never imports an adapter (lib/postgres, lib/redis) or the testing kit.',
         ],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+        MICROSERVICES,
         ...extra,
       ),
       'no-restricted-syntax': [

@@ -42,6 +42,7 @@ const ROUTE_OPTION_NAMES = [
   'concurrency',
   'waitTimeoutMs',
   'statementTimeoutMs',
+  'messageKey',
 ] as const satisfies readonly (keyof IdempotencyRouteOptions)[];
 
 /** Every option of the module (its extras are taken off before the options are resolved). */
@@ -136,6 +137,7 @@ export interface ResolvedRouteSettings {
   waitTimeoutMs: number;
   /** 0: no bound. */
   statementTimeoutMs: number;
+  messageKey: ((data: unknown, context: unknown) => string | undefined) | undefined;
 }
 
 /** Applies the module-wide defaults without touching the caller's object. */
@@ -257,6 +259,7 @@ export function resolveRouteSettings(
             ),
             'statementTimeoutMs',
           ),
+    messageKey: merged.messageKey,
   };
 }
 

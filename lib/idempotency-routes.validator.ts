@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { isMessageHandler } from './messages/message-pattern';
 import { coveredRoutes } from './http/covered-routes';
 import { configureRoute } from './http/route-plan';
 import type { ResolvedModuleSettings } from './idempotency-options.defaults';
@@ -60,7 +61,7 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
   }
 
   private checkRoutes(controller: Type, transactions: boolean): void {
-    for (const { method, options } of coveredRoutes(
+    for (const { method, handler, options } of coveredRoutes(
       controller,
       this.scanner,
       this.settings.autoMethods,
@@ -71,6 +72,7 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
         options,
         this.settings.route,
         transactions,
+        isMessageHandler(handler),
       );
       if (!capturable && options !== undefined) {
         this.logger.warn(

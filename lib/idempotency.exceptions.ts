@@ -45,13 +45,9 @@ export abstract class IdempotencyException extends HttpException {
 
 /** 400: the route requires an idempotency key and the request has none. */
 export class IdempotencyKeyMissingException extends IdempotencyException {
-  constructor(headerName: string) {
-    super(
-      'key-missing',
-      'Idempotency key missing',
-      HttpStatus.BAD_REQUEST,
-      `This operation requires an ${headerName} header.`,
-    );
+  /** `detail` replaces the sentence naming the header (a message handler's key is no header). */
+  constructor(headerName: string, detail = `This operation requires an ${headerName} header.`) {
+    super('key-missing', 'Idempotency key missing', HttpStatus.BAD_REQUEST, detail);
   }
 }
 

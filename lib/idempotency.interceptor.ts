@@ -13,11 +13,14 @@ import { performance } from 'node:perf_hooks';
 import type { Observable } from 'rxjs';
 import { throwError } from 'rxjs';
 import { Exchange, ReportedRequest } from './execution/exchange';
-import { ExecutionSteps } from './execution/execution-steps';
+import { type ExecutionDeps, ExecutionSteps } from './execution/execution-steps';
 import { LeaseExecution } from './execution/lease-execution';
 import { OutcomeReporter } from './execution/outcome-reporter';
 import { TransactionalExecution } from './execution/transactional-execution';
 import { ResponseWriter } from './http/response-writer';
+import { MessageIdempotency } from './messages/message-idempotency';
+import { isMessageHandler } from './messages/message-pattern';
+import { MessageReplyWriter } from './messages/message-reply';
 import {
   type RouteIdentity,
   type RoutePlan,
@@ -79,6 +82,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
   private readonly steps: ExecutionSteps;
   private readonly lease: LeaseExecution;
   private readonly transactional: TransactionalExecution;
+  private readonly executionDeps: ExecutionDeps;
+  private messages: MessageIdempotency | undefined;
 
   /**
    * The store of transactional routes (the module's `transactionalStore`, else `store` when it
@@ -107,7 +112,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     protected readonly transactionContext: IdempotencyTransactionContext,
   ) {
     const telemetry = () => this.telemetry ?? null;
-    this.steps = new ExecutionSteps({
+    this.executionDeps = {
       settings,
       store,
       writer: new ResponseWriter(adapterHost),
@@ -121,7 +126,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
       renderStoredError: (error) => this.renderStoredError(error),
       telemetry,
       stepsContext: () => this.stepsContext ?? null,
-    });
+    };
+    this.steps = new ExecutionSteps(this.executionDeps);
     this.lease = new LeaseExecution(this.steps);
     this.transactional = new TransactionalExecution(this.steps, transactionContext, () =>
       this.transactionalStoreInUse(),
@@ -130,7 +136,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') {
-      return next.handle();
+      return context.getType() === 'rpc' ? this.interceptMessage(context, next) : next.handle();
     }
     const http = context.switchToHttp();
     const request = http.getRequest<Record<PropertyKey, unknown>>();
@@ -238,12 +244,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   /** The scope (principal) of the request's key; long ones are hashed to fit the column. */
   protected resolveScope(info: IdempotencyRequestInfo, settings: ResolvedRouteSettings): string {
-    const scope = settings.scope(info);
-    // A raw scope that looks hashed is hashed as well, so that no principal id can name another
-    // principal's hashed scope.
-    return scope.length > MAX_SCOPE_LENGTH || scope.startsWith(HASHED_SCOPE_PREFIX)
-      ? `${HASHED_SCOPE_PREFIX}${sha256(scope)}`
-      : scope;
+    return storedScope(settings.scope(info));
   }
 
   /** The request fingerprint compared on every reuse of a key; `null` when turned off. */
@@ -275,6 +276,32 @@ export class IdempotencyInterceptor implements NestInterceptor {
     this.steps.report(reported, outcome, { status: exception.getStatus() });
     const problem = this.steps.problem(response, exception);
     return throwError(() => problem);
+  }
+
+  /**
+   * A message handler's delivery (`@EventPattern()`, `@MessagePattern()`): handled when the
+   * handler has `@Idempotent()` (`autoMethods` names HTTP methods only).
+   */
+  private interceptMessage(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const plan = this.planFor(context);
+    if (plan.kind !== 'decorated') {
+      return next.handle();
+    }
+    this.messages ??= this.messageIdempotency();
+    return this.messages.handle(context, next, plan.settings, plan.route);
+  }
+
+  /** The message path, made on the first message: an HTTP-only application never needs it. */
+  private messageIdempotency(): MessageIdempotency {
+    const steps = new ExecutionSteps({ ...this.executionDeps, writer: new MessageReplyWriter() });
+    return new MessageIdempotency({
+      steps,
+      lease: new LeaseExecution(steps),
+      transactional: new TransactionalExecution(steps, this.transactionContext, () =>
+        this.transactionalStoreInUse(),
+      ),
+      storedScope,
+    });
   }
 
   private planFor(context: ExecutionContext): RoutePlan {
@@ -318,6 +345,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       options,
       this.settings.route,
       this.transactionalStoreInUse() !== null,
+      isMessageHandler(context.getHandler()),
     );
     return { kind: options === undefined ? 'auto' : 'decorated', settings, capturable, route };
   }
@@ -333,4 +361,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     return this.store instanceof TransactionalIdempotencyStore ? this.store : null;
   }
+}
+
+/**
+ * A scope as it is stored: one longer than the key column allows is hashed. A raw scope that
+ * looks hashed is hashed as well, so that no principal id can name another principal's hashed
+ * scope.
+ */
+function storedScope(scope: string): string {
+  return scope.length > MAX_SCOPE_LENGTH || scope.startsWith(HASHED_SCOPE_PREFIX)
+    ? `${HASHED_SCOPE_PREFIX}${sha256(scope)}`
+    : scope;
 }

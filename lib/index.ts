@@ -6,6 +6,7 @@ export type {
 } from './idempotency.module-definition';
 export { Idempotent, SkipIdempotency } from './idempotent.decorator';
 export { IdempotencyInterceptor } from './idempotency.interceptor';
+export type { IdempotentMessageContext } from './messages/message-delivery';
 export {
   IdempotencyException,
   IdempotencyKeyInFlightException,

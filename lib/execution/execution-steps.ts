@@ -1,6 +1,5 @@
 import { type CallHandler, HttpException, type Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import type { ResponseWriter } from '../http/response-writer';
 import { rejectedByPipes } from '../http/rejected-by-pipes';
 import { isStreamLike } from '../http/route-plan';
 import type { ResolvedModuleSettings } from '../idempotency-options.defaults';
@@ -20,6 +19,7 @@ import type { IdempotencyStepsContext } from '../steps/idempotency-steps.context
 import type { IdempotencyTelemetry } from '../telemetry/idempotency-telemetry';
 import { CLAIM_OUTCOMES } from './claim-outcomes';
 import type { RecordAction } from '../telemetry/telemetry-names';
+import type { ReplyWriter } from './reply-writer';
 import { withTimeout } from './with-timeout';
 import type {
   Exchange,
@@ -34,7 +34,8 @@ import type { OutcomeDetails, OutcomeReporter } from './outcome-reporter';
 export interface ExecutionDeps {
   settings: ResolvedModuleSettings;
   store: IdempotencyStore;
-  writer: ResponseWriter;
+  /** How the transport's answer is read and written. */
+  writer: ReplyWriter;
   logger: Logger;
   reporter: OutcomeReporter;
   /** The interceptor's (overridable) rendering of a stored client error. */
@@ -57,7 +58,7 @@ export class ExecutionSteps {
   readonly settings: ResolvedModuleSettings;
   readonly store: IdempotencyStore;
   readonly logger: Logger;
-  private readonly writer: ResponseWriter;
+  private readonly writer: ReplyWriter;
 
   constructor(private readonly deps: ExecutionDeps) {
     this.settings = deps.settings;

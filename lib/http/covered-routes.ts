@@ -3,9 +3,10 @@ import { PATH_METADATA } from '@nestjs/common/constants';
 import type { MetadataScanner } from '@nestjs/core';
 import { IDEMPOTENT_METADATA, SKIP_IDEMPOTENCY_METADATA } from '../idempotency.constants';
 import type { IdempotencyRouteOptions } from '../interfaces/idempotency-options.interface';
+import { isMessageHandler } from '../messages/message-pattern';
 import { coveredByAutoMethods } from './route-plan';
 
-/** A route of a controller that an idempotency interceptor handles. */
+/** A route (or message handler) of a controller that an idempotency interceptor handles. */
 export interface CoveredRoute {
   /** The method's name on the controller's prototype. */
   method: string;
@@ -29,7 +30,10 @@ export function coveredRoutes(
   const routes: CoveredRoute[] = [];
   for (const method of scanner.getAllMethodNames(prototype)) {
     const handler = prototype[method];
-    if (typeof handler !== 'function' || !Reflect.hasMetadata(PATH_METADATA, handler)) {
+    if (
+      typeof handler !== 'function' ||
+      (!Reflect.hasMetadata(PATH_METADATA, handler) && !isMessageHandler(handler))
+    ) {
       continue;
     }
     const skipped = metadata<boolean>(SKIP_IDEMPOTENCY_METADATA, handler, controller);

@@ -1,5 +1,6 @@
 import type { HttpAdapterHost } from '@nestjs/core';
 import { PROBLEM_CONTENT_TYPE, REPLAYED_HEADER } from '../idempotency.constants';
+import type { ReplyWriter } from '../execution/reply-writer';
 import type { IdempotencyException } from '../idempotency.exceptions';
 import type { StoredResponse } from '../store/stored-response.interface';
 
@@ -10,7 +11,7 @@ const TEXT_TYPE = 'text/plain; charset=utf-8';
  * Reads and writes responses through Nest's HTTP adapter, so one code path serves Express and
  * Fastify.
  */
-export class ResponseWriter {
+export class ResponseWriter implements ReplyWriter {
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
   private get adapter() {

@@ -50,11 +50,15 @@ export function configureRoute(
   options: IdempotencyRouteOptions | undefined,
   moduleRoute: IdempotencyRouteOptions,
   storeRunsTransactions: boolean,
+  messageHandler = false,
 ): RouteConfiguration {
   const name = `${(controller as { name?: string }).name}.${method}`;
+  // A duplicate message waits for the first by default: refusing it would have the broker
+  // deliver it again at once, over and over, while the first runs.
+  const routeOptions = messageHandler ? { concurrency: 'wait' as const, ...options } : options;
   const settings = resolveRouteSettings(
     moduleRoute,
-    options ?? {},
+    routeOptions ?? {},
     options !== undefined,
     `@Idempotent() of ${name}`,
   );

@@ -106,6 +106,13 @@ export interface IdempotencyRouteOptions {
    * bound, leaving the database's own settings. Default: `30_000`.
    */
   statementTimeoutMs?: number;
+  /**
+   * Message handlers (`@EventPattern()`, `@MessagePattern()`): reads a message's idempotency key
+   * from its payload (`data`, before pipes) or its transport context. Return `undefined` when it
+   * has none. Default: the message's own id (RabbitMQ `messageId`, or what a custom transport's
+   * context answers to `idempotencyKey()`).
+   */
+  messageKey?: (data: unknown, context: unknown) => string | undefined;
 }
 
 /** Options of `IdempotencyModule.forRoot()` / the factory of `forRootAsync()`. */

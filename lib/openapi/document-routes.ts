@@ -1,6 +1,7 @@
 import type { Logger, Type } from '@nestjs/common';
 import type { MetadataScanner, ModulesContainer } from '@nestjs/core';
 import type { Module } from '@nestjs/core/injector/module';
+import { isMessageHandler } from '../messages/message-pattern';
 import { coveredRoutes } from '../http/covered-routes';
 import {
   type ResolvedModuleSettings,
@@ -64,7 +65,11 @@ export async function documentIdempotentRoutes(
         }
       }
       for (const route of coveredRoutes(controller, scanner, autoMethods)) {
-        if (route.options !== undefined && !decoratedRoutesAreOurs) {
+        // A message handler has no HTTP operation to document.
+        if (
+          (route.options !== undefined && !decoratedRoutesAreOurs) ||
+          isMessageHandler(route.handler)
+        ) {
           continue;
         }
         let resolved: ResolvedRouteSettings;
