@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
-import { isMessageHandler } from './messages/message-pattern';
+import { isMessageHandler, messagePatternText } from './messages/message-pattern';
 import { coveredRoutes } from './http/covered-routes';
 import { configureRoute } from './http/route-plan';
 import type { ResolvedModuleSettings } from './idempotency-options.defaults';
@@ -46,6 +46,7 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
       );
     }
     const global = this.globalInterceptors();
+    const messagePatterns = new Map<string, string>();
     for (const wrapper of this.discovery.getControllers()) {
       const controller = wrapper.metatype as Type | null;
       const interceptors = [...global, ...this.controllerInterceptors(wrapper)];
@@ -56,11 +57,15 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
       const transactions = interceptors.every(
         (interceptor) => interceptor['transactionalStoreInUse']() !== null,
       );
-      this.checkRoutes(controller, transactions);
+      this.checkRoutes(controller, transactions, messagePatterns);
     }
   }
 
-  private checkRoutes(controller: Type, transactions: boolean): void {
+  private checkRoutes(
+    controller: Type,
+    transactions: boolean,
+    messagePatterns: Map<string, string>,
+  ): void {
     for (const { method, handler, options } of coveredRoutes(
       controller,
       this.scanner,
@@ -74,12 +79,36 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
         transactions,
         isMessageHandler(handler),
       );
+      if (isMessageHandler(handler)) {
+        this.checkOneHandlerPerPattern(controller, method, handler, messagePatterns);
+      }
       if (!capturable && options !== undefined) {
         this.logger.warn(
           `${controller.name}.${method} writes its response with @Res(): its keys run once but are not replayable (410). Use @Res({ passthrough: true }) to make them replayable.`,
         );
       }
     }
+  }
+
+  /**
+   * Nest hands every handler of an event pattern the same delivery, and each idempotent one would
+   * settle it: a second acknowledgement closes a RabbitMQ channel, redelivering all it held.
+   */
+  private checkOneHandlerPerPattern(
+    controller: Type,
+    method: string,
+    handler: object,
+    seen: Map<string, string>,
+  ): void {
+    const pattern = messagePatternText(handler);
+    const name = `${controller.name}.${method}`;
+    const other = seen.get(pattern);
+    if (other !== undefined && other !== name) {
+      throw new Error(
+        `nestjs-idempotency: ${other} and ${name} both handle "${pattern}" with @Idempotent(); a delivery can be settled once only. Handle the pattern in one method.`,
+      );
+    }
+    seen.set(pattern, name);
   }
 
   /** Whether `instance` is an interceptor built with this registration's settings. */

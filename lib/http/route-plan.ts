@@ -54,10 +54,11 @@ export function configureRoute(
 ): RouteConfiguration {
   const name = `${(controller as { name?: string }).name}.${method}`;
   // A duplicate message waits for the first by default: refusing it would have the broker
-  // deliver it again at once, over and over, while the first runs.
+  // deliver it again at once, over and over, while the first runs. The module's scope is an HTTP
+  // one (the principal of a request); a message handler's scope is its own option only.
   const routeOptions = messageHandler ? { concurrency: 'wait' as const, ...options } : options;
   const settings = resolveRouteSettings(
-    moduleRoute,
+    messageHandler ? { ...moduleRoute, scope: undefined } : moduleRoute,
     routeOptions ?? {},
     options !== undefined,
     `@Idempotent() of ${name}`,

@@ -21,8 +21,14 @@ interface RmqContextLike {
     ack(message: unknown): void;
     nack(message: unknown, allUpTo?: boolean, requeue?: boolean): void;
   };
-  getMessage(): { properties?: { messageId?: unknown } };
+  getMessage(): {
+    properties?: { messageId?: unknown; headers?: Record<string, unknown> };
+    fields?: { redelivered?: boolean };
+  };
 }
+
+/** The longest a failed delivery is held before it is handed back for another attempt. */
+const MAX_RETRY_DELAY_MS = 5_000;
 
 function isRmqContext(context: unknown): context is RmqContextLike {
   return (
@@ -58,8 +64,23 @@ class RmqDelivery implements IdempotentMessageContext {
     this.settle((channel, message) => channel.ack(message));
   }
 
+  /**
+   * Hands the message back to the queue, after a pause that grows with its deliveries so far, so
+   * that a failure lasting a while is not retried in a tight loop (nor, on a queue with a
+   * delivery limit, dead-lettered within milliseconds). A quorum queue counts deliveries
+   * (`x-delivery-count`); on a classic queue, a redelivered message waits the second step.
+   */
   retry(): void {
-    this.settle((channel, message) => channel.nack(message, false, true));
+    const message = this.context.getMessage();
+    const counted = Number(message.properties?.headers?.['x-delivery-count']);
+    const deliveries = Number.isFinite(counted) ? counted : message.fields?.redelivered ? 1 : 0;
+    const delayMs = deliveries === 0 ? 0 : Math.min(100 * 2 ** deliveries, MAX_RETRY_DELAY_MS);
+    const requeue = () => this.settle((channel, held) => channel.nack(held, false, true));
+    if (delayMs === 0) {
+      requeue();
+    } else {
+      setTimeout(requeue, delayMs).unref();
+    }
   }
 
   deadLetter(): void {

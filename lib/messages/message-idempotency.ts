@@ -1,6 +1,6 @@
 import { type CallHandler, type ExecutionContext, HttpException, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { type Observable, defer, lastValueFrom } from 'rxjs';
+import { type Observable, defer, lastValueFrom, throwError } from 'rxjs';
 import { Exchange, ReportedRequest } from '../execution/exchange';
 import type { ExecutionSteps } from '../execution/execution-steps';
 import type { LeaseExecution } from '../execution/lease-execution';
@@ -25,7 +25,7 @@ import { requestFingerprint } from '../protocol/request-fingerprint';
 import { type IdempotentMessageContext, deliveryOf } from './message-delivery';
 import { type MessageHandlerKind, messageHandlerKind, messagePatternText } from './message-pattern';
 import { MessageReply } from './message-reply';
-import { rpcError } from './rpc-error';
+import { isRpcException, rpcError } from './rpc-error';
 
 /** Marks a delivery's context once an interceptor took it, as `HANDLED_REQUEST` marks a request. */
 const HANDLED_MESSAGE = Symbol('nestjs-idempotency:handled-message');
@@ -71,32 +71,77 @@ export class MessageIdempotency {
   ): Observable<unknown> {
     const rpc = context.switchToRpc();
     const transportContext = rpc.getContext<unknown>();
-    if (isObject(transportContext)) {
-      if (transportContext[HANDLED_MESSAGE]) {
-        return next.handle();
-      }
-      transportContext[HANDLED_MESSAGE] = true;
+    const holder: Record<PropertyKey, unknown> = isObject(transportContext) ? transportContext : {};
+    const state = holder[HANDLED_MESSAGE];
+    if (state === 'running') {
+      // A second interceptor of this module on the same handler (a global and a route one):
+      // the first one handles the delivery.
+      return next.handle();
     }
+    if (state === 'settled') {
+      // Subscribed again after the delivery was settled (an outer retry): the broker decides
+      // whether it comes again, and the record answers it then.
+      return throwError(
+        () =>
+          new Error('nestjs-idempotency: this delivery was settled already; it is not run again.'),
+      );
+    }
+    holder[HANDLED_MESSAGE] = 'running';
     const handler = context.getHandler();
     const message: DeliveredMessage = {
       data: rpc.getData<unknown>(),
       context: transportContext,
+      holder,
       delivery: deliveryOf(transportContext),
       kind: messageHandlerKind(handler),
-      pattern: deliveredPattern(transportContext) ?? messagePatternText(handler),
+      pattern: messagePatternText(handler),
       settings,
       route,
     };
-    return defer(() => this.process(message, next));
+    return defer(async () => {
+      try {
+        return await this.process(message, next);
+      } finally {
+        holder[HANDLED_MESSAGE] = 'settled';
+      }
+    });
   }
 
   private async process(message: DeliveredMessage, next: CallHandler): Promise<unknown> {
+    try {
+      return await this.claimAndRun(message, next);
+    } catch (error) {
+      if (error instanceof Settled) {
+        throw error.cause;
+      }
+      // Failed before anything was claimed or run (a messageKey, scope or fingerprint function
+      // that threw): as it is, the message never will succeed here.
+      this.dispose(message, 'deadLetter', error);
+      throw error;
+    }
+  }
+
+  private async claimAndRun(message: DeliveredMessage, next: CallHandler): Promise<unknown> {
     const { settings, delivery } = message;
-    const reported = new ReportedRequest({}, message.route, message.kind, message.pattern, now());
+    const reported = new ReportedRequest(
+      message.holder,
+      message.route,
+      message.kind,
+      message.pattern,
+      now(),
+    );
     const raw = settings.messageKey
       ? settings.messageKey(message.data, message.context)
       : delivery.idempotencyKey();
-    const parsed = parseIdempotencyKey(raw === undefined ? [] : [raw]);
+    const parsed =
+      raw === undefined || raw === null
+        ? parseIdempotencyKey([])
+        : typeof raw === 'string'
+          ? parseIdempotencyKey([raw])
+          : ({
+              kind: 'invalid',
+              reason: `The message key is a ${typeof raw}, not a string.`,
+            } as const);
     if (parsed.kind === 'missing' && !settings.required) {
       // Unprotected, as an HTTP request without a key: run, and settle by its outcome.
       return this.settle(message, lastValueFrom(next.handle(), { defaultValue: undefined }), null);
@@ -129,10 +174,11 @@ export class MessageIdempotency {
     let scope: string;
     try {
       fingerprint = requestFingerprint(info, settings.fingerprint, settings.excludedFields);
+      // The pattern and handler always lead, so that no two handlers share a key, whatever a
+      // scope function answers.
+      const own = `${message.pattern} ${message.route.name}`;
       scope = this.executions.storedScope(
-        settings.scope === defaultScope
-          ? `${message.pattern} ${message.route.name}`
-          : settings.scope(info),
+        settings.scope === defaultScope ? own : `${own} ${settings.scope(info)}`,
       );
     } catch (error) {
       const refusal =
@@ -178,11 +224,24 @@ export class MessageIdempotency {
     reply: MessageReply | null,
     exchange?: Exchange,
   ): Promise<unknown> {
+    try {
+      return await this.answer(message, outcome, reply, exchange);
+    } catch (error) {
+      throw new Settled(error);
+    }
+  }
+
+  private async answer(
+    message: DeliveredMessage,
+    outcome: Promise<unknown>,
+    reply: MessageReply | null,
+    exchange?: Exchange,
+  ): Promise<unknown> {
     let value: unknown;
     try {
       value = await outcome;
     } catch (error) {
-      const disposition = dispositionOf(error, message.settings);
+      const disposition = await dispositionOf(error, message.settings);
       this.dispose(message, disposition, error, exchange);
       if (error instanceof IdempotencyException && message.kind === 'EVENT') {
         // Reported and logged here; nobody reads an event handler's error but Nest's logger.
@@ -211,12 +270,21 @@ export class MessageIdempotency {
 
   private dispose(
     message: DeliveredMessage,
-    disposition: Disposition,
+    wanted: Disposition,
     error?: unknown,
     exchange?: Exchange,
     status?: number,
   ): void {
-    message.delivery[disposition]();
+    // A request-reply caller is sent the error and retries with the same id when it wants to;
+    // a redelivery would run for nobody, its reply to a caller that already had its answer.
+    const disposition = wanted === 'retry' && message.kind === 'MESSAGE' ? 'ack' : wanted;
+    try {
+      message.delivery[disposition]();
+    } catch (failure) {
+      this.logger.error(
+        `${message.kind} ${message.pattern}: settling the delivery (${disposition}) failed: ${String(failure)}`,
+      );
+    }
     if (disposition === 'deadLetter') {
       const key = exchange ? ` key #${exchange.keyHash}` : '';
       const why =
@@ -226,10 +294,20 @@ export class MessageIdempotency {
   }
 }
 
+/** An error from after the delivery was settled, on its way to Nest unchanged. */
+class Settled {
+  constructor(readonly cause: unknown) {}
+}
+
 /** One delivered message, as the interceptor found it. */
 interface DeliveredMessage {
   data: unknown;
   context: unknown;
+  /**
+   * Where the delivery's state is kept: its transport context (a fresh object when it has none).
+   * The execution keeps the transaction there too, for `@IdempotentEntityManager()`.
+   */
+  holder: Record<PropertyKey, unknown>;
   delivery: IdempotentMessageContext;
   kind: MessageHandlerKind;
   pattern: string;
@@ -242,7 +320,10 @@ interface DeliveredMessage {
  * (dead letter). Only this interceptor still sees the error's class: Nest's RPC filter turns
  * anything but an `RpcException` into "Internal server error".
  */
-function dispositionOf(error: unknown, settings: ResolvedRouteSettings): Disposition {
+async function dispositionOf(
+  error: unknown,
+  settings: ResolvedRouteSettings,
+): Promise<Disposition> {
   if (
     error instanceof IdempotencyKeyInFlightException ||
     error instanceof IdempotencyStoreUnavailableException
@@ -261,24 +342,7 @@ function dispositionOf(error: unknown, settings: ResolvedRouteSettings): Disposi
     // A client error the route would store is final; 409 and 429 (not stored by default) pass.
     return status < 500 && settings.storeStatus(status) ? 'deadLetter' : 'retry';
   }
-  return isRpcException(error) ? 'deadLetter' : 'retry';
-}
-
-/** Nest's `RpcException`, told by its shape: the core does not load @nestjs/microservices. */
-function isRpcException(error: unknown): boolean {
-  return (
-    error instanceof Error &&
-    error.constructor.name === 'RpcException' &&
-    typeof (error as { getError?: unknown }).getError === 'function'
-  );
-}
-
-/** The pattern the transport delivered the message under (RabbitMQ, NATS), if it says. */
-function deliveredPattern(context: unknown): string | undefined {
-  const pattern = isObject(context)
-    ? (context as { getPattern?: () => unknown }).getPattern?.()
-    : undefined;
-  return typeof pattern === 'string' ? pattern : undefined;
+  return (await isRpcException(error)) ? 'deadLetter' : 'retry';
 }
 
 function isObject(value: unknown): value is Record<PropertyKey, unknown> {

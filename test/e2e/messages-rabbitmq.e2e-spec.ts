@@ -133,6 +133,8 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
         20_000,
       );
       expect(await runs(route, id)).toBe(1);
+      // Not even a rolled-back run: the handler started once.
+      expect(await attempts(id)).toBe(1);
     },
   );
 
@@ -202,13 +204,37 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
     expect(outcomes.some((o) => o.outcome === 'mismatch' && o.handler === 'requested')).toBe(true);
   });
 
-  it('a message without an id is dead-lettered and reported as key-missing', async () => {
+  it('a message without an id is dead-lettered and reported as key-missing, not run', async () => {
     await takeDeadLetters();
-    const paymentId = randomUUID();
-    publish('payments.requested', { ...payment(), paymentId });
+    const before = await runs('requested', 'undefined');
+    publish('payments.requested', payment());
     await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
-    await takeDeadLetters();
+    expect(await takeDeadLetters()).toEqual(['undefined']);
+    expect(await runs('requested', 'undefined')).toBe(before);
     expect(outcomes.some((o) => o.outcome === 'key-missing' && o.method === 'EVENT')).toBe(true);
+  });
+
+  it('a key that is not a string is dead-lettered, and the messages behind it still run', async () => {
+    await takeDeadLetters();
+    const good = randomUUID();
+    publish('payments.keyed', { paymentId: 4242, amount: 1 }, 'numeric-key');
+    publish('payments.keyed', { paymentId: good, amount: 1 }, 'string-key');
+    await waitFor(async () => (await runs('keyed', good)) === 1, 10_000);
+    await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
+    expect(await takeDeadLetters()).toEqual(['numeric-key']);
+    expect(await runs('keyed', '4242')).toBe(0);
+    expect(outcomes.some((o) => o.outcome === 'key-invalid' && o.handler === 'keyed')).toBe(true);
+  });
+
+  it('an interceptor that subscribes again after a failure does not run the handler unclaimed', async () => {
+    const id = `retried-${randomUUID()}`;
+    publish('payments.retried', payment({ failRuns: 1 }), id);
+    await waitFor(async () => (await runs('retried', id)) === 1, 20_000);
+    await waitUntilSettled();
+    // The in-process retry was refused; the broker's redelivery ran it, claimed.
+    expect(await attempts(id)).toBe(2);
+    const claimed = outcomes.filter((o) => o.handler === 'retried' && o.outcome === 'claimed');
+    expect(claimed).toHaveLength(2);
   });
 
   it('a request-reply duplicate gets the stored reply; a reused id with another payload gets a problem', async () => {
@@ -238,6 +264,35 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
         status: 422,
       });
       expect(await runs('quote', id)).toBe(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a request-reply caller gets a failure as an error, and its retry with the same id runs', async () => {
+    const client = new ClientRMQ({
+      urls: [RABBITMQ_URL],
+      queue,
+      queueOptions: { durable: false, deadLetterExchange: '', deadLetterRoutingKey: deadLetters },
+    });
+    await client.connect();
+    try {
+      const id = `flaky-${randomUUID()}`;
+      const data = payment({ amount: 300, failRuns: 1 });
+      const send = () =>
+        firstValueFrom(
+          client.send<{ amount: number; attempt: number }>(
+            'payments.flaky-quote',
+            new RmqRecordBuilder(data).setOptions({ messageId: id }).build(),
+          ),
+        );
+      await expect(send()).rejects.toBeDefined();
+      // Not delivered again behind the caller's back: the failed run was the only one.
+      await waitUntilSettled();
+      expect(await attempts(id)).toBe(1);
+      expect(await send()).toEqual({ amount: 300, attempt: 2 });
+      expect(await send()).toEqual({ amount: 300, attempt: 2 });
+      expect(await runs('flaky-quote', id)).toBe(1);
     } finally {
       await client.close();
     }

@@ -66,6 +66,30 @@ class TransactionalConsumer {
 })
 class TransactionalConsumerModule {}
 
+@Controller()
+class FirstHandler {
+  @EventPattern('paid')
+  @Idempotent()
+  record(@Payload() _payment: unknown) {
+    return undefined;
+  }
+}
+
+@Controller()
+class SecondHandler {
+  @EventPattern('paid')
+  @Idempotent()
+  notify(@Payload() _payment: unknown) {
+    return undefined;
+  }
+}
+
+@Module({
+  imports: [IdempotencyModule.forRoot({ store: new InMemoryIdempotencyStore() })],
+  controllers: [FirstHandler, SecondHandler],
+})
+class TwoHandlersModule {}
+
 describe('@Idempotent() on message handlers of a transport without acknowledgements', () => {
   let server: INestMicroservice;
   let client: ClientProxy;
@@ -133,6 +157,19 @@ describe('@Idempotent() on message handlers of a transport without acknowledgeme
     });
     await expect(app.init()).rejects.toThrow(
       'TransactionalConsumer.transfer is transactional, but the store in use cannot run transactions',
+    );
+    await app.close();
+  });
+
+  it('stops the start when two idempotent handlers share a pattern (a delivery is settled once)', async () => {
+    const app = await NestFactory.createMicroservice(TwoHandlersModule, {
+      transport: Transport.TCP,
+      options: { host: '127.0.0.1', port: await freePort() },
+      logger: false,
+      abortOnError: false,
+    });
+    await expect(app.init()).rejects.toThrow(
+      'FirstHandler.record and SecondHandler.notify both handle "paid" with @Idempotent()',
     );
     await app.close();
   });

@@ -17,8 +17,12 @@ import { ACTIVE_TRANSACTION } from '../../idempotency.constants';
  */
 export const IdempotentEntityManager = createParamDecorator(
   (_data: unknown, context: ExecutionContext) => {
-    const request = context.switchToHttp().getRequest<Record<PropertyKey, unknown>>();
-    const manager = request[ACTIVE_TRANSACTION];
+    // A message handler's transaction is kept on its transport context, an HTTP one's on the request.
+    const holder =
+      context.getType() === 'rpc'
+        ? context.switchToRpc().getContext<Record<PropertyKey, unknown> | undefined>()
+        : context.switchToHttp().getRequest<Record<PropertyKey, unknown>>();
+    const manager = holder?.[ACTIVE_TRANSACTION];
     if (!manager) {
       throw new Error(
         'nestjs-idempotency: @IdempotentEntityManager() needs a route marked @Idempotent({ transactional: true }) and a request with a key.',
