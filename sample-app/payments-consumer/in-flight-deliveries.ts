@@ -55,7 +55,10 @@ export class InFlightDeliveries implements NestInterceptor, BeforeApplicationShu
     if (this.consumption === undefined) {
       return;
     }
+    // The broker sends every delivery before its cancel-ok, and a delivery reaches this
+    // interceptor without I/O: once the macrotask after the cancel runs, all are counted.
     await this.consumption.channel.cancel(this.consumption.consumerTag).catch(() => undefined);
+    await new Promise((settle) => setImmediate(settle));
     if (this.inFlight === 0) {
       return;
     }
