@@ -16,14 +16,18 @@ export async function createSampleApp(
   config: ResolvedSampleAppConfig,
   options: { logger?: false } = {},
 ): Promise<INestApplication> {
+  if (config.paymentsConsumer) {
+    // Before anything else: without a broker, the start fails at once, and says why.
+    await declareDeadLetterQueue(config.paymentsConsumer);
+  }
   const module = AppModule.register(config);
   const app =
     config.httpAdapter === 'fastify'
       ? await NestFactory.create(module, new FastifyAdapter(), options)
       : await NestFactory.create(module, new ExpressAdapter(), options);
   if (config.paymentsConsumer) {
-    await declareDeadLetterQueue(config.paymentsConsumer);
-    // The app's global enhancers stay HTTP-only: its guard (DemoAuthGuard) reads HTTP headers.
+    // Not `inheritAppConfig`: the app's global guard (DemoAuthGuard) reads HTTP headers, and
+    // would throw on a message, leaving it unacknowledged.
     app.connectMicroservice(paymentsConsumerTransport(config.paymentsConsumer));
   }
   await app.init();
