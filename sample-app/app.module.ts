@@ -24,6 +24,7 @@ import { TransfersModule } from './transfers/transfers.module';
 import { Payment } from './payments/payment.entity';
 import { PaymentsModule } from './payments/payments.module';
 import { OrdersModule } from './orders/orders.module';
+import { PaymentsConsumerModule } from './payments-consumer/payments-consumer.module';
 import { SAMPLE_APP_CONFIG } from './sample-app.constants';
 
 /** The sample app's settings once a database URL is known. */
@@ -90,6 +91,7 @@ export class AppModule {
         OrdersModule,
         AdminModule,
         HealthModule,
+        ...(config.paymentsConsumer ? [PaymentsConsumerModule] : []),
       ],
       providers: [{ provide: APP_GUARD, useClass: DemoAuthGuard }],
     };

@@ -26,7 +26,33 @@ export interface SampleAppConfig {
   idempotencyStepSecret: string;
   /** Test hook: where `/orders` kills its own process (SIGKILL); unset, nowhere. */
   ordersCrashAt: OrdersCrashPoint | undefined;
+  /** The consumer of `payments.requested` messages and its broker; unset, none runs. */
+  paymentsConsumer: PaymentsConsumerConfig | undefined;
 }
+
+/** Where the payments consumer (`PAYMENTS_CONSUMER=rabbitmq`) takes its messages from. */
+export interface PaymentsConsumerConfig {
+  transport: 'rabbitmq';
+  /** `amqp://` or `amqps://` URL of the broker. */
+  rabbitmqUrl: string;
+  /** The queue consumed; its dead letters go to `<queue>.dead`. */
+  queue: string;
+  /** Test hook: where the consumer kills its own process (SIGKILL); unset, nowhere. */
+  crashAt: PaymentsConsumerCrashPoint | undefined;
+}
+
+/**
+ * The points of a `payments.requested` delivery where `PAYMENTS_CONSUMER_CRASH_AT` can kill the
+ * process: after the payment's INSERT (before the commit), after the commit (before the ack).
+ */
+export const PAYMENTS_CONSUMER_CRASH_POINTS = ['after-write', 'after-commit'] as const;
+
+export type PaymentsConsumerCrashPoint = (typeof PAYMENTS_CONSUMER_CRASH_POINTS)[number];
+
+const DEFAULT_RABBITMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+const DEFAULT_PAYMENTS_QUEUE = 'payments.requested';
+/** AMQP's limit on a queue name, in bytes, less the `.dead` of the dead-letter queue's. */
+const MAX_QUEUE_NAME_BYTES = 255 - '.dead'.length;
 
 /** The points of `POST /orders` where `ORDERS_CRASH_AT` can kill the process, in order. */
 export const ORDERS_CRASH_POINTS = [
@@ -85,6 +111,50 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): SampleAppConfi
     paymentProviderTimeoutMs: positive(env, 'PAYMENT_PROVIDER_TIMEOUT_MS', 5000),
     idempotencyStepSecret: stepSecret(env.IDEMPOTENCY_STEP_SECRET),
     ordersCrashAt: crashPoint(env.ORDERS_CRASH_AT),
+    paymentsConsumer: paymentsConsumer(env),
+  };
+}
+
+/** Read only with `PAYMENTS_CONSUMER` set: `RABBITMQ_URL` may mean something else elsewhere. */
+function paymentsConsumer(env: NodeJS.ProcessEnv): PaymentsConsumerConfig | undefined {
+  const transport = env.PAYMENTS_CONSUMER || undefined;
+  if (transport === undefined) {
+    if (env.PAYMENTS_CONSUMER_CRASH_AT) {
+      throw new SampleConfigError(
+        'PAYMENTS_CONSUMER_CRASH_AT needs the consumer it crashes: set PAYMENTS_CONSUMER=rabbitmq.',
+      );
+    }
+    return undefined;
+  }
+  if (transport !== 'rabbitmq') {
+    throw new SampleConfigError(`PAYMENTS_CONSUMER must be "rabbitmq", got "${transport}".`);
+  }
+  const rabbitmqUrl = env.RABBITMQ_URL || DEFAULT_RABBITMQ_URL;
+  if (!URL.canParse(rabbitmqUrl) || !/^amqps?:$/.test(new URL(rabbitmqUrl).protocol)) {
+    throw new SampleConfigError(
+      `RABBITMQ_URL must be an amqp:// or amqps:// URL, got "${rabbitmqUrl}".`,
+    );
+  }
+  const queue = env.PAYMENTS_QUEUE || DEFAULT_PAYMENTS_QUEUE;
+  if (Buffer.byteLength(queue) > MAX_QUEUE_NAME_BYTES || queue.startsWith('amq.')) {
+    throw new SampleConfigError(
+      `PAYMENTS_QUEUE must be at most ${MAX_QUEUE_NAME_BYTES} bytes and not start with "amq.", got "${queue}".`,
+    );
+  }
+  const crashAt = env.PAYMENTS_CONSUMER_CRASH_AT || undefined;
+  if (
+    crashAt !== undefined &&
+    !(PAYMENTS_CONSUMER_CRASH_POINTS as readonly string[]).includes(crashAt)
+  ) {
+    throw new SampleConfigError(
+      `PAYMENTS_CONSUMER_CRASH_AT must be one of ${PAYMENTS_CONSUMER_CRASH_POINTS.join(', ')}, got "${crashAt}".`,
+    );
+  }
+  return {
+    transport,
+    rabbitmqUrl,
+    queue,
+    crashAt: crashAt as PaymentsConsumerCrashPoint | undefined,
   };
 }
 

@@ -50,6 +50,14 @@ async function main(): Promise<void> {
     await embedded?.stop();
   });
 
+  if (config.paymentsConsumer) {
+    // Before listening: a test (or a load balancer) that sees HTTP up may count on the consumer.
+    await app.startAllMicroservices();
+    logger.log(
+      `Payments consumer on queue "${config.paymentsConsumer.queue}" (dead letters: "${config.paymentsConsumer.queue}.dead").`,
+    );
+  }
+
   // Express listens on every interface by default; Fastify only on localhost unless told.
   if (config.httpAdapter === 'fastify') {
     await app.listen(config.port, '0.0.0.0');

@@ -42,4 +42,56 @@ describe('the sample app configuration', () => {
     expect(() => readConfig(env)).toThrow(SampleConfigError);
     expect(() => readConfig(env)).toThrow(message);
   });
+
+  describe('the payments consumer', () => {
+    it('is off with nothing set, whatever RabbitMQ variables the environment holds', () => {
+      expect(
+        readConfig({ RABBITMQ_URL: 'not a url', PAYMENTS_QUEUE: 'amq.x' }).paymentsConsumer,
+      ).toBeUndefined();
+    });
+
+    it('consumes payments.requested on the local broker by default', () => {
+      expect(readConfig({ PAYMENTS_CONSUMER: 'rabbitmq' }).paymentsConsumer).toEqual({
+        transport: 'rabbitmq',
+        rabbitmqUrl: 'amqp://guest:guest@127.0.0.1:5672',
+        queue: 'payments.requested',
+        crashAt: undefined,
+      });
+    });
+
+    it('takes its broker, queue and test hook from the environment', () => {
+      expect(
+        readConfig({
+          PAYMENTS_CONSUMER: 'rabbitmq',
+          RABBITMQ_URL: 'amqps://user:secret@broker.internal:5671/vhost',
+          PAYMENTS_QUEUE: 'billing.payments',
+          PAYMENTS_CONSUMER_CRASH_AT: 'after-commit',
+        }).paymentsConsumer,
+      ).toEqual({
+        transport: 'rabbitmq',
+        rabbitmqUrl: 'amqps://user:secret@broker.internal:5671/vhost',
+        queue: 'billing.payments',
+        crashAt: 'after-commit',
+      });
+    });
+
+    it.each([
+      [{ PAYMENTS_CONSUMER: 'kafka' }, /PAYMENTS_CONSUMER must be "rabbitmq", got "kafka"/],
+      [
+        { PAYMENTS_CONSUMER: 'rabbitmq', RABBITMQ_URL: 'http://127.0.0.1:5672' },
+        /RABBITMQ_URL must be an amqp:\/\/ or amqps:\/\/ URL/,
+      ],
+      [{ PAYMENTS_CONSUMER: 'rabbitmq', RABBITMQ_URL: 'amqp//x' }, /RABBITMQ_URL must be/],
+      [{ PAYMENTS_CONSUMER: 'rabbitmq', PAYMENTS_QUEUE: 'amq.payments' }, /PAYMENTS_QUEUE must/],
+      [{ PAYMENTS_CONSUMER: 'rabbitmq', PAYMENTS_QUEUE: 'q'.repeat(251) }, /at most 250 bytes/],
+      [
+        { PAYMENTS_CONSUMER: 'rabbitmq', PAYMENTS_CONSUMER_CRASH_AT: 'before-ack' },
+        /PAYMENTS_CONSUMER_CRASH_AT must be one of after-write, after-commit/,
+      ],
+      [{ PAYMENTS_CONSUMER_CRASH_AT: 'after-write' }, /needs the consumer it crashes/],
+    ])('refuses %j with a message of its own', (env, message) => {
+      expect(() => readConfig(env)).toThrow(SampleConfigError);
+      expect(() => readConfig(env)).toThrow(message);
+    });
+  });
 });

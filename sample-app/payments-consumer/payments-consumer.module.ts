@@ -1,0 +1,10 @@
+import { Module } from '@nestjs/common';
+import { PaymentsConsumerCrashHook } from './payments-consumer-crash-hook';
+import { PaymentsConsumerController } from './payments-consumer.controller';
+
+/** The consumer of `payments.requested` messages (`PAYMENTS_CONSUMER=rabbitmq`). */
+@Module({
+  controllers: [PaymentsConsumerController],
+  providers: [PaymentsConsumerCrashHook],
+})
+export class PaymentsConsumerModule {}
