@@ -41,6 +41,7 @@ export const JETSTREAM_TRANSPORT = Symbol('nestjs-idempotency:jetstream');
  * ```
  */
 export class JetStreamServer extends Server implements CustomTransportStrategy {
+  /** The id Nest passes to processing hooks for this transport: {@link JETSTREAM_TRANSPORT}. */
   override readonly transportId = JETSTREAM_TRANSPORT;
   private readonly options: ResolvedJetStreamServerOptions;
   private connection: NatsConnection | undefined;
@@ -53,6 +54,10 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     this.options = resolveJetStreamServerOptions(options);
   }
 
+  /**
+   * Connects, creates the stream and consumers when `ensure` is on, and starts consuming each
+   * handler's pattern; called by Nest's `app.listen()`, which it answers through `callback`.
+   */
   async listen(callback: (error?: unknown) => void): Promise<void> {
     try {
       this.connection =
