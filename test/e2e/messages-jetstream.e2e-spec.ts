@@ -62,11 +62,12 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     return app;
   }
 
-  /** Publishes one copy; JetStream must store it (not drop it as a duplicate). */
-  async function publish(subject: string, data: unknown, msgID?: string): Promise<void> {
+  /** Publishes one copy; JetStream must store it (not drop it as a duplicate). Its stream sequence. */
+  async function publish(subject: string, data: unknown, msgID?: string): Promise<number> {
     const body = typeof data === 'string' ? data : JSON.stringify(data);
     const ack = await js.publish(subject, body, msgID === undefined ? {} : { msgID });
     expect(ack.duplicate).toBe(false);
+    return ack.seq;
   }
 
   /** Copies of one message, each stored by JetStream: spaced beyond its duplicate window. */
@@ -123,6 +124,25 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     return ids;
   }
 
+  /**
+   * What consumers told JetStream about each message (`+ACK`, `-NAK`, `+WPI`, `+TERM`), seen on
+   * the `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...` subjects they answer on.
+   */
+  const settlements: { streamSeq: number; delivered: number; verb: string }[] = [];
+  function watchSettlements(): void {
+    const subscription = nc.subscribe(`$JS.ACK.${stream}.>`);
+    void (async () => {
+      for await (const message of subscription) {
+        const tokens = message.subject.split('.');
+        settlements.push({
+          delivered: Number(tokens[4]),
+          streamSeq: Number(tokens[5]),
+          verb: message.string().split(' ')[0] || '+ACK',
+        });
+      }
+    })();
+  }
+
   const payment = (extra: Partial<PaymentRequested> = {}): PaymentRequested => ({
     paymentId: randomUUID(),
     amount: 1250,
@@ -135,6 +155,7 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     nc = await connect({ servers: NATS_URL });
     jsm = await jetstreamManager(nc);
     js = jetstream(nc);
+    watchSettlements();
     await jsm.streams.add({
       name: stream,
       subjects: Object.values(PATTERNS),
@@ -235,42 +256,54 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
   );
 
   it('a poison message is terminated and copied to the dead letters; the one behind it runs', async () => {
-    const before = await consumerState(PATTERNS.transactional);
     const badJson = `poison-json-${randomUUID()}`;
     const badPayload = `poison-payload-${randomUUID()}`;
     const good = `good-${randomUUID()}`;
-    await publish(PATTERNS.transactional, 'not json {', badJson);
-    await publish(PATTERNS.transactional, { paymentId: 42 }, badPayload);
+    const poisons = [
+      await publish(PATTERNS.transactional, 'not json {', badJson),
+      await publish(PATTERNS.transactional, { paymentId: 42 }, badPayload),
+    ];
     await publish(PATTERNS.transactional, payment(), good);
     await waitFor(async () => (await runs('requested', good)) === 1, 20_000);
     await waitUntilSettled(PATTERNS.transactional);
     await waitFor(async () => (await deadLetters()).length >= 2, 10_000);
     expect((await deadLetters()).sort()).toEqual([badJson, badPayload].sort());
-    const after = await consumerState(PATTERNS.transactional);
-    expect(after.redelivered).toBe(before.redelivered);
+    const seen = settlements.filter((s) => poisons.includes(s.streamSeq));
+    expect(seen.map(({ delivered, verb }) => ({ delivered, verb }))).toEqual([
+      { delivered: 1, verb: '+TERM' },
+      { delivered: 1, verb: '+TERM' },
+    ]);
     expect(await attempts(badJson)).toBe(0);
     expect(await attempts(badPayload)).toBe(0);
   });
 
   it('a duplicate arriving while the first runs past ackWait is not redelivered meanwhile and ends with one run', async () => {
-    const before = await consumerState(PATTERNS.transactional);
     const id = `held-${randomUUID()}`;
     const data = payment({ holdMs: ACK_WAIT_MS * 2.5 });
-    await publish(PATTERNS.transactional, data, id);
+    const first = await publish(PATTERNS.transactional, data, id);
     await waitFor(async () => (await attempts(id)) === 1, 10_000);
     await sleep(DUPLICATE_WINDOW_MS + 50);
-    await publish(PATTERNS.transactional, data, id);
+    const duplicate = await publish(PATTERNS.transactional, data, id);
     await waitFor(async () => (await runs('requested', id)) === 1, 20_000);
     await waitUntilSettled(PATTERNS.transactional);
     expect(await attempts(id)).toBe(1);
-    expect((await consumerState(PATTERNS.transactional)).redelivered).toBe(before.redelivered);
+    const seen = settlements.filter((s) => s.streamSeq === first || s.streamSeq === duplicate);
+    // Both were kept alive past ackWait, each delivered once and acked once.
+    expect(seen.filter((s) => s.verb === '+WPI').length).toBeGreaterThanOrEqual(2);
+    expect(seen.filter((s) => s.verb !== '+WPI')).toEqual([
+      { streamSeq: first, delivered: 1, verb: '+ACK' },
+      { streamSeq: duplicate, delivered: 1, verb: '+ACK' },
+    ]);
   }, 30_000);
 
   it('a handler without @Idempotent() is acked by the transport', async () => {
     const id = randomUUID();
-    await publish(PATTERNS.plain, { ...payment(), paymentId: id });
+    const seq = await publish(PATTERNS.plain, { ...payment(), paymentId: id });
     await waitFor(async () => (await runs('plain', id)) === 1, 10_000);
     await waitUntilSettled(PATTERNS.plain);
-    expect((await consumerState(PATTERNS.plain)).redelivered).toBe(0);
+    await waitFor(async () => settlements.some((s) => s.streamSeq === seq), 5_000);
+    expect(settlements.filter((s) => s.streamSeq === seq)).toEqual([
+      { streamSeq: seq, delivered: 1, verb: '+ACK' },
+    ]);
   });
 });
