@@ -62,7 +62,11 @@ export class JetStreamContext
     this.settleAs('ack');
   }
 
-  /** Negative acknowledgement: JetStream delivers the message again after the server's `nakDelayMs`. */
+  /**
+   * Negative acknowledgement: JetStream delivers the message again after the server's
+   * `nakDelayMs`. On the consumer's last delivery (`max_deliver`) the message is dead-lettered
+   * instead, as JetStream would drop it.
+   */
   retry(): void {
     this.settleAs('retry');
   }

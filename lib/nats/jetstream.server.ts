@@ -48,6 +48,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private client: JetStreamClient | undefined;
   private readonly consumers: ConsumerMessages[] = [];
   private readonly handling = new Set<Promise<void>>();
+  /** Each pattern's consumer's delivery limit, as JetStream has it. */
+  private readonly maxDeliver = new Map<string, number>();
 
   constructor(options: JetStreamServerOptions) {
     super();
@@ -109,6 +111,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   private async consume(pattern: string): Promise<void> {
     const consumer = await this.client!.consumers.get(this.options.stream, this.durable(pattern));
+    const maxDeliver = (await consumer.info(true)).config.max_deliver ?? -1;
+    this.maxDeliver.set(pattern, maxDeliver > 0 ? maxDeliver : Infinity);
     const messages = await consumer.consume({ max_messages: this.options.maxMessages });
     this.consumers.push(messages);
     void (async () => {
@@ -126,7 +130,9 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   }
 
   private async handle(pattern: string, message: JsMsg): Promise<void> {
-    const context = new JetStreamContext(message, pattern, (msg, how) => this.settle(msg, how));
+    const context = new JetStreamContext(message, pattern, (msg, how) =>
+      this.settle(msg, how === 'retry' && this.lastDelivery(pattern, msg) ? 'deadLetter' : how),
+    );
     const handler = this.getHandlerByPattern(pattern);
     if (!handler) {
       this.logger.warn(
@@ -158,6 +164,14 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     } finally {
       clearInterval(progress);
     }
+  }
+
+  /**
+   * Whether JetStream will not deliver the message again: a retry of it would drop it silently
+   * (a MAX_DELIVERIES advisory only), so it takes the dead-letter path instead.
+   */
+  private lastDelivery(pattern: string, message: JsMsg): boolean {
+    return message.info.deliveryCount >= (this.maxDeliver.get(pattern) ?? Infinity);
   }
 
   private settle(message: JsMsg, how: JetStreamSettlement): void {

@@ -23,6 +23,7 @@ import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 import { waitFor } from '../utils/wait-for';
 
 const ACK_WAIT_MS = 1_000;
+const MAX_DELIVER = 5;
 const DURABLE = 'idem';
 /** JetStream's smallest duplicate window: copies published further apart are all stored. */
 const DUPLICATE_WINDOW_MS = 100;
@@ -51,7 +52,7 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
           durable: DURABLE,
           ackWaitMs: ACK_WAIT_MS,
           nakDelayMs: 200,
-          maxDeliver: 10,
+          maxDeliver: MAX_DELIVER,
           deadLetterSubject: deadSubject,
         }),
         logger: false,
@@ -267,7 +268,9 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     await waitFor(async () => (await runs('requested', good)) === 1, 20_000);
     await waitUntilSettled(PATTERNS.transactional);
     await waitFor(async () => (await deadLetters()).length >= 2, 10_000);
-    expect((await deadLetters()).sort()).toEqual([badJson, badPayload].sort());
+    expect((await deadLetters()).filter((id) => id.startsWith('poison-')).sort()).toEqual(
+      [badJson, badPayload].sort(),
+    );
     const seen = settlements.filter((s) => poisons.includes(s.streamSeq));
     expect(seen.map(({ delivered, verb }) => ({ delivered, verb }))).toEqual([
       { delivered: 1, verb: '+TERM' },
@@ -276,6 +279,21 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     expect(await attempts(badJson)).toBe(0);
     expect(await attempts(badPayload)).toBe(0);
   });
+
+  it('a message that fails on every delivery is dead-lettered on its last one, not dropped', async () => {
+    const id = `doomed-${randomUUID()}`;
+    const seq = await publish(PATTERNS.lease, payment({ failRuns: 1_000 }), id);
+    await waitFor(async () => (await deadLetters()).includes(id), 20_000);
+    await waitUntilSettled(PATTERNS.lease);
+    const seen = settlements.filter((s) => s.streamSeq === seq && s.verb !== '+WPI');
+    expect(seen.map((s) => s.verb)).toEqual([
+      ...Array<string>(MAX_DELIVER - 1).fill('-NAK'),
+      '+TERM',
+    ]);
+    expect(seen.at(-1)!.delivered).toBe(MAX_DELIVER);
+    expect(await attempts(id)).toBe(MAX_DELIVER);
+    expect(await runs('lease', id)).toBe(0);
+  }, 30_000);
 
   it('a duplicate arriving while the first runs past ackWait is not redelivered meanwhile and ends with one run', async () => {
     const id = `held-${randomUUID()}`;
