@@ -150,7 +150,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       return;
     }
     const progress = setInterval(
-      () => context.settled === undefined && message.working(),
+      () => context.settled === undefined && this.answer(message, () => message.working()),
       Math.max(1, Math.floor(this.options.ackWaitMs / 2)),
     );
     try {
@@ -176,14 +176,27 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   private settle(message: JsMsg, how: JetStreamSettlement): void {
     if (how === 'ack') {
-      message.ack();
+      this.answer(message, () => message.ack());
     } else if (how === 'retry') {
-      message.nak(this.options.nakDelayMs);
+      this.answer(message, () => message.nak(this.options.nakDelayMs));
     } else if (this.options.deadLetterSubject === undefined) {
       // Bare: servers before 2.11 ignore a `+TERM` that carries a reason.
-      message.term();
+      this.answer(message, () => message.term());
     } else {
       void this.copyToDeadLetters(message, this.options.deadLetterSubject);
+    }
+  }
+
+  /**
+   * Sends one of the message's answers to JetStream. On a closed connection that throws; the
+   * answer is then lost, and JetStream delivers the message again after its ack wait, which the
+   * record answers.
+   */
+  private answer(message: JsMsg, send: () => void): void {
+    try {
+      send();
+    } catch (error) {
+      this.logger.warn(`${message.subject} #${message.seq}: not answered: ${String(error)}`);
     }
   }
 
@@ -200,12 +213,13 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     copied.set('Nats-Dead-Letter-Sequence', String(message.seq));
     try {
       await this.client!.publish(subject, message.data, { headers: copied });
-      message.term();
     } catch (error) {
       this.logger.error(
         `${message.subject} #${message.seq}: not copied to ${subject}: ${String(error)}`,
       );
-      message.nak(this.options.nakDelayMs);
+      this.answer(message, () => message.nak(this.options.nakDelayMs));
+      return;
     }
+    this.answer(message, () => message.term());
   }
 }
