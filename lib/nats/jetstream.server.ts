@@ -78,6 +78,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       }
       callback();
     } catch (error) {
+      await this.close().catch(() => undefined);
       callback(error);
     }
   }

@@ -314,6 +314,23 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     ]);
   }, 30_000);
 
+  it('refuses to start when told not to create consumers that do not exist', async () => {
+    const app = await NestFactory.createMicroservice(
+      JetStreamConsumerModule.register({ databaseUrl: db.url }),
+      {
+        strategy: new JetStreamServer({
+          servers: NATS_URL,
+          stream,
+          durable: 'absent',
+          ensure: false,
+        }),
+        logger: false,
+      },
+    );
+    await expect(app.listen()).rejects.toThrow(/consumer not found/i);
+    await app.close().catch(() => undefined);
+  });
+
   it('a handler without @Idempotent() is acked by the transport', async () => {
     const id = randomUUID();
     const seq = await publish(PATTERNS.plain, { ...payment(), paymentId: id });
