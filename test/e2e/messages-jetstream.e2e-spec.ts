@@ -144,6 +144,17 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     })();
   }
 
+  /** The stream sequences of MSG_TERMINATED advisories: JetStream's own dead-letter signal. */
+  const terminated: number[] = [];
+  function watchTerminations(): void {
+    const subscription = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${stream}.>`);
+    void (async () => {
+      for await (const message of subscription) {
+        terminated.push(message.json<{ stream_seq: number }>().stream_seq);
+      }
+    })();
+  }
+
   const payment = (extra: Partial<PaymentRequested> = {}): PaymentRequested => ({
     paymentId: randomUUID(),
     amount: 1250,
@@ -157,6 +168,7 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     jsm = await jetstreamManager(nc);
     js = jetstream(nc);
     watchSettlements();
+    watchTerminations();
     await jsm.streams.add({
       name: stream,
       subjects: Object.values(PATTERNS),
@@ -276,6 +288,7 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
       { delivered: 1, verb: '+TERM' },
       { delivered: 1, verb: '+TERM' },
     ]);
+    await waitFor(async () => poisons.every((seq) => terminated.includes(seq)), 5_000);
     expect(await attempts(badJson)).toBe(0);
     expect(await attempts(badPayload)).toBe(0);
   });
