@@ -38,6 +38,8 @@ const ADAPTERS = [
   '**/redis/**',
   '**/testing',
   '**/testing/**',
+  '**/nats',
+  '**/nats/**',
 ];
 const IO = [
   'fs',
@@ -74,6 +76,12 @@ const TERMINUS = [
 const MICROSERVICES = [
   ['@nestjs/microservices', '@nestjs/microservices/*'],
   '@nestjs/microservices is an optional peer: read its metadata by key, load it lazily (lib/messages/rpc-error.ts).',
+];
+
+/** The NATS client is an optional peer: only the JetStream transport (lib/nats) loads it. */
+const NATS = [
+  ['@nats-io/*'],
+  'Only lib/nats (nestjs-idempotency/nats) imports @nats-io/*, an optional peer.',
 ];
 
 /** `@typescript-eslint/no-restricted-imports` with the given groups, each with its reason. */
@@ -130,16 +138,17 @@ export default tseslint.config(
     { files: ['lib/health/**/*.ts'], extra: [] },
   ].map(({ files, ignores = [], extra }) => ({
     files,
-    ignores: [...ignores, 'lib/postgres/**', 'lib/redis/**', 'lib/testing/**'],
+    ignores: [...ignores, 'lib/postgres/**', 'lib/redis/**', 'lib/testing/**', 'lib/nats/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
         [DRIVERS, 'The core knows the store contract only: database drivers belong to an adapter.'],
         [
           ADAPTERS,
-          'The core never imports an adapter (lib/postgres, lib/redis) or the testing kit.',
+          'The core never imports an adapter (lib/postgres, lib/redis, lib/nats) or the testing kit.',
         ],
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
         MICROSERVICES,
+        NATS,
         ...extra,
       ),
       'no-restricted-syntax': [
@@ -149,9 +158,10 @@ export default tseslint.config(
           'The core loads no database driver, not even lazily or as a type.',
         ),
         ...forbidDynamic(
-          '/(^|\\/)(postgres|redis|testing)(\\/|$)/',
+          '/(^|\\/)(postgres|redis|testing|nats)(\\/|$)/',
           'The core never loads an adapter or the testing kit.',
         ),
+        ...forbidDynamic('/^@nats-io\\//', 'Only lib/nats loads @nats-io/*.'),
       ],
     },
   })),
@@ -205,6 +215,7 @@ export default tseslint.config(
         ],
         [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
         TERMINUS,
+        NATS,
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
     },
@@ -232,6 +243,7 @@ export default tseslint.config(
         ],
         [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
         TERMINUS,
+        NATS,
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
       'no-restricted-syntax': [
@@ -248,6 +260,23 @@ export default tseslint.config(
     },
   },
   {
+    // The JetStream transport: an adapter on the core's message contract, and the one place
+    // that loads the NATS client and extends @nestjs/microservices' Server.
+    files: ['lib/nats/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': forbid(
+        [
+          ['**/postgres', '**/postgres/**', '**/redis', '**/redis/**'],
+          'The JetStream transport knows the core only, not a store adapter.',
+        ],
+        [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
+        [DRIVERS, 'The JetStream transport runs on any store: no database driver.'],
+        TERMINUS,
+        [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
+      ),
+    },
+  },
+  {
     files: ['lib/redis/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': forbid(
@@ -257,6 +286,7 @@ export default tseslint.config(
         ],
         [['**/testing', '**/testing/**'], 'An adapter does not depend on the testing kit.'],
         TERMINUS,
+        NATS,
         [OUTSIDE_LIB, 'lib/ never imports the sample app, the bench or the tests.'],
       ),
     },

@@ -175,6 +175,25 @@ it('loads the health indicator once @nestjs/terminus is installed; no other entr
   expect(loaded('nestjs-idempotency/health')).toBe('true');
 });
 
+it('loads the JetStream transport once the NATS client is installed; no other entry point loads it', () => {
+  expect(() => run(`require('nestjs-idempotency/nats')`)).toThrow(/Cannot find module '@nats-io\//);
+  link(['@nestjs/microservices', '@nats-io/transport-node', '@nats-io/jetstream']);
+  expect(exportsOf('nestjs-idempotency/nats')).toEqual([
+    'JETSTREAM_SERVER_DEFAULTS',
+    'JETSTREAM_TRANSPORT',
+    'JetStreamContext',
+    'JetStreamServer',
+  ]);
+  const loaded = (entry: string) =>
+    run(
+      `require('${entry}'); console.log(Object.keys(require.cache).some((path) => path.includes('/node_modules/@nats-io/')))`,
+    );
+  for (const entry of ['', '/testing', '/postgres', '/redis', '/pg']) {
+    expect([entry, loaded(`nestjs-idempotency${entry}`)]).toEqual([entry, 'false']);
+  }
+  expect(loaded('nestjs-idempotency/nats')).toBe('true');
+});
+
 it('exposes no deep path beyond its entry points', () => {
   expect(() => run(`require('nestjs-idempotency/dist/lib/idempotency.interceptor')`)).toThrow(
     /ERR_PACKAGE_PATH_NOT_EXPORTED|not defined by "exports"/,

@@ -1,0 +1,3 @@
+export { JetStreamServer, JETSTREAM_TRANSPORT } from './jetstream.server';
+export { JetStreamContext, type JetStreamSettlement } from './jetstream.context';
+export { JETSTREAM_SERVER_DEFAULTS, type JetStreamServerOptions } from './jetstream-server.options';
