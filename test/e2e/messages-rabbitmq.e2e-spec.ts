@@ -19,7 +19,7 @@ const PROBLEM_BASE = 'urn:nestjs-idempotency:problem:';
 describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
   let db: TestDatabase;
   let connection: amqp.ChannelModel;
-  let channel: amqp.Channel;
+  let channel: amqp.ConfirmChannel;
   const queue = `idem-test-${randomBytes(4).toString('hex')}`;
   const deadLetters = `${queue}.dead`;
   const consumers: INestMicroservice[] = [];
@@ -52,10 +52,11 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
     return app;
   }
 
-  function publish(pattern: string, data: unknown, messageId?: string): void {
+  async function publish(pattern: string, data: unknown, messageId?: string): Promise<void> {
     channel.sendToQueue(queue, Buffer.from(JSON.stringify({ pattern, data })), {
       ...(messageId !== undefined && { messageId }),
     });
+    await channel.waitForConfirms();
   }
 
   async function runs(route: string, key: string): Promise<number> {
@@ -100,7 +101,8 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     connection = await amqp.connect(RABBITMQ_URL);
-    channel = await connection.createChannel();
+    // Confirmed publishes: a message is in the queue before a test looks at the queue.
+    channel = await connection.createConfirmChannel();
     await channel.assertQueue(deadLetters, { durable: false });
     await startConsumer();
     await db.query(CREATE_MESSAGE_ATTEMPTS_SQL);
@@ -122,7 +124,7 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
       const id = `pay-${randomUUID()}`;
       const data = payment();
       for (let i = 0; i < 20; i++) {
-        publish(pattern, data, id);
+        await publish(pattern, data, id);
       }
       const route = pattern === 'payments.requested' ? 'requested' : 'lease';
       await waitFor(async () => (await runs(route, id)) === 1, 20_000);
@@ -143,7 +145,7 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
     const ids = Array.from({ length: 10 }, () => `race-${randomUUID()}`);
     for (let round = 0; round < 6; round++) {
       for (const id of ids) {
-        publish('payments.requested', { ...payment(), paymentId: id, holdMs: 20 }, id);
+        await publish('payments.requested', { ...payment(), paymentId: id, holdMs: 20 }, id);
       }
     }
     await waitFor(async () => {
@@ -163,13 +165,17 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
     '%s: a failed run is delivered again, and the later success runs once',
     async (pattern, route) => {
       const id = `fail-${randomUUID()}`;
-      publish(pattern, payment({ failRuns: 2 }), id);
+      const data = payment({ failRuns: 2 });
+      await publish(pattern, data, id);
       await waitFor(async () => (await runs(route, id)) === 1, 20_000);
       await waitUntilSettled();
       expect(await attempts(id)).toBe(3);
       // A copy published after the success replays.
-      publish(pattern, payment({ failRuns: 2 }), id);
-      await waitUntilSettled();
+      const replays = () =>
+        outcomes.filter((o) => o.handler === route && o.outcome === 'replayed').length;
+      const before = replays();
+      await publish(pattern, data, id);
+      await waitFor(async () => replays() === before + 1, 10_000);
       expect(await attempts(id)).toBe(3);
       expect(await runs(route, id)).toBe(1);
     },
@@ -179,14 +185,14 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
     await takeDeadLetters();
     const poison = `poison-${randomUUID()}`;
     const good = `good-${randomUUID()}`;
-    publish('payments.requested', { paymentId: 42 }, poison);
-    publish('payments.requested', payment(), good);
+    await publish('payments.requested', { paymentId: 42 }, poison);
+    await publish('payments.requested', payment(), good);
     await waitFor(async () => (await runs('requested', good)) === 1, 20_000);
     await waitUntilSettled();
     await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
     expect(await takeDeadLetters()).toEqual([poison]);
     // Its redelivered copy is refused again, from the record, without running.
-    publish('payments.requested', { paymentId: 42 }, poison);
+    await publish('payments.requested', { paymentId: 42 }, poison);
     await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
     expect(await takeDeadLetters()).toEqual([poison]);
     expect(await runs('requested', poison)).toBe(0);
@@ -195,9 +201,9 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
   it('the same id with another payload is dead-lettered and reported, not run', async () => {
     await takeDeadLetters();
     const id = `mismatch-${randomUUID()}`;
-    publish('payments.requested', payment({ amount: 100 }), id);
+    await publish('payments.requested', payment({ amount: 100 }), id);
     await waitFor(async () => (await runs('requested', id)) === 1, 20_000);
-    publish('payments.requested', payment({ amount: 999 }), id);
+    await publish('payments.requested', payment({ amount: 999 }), id);
     await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
     expect(await takeDeadLetters()).toEqual([id]);
     expect(await runs('requested', id)).toBe(1);
@@ -207,7 +213,7 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
   it('a message without an id is dead-lettered and reported as key-missing, not run', async () => {
     await takeDeadLetters();
     const before = await runs('requested', 'undefined');
-    publish('payments.requested', payment());
+    await publish('payments.requested', payment());
     await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
     expect(await takeDeadLetters()).toEqual(['undefined']);
     expect(await runs('requested', 'undefined')).toBe(before);
@@ -217,8 +223,8 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
   it('a key that is not a string is dead-lettered, and the messages behind it still run', async () => {
     await takeDeadLetters();
     const good = randomUUID();
-    publish('payments.keyed', { paymentId: 4242, amount: 1 }, 'numeric-key');
-    publish('payments.keyed', { paymentId: good, amount: 1 }, 'string-key');
+    await publish('payments.keyed', { paymentId: 4242, amount: 1 }, 'numeric-key');
+    await publish('payments.keyed', { paymentId: good, amount: 1 }, 'string-key');
     await waitFor(async () => (await runs('keyed', good)) === 1, 10_000);
     await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
     expect(await takeDeadLetters()).toEqual(['numeric-key']);
@@ -228,7 +234,7 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
 
   it('an interceptor that subscribes again after a failure does not run the handler unclaimed', async () => {
     const id = `retried-${randomUUID()}`;
-    publish('payments.retried', payment({ failRuns: 1 }), id);
+    await publish('payments.retried', payment({ failRuns: 1 }), id);
     await waitFor(async () => (await runs('retried', id)) === 1, 20_000);
     await waitUntilSettled();
     // The in-process retry was refused; the broker's redelivery ran it, claimed.
