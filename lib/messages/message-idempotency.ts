@@ -258,7 +258,7 @@ export class MessageIdempotency {
     const answer = typeof value === 'string' ? (JSON.parse(value) as unknown) : value;
     if (reply.status >= 400) {
       // A stored client error: the message cannot succeed as it is, now or on any redelivery.
-      this.dispose(message, 'deadLetter', undefined, exchange, reply.status);
+      this.dispose(message, 'deadLetter', undefined, exchange, reply.status, answer);
       if (message.kind === 'EVENT') {
         return undefined;
       }
@@ -274,6 +274,7 @@ export class MessageIdempotency {
     error?: unknown,
     exchange?: Exchange,
     status?: number,
+    answer?: unknown,
   ): void {
     // A request-reply caller is sent the error and retries with the same id when it wants to;
     // a redelivery would run for nobody, its reply to a caller that already had its answer.
@@ -287,8 +288,12 @@ export class MessageIdempotency {
     }
     if (disposition === 'deadLetter') {
       const key = exchange ? ` key #${exchange.keyHash}` : '';
+      // A stored error's own message (a ValidationPipe's list) says why better than its status.
+      const said = isObject(answer) ? answer.message : undefined;
       const why =
-        error instanceof Error ? error.message : `its stored answer is an error (${status})`;
+        error instanceof Error
+          ? error.message
+          : `its stored answer is an error (${status})${said === undefined ? '' : `: ${JSON.stringify(said)}`}`;
       this.logger.warn(`${message.kind} ${message.pattern}${key}: dead-lettered. ${why}`);
     }
   }
