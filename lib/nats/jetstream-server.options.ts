@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 /** How a {@link JetStreamServer} connects, what it consumes, and how it settles messages. */
@@ -21,7 +22,8 @@ export interface JetStreamServerOptions {
   subjects?: string[];
   /**
    * The prefix of the durable consumers' names: one pull consumer per pattern, named
-   * `<durable>_<pattern>` with `.`, `*` and `>` replaced by `_`. Every instance of an app given
+   * `<durable>_<pattern>_<hash>` with `.`, `*` and `>` replaced by `_` (the hash of the pattern
+   * keeps `orders.*` and `orders.>` apart). Every instance of an app given
    * the same prefix shares the consumers, and so the work. Default: `'nestjs'`.
    */
   durable?: string;
@@ -33,12 +35,19 @@ export interface JetStreamServerOptions {
    */
   ackWaitMs?: number;
   /**
-   * How many times JetStream delivers a message before it gives up on it (a MAX_DELIVERIES
-   * advisory is then published). Applied with `ensure`. Default: `5`.
+   * How many times JetStream delivers a message before it gives up on it; a retry of the last
+   * delivery is dead-lettered instead. `-1`: no limit. Applied with `ensure`. A limit must outlast
+   * the routes' leases: a redelivery of a message whose consumer died waits for the lease to end,
+   * and is delivered again meanwhile. Default: `-1`.
    */
   maxDeliver?: number;
-  /** How long a message whose handler failed waits before its next delivery, in milliseconds. Default: `1_000`. */
+  /**
+   * How long a message whose handler failed waits before its next delivery, in milliseconds; it
+   * doubles with each delivery, up to `maxNakDelayMs`. Default: `1_000`.
+   */
   nakDelayMs?: number;
+  /** The longest wait before a failed message's next delivery, in milliseconds. Default: `30_000`. */
+  maxNakDelayMs?: number;
   /**
    * How many messages one server handles at once, over all its patterns; also the size of each
    * consumer's pull batch. Default: `16`.
@@ -65,8 +74,9 @@ export const JETSTREAM_SERVER_DEFAULTS = {
   servers: 'nats://127.0.0.1:4222',
   durable: 'nestjs',
   ackWaitMs: 30_000,
-  maxDeliver: 5,
+  maxDeliver: -1,
   nakDelayMs: 1_000,
+  maxNakDelayMs: 30_000,
   maxMessages: 16,
   ensure: true,
 } as const;
@@ -81,10 +91,33 @@ export function resolveJetStreamServerOptions(
   const defined = Object.fromEntries(
     Object.entries(options).filter(([, value]) => value !== undefined),
   );
-  return { ...JETSTREAM_SERVER_DEFAULTS, ...defined } as ResolvedJetStreamServerOptions;
+  const resolved = { ...JETSTREAM_SERVER_DEFAULTS, ...defined } as ResolvedJetStreamServerOptions;
+  if (typeof resolved.stream !== 'string' || resolved.stream === '') {
+    throw new Error('JetStreamServer: `stream` must name the JetStream stream to consume.');
+  }
+  for (const name of ['ackWaitMs', 'nakDelayMs', 'maxNakDelayMs', 'maxMessages'] as const) {
+    if (!Number.isInteger(resolved[name]) || resolved[name] < 1) {
+      throw new Error(
+        `JetStreamServer: \`${name}\` must be a positive integer, got ${resolved[name]}.`,
+      );
+    }
+  }
+  if (
+    !Number.isInteger(resolved.maxDeliver) ||
+    (resolved.maxDeliver < 1 && resolved.maxDeliver !== -1)
+  ) {
+    throw new Error(
+      `JetStreamServer: \`maxDeliver\` must be a positive integer or -1 (no limit), got ${resolved.maxDeliver}.`,
+    );
+  }
+  return resolved;
 }
 
-/** The durable consumer's name for `pattern`: names may not hold `.`, `*`, `>` or whitespace. */
+/**
+ * The durable consumer's name for `pattern`: names may not hold `.`, `*`, `>` or whitespace, so
+ * those become `_`, and a hash of the pattern keeps two patterns (`orders.*`, `orders.>`) apart.
+ */
 export function durableName(prefix: string, pattern: string): string {
-  return `${prefix}_${pattern.replace(/[.*>\s]/g, '_')}`;
+  const hashed = createHash('sha256').update(pattern).digest('hex').slice(0, 8);
+  return `${prefix}_${pattern.replace(/[.*>\s]/g, '_')}_${hashed}`;
 }

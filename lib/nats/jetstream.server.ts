@@ -50,6 +50,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private readonly handling = new Set<Promise<void>>();
   /** Each pattern's consumer's delivery limit, as JetStream has it. */
   private readonly maxDeliver = new Map<string, number>();
+  private closing = false;
 
   constructor(options: JetStreamServerOptions) {
     super();
@@ -62,8 +63,19 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
    */
   async listen(callback: (error?: unknown) => void): Promise<void> {
     try {
+      for (const [pattern, handler] of this.getHandlers()) {
+        if (!handler.isEventHandler) {
+          // A JetStream message's reply subject is its ack subject: no caller would get the
+          // reply, and a failure answered to nobody would be acked and lost.
+          throw new Error(
+            `JetStreamServer: ${pattern} is a @MessagePattern() handler; JetStream consumers take @EventPattern() handlers only.`,
+          );
+        }
+      }
+      // Reconnect for as long as it takes: once the client gives up, consuming would end silently.
       this.connection =
-        this.options.connection ?? (await connect({ servers: this.options.servers }));
+        this.options.connection ??
+        (await connect({ servers: this.options.servers, maxReconnectAttempts: -1 }));
       this.client = jetstream(this.connection);
       const patterns = [...this.getHandlers().keys()];
       if (this.options.ensure) {
@@ -85,6 +97,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   /** Stops pulling, lets the messages in hand finish and settle, then drains its own connection. */
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.consumers.splice(0).map((messages) => messages.close()));
     await Promise.allSettled([...this.handling]);
     if (this.connection && !this.options.connection && !this.connection.isClosed()) {
@@ -124,6 +137,10 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         while (this.handling.size >= this.options.maxMessages) {
           await Promise.race(this.handling);
         }
+      }
+      if (!this.closing) {
+        // The client ends its iterator without an error when its connection closes for good.
+        this.logger.error(`Consuming ${pattern} stopped: the NATS connection closed.`);
       }
     })().catch((error: unknown) =>
       this.logger.error(`Consuming ${pattern} stopped: ${String(error)}`),
@@ -179,13 +196,19 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     if (how === 'ack') {
       this.answer(message, () => message.ack());
     } else if (how === 'retry') {
-      this.answer(message, () => message.nak(this.options.nakDelayMs));
+      this.answer(message, () => message.nak(this.nakDelayMs(message)));
     } else if (this.options.deadLetterSubject === undefined) {
       // Bare: servers before 2.11 ignore a `+TERM` that carries a reason.
       this.answer(message, () => message.term());
     } else {
       void this.copyToDeadLetters(message, this.options.deadLetterSubject);
     }
+  }
+
+  /** The pause before a failed message's next delivery: doubling with each, up to the cap. */
+  private nakDelayMs(message: JsMsg): number {
+    const doublings = Math.min(Math.max(message.info.deliveryCount - 1, 0), 30);
+    return Math.min(this.options.nakDelayMs * 2 ** doublings, this.options.maxNakDelayMs);
   }
 
   /**
@@ -212,13 +235,20 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     copied.set('Nats-Dead-Letter-Stream', message.info.stream);
     copied.set('Nats-Dead-Letter-Subject', message.subject);
     copied.set('Nats-Dead-Letter-Sequence', String(message.seq));
+    // The copy's own id is its place in the stream: two messages with one key are both kept
+    // (the dead-letter stream would drop the second as a duplicate), one message copied twice once.
+    const key = message.headers?.get('Nats-Msg-Id');
+    if (key) {
+      copied.set('Nats-Dead-Letter-Msg-Id', key);
+    }
+    copied.set('Nats-Msg-Id', `${message.info.stream}:${message.seq}`);
     try {
       await this.client!.publish(subject, message.data, { headers: copied });
     } catch (error) {
       this.logger.error(
         `${message.subject} #${message.seq}: not copied to ${subject}: ${String(error)}`,
       );
-      this.answer(message, () => message.nak(this.options.nakDelayMs));
+      this.answer(message, () => message.nak(this.nakDelayMs(message)));
       return;
     }
     this.answer(message, () => message.term());

@@ -1,10 +1,15 @@
 import { ValidationPipe } from '@nestjs/common';
-import { IsInt, IsOptional, IsString, Matches, MaxLength, Min } from 'class-validator';
+import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 
-/** The data of a `payments.requested` message: a payment to create, as `POST /payments` takes it. */
+/**
+ * The data of a `payments.requested` message: a payment to record, with the fields `POST /payments`
+ * takes (the consumer records it; it does not run the card rules of `POST /payments`).
+ */
 export class PaymentRequested {
   @IsInt()
   @Min(1)
+  // The column is a PostgreSQL integer: a larger amount would fail on every redelivery.
+  @Max(2_147_483_647)
   amount!: number;
 
   /** ISO 4217, upper case. */

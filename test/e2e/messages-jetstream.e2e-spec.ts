@@ -5,12 +5,14 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import { type NatsConnection, connect, headers, nanos } from '@nats-io/transport-node';
-import type { INestMicroservice } from '@nestjs/common';
+import { Controller, type INestMicroservice, Module } from '@nestjs/common';
+import { MessagePattern, Payload } from '@nestjs/microservices';
 import { NestFactory } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IdempotencyOutcomeEvent } from '../../lib';
 import { JetStreamServer } from '../../lib/nats';
+import { durableName } from '../../lib/nats/jetstream-server.options';
 import {
   CREATE_MESSAGE_ATTEMPTS_SQL,
   JetStreamConsumerModule,
@@ -95,7 +97,7 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     return rows[0]?.attempts ?? 0;
   }
 
-  const consumerOf = (pattern: string) => `${DURABLE}_${pattern.replace(/\./g, '_')}`;
+  const consumerOf = (pattern: string) => durableName(DURABLE, pattern);
 
   /** The consumer's counters: messages not yet delivered, delivered and unsettled, redelivered. */
   async function consumerState(pattern: string) {
@@ -120,7 +122,7 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     const ids: string[] = [];
     for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages; seq++) {
       const message = await jsm.streams.getMessage(deadStream, { seq });
-      ids.push(message?.header.get('Nats-Msg-Id') ?? '');
+      ids.push(message?.header.get('Nats-Dead-Letter-Msg-Id') ?? '');
     }
     return ids;
   }
@@ -341,6 +343,24 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
       },
     );
     await expect(app.listen()).rejects.toThrow(/consumer not found/i);
+    await app.close().catch(() => undefined);
+  });
+
+  it('refuses to start with a request-reply handler, whose reply no caller would get', async () => {
+    @Controller()
+    class Quotes {
+      @MessagePattern(`${SUBJECTS}.quotes`)
+      quote(@Payload() _quote: unknown) {
+        return { ok: true };
+      }
+    }
+    @Module({ controllers: [Quotes] })
+    class QuotesModule {}
+    const app = await NestFactory.createMicroservice(QuotesModule, {
+      strategy: new JetStreamServer({ servers: NATS_URL, stream, ensure: false }),
+      logger: false,
+    });
+    await expect(app.listen()).rejects.toThrow(/is a @MessagePattern\(\) handler/);
     await app.close().catch(() => undefined);
   });
 
