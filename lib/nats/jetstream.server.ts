@@ -201,7 +201,10 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       // Bare: servers before 2.11 ignore a `+TERM` that carries a reason.
       this.answer(message, () => message.term());
     } else {
-      void this.copyToDeadLetters(message, this.options.deadLetterSubject);
+      // Counted with the messages in hand, so that close() waits for the copy and its term.
+      const copying = this.copyToDeadLetters(message, this.options.deadLetterSubject);
+      this.handling.add(copying);
+      void copying.finally(() => this.handling.delete(copying));
     }
   }
 
