@@ -30,13 +30,29 @@ export interface SampleAppConfig {
   paymentsConsumer: PaymentsConsumerConfig | undefined;
 }
 
-/** Where the payments consumer (`PAYMENTS_CONSUMER=rabbitmq`) takes its messages from. */
-export interface PaymentsConsumerConfig {
+/** Where the payments consumer (`PAYMENTS_CONSUMER=rabbitmq|nats`) takes its messages from. */
+export type PaymentsConsumerConfig = RabbitMqPaymentsConsumerConfig | NatsPaymentsConsumerConfig;
+
+/** `PAYMENTS_CONSUMER=rabbitmq`: a RabbitMQ queue. */
+export interface RabbitMqPaymentsConsumerConfig {
   transport: 'rabbitmq';
   /** `amqp://` or `amqps://` URL of the broker. */
   rabbitmqUrl: string;
   /** The queue consumed; its dead letters go to `<queue>.dead`. */
   queue: string;
+  /** Test hook: where the consumer kills its own process (SIGKILL); unset, nowhere. */
+  crashAt: PaymentsConsumerCrashPoint | undefined;
+}
+
+/** `PAYMENTS_CONSUMER=nats`: a NATS JetStream stream. */
+export interface NatsPaymentsConsumerConfig {
+  transport: 'nats';
+  /** `nats://` or `tls://` URL of the NATS server (JetStream enabled). */
+  natsUrl: string;
+  /** The JetStream stream that holds the `payments.requested` messages. */
+  stream: string;
+  /** How long JetStream waits for an ack before it delivers a message again, in milliseconds. */
+  ackWaitMs: number;
   /** Test hook: where the consumer kills its own process (SIGKILL); unset, nowhere. */
   crashAt: PaymentsConsumerCrashPoint | undefined;
 }
@@ -53,6 +69,11 @@ const DEFAULT_RABBITMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const DEFAULT_PAYMENTS_QUEUE = 'payments.requested';
 /** AMQP's limit on a queue name, in bytes, less the `.dead` of the dead-letter queue's. */
 const MAX_QUEUE_NAME_BYTES = 255 - '.dead'.length;
+const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
+const DEFAULT_PAYMENTS_STREAM = 'PAYMENTS';
+const DEFAULT_NATS_ACK_WAIT_MS = 30_000;
+/** JetStream's rule for a stream name: no whitespace, `.`, `*`, `>`, path separators; 255 bytes at most. */
+const STREAM_NAME = /^[^\s.*>/\\]+$/;
 
 /** The points of `POST /orders` where `ORDERS_CRASH_AT` can kill the process, in order. */
 export const ORDERS_CRASH_POINTS = [
@@ -121,13 +142,19 @@ function paymentsConsumer(env: NodeJS.ProcessEnv): PaymentsConsumerConfig | unde
   if (transport === undefined) {
     if (env.PAYMENTS_CONSUMER_CRASH_AT) {
       throw new SampleConfigError(
-        'PAYMENTS_CONSUMER_CRASH_AT needs the consumer it crashes: set PAYMENTS_CONSUMER=rabbitmq.',
+        'PAYMENTS_CONSUMER_CRASH_AT needs the consumer it crashes: set PAYMENTS_CONSUMER=rabbitmq or nats.',
       );
     }
     return undefined;
   }
-  if (transport !== 'rabbitmq') {
-    throw new SampleConfigError(`PAYMENTS_CONSUMER must be "rabbitmq", got "${transport}".`);
+  if (transport !== 'rabbitmq' && transport !== 'nats') {
+    throw new SampleConfigError(
+      `PAYMENTS_CONSUMER must be "rabbitmq" or "nats", got "${transport}".`,
+    );
+  }
+  const crashAt = consumerCrashPoint(env.PAYMENTS_CONSUMER_CRASH_AT);
+  if (transport === 'nats') {
+    return natsPaymentsConsumer(env, crashAt);
   }
   const rabbitmqUrl = env.RABBITMQ_URL || DEFAULT_RABBITMQ_URL;
   if (!URL.canParse(rabbitmqUrl) || !/^amqps?:$/.test(new URL(rabbitmqUrl).protocol)) {
@@ -141,21 +168,43 @@ function paymentsConsumer(env: NodeJS.ProcessEnv): PaymentsConsumerConfig | unde
       `PAYMENTS_QUEUE must be at most ${MAX_QUEUE_NAME_BYTES} bytes and not start with "amq.", got "${queue}".`,
     );
   }
-  const crashAt = env.PAYMENTS_CONSUMER_CRASH_AT || undefined;
-  if (
-    crashAt !== undefined &&
-    !(PAYMENTS_CONSUMER_CRASH_POINTS as readonly string[]).includes(crashAt)
-  ) {
+  return { transport, rabbitmqUrl, queue, crashAt };
+}
+
+/** Read only with `PAYMENTS_CONSUMER=nats`: `NATS_URL` may mean something else elsewhere. */
+function natsPaymentsConsumer(
+  env: NodeJS.ProcessEnv,
+  crashAt: PaymentsConsumerCrashPoint | undefined,
+): NatsPaymentsConsumerConfig {
+  const natsUrl = env.NATS_URL || DEFAULT_NATS_URL;
+  if (!URL.canParse(natsUrl) || !/^(nats|tls):$/.test(new URL(natsUrl).protocol)) {
+    throw new SampleConfigError(`NATS_URL must be a nats:// or tls:// URL, got "${natsUrl}".`);
+  }
+  const stream = env.PAYMENTS_STREAM || DEFAULT_PAYMENTS_STREAM;
+  if (Buffer.byteLength(stream) > 255 || !STREAM_NAME.test(stream)) {
     throw new SampleConfigError(
-      `PAYMENTS_CONSUMER_CRASH_AT must be one of ${PAYMENTS_CONSUMER_CRASH_POINTS.join(', ')}, got "${crashAt}".`,
+      `PAYMENTS_STREAM must be a JetStream stream name (at most 255 bytes, no whitespace, ".", "*", ">", "/" or "\\"), got "${stream}".`,
     );
   }
   return {
-    transport,
-    rabbitmqUrl,
-    queue,
-    crashAt: crashAt as PaymentsConsumerCrashPoint | undefined,
+    transport: 'nats',
+    natsUrl,
+    stream,
+    ackWaitMs: positive(env, 'NATS_ACK_WAIT_MS', DEFAULT_NATS_ACK_WAIT_MS),
+    crashAt,
   };
+}
+
+function consumerCrashPoint(raw: string | undefined): PaymentsConsumerCrashPoint | undefined {
+  if (!raw) {
+    return undefined;
+  }
+  if (!(PAYMENTS_CONSUMER_CRASH_POINTS as readonly string[]).includes(raw)) {
+    throw new SampleConfigError(
+      `PAYMENTS_CONSUMER_CRASH_AT must be one of ${PAYMENTS_CONSUMER_CRASH_POINTS.join(', ')}, got "${raw}".`,
+    );
+  }
+  return raw as PaymentsConsumerCrashPoint;
 }
 
 function providerUrl(raw: string | undefined): string | undefined {

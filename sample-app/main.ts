@@ -53,8 +53,11 @@ async function main(): Promise<void> {
   if (config.paymentsConsumer) {
     // Before listening: a test (or a load balancer) that sees HTTP up may count on the consumer.
     await app.startAllMicroservices();
+    const consumer = config.paymentsConsumer;
     logger.log(
-      `Payments consumer on queue "${config.paymentsConsumer.queue}" (dead letters: "${config.paymentsConsumer.queue}.dead").`,
+      consumer.transport === 'nats'
+        ? `Payments consumer on JetStream stream "${consumer.stream}" (subject "payments.requested").`
+        : `Payments consumer on queue "${consumer.queue}" (dead letters: "${consumer.queue}.dead").`,
     );
   }
 

@@ -7,6 +7,10 @@ import {
   declareDeadLetterQueue,
   paymentsConsumerTransport,
 } from './payments-consumer/payments-consumer.transport';
+import {
+  checkJetStream,
+  paymentsJetStreamTransport,
+} from './payments-consumer/payments-consumer.jetstream';
 
 /**
  * Builds the sample app on the configured HTTP platform, initialised but not listening. With a
@@ -18,7 +22,11 @@ export async function createSampleApp(
 ): Promise<INestApplication> {
   if (config.paymentsConsumer) {
     // Before anything else: without a broker, the start fails at once, and says why.
-    await declareDeadLetterQueue(config.paymentsConsumer);
+    if (config.paymentsConsumer.transport === 'nats') {
+      await checkJetStream(config.paymentsConsumer);
+    } else {
+      await declareDeadLetterQueue(config.paymentsConsumer);
+    }
   }
   const module = AppModule.register(config);
   const app =
@@ -28,7 +36,11 @@ export async function createSampleApp(
   if (config.paymentsConsumer) {
     // Not `inheritAppConfig`: the app's global guard (DemoAuthGuard) reads HTTP headers, and
     // would throw on a message, leaving it unacknowledged.
-    app.connectMicroservice(paymentsConsumerTransport(config.paymentsConsumer));
+    app.connectMicroservice(
+      config.paymentsConsumer.transport === 'nats'
+        ? paymentsJetStreamTransport(config.paymentsConsumer)
+        : paymentsConsumerTransport(config.paymentsConsumer),
+    );
   }
   await app.init();
   if (config.httpAdapter === 'fastify') {

@@ -6,7 +6,7 @@ import {
   Logger,
   type NestInterceptor,
 } from '@nestjs/common';
-import type { RmqContext } from '@nestjs/microservices';
+import { RmqContext } from '@nestjs/microservices';
 import { type Observable, finalize } from 'rxjs';
 
 /** How long a shutdown waits for the deliveries being handled (the module's `waitTimeoutMs`). */
@@ -34,7 +34,11 @@ export class InFlightDeliveries implements NestInterceptor, BeforeApplicationShu
   private drained: (() => void) | undefined;
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const delivery = context.switchToRpc().getContext<RmqContext>();
+    const delivery = context.switchToRpc().getContext<unknown>();
+    if (!(delivery instanceof RmqContext)) {
+      // JetStreamServer's close() stops pulling and lets the messages in hand settle itself.
+      return next.handle();
+    }
     this.consumption ??= {
       channel: delivery.getChannelRef() as Consumption['channel'],
       consumerTag: (delivery.getMessage() as { fields: { consumerTag: string } }).fields

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { RmqContext } from '@nestjs/microservices';
+import { JetStreamContext } from '../../lib/nats';
 import type { PaymentsConsumerCrashPoint, SampleAppConfig } from '../config';
 import { SAMPLE_APP_CONFIG } from '../sample-app.constants';
 
@@ -24,7 +25,13 @@ export class PaymentsConsumerCrashHook {
    * acks right after its commit, so nothing runs in between where the hook could stand.
    */
   beforeAck(context: unknown): void {
-    if (this.config.paymentsConsumer?.crashAt === 'after-commit') {
+    if (this.config.paymentsConsumer?.crashAt !== 'after-commit') {
+      return;
+    }
+    if (context instanceof JetStreamContext) {
+      // The module settles a JetStream message through its context.
+      context.ack = die;
+    } else {
       const channel = (context as RmqContext).getChannelRef() as { ack(...args: unknown[]): void };
       channel.ack = die;
     }

@@ -1,6 +1,6 @@
 import { type RmqOptions, Transport } from '@nestjs/microservices';
 import amqp from 'amqplib';
-import type { PaymentsConsumerConfig } from '../config';
+import type { RabbitMqPaymentsConsumerConfig } from '../config';
 import { PAYMENTS_CONSUMER_PREFETCH } from './payments-consumer.constants';
 
 /** The queue where the deliveries of `queue` that can never succeed go. */
@@ -12,7 +12,7 @@ export function deadLetterQueueOf(queue: string): string {
  * Nest's RabbitMQ transport for the consumer. `noAck: false`: the idempotency module acks each
  * delivery once its outcome is committed, and dead-letters those that can never succeed.
  */
-export function paymentsConsumerTransport(config: PaymentsConsumerConfig): RmqOptions {
+export function paymentsConsumerTransport(config: RabbitMqPaymentsConsumerConfig): RmqOptions {
   return {
     transport: Transport.RMQ,
     options: {
@@ -33,7 +33,9 @@ export function paymentsConsumerTransport(config: PaymentsConsumerConfig): RmqOp
  * Declares the dead-letter queue, which Nest's transport does not. Also the start's check that
  * the broker answers: Nest's transport would retry a connection forever instead.
  */
-export async function declareDeadLetterQueue(config: PaymentsConsumerConfig): Promise<void> {
+export async function declareDeadLetterQueue(
+  config: RabbitMqPaymentsConsumerConfig,
+): Promise<void> {
   let connection: amqp.ChannelModel;
   try {
     connection = await amqp.connect(config.rabbitmqUrl);

@@ -44,9 +44,14 @@ describe('the sample app configuration', () => {
   });
 
   describe('the payments consumer', () => {
-    it('is off with nothing set, whatever RabbitMQ variables the environment holds', () => {
+    it('is off with nothing set, whatever broker variables the environment holds', () => {
       expect(
-        readConfig({ RABBITMQ_URL: 'not a url', PAYMENTS_QUEUE: 'amq.x' }).paymentsConsumer,
+        readConfig({
+          RABBITMQ_URL: 'not a url',
+          PAYMENTS_QUEUE: 'amq.x',
+          NATS_URL: 'not a url',
+          PAYMENTS_STREAM: 'a.b',
+        }).paymentsConsumer,
       ).toBeUndefined();
     });
 
@@ -75,8 +80,61 @@ describe('the sample app configuration', () => {
       });
     });
 
+    it('with nats, consumes the PAYMENTS stream on the local server by default', () => {
+      expect(
+        readConfig({ PAYMENTS_CONSUMER: 'nats', RABBITMQ_URL: 'not a url' }).paymentsConsumer,
+      ).toEqual({
+        transport: 'nats',
+        natsUrl: 'nats://127.0.0.1:4222',
+        stream: 'PAYMENTS',
+        ackWaitMs: 30_000,
+        crashAt: undefined,
+      });
+    });
+
+    it('with nats, takes its server, stream, ack wait and test hook from the environment', () => {
+      expect(
+        readConfig({
+          PAYMENTS_CONSUMER: 'nats',
+          NATS_URL: 'tls://user:secret@nats.internal:4222',
+          PAYMENTS_STREAM: 'BILLING',
+          NATS_ACK_WAIT_MS: '5000',
+          PAYMENTS_CONSUMER_CRASH_AT: 'after-write',
+        }).paymentsConsumer,
+      ).toEqual({
+        transport: 'nats',
+        natsUrl: 'tls://user:secret@nats.internal:4222',
+        stream: 'BILLING',
+        ackWaitMs: 5000,
+        crashAt: 'after-write',
+      });
+    });
+
+    it('with rabbitmq, reads no NATS variable', () => {
+      expect(
+        readConfig({ PAYMENTS_CONSUMER: 'rabbitmq', NATS_URL: 'x', PAYMENTS_STREAM: 'a.b' })
+          .paymentsConsumer?.transport,
+      ).toBe('rabbitmq');
+    });
+
     it.each([
-      [{ PAYMENTS_CONSUMER: 'kafka' }, /PAYMENTS_CONSUMER must be "rabbitmq", got "kafka"/],
+      [
+        { PAYMENTS_CONSUMER: 'kafka' },
+        /PAYMENTS_CONSUMER must be "rabbitmq" or "nats", got "kafka"/,
+      ],
+      [
+        { PAYMENTS_CONSUMER: 'nats', NATS_URL: 'http://127.0.0.1:4222' },
+        /NATS_URL must be a nats:\/\/ or tls:\/\/ URL/,
+      ],
+      [{ PAYMENTS_CONSUMER: 'nats', NATS_URL: 'nats//x' }, /NATS_URL must be/],
+      [{ PAYMENTS_CONSUMER: 'nats', PAYMENTS_STREAM: 'payments.requested' }, /PAYMENTS_STREAM/],
+      [{ PAYMENTS_CONSUMER: 'nats', PAYMENTS_STREAM: 'a b' }, /PAYMENTS_STREAM/],
+      [{ PAYMENTS_CONSUMER: 'nats', PAYMENTS_STREAM: 'S'.repeat(256) }, /at most 255 bytes/],
+      [{ PAYMENTS_CONSUMER: 'nats', NATS_ACK_WAIT_MS: '0' }, /NATS_ACK_WAIT_MS must be a positive/],
+      [
+        { PAYMENTS_CONSUMER: 'nats', PAYMENTS_CONSUMER_CRASH_AT: 'before-ack' },
+        /PAYMENTS_CONSUMER_CRASH_AT must be one of after-write, after-commit/,
+      ],
       [
         { PAYMENTS_CONSUMER: 'rabbitmq', RABBITMQ_URL: 'http://127.0.0.1:5672' },
         /RABBITMQ_URL must be an amqp:\/\/ or amqps:\/\/ URL/,
