@@ -8,7 +8,7 @@ import { type NatsConnection, connect, headers, nanos } from '@nats-io/transport
 import { Controller, type INestMicroservice, Module } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { NestFactory } from '@nestjs/core';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IdempotencyOutcomeEvent } from '../../lib';
 import { JetStreamServer } from '../../lib/nats';
@@ -41,11 +41,19 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
   const consumers: INestMicroservice[] = [];
   const outcomes: IdempotencyOutcomeEvent[] = [];
 
+  /** Each consumer app's own outcomes, in start order. */
+  const outcomesByApp: IdempotencyOutcomeEvent[][] = [];
+
   async function startConsumer(): Promise<INestMicroservice> {
+    const own: IdempotencyOutcomeEvent[] = [];
+    outcomesByApp.push(own);
     const app = await NestFactory.createMicroservice(
       JetStreamConsumerModule.register({
         databaseUrl: db.url,
-        onOutcome: (event) => outcomes.push(event),
+        onOutcome: (event) => {
+          outcomes.push(event);
+          own.push(event);
+        },
       }),
       {
         strategy: new JetStreamServer({
@@ -246,6 +254,13 @@ describeWithNats(true)('@Idempotent() on NATS JetStream message handlers', () =>
     for (const id of ids) {
       expect(await runs('requested', id)).toBe(1);
     }
+    // Both apps took deliveries of this test's messages: they did race.
+    const hashes = new Set(ids.map((id) => createHash('sha256').update(id).digest('hex')));
+    const [first, second] = outcomesByApp
+      .slice(-2)
+      .map((own) => own.filter((o) => o.keyHash !== undefined && hashes.has(o.keyHash)).length);
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBeGreaterThan(0);
   }, 40_000);
 
   it.each([
