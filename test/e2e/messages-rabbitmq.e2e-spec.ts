@@ -220,6 +220,15 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
     expect(outcomes.some((o) => o.outcome === 'key-missing' && o.method === 'EVENT')).toBe(true);
   });
 
+  it("an application's RpcException subclass is dead-lettered, not delivered again", async () => {
+    await takeDeadLetters();
+    const id = `declined-${randomUUID()}`;
+    await publish('payments.declined', payment(), id);
+    await waitFor(async () => (await channel.checkQueue(deadLetters)).messageCount >= 1, 10_000);
+    expect(await takeDeadLetters()).toEqual([id]);
+    expect(await attempts(id)).toBe(1);
+  });
+
   it('a key that is not a string is dead-lettered, and the messages behind it still run', async () => {
     await takeDeadLetters();
     const good = randomUUID();

@@ -90,6 +90,26 @@ class SecondHandler {
 })
 class TwoHandlersModule {}
 
+/** A module scope written for HTTP: it reads the request's user, which a message has not. */
+const httpScope = (info: { raw: unknown }) =>
+  String((info.raw as { user: { id: string } }).user.id);
+
+@Controller()
+class ScopedQuotes {
+  @MessagePattern('scoped-quote')
+  @Idempotent({ messageKey: (data) => (data as Quote).requestId })
+  quote(@Payload() quote: Quote) {
+    count(`scoped:${quote.requestId}`);
+    return { amount: quote.amount };
+  }
+}
+
+@Module({
+  imports: [IdempotencyModule.forRoot({ store: new InMemoryIdempotencyStore(), scope: httpScope })],
+  controllers: [ScopedQuotes],
+})
+class HttpScopedModule {}
+
 describe('@Idempotent() on message handlers of a transport without acknowledgements', () => {
   let server: INestMicroservice;
   let client: ClientProxy;
@@ -159,6 +179,30 @@ describe('@Idempotent() on message handlers of a transport without acknowledgeme
       'TransactionalConsumer.transfer is transactional, but the store in use cannot run transactions',
     );
     await app.close();
+  });
+
+  it("does not apply the module's HTTP scope to message handlers", async () => {
+    const port = await freePort();
+    const app = await NestFactory.createMicroservice(HttpScopedModule, {
+      transport: Transport.TCP,
+      options: { host: '127.0.0.1', port },
+      logger: false,
+    });
+    await app.listen();
+    const scoped = ClientProxyFactory.create({
+      transport: Transport.TCP,
+      options: { host: '127.0.0.1', port },
+    });
+    try {
+      const requestId = randomUUID();
+      const ask = () => firstValueFrom(scoped.send('scoped-quote', { requestId, amount: 3 }));
+      expect(await ask()).toEqual({ amount: 3 });
+      expect(await ask()).toEqual({ amount: 3 });
+      expect(runs.get(`scoped:${requestId}`)).toBe(1);
+    } finally {
+      scoped.close();
+      await app.close();
+    }
   });
 
   it('stops the start when two idempotent handlers share a pattern (a delivery is settled once)', async () => {
