@@ -14,12 +14,11 @@ import {
   IdempotencyKeyMissingException,
   IdempotencyRequestNotFingerprintableException,
   IdempotencyResponseNotReplayableException,
-  IdempotencyScopeUnresolvedException,
   IdempotencyStoreUnavailableException,
 } from '../idempotency.exceptions';
 import type { IdempotencyRequestInfo } from '../interfaces/idempotency-options.interface';
 import { BodyTooDeepError } from '../protocol/canonical-json';
-import { ScopeUnresolvedError, defaultScope } from '../protocol/default-scope';
+import { defaultScope } from '../protocol/default-scope';
 import { parseIdempotencyKey } from '../protocol/idempotency-key';
 import { requestFingerprint } from '../protocol/request-fingerprint';
 import { type IdempotentMessageContext, deliveryOf } from './message-delivery';
@@ -181,22 +180,15 @@ export class MessageIdempotency {
         settings.scope === defaultScope ? own : `${own} ${settings.scope(info)}`,
       );
     } catch (error) {
-      const refusal =
-        error instanceof BodyTooDeepError
-          ? new IdempotencyRequestNotFingerprintableException(error.message)
-          : error instanceof ScopeUnresolvedError
-            ? new IdempotencyScopeUnresolvedException()
-            : undefined;
-      if (refusal === undefined) {
+      // The message path never calls the default scope, so the only refusal here is the body's;
+      // anything else (a scope or fingerprint function that threw) is dead-lettered by process().
+      if (!(error instanceof BodyTooDeepError)) {
         throw error;
       }
-      this.executions.steps.report(
-        reported,
-        refusal instanceof IdempotencyScopeUnresolvedException
-          ? 'scope-unresolved'
-          : 'not-fingerprintable',
-        { status: refusal.getStatus() },
-      );
+      const refusal = new IdempotencyRequestNotFingerprintableException(error.message);
+      this.executions.steps.report(reported, 'not-fingerprintable', {
+        status: refusal.getStatus(),
+      });
       return this.settle(message, Promise.reject(refusal), null);
     }
     const reply = new MessageReply();
