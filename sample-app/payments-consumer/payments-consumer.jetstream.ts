@@ -4,6 +4,7 @@ import type { CustomStrategy } from '@nestjs/microservices';
 import { JetStreamServer } from '../../lib/nats';
 import { type NatsPaymentsConsumerConfig, SampleConfigError } from '../config';
 import { PAYMENTS_CONSUMER_PREFETCH, PAYMENTS_REQUESTED } from './payments-consumer.constants';
+import { redactedUrl } from './redacted-url';
 
 /** The prefix of the durable consumer's name: every instance of the app shares the consumer. */
 export const PAYMENTS_CONSUMER_DURABLE = 'sample-app';
@@ -36,7 +37,7 @@ export async function checkJetStream(config: NatsPaymentsConsumerConfig): Promis
     connection = await connect({ servers: config.natsUrl, reconnect: false, timeout: 5_000 });
   } catch (error) {
     throw new SampleConfigError(
-      `PAYMENTS_CONSUMER=nats: no NATS server answers at ${redacted(config.natsUrl)} (${String(error)}). Start one (nats-server -js) or set NATS_URL.`,
+      `PAYMENTS_CONSUMER=nats: no NATS server answers at ${redactedUrl(config.natsUrl)} (${String(error)}). Start one (nats-server -js) or set NATS_URL.`,
       { cause: error },
     );
   }
@@ -44,19 +45,10 @@ export async function checkJetStream(config: NatsPaymentsConsumerConfig): Promis
     await jetstreamManager(connection);
   } catch (error) {
     throw new SampleConfigError(
-      `PAYMENTS_CONSUMER=nats: the NATS server at ${redacted(config.natsUrl)} has no JetStream (${String(error)}). Start it with -js.`,
+      `PAYMENTS_CONSUMER=nats: the NATS server at ${redactedUrl(config.natsUrl)} has no JetStream (${String(error)}). Start it with -js.`,
       { cause: error },
     );
   } finally {
     await connection.close();
   }
-}
-
-/** The URL without its password, for messages. */
-function redacted(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) {
-    parsed.password = '***';
-  }
-  return parsed.toString();
 }

@@ -2,6 +2,7 @@ import { type RmqOptions, Transport } from '@nestjs/microservices';
 import amqp from 'amqplib';
 import type { RabbitMqPaymentsConsumerConfig } from '../config';
 import { PAYMENTS_CONSUMER_PREFETCH } from './payments-consumer.constants';
+import { redactedUrl } from './redacted-url';
 
 /** The queue where the deliveries of `queue` that can never succeed go. */
 export function deadLetterQueueOf(queue: string): string {
@@ -41,7 +42,7 @@ export async function declareDeadLetterQueue(
     connection = await amqp.connect(config.rabbitmqUrl);
   } catch (error) {
     throw new Error(
-      `PAYMENTS_CONSUMER=rabbitmq: no RabbitMQ answers at ${redacted(config.rabbitmqUrl)} (${String(error)}). Start one or set RABBITMQ_URL.`,
+      `PAYMENTS_CONSUMER=rabbitmq: no RabbitMQ answers at ${redactedUrl(config.rabbitmqUrl)} (${String(error)}). Start one or set RABBITMQ_URL.`,
       { cause: error },
     );
   }
@@ -51,13 +52,4 @@ export async function declareDeadLetterQueue(
   } finally {
     await connection.close();
   }
-}
-
-/** The URL without its password, for messages. */
-function redacted(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) {
-    parsed.password = '***';
-  }
-  return parsed.toString();
 }
