@@ -92,6 +92,17 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
     await waitFor(async () => (await channel.checkQueue(queue)).messageCount === 0, 20_000);
   }
 
+  /** A request-reply client of the consumers' queue, as an application's other service has. */
+  async function connectClient(): Promise<ClientRMQ> {
+    const client = new ClientRMQ({
+      urls: [RABBITMQ_URL],
+      queue,
+      queueOptions: { durable: false, deadLetterExchange: '', deadLetterRoutingKey: deadLetters },
+    });
+    await client.connect();
+    return client;
+  }
+
   const payment = (extra: Partial<PaymentRequested> = {}): PaymentRequested => ({
     paymentId: randomUUID(),
     amount: 1250,
@@ -253,12 +264,7 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
   });
 
   it('a request-reply duplicate gets the stored reply; a reused id with another payload gets a problem', async () => {
-    const client = new ClientRMQ({
-      urls: [RABBITMQ_URL],
-      queue,
-      queueOptions: { durable: false, deadLetterExchange: '', deadLetterRoutingKey: deadLetters },
-    });
-    await client.connect();
+    const client = await connectClient();
     try {
       const id = `quote-${randomUUID()}`;
       const data = payment({ amount: 700 });
@@ -285,12 +291,7 @@ describeWithRabbitMq(true)('@Idempotent() on RabbitMQ message handlers', () => {
   });
 
   it('a request-reply caller gets a failure as an error, and its retry with the same id runs', async () => {
-    const client = new ClientRMQ({
-      urls: [RABBITMQ_URL],
-      queue,
-      queueOptions: { durable: false, deadLetterExchange: '', deadLetterRoutingKey: deadLetters },
-    });
-    await client.connect();
+    const client = await connectClient();
     try {
       const id = `flaky-${randomUUID()}`;
       const data = payment({ amount: 300, failRuns: 1 });

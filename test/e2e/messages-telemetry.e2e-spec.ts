@@ -1,17 +1,10 @@
-import { Controller, type INestMicroservice, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import {
-  type ClientProxy,
-  ClientProxyFactory,
-  MessagePattern,
-  Payload,
-  Transport,
-} from '@nestjs/microservices';
+import { Controller, Module } from '@nestjs/common';
+import { MessagePattern, Payload } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import { firstValueFrom } from 'rxjs';
 import { IdempotencyModule, Idempotent } from '../../lib';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
-import { freePort } from '../../sample-app/database/free-port';
+import { type TcpMicroservice, startTcpMicroservice } from '../utils/tcp-microservice';
 import { TestTelemetry, uninstallTelemetry } from '../utils/telemetry';
 
 /*
@@ -41,36 +34,23 @@ class QuotesModule {}
 
 describe('message handlers in the metrics', () => {
   let telemetry: TestTelemetry;
-  let server: INestMicroservice;
-  let client: ClientProxy;
+  let quotes: TcpMicroservice;
 
   beforeAll(async () => {
     // Registered before the application is created, as an instrumentation file does.
     telemetry = TestTelemetry.install();
-    const port = await freePort();
-    server = await NestFactory.createMicroservice(QuotesModule, {
-      transport: Transport.TCP,
-      options: { host: '127.0.0.1', port },
-      logger: false,
-    });
-    await server.listen();
-    client = ClientProxyFactory.create({
-      transport: Transport.TCP,
-      options: { host: '127.0.0.1', port },
-    });
-    await client.connect();
+    quotes = await startTcpMicroservice(QuotesModule);
   });
 
   afterAll(async () => {
-    client?.close();
-    await server?.close();
+    await quotes?.close();
     uninstallTelemetry();
   });
 
   it('counts a run, a replay and a mismatch of one key', async () => {
     const requestId = randomUUID();
     const send = (amount: number) =>
-      firstValueFrom(client.send('quote', { requestId, amount } satisfies Quote));
+      firstValueFrom(quotes.client.send('quote', { requestId, amount } satisfies Quote));
     const first = await send(5);
     expect(await send(5)).toEqual(first);
     await expect(send(6)).rejects.toMatchObject({ status: 422 });

@@ -1,18 +1,12 @@
-import { Controller, type INestMicroservice, Module } from '@nestjs/common';
+import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import {
-  type ClientProxy,
-  ClientProxyFactory,
-  EventPattern,
-  MessagePattern,
-  Payload,
-  Transport,
-} from '@nestjs/microservices';
+import { EventPattern, MessagePattern, Payload, Transport } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import { firstValueFrom } from 'rxjs';
 import { IdempotencyModule, Idempotent } from '../../lib';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
 import { freePort } from '../../sample-app/database/free-port';
+import { type TcpMicroservice, startTcpMicroservice } from '../utils/tcp-microservice';
 import { waitFor } from '../utils/wait-for';
 
 /*
@@ -111,30 +105,17 @@ class ScopedQuotes {
 class HttpScopedModule {}
 
 describe('@Idempotent() on message handlers of a transport without acknowledgements', () => {
-  let server: INestMicroservice;
-  let client: ClientProxy;
+  let quotes: TcpMicroservice;
 
   beforeAll(async () => {
-    const port = await freePort();
-    server = await NestFactory.createMicroservice(QuotesModule, {
-      transport: Transport.TCP,
-      options: { host: '127.0.0.1', port },
-      logger: false,
-    });
-    await server.listen();
-    client = ClientProxyFactory.create({
-      transport: Transport.TCP,
-      options: { host: '127.0.0.1', port },
-    });
-    await client.connect();
+    quotes = await startTcpMicroservice(QuotesModule);
   });
 
   afterAll(async () => {
-    client?.close();
-    await server?.close();
+    await quotes?.close();
   });
 
-  const send = (quote: Quote) => firstValueFrom(client.send('quote', quote));
+  const send = (quote: Quote) => firstValueFrom(quotes.client.send('quote', quote));
 
   it('answers a repeated request with the first reply, running the handler once', async () => {
     const requestId = randomUUID();
@@ -163,8 +144,8 @@ describe('@Idempotent() on message handlers of a transport without acknowledgeme
 
   it('runs an event without a key every time when the key is not required', async () => {
     const amount = Math.random();
-    client.emit('noted', { amount });
-    client.emit('noted', { amount });
+    quotes.client.emit('noted', { amount });
+    quotes.client.emit('noted', { amount });
     await waitFor(async () => runs.get(`noted:${amount}`) === 2, 5_000);
   });
 
@@ -182,26 +163,16 @@ describe('@Idempotent() on message handlers of a transport without acknowledgeme
   });
 
   it("does not apply the module's HTTP scope to message handlers", async () => {
-    const port = await freePort();
-    const app = await NestFactory.createMicroservice(HttpScopedModule, {
-      transport: Transport.TCP,
-      options: { host: '127.0.0.1', port },
-      logger: false,
-    });
-    await app.listen();
-    const scoped = ClientProxyFactory.create({
-      transport: Transport.TCP,
-      options: { host: '127.0.0.1', port },
-    });
+    const scoped = await startTcpMicroservice(HttpScopedModule);
     try {
       const requestId = randomUUID();
-      const ask = () => firstValueFrom(scoped.send('scoped-quote', { requestId, amount: 3 }));
+      const ask = () =>
+        firstValueFrom(scoped.client.send('scoped-quote', { requestId, amount: 3 }));
       expect(await ask()).toEqual({ amount: 3 });
       expect(await ask()).toEqual({ amount: 3 });
       expect(runs.get(`scoped:${requestId}`)).toBe(1);
     } finally {
-      scoped.close();
-      await app.close();
+      await scoped.close();
     }
   });
 
