@@ -39,10 +39,11 @@ function write(
   }
   switch (typeof value) {
     case 'string':
-    case 'boolean':
       return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
     case 'number':
-      return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+      return Number.isFinite(value) ? String(value) : 'null';
     case 'bigint':
       return JSON.stringify(value.toString());
     case 'object':
@@ -57,20 +58,31 @@ function write(
   if (typeof toJSON === 'function') {
     return write(toJSON.call(value) as unknown, path, exclude, depth + 1);
   }
+  // Every request's body goes through here: the text is built by concatenation, without an
+  // array per object or per array, and paths are only built when some field is excluded.
   if (Array.isArray(value)) {
-    return `[${value.map((item) => write(item, path, exclude, depth + 1) ?? 'null').join(',')}]`;
+    let text = '[';
+    for (let i = 0; i < value.length; i++) {
+      text += `${i === 0 ? '' : ','}${write(value[i], path, exclude, depth + 1) ?? 'null'}`;
+    }
+    return `${text}]`;
   }
   const record = value as Record<string, unknown>;
-  const parts: string[] = [];
-  for (const name of Object.keys(record).sort()) {
-    const childPath = path === '' ? name : `${path}.${name}`;
-    if (exclude.has(childPath)) {
-      continue;
+  const names = Object.keys(record).sort();
+  const excluding = exclude.size > 0;
+  let text = '{';
+  for (const name of names) {
+    let childPath = '';
+    if (excluding) {
+      childPath = path === '' ? name : `${path}.${name}`;
+      if (exclude.has(childPath)) {
+        continue;
+      }
     }
-    const text = write(record[name], childPath, exclude, depth + 1);
-    if (text !== undefined) {
-      parts.push(`${JSON.stringify(name)}:${text}`);
+    const field = write(record[name], childPath, exclude, depth + 1);
+    if (field !== undefined) {
+      text += `${text.length === 1 ? '' : ','}${JSON.stringify(name)}:${field}`;
     }
   }
-  return `{${parts.join(',')}}`;
+  return `${text}}`;
 }
