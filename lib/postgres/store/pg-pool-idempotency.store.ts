@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryResultRow } from 'pg';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
 import { IdempotencyStore } from '../../store/idempotency-store';
 import type {
@@ -280,25 +280,36 @@ export class PgPoolIdempotencyStore
     planned: Planned,
   ): Promise<PipelineResult<R>> {
     try {
-      if (planned.statements.length === 1) {
-        const [{ name, text, values }] = planned.statements;
-        const { rows, rowCount } = await this.pool().query<R>({
-          name,
-          text,
-          values: values as unknown[] | undefined,
-        });
-        return { rows, rowCount: rowCount ?? 0 };
-      }
       return await this.pipelineOnPool<R>(planned);
     } catch (error) {
       throw this.layout.explain(error);
     }
   }
 
+  /**
+   * Runs a plan on a pooled connection. A single statement goes this way too: the pipeline's own
+   * query object skips what `pool.query()` does for every call (copying the query config,
+   * building a result object with per-field parsers), about 20 us of CPU per statement.
+   */
   private async pipelineOnPool<R extends QueryResultRow>(
     planned: Planned,
   ): Promise<PipelineResult<R>> {
     const client = await this.pool().connect();
+    // A connection that fails while checked out emits 'error', which the pool only listens to on
+    // idle connections: unheard, it would end the process. The statements in flight fail with the
+    // same error, and that failure is handled below.
+    client.on('error', ignoreConnectionError);
+    try {
+      return await this.pipelineOnClient<R>(client, planned);
+    } finally {
+      client.removeListener('error', ignoreConnectionError);
+    }
+  }
+
+  private async pipelineOnClient<R extends QueryResultRow>(
+    client: PoolClient,
+    planned: Planned,
+  ): Promise<PipelineResult<R>> {
     // The key's lock must be held from its statement to the write's commit.
     const plan =
       planned.implicitTransaction && !sendsOneSync(client)
@@ -308,7 +319,7 @@ export class PgPoolIdempotencyStore
     try {
       results = await runPipeline(client, plan.statements);
     } catch (error) {
-      if (plan.implicitTransaction) {
+      if (plan.implicitTransaction || plan.statements.length === 1) {
         // PostgreSQL rolled the implicit transaction back at the Sync; a connection that failed
         // without a SQLSTATE is dropped.
         client.release(serverAnswered(error) ? undefined : new Error(String(error)));
@@ -355,3 +366,6 @@ export class PgPoolIdempotencyStore
 function serverAnswered(error: unknown): boolean {
   return error instanceof PipelineError && /^[0-9A-Z]{5}$/.test(error.code ?? '');
 }
+
+/** See pipelineOnPool: the failure reaches the caller through the statements it failed. */
+function ignoreConnectionError(): void {}
