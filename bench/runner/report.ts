@@ -28,7 +28,9 @@ export function formatReport(results: BenchResults): string {
     'itself that spread is the noise floor. A target is judged on the median; "within 10% of X" takes',
     "the ratio to X's run in the same round. by CPU = the ratio that the server's CPU per request",
     "predicts (app + PostgreSQL + Redis CPU per request of the neighbouring (a) runs over this run's):",
-    'steadier on a shared machine, but blind to waits (commit flushes, locks, polling).',
+    'steadier on a shared machine, but blind to waits (commit flushes, locks, polling). An "app CPU"',
+    "target takes the app process's CPU per request over that of the neighbouring (a) runs: lower is",
+    'better, and its ratio is shown in the last-but-one column.',
   );
   lines.push(
     table(
@@ -62,7 +64,10 @@ export function formatReport(results: BenchResults): string {
         return s.targets.map((target, index) => [
           ...(index === 0 ? first : first.map(() => '')),
           target.text,
-          target.against === 'plain' ? '' : spreadText(target.ratio),
+          // A throughput ratio to (a) is the row's own ratio column already.
+          target.against === 'plain' && target.measure === 'throughput'
+            ? ''
+            : spreadText(target.ratio),
           target.pass ? 'PASS' : 'MISS',
         ]);
       }),

@@ -8,7 +8,9 @@ import { type Spread, median, spread } from './statistics';
 export interface TargetResult {
   text: string;
   against: string;
-  min: number;
+  measure: 'throughput' | 'app-cpu';
+  /** Lowest acceptable ratio of throughput; highest acceptable ratio of app CPU. */
+  bound: number;
   /** Per-round ratios of the scenario to `against`: median, lowest, highest. */
   ratio: Spread;
   pass: boolean;
@@ -127,6 +129,7 @@ export function summarize(
     return values;
   };
   const rps = (run: RunMeasurement) => run.rps;
+  const appCpu = (run: RunMeasurement) => run.cpuMs.app / run.sent;
   const requestsPerServerCpuMs = (run: RunMeasurement) =>
     run.cpuMs.postgres === null
       ? null
@@ -163,12 +166,15 @@ export function summarize(
         added(own, (run) => run.latencyMs.p99),
       ),
       targets: scenario.targets.flatMap((target) => {
-        const values = ratios(scenario.id, target.against, rps);
+        const measure = target.measure ?? 'throughput';
+        const values = ratios(scenario.id, target.against, measure === 'app-cpu' ? appCpu : rps);
         if (values.length === 0) {
           return [];
         }
         const ratio = spread(values);
-        return [{ ...target, ratio, pass: ratio.median >= target.min }];
+        const pass =
+          measure === 'app-cpu' ? ratio.median <= target.bound : ratio.median >= target.bound;
+        return [{ ...target, measure, ratio, pass }];
       }),
       perRequest: {
         statements: nullable(own.map((run) => run.statements)),
