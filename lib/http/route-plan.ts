@@ -99,7 +99,7 @@ function assertAsynchronousClaimCommit(
   // must be durable: there is no separate claim commit to relax.
   if (settings.transactional) {
     throw new Error(
-      `nestjs-idempotency: ${name} is transactional, and claimCommit: 'asynchronous' applies to lease mode only (a transactional claim commits with the handler's writes). Remove claimCommit from it, or make it a lease-mode route.`,
+      `nestjs-idempotency: ${name} is transactional, and claimCommit: 'asynchronous' applies to lease mode only (a transactional claim commits with the handler's writes). Give the route claimCommit: 'synchronous' (it may come from the module's options), or make it a lease-mode route.`,
     );
   }
   if (!store.commitsClaimsAsynchronously) {
