@@ -70,7 +70,9 @@ export class SingleTableLayout implements IdempotencyTableLayout {
   }
 
   claim(request: ClaimRequest, token: string): Planned {
-    return this.one('claim', this.sql.claim, claimValues(request, token));
+    return request.claimCommit === 'asynchronous'
+      ? this.one('claim_async', this.sql.asynchronousClaim, claimValues(request, token))
+      : this.one('claim', this.sql.claim, claimValues(request, token));
   }
 
   complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Planned {
