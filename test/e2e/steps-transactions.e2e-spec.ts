@@ -210,6 +210,31 @@ describe.each(
     expect(await reservations(ref)).toBe(1);
     expect((await order(ref)).status).toBe(201);
   });
+
+  it('keeps serving when the step’s connection is cut while its work runs: that request fails, the retry writes once', async () => {
+    const ref = `cut-${adapter}`;
+    let wake!: () => void;
+    behaviour.stallAfterWrite = new Promise((resolve) => (wake = resolve));
+    const cut = order(ref).then((response) => response);
+    await waitFor(() => Promise.resolve(behaviour.stalled), 3000);
+    behaviour.stallAfterWrite = undefined;
+    try {
+      // The step's connection sits in its open transaction, its insert the last statement.
+      const terminated = await db.query<{ pid: number }>(
+        `SELECT pg_terminate_backend(pid) AS pid FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'idle in transaction'
+            AND query LIKE 'INSERT INTO reservations%'`,
+      );
+      expect(terminated).toHaveLength(1);
+    } finally {
+      wake();
+    }
+    expect((await cut).status).toBeGreaterThanOrEqual(500);
+    expect(await reservations(ref)).toBe(0);
+    // Answered once the first request's key is free again (released, or its lease over).
+    await waitFor(async () => (await order(ref)).status === 201, 5000, 100);
+    expect(await reservations(ref)).toBe(1);
+  });
 });
 
 describe.each(ADAPTERS)('steps in transactions on a store without them (%s)', (adapter) => {

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
+import { guardCheckedOut } from '../driver/checked-out';
 import { IDEMPOTENCY_TABLE } from '../sql/table-name';
 import { SQLSTATE, asError } from '../driver/sqlstate';
 import { type TableShape, readTableShape } from './table-shape';
@@ -90,6 +91,8 @@ export class IdempotencyPartitions {
   private readonly logger = new Logger('IdempotencyPartitions');
   /** The DateStyle and TimeZone of each maintenance connection, put back on release. */
   private readonly restore = new WeakMap<PoolClient, Record<string, string>>();
+  /** How each maintenance connection goes back to the pool (see guardCheckedOut). */
+  private readonly releases = new WeakMap<PoolClient, (error?: Error) => void>();
 
   constructor(
     private readonly pool: () => Pool,
@@ -148,7 +151,7 @@ export class IdempotencyPartitions {
       await this.release(client);
     } catch (error) {
       // The connection goes, and with it the open transaction and its lock.
-      client.release(asError(error));
+      this.drop(client, asError(error));
       throw error;
     }
   }
@@ -240,7 +243,7 @@ export class IdempotencyPartitions {
       return dropped;
     } catch (error) {
       // Dropping the connection also frees the session lock if the unlock did not run.
-      client.release(asError(error));
+      this.drop(client, asError(error));
       throw error;
     }
   }
@@ -299,13 +302,14 @@ export class IdempotencyPartitions {
    */
   private async connect(): Promise<PoolClient> {
     const client = await this.pool().connect();
+    this.releases.set(client, guardCheckedOut(client));
     try {
       this.restore.set(
         client,
         await setSession(client, { DateStyle: 'ISO, YMD', TimeZone: 'UTC' }),
       );
     } catch (error) {
-      client.release(asError(error));
+      this.drop(client, asError(error));
       throw error;
     }
     return client;
@@ -314,8 +318,19 @@ export class IdempotencyPartitions {
   /** Gives a maintenance connection back with the session's own settings. */
   private async release(client: PoolClient): Promise<void> {
     await setSession(client, this.restore.get(client) ?? {});
+    this.drop(client);
+  }
+
+  /** Gives a maintenance connection back as it is; with an error, the pool discards it. */
+  private drop(client: PoolClient, error?: Error): void {
+    const release = this.releases.get(client);
+    this.releases.delete(client);
     this.restore.delete(client);
-    client.release();
+    if (release) {
+      release(error);
+    } else {
+      client.release(error);
+    }
   }
 
   private async withStatementTimeout<T>(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient, QueryResultRow } from 'pg';
+import type { Pool, QueryResultRow } from 'pg';
 import type { AsynchronousClaimCommits } from '../../store/asynchronous-claim-commits.interface';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
 import { IdempotencyStore } from '../../store/idempotency-store';
@@ -26,6 +26,7 @@ import {
   runPipeline,
   sendsOneSync,
 } from '../driver/pipelined-query';
+import { guardCheckedOut } from '../driver/checked-out';
 import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
 import { PartitionedTableLayout } from '../layout/partitioned-table.layout';
 import { type Planned, inExplicitTransaction } from '../layout/planned';
@@ -225,19 +226,22 @@ export class PgPoolIdempotencyStore
    */
   async beginStepTransaction(): Promise<IdempotencyStepTransaction> {
     const client = await this.pool().connect();
+    // Held while the step's work runs, which may be long: a connection reset meanwhile fails the
+    // step's next statement or its commit.
+    const release = guardCheckedOut(client);
     const isolation = this.layout.stepIsolation();
     try {
       await client.query(
         isolation === undefined ? this.transactionBegin() : `BEGIN ISOLATION LEVEL ${isolation}`,
       );
     } catch (error) {
-      client.release(error instanceof Error ? error : new Error(String(error)));
+      release(error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
     return new PgStepTransaction(client, client, this.layout, {
       commit: () => client.query('COMMIT'),
       rollback: () => client.query('ROLLBACK'),
-      release: (error) => client.release(error),
+      release,
     });
   }
 
@@ -306,21 +310,7 @@ export class PgPoolIdempotencyStore
     planned: Planned,
   ): Promise<PipelineResult<R>> {
     const client = await this.pool().connect();
-    // A connection that fails while checked out emits 'error', which the pool only listens to on
-    // idle connections: unheard, it would end the process. The statements in flight fail with the
-    // same error, and that failure is handled below.
-    client.on('error', ignoreConnectionError);
-    try {
-      return await this.pipelineOnClient<R>(client, planned);
-    } finally {
-      client.removeListener('error', ignoreConnectionError);
-    }
-  }
-
-  private async pipelineOnClient<R extends QueryResultRow>(
-    client: PoolClient,
-    planned: Planned,
-  ): Promise<PipelineResult<R>> {
+    const release = guardCheckedOut(client);
     // The key's lock must be held from its statement to the write's commit.
     const plan =
       planned.implicitTransaction && !sendsOneSync(client)
@@ -333,18 +323,18 @@ export class PgPoolIdempotencyStore
       if (plan.implicitTransaction || plan.statements.length === 1) {
         // PostgreSQL rolled the implicit transaction back at the Sync; a connection that failed
         // without a SQLSTATE is dropped.
-        client.release(serverAnswered(error) ? undefined : new Error(String(error)));
+        release(serverAnswered(error) ? undefined : new Error(String(error)));
       } else {
         // A failed statement leaves an explicit transaction open and aborted: end it before the
         // connection is reused, or drop the connection.
         await client.query('ROLLBACK').then(
-          () => client.release(),
-          (rollbackError: Error) => client.release(rollbackError),
+          () => release(),
+          (rollbackError: Error) => release(rollbackError),
         );
       }
       throw error;
     }
-    client.release();
+    release();
     return results[plan.at] as PipelineResult<R>;
   }
 
@@ -377,6 +367,3 @@ export class PgPoolIdempotencyStore
 function serverAnswered(error: unknown): boolean {
   return error instanceof PipelineError && /^[0-9A-Z]{5}$/.test(error.code ?? '');
 }
-
-/** See pipelineOnPool: the failure reaches the caller through the statements it failed. */
-function ignoreConnectionError(): void {}
