@@ -53,19 +53,6 @@ export class BenchOrdersController {
     return this.orders.create(key, input);
   }
 
-  /**
-   * (b') Lease mode with the claim committed asynchronously: the handler's insert, on the same
-   * server, commits synchronously after it, which is what makes the option safe here.
-   */
-  @Post('lease-async')
-  @Idempotent({ claimCommit: 'asynchronous' })
-  leaseAsynchronousClaim(
-    @Headers(KEY_HEADER) key: string | undefined,
-    @Body() input: unknown,
-  ): Promise<OrderReceipt> {
-    return this.orders.create(key, input);
-  }
-
   /** (c) Transactional mode: the insert commits together with the claim and the response. */
   @Post('tx')
   @Idempotent({ transactional: true })

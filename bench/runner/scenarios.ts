@@ -122,15 +122,6 @@ export const SCENARIOS: readonly Scenario[] = [
     targets: [vsBaseline(0.55, '>= 0.55x (a)')],
   },
   {
-    id: 'lease-new-async',
-    item: "b'",
-    title: "lease mode, new keys, claimCommit: 'asynchronous'",
-    app: 'main',
-    path: '/lease-async',
-    keys: 'new',
-    targets: [{ against: 'lease-new', bound: 1, text: '>= 1.00x lease-new' }],
-  },
-  {
     id: 'tx-new',
     item: 'c',
     title: 'transactional mode, new keys',
