@@ -32,7 +32,6 @@ const ROUTE_OPTION_NAMES = [
   'required',
   'ttlMs',
   'lockTimeoutMs',
-  'claimCommit',
   'fingerprint',
   'storeStatus',
   'replayHeaders',
@@ -126,7 +125,6 @@ export interface ResolvedRouteSettings {
   required: boolean;
   ttlMs: number;
   lockTimeoutMs: number;
-  claimCommit: 'synchronous' | 'asynchronous';
   fingerprint: FingerprintOptions | undefined;
   excludedFields: ReadonlySet<string>;
   storeStatus: (status: number) => boolean;
@@ -231,7 +229,6 @@ export function resolveRouteSettings(
       IDEMPOTENCY_DEFAULTS.lockTimeoutMs,
       'lockTimeoutMs',
     ),
-    claimCommit: claimCommitOption(merged.claimCommit),
     fingerprint,
     excludedFields: new Set(fingerprint?.excludeFields ?? []),
     storeStatus: merged.storeStatus ?? isStoredStatusByDefault,
@@ -264,16 +261,6 @@ export function resolveRouteSettings(
           ),
     messageKey: merged.messageKey,
   };
-}
-
-/** `claimCommit`, or its default; a value from plain JavaScript or JSON config is checked too. */
-function claimCommitOption(value: unknown): 'synchronous' | 'asynchronous' {
-  if (value === undefined || value === 'synchronous' || value === 'asynchronous') {
-    return value ?? 'synchronous';
-  }
-  throw new Error(
-    `nestjs-idempotency: claimCommit must be 'synchronous' or 'asynchronous', got ${JSON.stringify(value)}.`,
-  );
 }
 
 /** A positive number option, or its default; anything else stops the start-up. */

@@ -3,7 +3,7 @@ import { APP_INTERCEPTOR, DiscoveryService, MetadataScanner, ModulesContainer } 
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { isMessageHandler, messagePatternText } from './messages/message-pattern';
 import { coveredRoutes } from './http/covered-routes';
-import { type RouteStoreCapabilities, configureRoute } from './http/route-plan';
+import { configureRoute } from './http/route-plan';
 import type { ResolvedModuleSettings } from './idempotency-options.defaults';
 import { IdempotencyInterceptor } from './idempotency.interceptor';
 import {
@@ -16,8 +16,7 @@ import { TransactionalIdempotencyStore } from './store/transactional-idempotency
 /**
  * Checks every route an interceptor of this registration handles as the application starts, so
  * that a route that cannot work (an unknown or invalid option, a transactional route on a store
- * without transactions or with `@Res()`, an asynchronous claim commit on a transactional route or
- * on a store that cannot make one) stops the start instead of failing its first request, and
+ * without transactions or with `@Res()`) stops the start instead of failing its first request, and
  * a route whose responses cannot be replayed is named once. It goes by the interceptors Nest
  * built: the global ones (`APP_INTERCEPTOR`, `useGlobalInterceptor`) and those of each
  * controller (`@Idempotent()`), subclasses included, each held against the store it uses. With
@@ -55,18 +54,16 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
         continue;
       }
       // A route must work with every interceptor of this registration that may handle it.
-      const capabilities = interceptors.map((interceptor) => interceptor['storeCapabilities']());
-      const store: RouteStoreCapabilities = {
-        runsTransactions: capabilities.every((each) => each.runsTransactions),
-        commitsClaimsAsynchronously: capabilities.every((each) => each.commitsClaimsAsynchronously),
-      };
-      this.checkRoutes(controller, store, messagePatterns);
+      const transactions = interceptors.every(
+        (interceptor) => interceptor['transactionalStoreInUse']() !== null,
+      );
+      this.checkRoutes(controller, transactions, messagePatterns);
     }
   }
 
   private checkRoutes(
     controller: Type,
-    store: RouteStoreCapabilities,
+    transactions: boolean,
     messagePatterns: Map<string, string>,
   ): void {
     for (const { method, handler, options } of coveredRoutes(
@@ -79,7 +76,7 @@ export class IdempotencyRoutesValidator implements OnModuleInit {
         method,
         options,
         this.settings.route,
-        store,
+        transactions,
         isMessageHandler(handler),
       );
       if (isMessageHandler(handler)) {

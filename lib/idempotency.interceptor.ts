@@ -24,7 +24,6 @@ import { MessageReplyWriter } from './messages/message-reply';
 import {
   type RouteIdentity,
   type RoutePlan,
-  type RouteStoreCapabilities,
   configureRoute,
   coveredByAutoMethods,
   methodKeyOf,
@@ -57,7 +56,6 @@ import { ScopeUnresolvedError } from './protocol/default-scope';
 import { parseIdempotencyKey } from './protocol/idempotency-key';
 import { requestFingerprint, sha256 } from './protocol/request-fingerprint';
 import { DurationWindow } from './protocol/retry-after';
-import { commitsClaimsAsynchronously } from './store/asynchronous-claim-commits.interface';
 import { IdempotencyStore } from './store/idempotency-store';
 import { TransactionalIdempotencyStore } from './store/transactional-idempotency-store';
 import type { IdempotencyTelemetry } from './telemetry/idempotency-telemetry';
@@ -216,7 +214,6 @@ export class IdempotencyInterceptor implements NestInterceptor {
       fingerprint,
       lockTimeoutMs: plan.settings.lockTimeoutMs,
       ttlMs: plan.settings.ttlMs,
-      claimCommit: plan.settings.claimCommit,
     });
     return plan.settings.transactional
       ? this.transactional.run(exchange, next)
@@ -347,18 +344,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
       handler,
       options,
       this.settings.route,
-      this.storeCapabilities(),
+      this.transactionalStoreInUse() !== null,
       isMessageHandler(context.getHandler()),
     );
     return { kind: options === undefined ? 'auto' : 'decorated', settings, capturable, route };
-  }
-
-  /** What this interceptor's stores can do, for the checks of a route's options. */
-  private storeCapabilities(): RouteStoreCapabilities {
-    return {
-      runsTransactions: this.transactionalStoreInUse() !== null,
-      commitsClaimsAsynchronously: commitsClaimsAsynchronously(this.store),
-    };
   }
 
   /**

@@ -54,10 +54,6 @@ export { IdempotencyStore } from './store/idempotency-store';
 export type { ClaimHandle, ClaimRequest, ClaimResult } from './store/claim-result.interface';
 export type { StoredResponse } from './store/stored-response.interface';
 export {
-  type AsynchronousClaimCommits,
-  commitsClaimsAsynchronously,
-} from './store/asynchronous-claim-commits.interface';
-export {
   type IdempotencyRecoveryPoints,
   type IdempotencyStepTransaction,
   type IdempotencyStepTransactions,

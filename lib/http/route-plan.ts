@@ -39,27 +39,17 @@ export interface RouteConfiguration {
   capturable: boolean;
 }
 
-/** What the stores that may serve a route can do, as far as its options depend on it. */
-export interface RouteStoreCapabilities {
-  /** Transactional routes need it. */
-  runsTransactions: boolean;
-  /** `claimCommit: 'asynchronous'` needs it (see `AsynchronousClaimCommits`). */
-  commitsClaimsAsynchronously: boolean;
-}
-
 /**
  * Resolves a route's configuration, or throws the error that must stop the application: options
- * that do not resolve, a transactional route on a store without transactions, a transactional
- * route that writes its own response (it would answer before the commit that makes it true), or
- * an asynchronous claim commit where no claim of its own is committed (a transactional route) or
- * the store cannot make one.
+ * that do not resolve, a transactional route on a store without transactions, or a transactional
+ * route that writes its own response (it would answer before the commit that makes it true).
  */
 export function configureRoute(
   controller: object,
   method: string,
   options: IdempotencyRouteOptions | undefined,
   moduleRoute: IdempotencyRouteOptions,
-  store: RouteStoreCapabilities,
+  storeRunsTransactions: boolean,
   messageHandler = false,
 ): RouteConfiguration {
   const name = `${(controller as { name?: string }).name}.${method}`;
@@ -74,7 +64,7 @@ export function configureRoute(
     `@Idempotent() of ${name}`,
   );
   const capturable = !takesOverResponse(controller, method);
-  if (settings.transactional && !store.runsTransactions) {
+  if (settings.transactional && !storeRunsTransactions) {
     throw new Error(
       `nestjs-idempotency: ${name} is transactional, but the store in use cannot run transactions.`,
     );
@@ -84,29 +74,7 @@ export function configureRoute(
       `nestjs-idempotency: ${name} writes its response with @Res() and cannot be transactional. Use @Res({ passthrough: true }).`,
     );
   }
-  if (settings.claimCommit === 'asynchronous') {
-    assertAsynchronousClaimCommit(name, settings, store);
-  }
   return { settings, capturable };
-}
-
-function assertAsynchronousClaimCommit(
-  name: string,
-  settings: ResolvedRouteSettings,
-  store: RouteStoreCapabilities,
-): void {
-  // A transactional claim commits with the handler's writes and the response, in one commit that
-  // must be durable: there is no separate claim commit to relax.
-  if (settings.transactional) {
-    throw new Error(
-      `nestjs-idempotency: ${name} is transactional, and claimCommit: 'asynchronous' applies to lease mode only (a transactional claim commits with the handler's writes). Give the route claimCommit: 'synchronous' (it may come from the module's options), or make it a lease-mode route.`,
-    );
-  }
-  if (!store.commitsClaimsAsynchronously) {
-    throw new Error(
-      `nestjs-idempotency: ${name} has claimCommit: 'asynchronous', but the store in use cannot commit a claim asynchronously (only the PostgreSQL stores can). Remove the option for this store.`,
-    );
-  }
 }
 
 /**

@@ -48,19 +48,6 @@ export interface IdempotencyRouteOptions {
    * Default: `60_000`.
    */
   lockTimeoutMs?: number;
-  /**
-   * Lease mode, PostgreSQL store: how a key's claim commits. `'asynchronous'` commits it with
-   * PostgreSQL's `synchronous_commit = off` for that one statement, saving a WAL flush per new key;
-   * the completion stays synchronous. Safe only when everything the handler does lands in the
-   * store's own PostgreSQL server, through a synchronous commit there: that commit flushes the
-   * claim with it, and a crash before it loses the claim together with the handler's writes. Not
-   * safe when the handler has any effect elsewhere (another API, a message broker, another
-   * database) before that commit, or writes nothing on that server: a crash may lose the claim
-   * after the effect, and the retry repeats it. Refused at start-up on transactional routes and on
-   * stores that cannot commit a claim asynchronously. See docs/guarantees.md, "Asynchronous claim
-   * commits". Default: `'synchronous'`.
-   */
-  claimCommit?: 'synchronous' | 'asynchronous';
   /** Request fingerprinting. Default: enabled, no excluded fields. */
   fingerprint?: FingerprintOptions;
   /**

@@ -198,7 +198,6 @@ export class MessageIdempotency {
       fingerprint,
       lockTimeoutMs: settings.lockTimeoutMs,
       ttlMs: settings.ttlMs,
-      claimCommit: settings.claimCommit,
     });
     const run = settings.transactional
       ? this.executions.transactional.run(exchange, next)

@@ -13,12 +13,6 @@ export interface ClaimRequest {
   lockTimeoutMs: number;
   /** How long the finished key is kept, in milliseconds. */
   ttlMs: number;
-  /**
-   * How the claim is made durable (the route's `claimCommit`): `'asynchronous'` allows a store
-   * that declares `AsynchronousClaimCommits` to answer before the claim reaches disk. A store
-   * that cannot keeps its own, more durable, behaviour. Unset means `'synchronous'`.
-   */
-  claimCommit?: 'synchronous' | 'asynchronous';
 }
 
 /** Identifies one claim: completion and release are fenced by its token. */

@@ -32,10 +32,6 @@ class TransactionsOnPaper extends TransactionalIdempotencyStore {
   lookup = never;
   claimInTransaction = never;
 }
-/** `TransactionsOnPaper` that also commits claims asynchronously, as the PostgreSQL stores do. */
-class AsynchronousClaimsOnPaper extends TransactionsOnPaper {
-  readonly commitsClaimsAsynchronously = true;
-}
 function never(): never {
   throw new Error('not called at start-up');
 }
@@ -175,40 +171,6 @@ describe.each(ADAPTERS)('route configuration checked at start-up (%s)', (adapter
       new InMemoryIdempotencyStore(),
     );
     expect(error?.message).toMatch(/lockTimeoutMs must be a positive number/);
-  });
-
-  it("starts claimCommit: 'asynchronous' on a store that commits claims asynchronously", async () => {
-    const store = new AsynchronousClaimsOnPaper();
-    const route = controllerWith({ claimCommit: 'asynchronous' });
-    expect(await startError(adapter, route, store)).toBe(undefined);
-    expect(
-      await startError(adapter, controllerWith({}), store, { claimCommit: 'asynchronous' }),
-    ).toBe(undefined);
-  });
-
-  it("refuses claimCommit: 'asynchronous' on a store that cannot honour it", async () => {
-    const route = controllerWith({ claimCommit: 'asynchronous' });
-    expect((await startError(adapter, route, new InMemoryIdempotencyStore()))?.message).toBe(
-      "nestjs-idempotency: OrdersController.create has claimCommit: 'asynchronous', but the store in use cannot commit a claim asynchronously (only the PostgreSQL stores can). Remove the option for this store.",
-    );
-    const moduleWide = await startError(
-      adapter,
-      controllerWith({}),
-      new InMemoryIdempotencyStore(),
-      { claimCommit: 'asynchronous' },
-    );
-    expect(moduleWide?.message).toMatch(/cannot commit a claim asynchronously/);
-  });
-
-  it("refuses claimCommit: 'asynchronous' on a transactional route", async () => {
-    const error = await startError(
-      adapter,
-      controllerWith({ transactional: true, claimCommit: 'asynchronous' }),
-      new AsynchronousClaimsOnPaper(),
-    );
-    expect(error?.message).toMatch(
-      /^nestjs-idempotency: OrdersController.create is transactional, and claimCommit: 'asynchronous' applies to lease mode only/,
-    );
   });
 
   it('refuses an unknown module option', async () => {

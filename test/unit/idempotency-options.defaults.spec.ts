@@ -129,7 +129,6 @@ describe('resolveRouteSettings', () => {
       required: true,
       ttlMs: IDEMPOTENCY_DEFAULTS.ttlMs,
       lockTimeoutMs: IDEMPOTENCY_DEFAULTS.lockTimeoutMs,
-      claimCommit: 'synchronous',
       fingerprint: undefined,
       excludedFields: new Set(),
       storeStatus: isStoredStatusByDefault,
@@ -158,31 +157,6 @@ describe('resolveRouteSettings', () => {
       expect(() => resolveRouteSettings({}, { statementTimeoutMs: value }, true)).toThrow(
         /statementTimeoutMs/,
       );
-    }
-  });
-
-  it('commits claims synchronously unless the module or the route asks otherwise', () => {
-    expect(resolveRouteSettings({}, {}, true).claimCommit).toBe('synchronous');
-    expect(resolveRouteSettings({ claimCommit: 'asynchronous' }, {}, true).claimCommit).toBe(
-      'asynchronous',
-    );
-    expect(
-      resolveRouteSettings({ claimCommit: 'asynchronous' }, { claimCommit: 'synchronous' }, true)
-        .claimCommit,
-    ).toBe('synchronous');
-    expect(
-      resolveRouteSettings({}, { claimCommit: 'asynchronous', ttlMs: undefined }, true).claimCommit,
-    ).toBe('asynchronous');
-    expect(resolveModuleSettings({ claimCommit: 'asynchronous' }).route.claimCommit).toBe(
-      'asynchronous',
-    );
-  });
-
-  it('refuses a claimCommit that is neither of its two values', () => {
-    for (const value of ['async', 'off', true, null]) {
-      expect(() =>
-        resolveRouteSettings({}, { claimCommit: value as unknown as 'asynchronous' }, true),
-      ).toThrow(/claimCommit must be 'synchronous' or 'asynchronous'/);
     }
   });
 

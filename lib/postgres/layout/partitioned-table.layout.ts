@@ -80,12 +80,10 @@ export class PartitionedTableLayout implements IdempotencyTableLayout {
     return readCommittedOnly(this.context.isolationLevel(), this.defaultIsolation);
   }
 
-  /** The commit of the pipeline's transaction (or the COMMIT after it) takes the claim's setting. */
   claim(request: ClaimRequest, token: string): Planned {
-    const asynchronous = request.claimCommit === 'asynchronous';
     return this.locked(request, {
-      name: `${this.namePrefix}_claim${asynchronous ? '_async' : ''}`,
-      text: asynchronous ? this.sql.asynchronousClaim : this.sql.claim,
+      name: `${this.namePrefix}_claim`,
+      text: this.sql.claim,
       values: claimValues(request, token),
     });
   }

@@ -70,9 +70,7 @@ export class SingleTableLayout implements IdempotencyTableLayout {
   }
 
   claim(request: ClaimRequest, token: string): Planned {
-    return request.claimCommit === 'asynchronous'
-      ? this.one('claim_async', this.sql.asynchronousClaim, claimValues(request, token))
-      : this.one('claim', this.sql.claim, claimValues(request, token));
+    return this.one('claim', this.sql.claim, claimValues(request, token));
   }
 
   complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Planned {

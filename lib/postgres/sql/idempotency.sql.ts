@@ -34,12 +34,7 @@ const EXISTING_COLUMNS = `e.state, e.fingerprint, e.response_status, e.response_
  * what tells "busy" from "new". Blocking on the unique index instead would pin one pooled
  * connection per waiting duplicate.
  */
-function claimSql(
-  T: string,
-  transactional: boolean,
-  recoveryPoints: boolean,
-  asynchronousCommit = false,
-): string {
+function claimSql(T: string, transactional: boolean, recoveryPoints: boolean): string {
   const lock = transactional
     ? `lock AS MATERIALIZED (
   SELECT pg_try_advisory_xact_lock(${KEY_LOCK}) AS got
@@ -98,24 +93,7 @@ UNION ALL
 SELECT 'existing', state, fingerprint, response_status, response_headers, response_body,
        lease_left_ms${noSteps}
   FROM existing
- WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)${busy}${
-   asynchronousCommit ? asynchronousCommitBranch(recoveryPoints ? 8 : 7) : ''
- }`;
-}
-
-/**
- * The last branch of a lease-mode claim's result that commits the claim's transaction with
- * `synchronous_commit = off`, as a setting local to that transaction, in the claim's own statement
- * (no extra round trip). It returns no row. It is a branch of its own because a UNION ALL runs
- * every branch, whatever the claim found, while a condition inside the claim's CTEs runs only on
- * the paths the planner takes; the setting is read when the transaction commits, after the
- * statement. `columns`: how many columns the claim's result has.
- */
-export function asynchronousCommitBranch(columns: number): string {
-  return `
-UNION ALL
-SELECT ${Array.from({ length: columns }, () => 'NULL').join(', ')}
- WHERE set_config('synchronous_commit', 'off', true) IS NULL`;
+ WHERE NOT claimable AND NOT EXISTS (SELECT 1 FROM claimed)${busy}`;
 }
 
 /**
@@ -135,8 +113,6 @@ export function failingWithoutRow(update: string): string {
 export interface IdempotencyStatements {
   /** Lease mode: claims a key with an autocommitted statement. */
   claim: string;
-  /** `claim`, committed with `synchronous_commit = off` (see asynchronousCommitBranch). */
-  asynchronousClaim: string;
   /** Transactional mode: claims a key inside the caller's open transaction (see claimSql). */
   transactionalClaim: string;
   lookup: string;
@@ -180,7 +156,6 @@ export function idempotencyStatements(
   const ownRow = `scope = $1 AND key = $2 AND lock_token = $3::uuid`;
   return {
     claim: claimSql(T, false, recoveryPoints),
-    asynchronousClaim: claimSql(T, false, recoveryPoints, true),
     transactionalClaim: claimSql(T, true, recoveryPoints),
     /**
      * $1 scope, $2 key: the live (unexpired) row of a key, without claiming it, and whether a

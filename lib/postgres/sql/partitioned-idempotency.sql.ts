@@ -12,7 +12,6 @@
  */
 
 import {
-  asynchronousCommitBranch,
   failingWithoutRow,
   releaseKeepingSteps,
   saveStepSql,
@@ -52,11 +51,6 @@ export interface PartitionedStatements {
   tryLockKey: string;
   /** Lease mode claim, after lockKey. Same parameters and columns as the single table's, plus `claimed_expires_at_ms`. */
   claim: string;
-  /**
-   * `claim`, committing its transaction (the key's lock and the claim) with
-   * `synchronous_commit = off` (see asynchronousCommitBranch).
-   */
-  asynchronousClaim: string;
   /** Transactional claim, after tryLockKey: claims only when the lock was taken, else `busy`. */
   transactionalClaim: string;
   /** $1 scope, $2 key, $3 token, $4 status, $5 headers, $6 body, $7 ttl ms, $8 the claim's expiry (ms). */
@@ -79,12 +73,7 @@ export interface PartitionedStatements {
   saveStep: string | null;
 }
 
-function claimSql(
-  T: string,
-  transactional: boolean,
-  recoveryPoints: boolean,
-  asynchronousCommit = false,
-): string {
+function claimSql(T: string, transactional: boolean, recoveryPoints: boolean): string {
   // A claim in transactional mode expires at the value its completion writes again (now() is the
   // transaction's start for both), so the completion finds the row in the partition it names and
   // never moves it.
@@ -148,7 +137,7 @@ UNION ALL
 SELECT 'existing', state, fingerprint, response_status, response_headers, response_body,
        lease_left_ms, NULL${recoveryPoints ? ', NULL' : ''}
   FROM existing
- WHERE NOT claimable${busy}${asynchronousCommit ? asynchronousCommitBranch(recoveryPoints ? 9 : 8) : ''}`;
+ WHERE NOT claimable${busy}`;
 }
 
 /**
@@ -193,7 +182,6 @@ export function partitionedStatements(T: string, recoveryPoints = false): Partit
     lockKey: `SELECT pg_advisory_xact_lock(${KEY_LOCK}) WHERE ${READ_COMMITTED_ONLY}`,
     tryLockKey: `SELECT set_config('${KEY_LOCKED_SETTING}', pg_try_advisory_xact_lock(${KEY_LOCK})::text, true)`,
     claim: claimSql(T, false, recoveryPoints),
-    asynchronousClaim: claimSql(T, false, recoveryPoints, true),
     transactionalClaim: claimSql(T, true, recoveryPoints),
     complete: completion(expiryIn('$7::float8'), `${filed} ${FROM_MS('$8')}`),
     markNotReplayable: `${notReplayable(expiryIn('$5::float8'), `${filed} ${FROM_MS('$6')}`)}

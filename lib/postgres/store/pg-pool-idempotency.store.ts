@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, QueryResultRow } from 'pg';
-import type { AsynchronousClaimCommits } from '../../store/asynchronous-claim-commits.interface';
 import type { ClaimHandle, ClaimRequest, ClaimResult } from '../../store/claim-result.interface';
 import { IdempotencyStore } from '../../store/idempotency-store';
 import type {
@@ -60,18 +59,8 @@ import { PostgresKeyAdmin } from './postgres-key-admin';
  */
 export class PgPoolIdempotencyStore
   extends IdempotencyStore
-  implements
-    IdempotencyKeyAdmin,
-    IdempotencyRecoveryPoints,
-    IdempotencyStepTransactions,
-    AsynchronousClaimCommits
+  implements IdempotencyKeyAdmin, IdempotencyRecoveryPoints, IdempotencyStepTransactions
 {
-  /**
-   * A claim asked to commit asynchronously commits with `synchronous_commit = off`: PostgreSQL
-   * flushes its WAL in order, so the next synchronous commit on the server makes it durable too
-   * (see docs/guarantees.md).
-   */
-  readonly commitsClaimsAsynchronously = true;
   /**
    * How this store's table is laid out, and what each operation sends.
    * @internal

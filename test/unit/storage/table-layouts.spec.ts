@@ -3,7 +3,6 @@ import { PartitionedTableLayout } from '../../../lib/postgres/layout/partitioned
 import { openTransaction } from '../../../lib/postgres/layout/planned';
 import { SingleTableLayout } from '../../../lib/postgres/layout/single-table.layout';
 import type { TableLayoutContext } from '../../../lib/postgres/layout/table-layout';
-import type { PipelineStatement } from '../../../lib/postgres/driver/pipelined-query';
 
 const request: ClaimRequest = {
   scope: '',
@@ -69,68 +68,6 @@ describe('claimInTransaction', () => {
       // A later attempt runs inside the open transaction.
       const later = layout.claimInTransaction(request, 'token', []);
       expect(later.statements).toEqual(first.statements.slice(2));
-    },
-  );
-});
-
-describe('claimCommit', () => {
-  const ASYNCHRONOUS = "set_config('synchronous_commit', 'off', true)";
-  const handle = { scope: '', key: 'k', token: 'token', location: '1' };
-  const step = { name: 'charge', result: '{}' };
-  const variants = (['single', 'partitioned'] as const).flatMap((kind) =>
-    [false, true].map((recoveryPoints) => ({ kind, recoveryPoints })),
-  );
-  const layoutOf = (kind: 'single' | 'partitioned', recoveryPoints: boolean) =>
-    kind === 'single'
-      ? new SingleTableLayout({ ...context, recoveryPoints })
-      : new PartitionedTableLayout(
-          { ...context, recoveryPoints },
-          {
-            partitionMs: 1000,
-            aheadMs: 10_000,
-            claimReachMs: 5000,
-            maintenanceIntervalMs: 1000,
-            detachTimeoutMs: 1000,
-          },
-        );
-  const claimOf = (planned: { statements: PipelineStatement[]; at: number }) =>
-    planned.statements[planned.at];
-
-  it.each(variants)(
-    'an asynchronous claim sets synchronous_commit off, under a name of its own (%o)',
-    ({ kind, recoveryPoints }) => {
-      const layout = layoutOf(kind, recoveryPoints);
-      const claim = claimOf(layout.claim({ ...request, claimCommit: 'asynchronous' }, 'token'));
-      expect(claim.text).toContain(ASYNCHRONOUS);
-      expect(claim.name).toBe(`${layout.namePrefix}_claim_async`);
-    },
-  );
-
-  it.each(variants)(
-    'a synchronous claim, and every other write, leaves synchronous_commit alone (%o)',
-    ({ kind, recoveryPoints }) => {
-      const layout = layoutOf(kind, recoveryPoints);
-      const synchronous = [
-        layout.claim(request, 'token'),
-        layout.claim({ ...request, claimCommit: 'synchronous' }, 'token'),
-      ].map(claimOf);
-      expect(synchronous.map((claim) => claim.name)).toEqual([
-        `${layout.namePrefix}_claim`,
-        `${layout.namePrefix}_claim`,
-      ]);
-      const texts = [
-        ...synchronous,
-        ...layout.complete(handle, { status: 201, headers: {}, body: null }, 1000).statements,
-        ...layout.markNotReplayable(handle, 201, 1000).statements,
-        ...layout.release(handle).statements,
-        ...layout.claimInTransaction({ ...request, claimCommit: 'asynchronous' }, 'token', [])
-          .statements,
-        ...(recoveryPoints ? layout.saveStep(handle, 0, step, 1000).statements : []),
-      ].map((statement) => statement.text);
-      texts.push(layout.inTransaction.complete, layout.inTransaction.markNotReplayable);
-      for (const text of texts) {
-        expect(text).not.toContain('synchronous_commit');
-      }
     },
   );
 });
