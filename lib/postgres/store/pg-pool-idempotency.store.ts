@@ -310,9 +310,9 @@ export class PgPoolIdempotencyStore
       results = await runPipeline(client, plan.statements);
     } catch (error) {
       if (plan.implicitTransaction || plan.statements.length === 1) {
-        // PostgreSQL rolled the implicit transaction back at the Sync; a connection that failed
-        // without a SQLSTATE is dropped.
-        release(serverAnswered(error) ? undefined : new Error(String(error)));
+        // PostgreSQL rolled the implicit transaction back at the Sync; a connection that may not
+        // serve the next statement is dropped.
+        release(leavesConnectionSound(error) ? undefined : new Error(String(error)));
       } else {
         // A failed statement leaves an explicit transaction open and aborted: end it before the
         // connection is reused, or drop the connection.
@@ -352,7 +352,22 @@ export class PgPoolIdempotencyStore
   }
 }
 
-/** Whether PostgreSQL itself raised `error` (a SQLSTATE), so the connection is still sound. */
-function serverAnswered(error: unknown): boolean {
-  return error instanceof PipelineError && /^[0-9A-Z]{5}$/.test(error.code ?? '');
+/**
+ * Whether a connection can serve again after `error`: PostgreSQL raised it as an ordinary error
+ * (a SQLSTATE at severity ERROR), which ends the statement but not the session. Anything else
+ * drops the connection: no SQLSTATE (the socket failed), FATAL or PANIC (an administrator's or a
+ * crash's shutdown), the connection-exception and operator-intervention classes (08, 57), and a
+ * prepared statement the server no longer has (26000, after a DEALLOCATE ALL or DISCARD ALL on
+ * the connection: node-postgres would go on binding it by name). A severity PostgreSQL sent in
+ * another language than English drops the connection too, which only costs a reconnect.
+ */
+function leavesConnectionSound(error: unknown): boolean {
+  if (!(error instanceof PipelineError) || !/^[0-9A-Z]{5}$/.test(error.code ?? '')) {
+    return false;
+  }
+  const code = error.code as string;
+  const severity = (error.cause as { severity?: unknown } | null)?.severity;
+  return (
+    severity === 'ERROR' && !code.startsWith('08') && !code.startsWith('57') && code !== '26000'
+  );
 }

@@ -4,6 +4,7 @@ import type {
   IdempotencyStoreHealth,
 } from '../../store/idempotency-store-health.interface';
 import type { IdempotencyTableLayout } from '../layout/table-layout';
+import { guardCheckedOut } from '../driver/checked-out';
 import { destroySocket } from '../driver/pg-internals';
 import { asError } from '../driver/sqlstate';
 import { HealthReads } from '../layout/health-reads';
@@ -35,11 +36,10 @@ export async function readPostgresHealth(
 ): Promise<IdempotencyStoreHealth> {
   const timeoutMs = Math.max(1, Math.round(query.detailTimeoutMs));
   const client = await pool.connect();
+  const release = guardCheckedOut(client);
   const unansweredAfterMs = Math.max(5 * timeoutMs, query.timeoutMs ?? 0) + UNANSWERED_SLACK_MS;
   const deadline = setTimeout(() => {
-    // The destroyed client reports the error on its statement in flight, and emits it too: that
-    // event has no other listener while the client is checked out.
-    client.on('error', () => undefined);
+    // The destroyed client reports the error on its statement in flight.
     destroySocket(
       client,
       new Error(`PostgreSQL left the health check unanswered for ${unansweredAfterMs} ms`),
@@ -53,11 +53,11 @@ export async function readPostgresHealth(
     );
     const health = await layout.health(new HealthReads(client), query);
     await client.query('ROLLBACK');
-    client.release();
+    release();
     return health;
   } catch (error) {
     // The connection may be in a transaction, or broken: it is not reused.
-    client.release(asError(error));
+    release(asError(error));
     throw error;
   } finally {
     clearTimeout(deadline);

@@ -1,0 +1,146 @@
+import pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClaimRequest } from '../../lib';
+import { PgPoolIdempotencyStore, createIdempotencyTableSql } from '../../lib/postgres/pool';
+import { TcpProxy } from '../utils/tcp-proxy';
+import { type TestDatabase, createTestDatabase } from '../utils/test-database';
+import { waitFor } from '../utils/wait-for';
+
+/*
+ * The PostgreSQL store's pooled connections when one fails under it, on a real server: a
+ * connection the server ended, or whose prepared statements it dropped, is not given to the next
+ * caller, and one reset while the store holds it does not end the process (an 'error' event
+ * nobody hears would).
+ */
+
+const claim = (key: string): ClaimRequest => ({
+  scope: '',
+  key,
+  fingerprint: null,
+  lockTimeoutMs: 10_000,
+  ttlMs: 60_000,
+});
+
+describe('PostgreSQL store connections', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let store: PgPoolIdempotencyStore;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.query(createIdempotencyTableSql());
+  });
+  beforeEach(async () => {
+    // One connection: whatever the store leaves in the pool is what the next claim gets.
+    pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    pool.on('error', () => undefined);
+    store = new PgPoolIdempotencyStore(pool);
+    await store.prepare();
+  });
+  afterEach(() => pool.end());
+  afterAll(() => db?.drop());
+
+  /** Runs `during` while a claim waits on the table's lock, then lets the claim go on. */
+  async function whileClaimWaits(key: string, during: () => Promise<void>) {
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE idempotency_records IN ACCESS EXCLUSIVE MODE');
+    const claimed = store.claim(claim(key)).then(
+      (result) => result.kind,
+      (error: { code?: string }) => `failed ${error.code ?? ''}`,
+    );
+    try {
+      await waitFor(
+        async () =>
+          (
+            await db.query(
+              "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
+            )
+          ).length === 1,
+        5000,
+      );
+      await during();
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+    return claimed;
+  }
+
+  it('drops a connection the server ended with FATAL (57P01): the claim waiting for it gets a new one', async () => {
+    let next: Promise<string> | undefined;
+    const first = await whileClaimWaits('ended', async () => {
+      // Queued for the pool's only connection, it is handed that connection as the first
+      // claim gives it back.
+      next = store.claim(claim('after-ended')).then(
+        (result) => result.kind,
+        (error: { code?: string; message?: string }) => `failed ${error.code ?? error.message}`,
+      );
+      await waitFor(() => Promise.resolve(pool.waitingCount === 1), 5000);
+      await db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
+      );
+    });
+    expect(first).toBe('failed 57P01');
+    expect(await next).toBe('claimed');
+  });
+
+  it('drops a connection whose prepared statements are gone (26000): only one claim fails', async () => {
+    expect((await store.claim(claim('before-deallocate'))).kind).toBe('claimed');
+    // What an application's own DISCARD ALL on the shared pool does.
+    await pool.query('DEALLOCATE ALL');
+    const after = [];
+    for (const key of ['a', 'b', 'c']) {
+      after.push(
+        await store.claim(claim(`after-deallocate-${key}`)).then(
+          (result) => result.kind,
+          (error: { code?: string }) => `failed ${error.code ?? ''}`,
+        ),
+      );
+    }
+    expect(after).toEqual(['failed 26000', 'claimed', 'claimed']);
+  });
+
+  it('keeps the process alive when the connections are reset under a claim and a health check', async () => {
+    const proxy = await TcpProxy.forUrl(db.url);
+    const proxied = new pg.Pool({ connectionString: proxy.via(db.url), max: 2 });
+    proxied.on('error', () => undefined);
+    const viaProxy = new PgPoolIdempotencyStore(proxied);
+    const unheard: unknown[] = [];
+    const onUncaught = (error: unknown) => unheard.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await viaProxy.prepare();
+      store = viaProxy;
+      let health: Promise<string> | undefined;
+      const claimed = await whileClaimWaits('reset', async () => {
+        health = viaProxy
+          .health({ detailTimeoutMs: 5000, purgeBacklogLimit: 10, oldestInFlight: true })
+          .then(
+            () => 'answered',
+            () => 'failed',
+          );
+        // Both wait on the table's lock, each on a connection the store holds.
+        await waitFor(
+          async () =>
+            (
+              await db.query(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
+              )
+            ).length === 2,
+          5000,
+        );
+        proxy.cut();
+      });
+      expect(claimed).toMatch(/^failed/);
+      expect(await health).toBe('failed');
+      await sleep(100);
+      expect(unheard).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await proxied.end().catch(() => undefined);
+      await proxy.close();
+    }
+  });
+});
