@@ -1,7 +1,14 @@
 import 'reflect-metadata';
 import { BenchAppModule } from '../app/bench-app.module';
 import { startBenchPostgres } from '../runner/bench-postgres';
-import { type Scenario, arg, measureRounds, printResults, startInjected } from './injected-app';
+import {
+  type Scenario,
+  type Send,
+  arg,
+  measureRounds,
+  printResults,
+  startInjected,
+} from './injected-app';
 
 /*
  * The app process's CPU per request on PostgreSQL, without HTTP sockets: the bench app's routes
@@ -39,21 +46,12 @@ async function main(): Promise<void> {
       poolSize: 32,
     });
     const { app, send } = await startInjected(module, platform, BODY);
-    const run = `${process.pid}-${Date.now()}`;
-    for (let i = 0; i < REPLAY_KEYS; i++) {
-      await send('/lease', `lease-${run}-${i}`);
-      await send('/tx', `tx-${run}-${i}`);
+    let cpuUs: Map<string, number[]>;
+    try {
+      cpuUs = await measure(send, only, { rounds, requests, concurrency });
+    } finally {
+      await app.close();
     }
-    const all: Scenario[] = [
-      { name: 'plain', request: (s, i) => s('/plain', `plain-${run}-${i}`) },
-      { name: 'replay-lease', request: (s, i) => s('/lease', `lease-${run}-${i % REPLAY_KEYS}`) },
-      { name: 'replay-tx', request: (s, i) => s('/tx', `tx-${run}-${i % REPLAY_KEYS}`) },
-      { name: 'lease-new', request: (s, i) => s('/lease', `new-lease-${run}-${i}`) },
-      { name: 'tx-new', request: (s, i) => s('/tx', `new-tx-${run}-${i}`) },
-    ];
-    const scenarios = all.filter((scenario) => !only || only.split(',').includes(scenario.name));
-    const cpuUs = await measureRounds(scenarios, send, { rounds, requests, concurrency });
-    await app.close();
     printResults(
       `${platform} on PostgreSQL, ${rounds} rounds of ${requests} requests, ${concurrency} in flight`,
       cpuUs,
@@ -62,6 +60,28 @@ async function main(): Promise<void> {
   } finally {
     await server.stop();
   }
+}
+
+/** Makes the replayed keys, then measures the scenarios (all, or those named in `only`). */
+async function measure(
+  send: Send,
+  only: string,
+  options: { rounds: number; requests: number; concurrency: number },
+): Promise<Map<string, number[]>> {
+  const run = `${process.pid}-${Date.now()}`;
+  for (let i = 0; i < REPLAY_KEYS; i++) {
+    await send('/lease', `lease-${run}-${i}`);
+    await send('/tx', `tx-${run}-${i}`);
+  }
+  const all: Scenario[] = [
+    { name: 'plain', request: (s, i) => s('/plain', `plain-${run}-${i}`) },
+    { name: 'replay-lease', request: (s, i) => s('/lease', `lease-${run}-${i % REPLAY_KEYS}`) },
+    { name: 'replay-tx', request: (s, i) => s('/tx', `tx-${run}-${i % REPLAY_KEYS}`) },
+    { name: 'lease-new', request: (s, i) => s('/lease', `new-lease-${run}-${i}`) },
+    { name: 'tx-new', request: (s, i) => s('/tx', `new-tx-${run}-${i}`) },
+  ];
+  const scenarios = all.filter((scenario) => !only || only.split(',').includes(scenario.name));
+  return measureRounds(scenarios, send, options);
 }
 
 void main();

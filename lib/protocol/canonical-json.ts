@@ -63,7 +63,10 @@ function write(
   if (Array.isArray(value)) {
     let text = '[';
     for (let i = 0; i < value.length; i++) {
-      text += `${i === 0 ? '' : ','}${write(value[i], path, exclude, depth + 1) ?? 'null'}`;
+      // A hole (sparse arrays come from some body parsers, never from JSON.parse) stays empty,
+      // as Array#join writes it: keys stored before keep their fingerprints.
+      const item = i in value ? (write(value[i], path, exclude, depth + 1) ?? 'null') : '';
+      text += `${i === 0 ? '' : ','}${item}`;
     }
     return `${text}]`;
   }

@@ -40,6 +40,12 @@ describe('canonicalJson', () => {
     expect(canonicalJson(undefined)).toBe('null');
   });
 
+  it('writes the holes of a sparse array as empty, as it always has', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    expect(canonicalJson([, 1])).toBe('[,1]');
+    expect(canonicalJson(new Array(3))).toBe('[,,]');
+  });
+
   it('writes a Buffer body as base64, so raw bodies fingerprint by their bytes', () => {
     expect(canonicalJson(Buffer.from('hello'))).toBe('#bytes:aGVsbG8=');
     expect(canonicalJson(Buffer.from('hello'))).not.toBe(canonicalJson(Buffer.from('hellp')));
