@@ -40,6 +40,14 @@ describe('PostgreSQL store connections', () => {
   afterEach(() => pool.end());
   afterAll(() => db?.drop());
 
+  /** How many statements of the store wait on the table's lock. */
+  const lockWaiters = async () =>
+    (
+      await db.query(
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
+      )
+    ).length;
+
   /** Runs `during` while a claim waits on the table's lock, then lets the claim go on. */
   async function whileClaimWaits(key: string, during: () => Promise<void>) {
     const locker = new pg.Client({ connectionString: db.url });
@@ -51,15 +59,7 @@ describe('PostgreSQL store connections', () => {
       (error: { code?: string }) => `failed ${error.code ?? ''}`,
     );
     try {
-      await waitFor(
-        async () =>
-          (
-            await db.query(
-              "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
-            )
-          ).length === 1,
-        5000,
-      );
+      await waitFor(async () => (await lockWaiters()) === 1, 5000);
       await during();
     } finally {
       await locker.query('ROLLBACK');
@@ -122,15 +122,7 @@ describe('PostgreSQL store connections', () => {
             () => 'failed',
           );
         // Both wait on the table's lock, each on a connection the store holds.
-        await waitFor(
-          async () =>
-            (
-              await db.query(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
-              )
-            ).length === 2,
-          5000,
-        );
+        await waitFor(async () => (await lockWaiters()) === 2, 5000);
         proxy.cut();
       });
       expect(claimed).toMatch(/^failed/);
