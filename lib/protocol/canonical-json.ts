@@ -62,7 +62,8 @@ function write(
   // array per object or per array, and paths are only built when some field is excluded.
   if (Array.isArray(value)) {
     let text = '[';
-    for (let i = 0; i < value.length; i++) {
+    const length = value.length;
+    for (let i = 0; i < length; i++) {
       // A hole (sparse arrays come from some body parsers, never from JSON.parse) stays empty,
       // as Array#join writes it: keys stored before keep their fingerprints.
       const item = i in value ? (write(value[i], path, exclude, depth + 1) ?? 'null') : '';

@@ -1,7 +1,12 @@
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClaimRequest } from '../../lib';
-import { PgPoolIdempotencyStore, createIdempotencyTableSql } from '../../lib/postgres/pool';
+import {
+  PgPoolIdempotencyStore,
+  createIdempotencyTableSql,
+  createPartitionedIdempotencyTableSql,
+} from '../../lib/postgres/pool';
+import { resolvePartitioning } from '../../lib/postgres/postgres-store.options';
 import { TcpProxy } from '../utils/tcp-proxy';
 import { type TestDatabase, createTestDatabase } from '../utils/test-database';
 import { waitFor } from '../utils/wait-for';
@@ -20,6 +25,13 @@ const claim = (key: string): ClaimRequest => ({
   lockTimeoutMs: 10_000,
   ttlMs: 60_000,
 });
+
+/** A claim's outcome, or the SQLSTATE it failed with. */
+const settle = (claimed: Promise<{ kind: string }>) =>
+  claimed.then(
+    (result) => result.kind,
+    (error: { code?: string }) => `failed ${error.code ?? ''}`,
+  );
 
 describe('PostgreSQL store connections', () => {
   let db: TestDatabase;
@@ -44,7 +56,7 @@ describe('PostgreSQL store connections', () => {
   const lockWaiters = async () =>
     (
       await db.query(
-        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
       )
     ).length;
 
@@ -79,7 +91,7 @@ describe('PostgreSQL store connections', () => {
       );
       await waitFor(() => Promise.resolve(pool.waitingCount === 1), 5000);
       await db.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
       );
     });
     expect(first).toBe('failed 57P01');
@@ -100,6 +112,64 @@ describe('PostgreSQL store connections', () => {
       );
     }
     expect(after).toEqual(['failed 26000', 'claimed', 'claimed']);
+  });
+
+  it('drops a connection left in an aborted transaction (25P02): only one claim fails', async () => {
+    // What an application's own code can give back to the shared pool.
+    const client = await pool.connect();
+    await client.query('BEGIN');
+    await client.query('SELECT 1 / 0').catch(() => undefined);
+    client.release();
+    const outcomes = [];
+    for (const key of ['a', 'b']) {
+      outcomes.push(await settle(store.claim(claim(`after-aborted-${key}`))));
+    }
+    expect(outcomes).toEqual(['failed 25P02', 'claimed']);
+  });
+
+  it('keeps the connection of a claim cancelled by a statement timeout (57014)', async () => {
+    const [{ pid: before }] = await pool
+      .query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      .then((result) => result.rows);
+    const cancelled = await whileClaimWaits('cancelled', async () => {
+      await db.query(
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
+      );
+    });
+    expect(cancelled).toBe('failed 57014');
+    const [{ pid: after }] = await pool
+      .query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      .then((result) => result.rows);
+    expect(after).toBe(before);
+  });
+
+  it('drops a connection whose statements are gone in an explicit transaction (26000, partitioned table, REPEATABLE READ default)', async () => {
+    await db.query(createPartitionedIdempotencyTableSql('partitioned_records'));
+    await db.query(
+      `ALTER DATABASE ${new URL(db.url).pathname.slice(1)} SET default_transaction_isolation = 'repeatable read'`,
+    );
+    const partitionedPool = new pg.Pool({ connectionString: db.url, max: 1 });
+    partitionedPool.on('error', () => undefined);
+    try {
+      const partitioned = new PgPoolIdempotencyStore(
+        partitionedPool,
+        'partitioned_records',
+        resolvePartitioning({}, {}),
+      );
+      await partitioned.prepare();
+      expect((await partitioned.claim(claim('before'))).kind).toBe('claimed');
+      await partitionedPool.query('DEALLOCATE ALL');
+      const outcomes = [];
+      for (const key of ['a', 'b', 'c']) {
+        outcomes.push(await settle(partitioned.claim(claim(`after-${key}`))));
+      }
+      expect(outcomes).toEqual(['failed 26000', 'claimed', 'claimed']);
+    } finally {
+      await partitionedPool.end();
+      await db.query(
+        `ALTER DATABASE ${new URL(db.url).pathname.slice(1)} RESET default_transaction_isolation`,
+      );
+    }
   });
 
   it('keeps the process alive when the connections are reset under a claim and a health check', async () => {

@@ -309,10 +309,12 @@ export class PgPoolIdempotencyStore
     try {
       results = await runPipeline(client, plan.statements);
     } catch (error) {
-      if (plan.implicitTransaction || plan.statements.length === 1) {
-        // PostgreSQL rolled the implicit transaction back at the Sync; a connection that may not
-        // serve the next statement is dropped.
-        release(leavesConnectionSound(error) ? undefined : new Error(String(error)));
+      if (!leavesConnectionSound(error)) {
+        // A connection that may not serve the next statement is dropped, open transaction and all.
+        release(new Error(String(error)));
+      } else if (plan.implicitTransaction || plan.statements.length === 1) {
+        // PostgreSQL rolled the implicit transaction back at the Sync.
+        release();
       } else {
         // A failed statement leaves an explicit transaction open and aborted: end it before the
         // connection is reused, or drop the connection.
@@ -352,14 +354,26 @@ export class PgPoolIdempotencyStore
   }
 }
 
+/** SQLSTATEs after which a connection does not serve the store's next statement. */
+const BREAKS_CONNECTION = new Set([
+  // A prepared statement the server no longer has (after DEALLOCATE ALL or DISCARD ALL on the
+  // connection): node-postgres would go on binding it by name.
+  '26000',
+  // A transaction left aborted, or one that must not go on.
+  '25P02',
+  '25P03',
+  // A prepared statement whose result type changed under it fails on every execution.
+  '0A000',
+]);
+
 /**
- * Whether a connection can serve again after `error`: PostgreSQL raised it as an ordinary error
- * (a SQLSTATE at severity ERROR), which ends the statement but not the session. Anything else
- * drops the connection: no SQLSTATE (the socket failed), FATAL or PANIC (an administrator's or a
- * crash's shutdown), the connection-exception and operator-intervention classes (08, 57), and a
- * prepared statement the server no longer has (26000, after a DEALLOCATE ALL or DISCARD ALL on
- * the connection: node-postgres would go on binding it by name). A severity PostgreSQL sent in
- * another language than English drops the connection too, which only costs a reconnect.
+ * Whether a connection can serve again after `error`: PostgreSQL raised it for the statement,
+ * not for the session. Dropped: no SQLSTATE (the socket failed), FATAL or PANIC (an
+ * administrator's or a crash's shutdown), the connection-exception class (08), the shutdown codes
+ * (57P..), and BREAKS_CONNECTION. Ordinary errors (a unique violation, a serialization failure,
+ * a statement timeout, 57014) keep it: dropping them would turn an overloaded server's timeouts
+ * into a storm of reconnects. The severity is compared in English only where it ends the
+ * session; a server that reports in another language still has its SQLSTATEs read.
  */
 function leavesConnectionSound(error: unknown): boolean {
   if (!(error instanceof PipelineError) || !/^[0-9A-Z]{5}$/.test(error.code ?? '')) {
@@ -368,6 +382,10 @@ function leavesConnectionSound(error: unknown): boolean {
   const code = error.code as string;
   const severity = (error.cause as { severity?: unknown } | null)?.severity;
   return (
-    severity === 'ERROR' && !code.startsWith('08') && !code.startsWith('57') && code !== '26000'
+    severity !== 'FATAL' &&
+    severity !== 'PANIC' &&
+    !code.startsWith('08') &&
+    !code.startsWith('57P') &&
+    !BREAKS_CONNECTION.has(code)
   );
 }
