@@ -89,10 +89,14 @@ export interface PartitionCoverage {
  */
 export class IdempotencyPartitions {
   private readonly logger = new Logger('IdempotencyPartitions');
-  /** The DateStyle and TimeZone of each maintenance connection, put back on release. */
-  private readonly restore = new WeakMap<PoolClient, Record<string, string>>();
-  /** How each maintenance connection goes back to the pool (see guardCheckedOut). */
-  private readonly releases = new WeakMap<PoolClient, (error?: Error) => void>();
+  /**
+   * Each maintenance connection held: how it goes back to the pool (see guardCheckedOut), and the
+   * DateStyle and TimeZone its session had, put back on release.
+   */
+  private readonly held = new WeakMap<
+    PoolClient,
+    { release: (error?: Error) => void; session: Record<string, string> }
+  >();
 
   constructor(
     private readonly pool: () => Pool,
@@ -302,12 +306,10 @@ export class IdempotencyPartitions {
    */
   private async connect(): Promise<PoolClient> {
     const client = await this.pool().connect();
-    this.releases.set(client, guardCheckedOut(client));
+    const held = { release: guardCheckedOut(client), session: {} };
+    this.held.set(client, held);
     try {
-      this.restore.set(
-        client,
-        await setSession(client, { DateStyle: 'ISO, YMD', TimeZone: 'UTC' }),
-      );
+      held.session = await setSession(client, { DateStyle: 'ISO, YMD', TimeZone: 'UTC' });
     } catch (error) {
       this.drop(client, asError(error));
       throw error;
@@ -317,18 +319,18 @@ export class IdempotencyPartitions {
 
   /** Gives a maintenance connection back with the session's own settings. */
   private async release(client: PoolClient): Promise<void> {
-    await setSession(client, this.restore.get(client) ?? {});
+    await setSession(client, this.held.get(client)?.session ?? {});
     this.drop(client);
   }
 
   /** Gives a maintenance connection back as it is; with an error, the pool discards it. */
   private drop(client: PoolClient, error?: Error): void {
-    const release = this.releases.get(client);
-    this.releases.delete(client);
-    this.restore.delete(client);
-    if (release) {
-      release(error);
+    const held = this.held.get(client);
+    this.held.delete(client);
+    if (held) {
+      held.release(error);
     } else {
+      // Not held (released already): pg-pool refuses a second release loudly.
       client.release(error);
     }
   }

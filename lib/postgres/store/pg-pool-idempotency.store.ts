@@ -26,6 +26,7 @@ import {
   sendsOneSync,
 } from '../driver/pipelined-query';
 import { guardCheckedOut } from '../driver/checked-out';
+import { asError } from '../driver/sqlstate';
 import type { IdempotencyPartitioning } from '../layout/idempotency-partitions';
 import { PartitionedTableLayout } from '../layout/partitioned-table.layout';
 import { type Planned, inExplicitTransaction } from '../layout/planned';
@@ -224,7 +225,7 @@ export class PgPoolIdempotencyStore
         isolation === undefined ? this.transactionBegin() : `BEGIN ISOLATION LEVEL ${isolation}`,
       );
     } catch (error) {
-      release(error instanceof Error ? error : new Error(String(error)));
+      release(asError(error));
       throw error;
     }
     return new PgStepTransaction(client, client, this.layout, {
