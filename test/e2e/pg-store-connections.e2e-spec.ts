@@ -30,8 +30,12 @@ const claim = (key: string): ClaimRequest => ({
 const settle = (claimed: Promise<{ kind: string }>) =>
   claimed.then(
     (result) => result.kind,
-    (error: { code?: string }) => `failed ${error.code ?? ''}`,
+    (error: { code?: string; message?: string }) => `failed ${error.code ?? error.message}`,
   );
+
+/** The statements waiting on a lock of the store's table, in this test's database. */
+const LOCK_WAITERS = `FROM pg_stat_activity WHERE datname = current_database()
+  AND wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'`;
 
 describe('PostgreSQL store connections', () => {
   let db: TestDatabase;
@@ -53,12 +57,11 @@ describe('PostgreSQL store connections', () => {
   afterAll(() => db?.drop());
 
   /** How many statements of the store wait on the table's lock. */
-  const lockWaiters = async () =>
-    (
-      await db.query(
-        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
-      )
-    ).length;
+  const lockWaiters = async () => (await db.query(`SELECT 1 ${LOCK_WAITERS}`)).length;
+
+  /** The server process behind the pool's only connection. */
+  const backendPid = async () =>
+    (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
 
   /** Runs `during` while a claim waits on the table's lock, then lets the claim go on. */
   async function whileClaimWaits(key: string, during: () => Promise<void>) {
@@ -66,10 +69,7 @@ describe('PostgreSQL store connections', () => {
     await locker.connect();
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE idempotency_records IN ACCESS EXCLUSIVE MODE');
-    const claimed = store.claim(claim(key)).then(
-      (result) => result.kind,
-      (error: { code?: string }) => `failed ${error.code ?? ''}`,
-    );
+    const claimed = settle(store.claim(claim(key)));
     try {
       await waitFor(async () => (await lockWaiters()) === 1, 5000);
       await during();
@@ -85,14 +85,9 @@ describe('PostgreSQL store connections', () => {
     const first = await whileClaimWaits('ended', async () => {
       // Queued for the pool's only connection, it is handed that connection as the first
       // claim gives it back.
-      next = store.claim(claim('after-ended')).then(
-        (result) => result.kind,
-        (error: { code?: string; message?: string }) => `failed ${error.code ?? error.message}`,
-      );
+      next = settle(store.claim(claim('after-ended')));
       await waitFor(() => Promise.resolve(pool.waitingCount === 1), 5000);
-      await db.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
-      );
+      await db.query(`SELECT pg_terminate_backend(pid) ${LOCK_WAITERS}`);
     });
     expect(first).toBe('failed 57P01');
     expect(await next).toBe('claimed');
@@ -104,12 +99,7 @@ describe('PostgreSQL store connections', () => {
     await pool.query('DEALLOCATE ALL');
     const after = [];
     for (const key of ['a', 'b', 'c']) {
-      after.push(
-        await store.claim(claim(`after-deallocate-${key}`)).then(
-          (result) => result.kind,
-          (error: { code?: string }) => `failed ${error.code ?? ''}`,
-        ),
-      );
+      after.push(await settle(store.claim(claim(`after-deallocate-${key}`))));
     }
     expect(after).toEqual(['failed 26000', 'claimed', 'claimed']);
   });
@@ -128,19 +118,12 @@ describe('PostgreSQL store connections', () => {
   });
 
   it('keeps the connection of a claim cancelled by a statement timeout (57014)', async () => {
-    const [{ pid: before }] = await pool
-      .query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-      .then((result) => result.rows);
+    const before = await backendPid();
     const cancelled = await whileClaimWaits('cancelled', async () => {
-      await db.query(
-        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%idempotency_records%'",
-      );
+      await db.query(`SELECT pg_cancel_backend(pid) ${LOCK_WAITERS}`);
     });
     expect(cancelled).toBe('failed 57014');
-    const [{ pid: after }] = await pool
-      .query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-      .then((result) => result.rows);
-    expect(after).toBe(before);
+    expect(await backendPid()).toBe(before);
   });
 
   it('drops a connection whose statements are gone in an explicit transaction (26000, partitioned table, REPEATABLE READ default)', async () => {
