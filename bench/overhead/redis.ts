@@ -1,0 +1,113 @@
+import 'reflect-metadata';
+import { BenchAppModule } from '../app/bench-app.module';
+import { PeerAppModule } from '../app/peer-app.module';
+import { startBenchPostgres } from '../runner/bench-postgres';
+import { type BenchRedis, redisServerBinary, startBenchRedis } from '../runner/bench-redis';
+import {
+  type Scenario,
+  type Send,
+  arg,
+  measureRounds,
+  printResults,
+  startInjected,
+} from './injected-app';
+
+/*
+ * The app process's CPU per request with keys on Redis, ours against `@node-idempotency/nestjs`
+ * (the bench's side-by-side, bench/app/peer-app.module.ts) in the same process and the same
+ * rounds: requests injected into the platform as in main.ts, several in flight, on a real Redis
+ * and PostgreSQL (the route's INSERT). CPU per request is steadier on a shared machine than
+ * throughput, so this is where a difference of a few percent between the two can be seen, and a
+ * profile of one scenario (--only) shows where it goes.
+ *
+ *   npm run bench:overhead:redis -- [--platform=express|fastify] [--rounds=N] [--requests=N]
+ *     [--concurrency=N] [--only=plain|new|peer-new|replay|peer-replay]
+ *   DATABASE_URL / REDIS_URL to use those servers; else an embedded PostgreSQL and a
+ *   redis-server from PATH on a free port are started.
+ */
+
+const BODY = JSON.stringify({ customer: 'bench', amount: 4200, currency: 'EUR' });
+/** Finished keys of each app, replayed round-robin. */
+const REPLAY_KEYS = 500;
+
+async function main(): Promise<void> {
+  const platform = arg('platform', 'express');
+  const rounds = Number(arg('rounds', '6'));
+  const requests = Number(arg('requests', '2000'));
+  const concurrency = Number(arg('concurrency', '16'));
+  const only = arg('only', '');
+  const redis = await redisServer();
+  const server = await startBenchPostgres(process.env.DATABASE_URL || undefined);
+  try {
+    const ours = await startInjected(
+      BenchAppModule.register({
+        databaseUrl: server.urls.main,
+        globalInterceptor: false,
+        passThroughInterceptor: false,
+        partitioned: false,
+        pgPool: false,
+        clsTransactions: false,
+        poolSize: 32,
+        redisUrl: redis.url,
+      }),
+      platform,
+      BODY,
+    );
+    const peer = await startInjected(
+      PeerAppModule.register({ databaseUrl: server.urls.main, redisUrl: redis.url, poolSize: 32 }),
+      platform,
+      BODY,
+    );
+    let cpuUs: Map<string, number[]>;
+    try {
+      cpuUs = await measure(ours.send, peer.send, only, { rounds, requests, concurrency });
+    } finally {
+      await peer.app.close();
+      await ours.app.close();
+    }
+    printResults(
+      `${platform} on Redis, ${rounds} rounds of ${requests} requests, ${concurrency} in flight`,
+      cpuUs,
+      'plain',
+    );
+  } finally {
+    await server.stop();
+    await redis.stop();
+  }
+}
+
+async function redisServer(): Promise<Pick<BenchRedis, 'url' | 'stop'>> {
+  if (process.env.REDIS_URL) {
+    return { url: process.env.REDIS_URL, stop: () => Promise.resolve() };
+  }
+  const binary = redisServerBinary();
+  if (!binary) {
+    throw new Error('No REDIS_URL and no redis-server on PATH.');
+  }
+  return startBenchRedis(binary);
+}
+
+/** Makes the replayed keys on both apps, then measures the scenarios (all, or those in `only`). */
+async function measure(
+  ours: Send,
+  peer: Send,
+  only: string,
+  options: { rounds: number; requests: number; concurrency: number },
+): Promise<Map<string, number[]>> {
+  const run = `${process.pid}-${Date.now()}`;
+  for (let i = 0; i < REPLAY_KEYS; i++) {
+    await ours('/lease', `ours-${run}-${i}`);
+    await peer('/lease', `peer-${run}-${i}`);
+  }
+  const all: Scenario[] = [
+    { name: 'plain', request: (_, i) => ours('/plain', `plain-${run}-${i}`) },
+    { name: 'new', request: (_, i) => ours('/lease', `new-ours-${run}-${i}`) },
+    { name: 'peer-new', request: (_, i) => peer('/lease', `new-peer-${run}-${i}`) },
+    { name: 'replay', request: (_, i) => ours('/lease', `ours-${run}-${i % REPLAY_KEYS}`) },
+    { name: 'peer-replay', request: (_, i) => peer('/lease', `peer-${run}-${i % REPLAY_KEYS}`) },
+  ];
+  const scenarios = all.filter((scenario) => !only || only.split(',').includes(scenario.name));
+  return measureRounds(scenarios, ours, options);
+}
+
+void main();
