@@ -9,12 +9,19 @@ export class StoreTimeoutError extends Error {
 /**
  * Settles with `promise`, or rejects with `StoreTimeoutError` after `timeoutMs`, so that a stalled
  * database turns into a quick 503 instead of a hanging request. The store call itself goes on;
- * whatever it does later is fenced by the claim token.
+ * whatever it does later is fenced by the claim token. `onTimeout` runs when the bound passes first.
  */
-export function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+export function withTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  onTimeout?: () => void,
+): Promise<T> {
   // On every store call of every request: one promise and one timer, no race() or finally().
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreTimeoutError(timeoutMs)), timeoutMs);
+    const timer = setTimeout(() => {
+      reject(new StoreTimeoutError(timeoutMs));
+      onTimeout?.();
+    }, timeoutMs);
     promise.then(
       (value) => {
         clearTimeout(timer);
@@ -39,10 +46,7 @@ export function boundedClaim<T>(
   timeoutMs: number,
   undoLate: (late: T) => Promise<unknown> | undefined,
 ): Promise<T> {
-  return withTimeout(claim, timeoutMs).catch((error: unknown) => {
-    if (error instanceof StoreTimeoutError) {
-      claim.then(undoLate).catch(() => undefined);
-    }
-    throw error;
+  return withTimeout(claim, timeoutMs, () => {
+    claim.then(undoLate).catch(() => undefined);
   });
 }

@@ -88,6 +88,11 @@ export class RedisIdempotencyStore
   private readonly durability: RedisDurabilityOptions | undefined;
   private readonly readyTimeoutMs: number;
   private readonly keyAdmin: RedisKeyAdmin;
+  /** Each handle `claim()` gave out, with the key name it hashed for it. */
+  private readonly claimedNames = new WeakMap<
+    ClaimHandle,
+    { scope: string; key: string; name: string }
+  >();
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -160,7 +165,9 @@ export class RedisIdempotencyStore
       throw error;
     }
     if (found === null) {
-      return { kind: 'claimed', handle: { scope: request.scope, key: request.key, token }, steps };
+      const handle = { scope: request.scope, key: request.key, token };
+      this.claimedNames.set(handle, { scope: handle.scope, key: handle.key, name });
+      return { kind: 'claimed', handle, steps };
     }
     const decision = decideExistingKey(existingKey(found, leaseLeftMs, fingerprint), fingerprint);
     // `retry`: a lease that ended under another fingerprint (one of the two null), which only its
@@ -171,7 +178,7 @@ export class RedisIdempotencyStore
   }
 
   /** Stores the response under the claim's token; the key then expires `ttlMs` from now. */
-  async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
+  complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
     return this.write(COMPLETE_SCRIPT, handle, [
       handle.token,
       Math.ceil(ttlMs),
@@ -181,11 +188,7 @@ export class RedisIdempotencyStore
   }
 
   /** Marks the key not replayable under the claim's token; it expires `ttlMs` from now. */
-  async markNotReplayable(
-    handle: ClaimHandle,
-    status: number | null,
-    ttlMs: number,
-  ): Promise<boolean> {
+  markNotReplayable(handle: ClaimHandle, status: number | null, ttlMs: number): Promise<boolean> {
     return this.write(MARK_NOT_REPLAYABLE_SCRIPT, handle, [
       handle.token,
       Math.ceil(ttlMs),
@@ -197,9 +200,9 @@ export class RedisIdempotencyStore
    * Deletes the key under the claim's token, unless it completed; a key in flight with steps is
    * kept for the same request, under a new token (see `IdempotencyRecoveryPoints`).
    */
-  async release(handle: ClaimHandle): Promise<boolean> {
+  release(handle: ClaimHandle): Promise<boolean> {
     const args = [handle.token, randomUUID()];
-    return (await this.run(RELEASE_SCRIPT, this.keyName(handle), args)) === 1;
+    return this.run(RELEASE_SCRIPT, this.handleKeyName(handle), args).then(wroteScript);
   }
 
   /**
@@ -207,7 +210,7 @@ export class RedisIdempotencyStore
    * steps, and renews the lease (see `IdempotencyRecoveryPoints`); with `durability`, confirmed
    * by the replicas like a completion.
    */
-  async saveStep(
+  saveStep(
     handle: ClaimHandle,
     index: number,
     step: RecordedStep,
@@ -252,12 +255,12 @@ export class RedisIdempotencyStore
     return { kind: 'redis' };
   }
 
-  private async write(
+  private write(
     script: RedisScript,
     handle: ClaimHandle,
     args: ScriptArgument[],
   ): Promise<boolean> {
-    return (await this.run(script, this.keyName(handle), args, wroteScript)) === 1;
+    return this.run(script, this.handleKeyName(handle), args, wroteScript).then(wroteScript);
   }
 
   /**
@@ -277,5 +280,16 @@ export class RedisIdempotencyStore
 
   private keyName({ scope, key }: { scope: string; key: string }): string {
     return redisKeyName(this.keyPrefix, scope, key);
+  }
+
+  /**
+   * The name of a handle's key: the one its claim hashed, while the handle still names that key,
+   * so that completing or releasing it needs no second hash.
+   */
+  private handleKeyName(handle: ClaimHandle): string {
+    const claimed = this.claimedNames.get(handle);
+    return claimed !== undefined && claimed.scope === handle.scope && claimed.key === handle.key
+      ? claimed.name
+      : this.keyName(handle);
   }
 }

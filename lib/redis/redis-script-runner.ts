@@ -35,7 +35,7 @@ type ScriptSender = Record<
  * Sent through ioredis's own `evalshaBuffer`, which its auto-pipelining can batch with the other
  * commands of the same event-loop turn. `durability` and `wrote` as in `runCommand`.
  */
-export async function runScript(
+export function runScript(
   client: Redis | Cluster,
   script: RedisScript,
   key: string,
@@ -47,14 +47,16 @@ export async function runScript(
     (command: ScriptCommand, source: string): KeyCommand =>
     (target) =>
       (target as unknown as ScriptSender)[command](source, 1, key, ...args);
-  try {
-    return await runCommand(client, call('evalshaBuffer', script.sha), durability, wrote);
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) {
-      throw error;
-    }
-    return runCommand(client, call('evalBuffer', script.lua), durability, wrote);
-  }
+  // Chained rather than awaited: this runs twice on every new key, and each async layer is
+  // another promise (and, with AsyncLocalStorage on, another hook call).
+  return runCommand(client, call('evalshaBuffer', script.sha), durability, wrote).catch(
+    (error: unknown) => {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) {
+        throw error;
+      }
+      return runCommand(client, call('evalBuffer', script.lua), durability, wrote);
+    },
+  );
 }
 
 /**
@@ -62,15 +64,29 @@ export async function runScript(
  * runs on the connection that wrote, on the key's own node in a Cluster; its count is checked
  * when `wrote(reply)` says the command changed the key.
  */
-export async function runCommand(
+export function runCommand(
   client: Redis | Cluster,
   command: KeyCommand,
   durability?: RedisDurabilityOptions,
   wrote: (reply: unknown) => boolean = () => true,
 ): Promise<unknown> {
-  if (!durability) {
-    return command(client);
+  if (durability) {
+    return confirmedByReplicas(client, command, durability, wrote);
   }
+  try {
+    return Promise.resolve(command(client));
+  } catch (error) {
+    // Callers chain on the promise: a command that throws while being built must reject it.
+    return Promise.reject(error);
+  }
+}
+
+async function confirmedByReplicas(
+  client: Redis | Cluster,
+  command: KeyCommand,
+  durability: RedisDurabilityOptions,
+  wrote: (reply: unknown) => boolean,
+): Promise<unknown> {
   const pipeline = client.pipeline();
   command(pipeline);
   const results = await pipeline.wait(durability.replicas, durability.timeoutMs).exec();
