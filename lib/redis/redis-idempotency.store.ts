@@ -140,7 +140,7 @@ export class RedisIdempotencyStore
     try {
       found = (await runCommand(
         this.client,
-        (target) => target.setBuffer(name, record, 'PX', expiryMs, 'NX', 'GET'),
+        { name: 'set', args: [name, record, 'PX', expiryMs, 'NX', 'GET'] },
         this.durability,
         wroteClaim,
       )) as Buffer | null;
@@ -178,7 +178,7 @@ export class RedisIdempotencyStore
   }
 
   /** Stores the response under the claim's token; the key then expires `ttlMs` from now. */
-  complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
+  async complete(handle: ClaimHandle, response: StoredResponse, ttlMs: number): Promise<boolean> {
     return this.write(COMPLETE_SCRIPT, handle, [
       handle.token,
       Math.ceil(ttlMs),
@@ -188,7 +188,11 @@ export class RedisIdempotencyStore
   }
 
   /** Marks the key not replayable under the claim's token; it expires `ttlMs` from now. */
-  markNotReplayable(handle: ClaimHandle, status: number | null, ttlMs: number): Promise<boolean> {
+  async markNotReplayable(
+    handle: ClaimHandle,
+    status: number | null,
+    ttlMs: number,
+  ): Promise<boolean> {
     return this.write(MARK_NOT_REPLAYABLE_SCRIPT, handle, [
       handle.token,
       Math.ceil(ttlMs),
@@ -200,7 +204,7 @@ export class RedisIdempotencyStore
    * Deletes the key under the claim's token, unless it completed; a key in flight with steps is
    * kept for the same request, under a new token (see `IdempotencyRecoveryPoints`).
    */
-  release(handle: ClaimHandle): Promise<boolean> {
+  async release(handle: ClaimHandle): Promise<boolean> {
     const args = [handle.token, randomUUID()];
     return this.run(RELEASE_SCRIPT, this.handleKeyName(handle), args).then(wroteScript);
   }
@@ -210,7 +214,7 @@ export class RedisIdempotencyStore
    * steps, and renews the lease (see `IdempotencyRecoveryPoints`); with `durability`, confirmed
    * by the replicas like a completion.
    */
-  saveStep(
+  async saveStep(
     handle: ClaimHandle,
     index: number,
     step: RecordedStep,

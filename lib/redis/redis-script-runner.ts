@@ -1,4 +1,5 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import { type CommandArgument, sendBufferCommand } from './redis-command-sender';
 import type { RedisScript } from './redis-scripts';
 import type { RedisDurabilityOptions } from './redis-store.options';
 
@@ -13,27 +14,21 @@ export class RedisReplicationError extends Error {
 }
 
 /** What a script is given besides its one key: strings, numbers, or bytes. */
-export type ScriptArgument = string | number | Buffer;
-
-/** One command on one key, sent on the client itself or queued on a pipeline. */
-export type KeyCommand = (target: Redis | Cluster | ChainableCommander) => unknown;
-
-type ScriptCommand = 'evalshaBuffer' | 'evalBuffer';
+export type ScriptArgument = CommandArgument;
 
 /**
- * The Buffer-reply variants of EVALSHA and EVAL, which ioredis defines for every command but does
- * not declare in its types.
+ * One command on one key: its name and arguments, its reply as Buffers (`sendBufferCommand`), or
+ * a function that sends it on the client itself or queues it on a pipeline.
  */
-type ScriptSender = Record<
-  ScriptCommand,
-  (source: string, keys: 1, key: string, ...args: ScriptArgument[]) => unknown
->;
+export type KeyCommand =
+  | { name: string; args: readonly CommandArgument[] }
+  | ((target: Redis | Cluster | ChainableCommander) => unknown);
 
 /**
  * Runs a script on one key with EVALSHA, sending its source (EVAL) only when the server has not
  * cached it (after a restart, or on a node that has not seen it yet). Replies come as Buffers.
- * Sent through ioredis's own `evalshaBuffer`, which its auto-pipelining can batch with the other
- * commands of the same event-loop turn. `durability` and `wrote` as in `runCommand`.
+ * Sent by `sendBufferCommand`, with the other commands of the same event-loop turn.
+ * `durability` and `wrote` as in `runCommand`.
  */
 export function runScript(
   client: Redis | Cluster,
@@ -43,18 +38,18 @@ export function runScript(
   durability?: RedisDurabilityOptions,
   wrote?: (reply: unknown) => boolean,
 ): Promise<unknown> {
-  const call =
-    (command: ScriptCommand, source: string): KeyCommand =>
-    (target) =>
-      (target as unknown as ScriptSender)[command](source, 1, key, ...args);
+  const call = (name: 'evalsha' | 'eval', source: string): KeyCommand => ({
+    name,
+    args: [source, 1, key, ...args],
+  });
   // Chained rather than awaited: this runs twice on every new key, and each async layer is
   // another promise (and, with AsyncLocalStorage on, another hook call).
-  return runCommand(client, call('evalshaBuffer', script.sha), durability, wrote).catch(
+  return runCommand(client, call('evalsha', script.sha), durability, wrote).catch(
     (error: unknown) => {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) {
         throw error;
       }
-      return runCommand(client, call('evalBuffer', script.lua), durability, wrote);
+      return runCommand(client, call('eval', script.lua), durability, wrote);
     },
   );
 }
@@ -74,7 +69,9 @@ export function runCommand(
     return confirmedByReplicas(client, command, durability, wrote);
   }
   try {
-    return Promise.resolve(command(client));
+    return typeof command === 'function'
+      ? Promise.resolve(command(client))
+      : sendBufferCommand(client, command.name, command.args);
   } catch (error) {
     // Callers chain on the promise: a command that throws while being built must reject it.
     return Promise.reject(error);
@@ -88,7 +85,11 @@ async function confirmedByReplicas(
   wrote: (reply: unknown) => boolean,
 ): Promise<unknown> {
   const pipeline = client.pipeline();
-  command(pipeline);
+  if (typeof command === 'function') {
+    command(pipeline);
+  } else {
+    pipeline.callBuffer(command.name, ...command.args);
+  }
   const results = await pipeline.wait(durability.replicas, durability.timeoutMs).exec();
   const [[commandError, reply], [waitError, acknowledged]] = results as [
     [Error | null, unknown],
