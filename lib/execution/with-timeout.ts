@@ -20,7 +20,11 @@ export function withTimeout<T>(
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new StoreTimeoutError(timeoutMs));
-      onTimeout?.();
+      try {
+        onTimeout?.();
+      } catch {
+        // The caller has its answer; a failing clean-up must not take the process down.
+      }
     }, timeoutMs);
     promise.then(
       (value) => {

@@ -27,9 +27,12 @@ describe('withTimeout', () => {
     expect(onTimeout).toHaveBeenCalledTimes(1);
   });
 
-  it('does not call onTimeout for a call that answered first', async () => {
+  it('does not call onTimeout for a call that answered or failed first', async () => {
     const onTimeout = jest.fn(() => undefined);
     await withTimeout(Promise.resolve(1), 5, onTimeout);
+    await expect(withTimeout(Promise.reject(new Error('down')), 5, onTimeout)).rejects.toThrow(
+      'down',
+    );
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(onTimeout).not.toHaveBeenCalled();
   });
@@ -58,5 +61,24 @@ describe('boundedClaim', () => {
     failing.reject(new Error('down'));
     await flush();
     expect(undoLate).not.toHaveBeenCalled();
+  });
+
+  it('leaves no unhandled rejection when undoing a late claim fails', async () => {
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', listener);
+    try {
+      const claim = deferred<string>();
+      const undoLate = jest.fn((_late: string) => Promise.reject(new Error('undo failed')));
+      await expect(boundedClaim(claim.promise, 5, undoLate)).rejects.toBeInstanceOf(
+        StoreTimeoutError,
+      );
+      claim.resolve('late claim');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(undoLate).toHaveBeenCalledTimes(1);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', listener);
+    }
   });
 });
