@@ -49,8 +49,8 @@ export function createRedisClient(connection: RedisConnectionOptions): Redis | C
       redisOptions: { ...cluster.options?.redisOptions, ...settings },
     });
   }
-  // Auto-pipelining (on unless the application turns it off) sends the commands of one
-  // event-loop turn in one write: under load, one system call for many requests' scripts.
+  // Auto-pipelining (on unless the application turns it off) sends the client's other commands
+  // of one event-loop turn in one write; the store batches its own (sendBufferCommand).
   const options = { enableAutoPipelining: true, ...redis, ...settings, enableOfflineQueue: false };
   return url === undefined ? new Redis(options) : new Redis(url, options);
 }

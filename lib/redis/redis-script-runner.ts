@@ -1,5 +1,10 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
-import { type CommandArgument, sendBufferCommand } from './redis-command-sender';
+import {
+  type BufferCommandName,
+  type CommandArgument,
+  sendBufferCommand,
+  sendThroughMethod,
+} from './redis-command-sender';
 import type { RedisScript } from './redis-scripts';
 import type { RedisDurabilityOptions } from './redis-store.options';
 
@@ -21,7 +26,7 @@ export type ScriptArgument = CommandArgument;
  * a function that sends it on the client itself or queues it on a pipeline.
  */
 export type KeyCommand =
-  | { name: string; args: readonly CommandArgument[] }
+  | { name: BufferCommandName; args: readonly CommandArgument[] }
   | ((target: Redis | Cluster | ChainableCommander) => unknown);
 
 /**
@@ -88,7 +93,7 @@ async function confirmedByReplicas(
   if (typeof command === 'function') {
     command(pipeline);
   } else {
-    pipeline.callBuffer(command.name, ...command.args);
+    sendThroughMethod(pipeline, command.name, command.args);
   }
   const results = await pipeline.wait(durability.replicas, durability.timeoutMs).exec();
   const [[commandError, reply], [waitError, acknowledged]] = results as [
