@@ -1,10 +1,9 @@
 import 'reflect-metadata';
-import { BenchAppModule } from '../app/bench-app.module';
 import { startBenchPostgres } from '../runner/bench-postgres';
+import { ORDER_BODY, benchApp, readRunOptions } from './bench-app-run';
 import {
   type Scenario,
   type Send,
-  arg,
   measureRounds,
   printResults,
   startInjected,
@@ -24,28 +23,14 @@ import {
  *   embedded PostgreSQL is started.
  */
 
-const BODY = JSON.stringify({ customer: 'bench', amount: 4200, currency: 'EUR' });
 /** Finished keys of each idempotent route, replayed round-robin. */
 const REPLAY_KEYS = 500;
 
 async function main(): Promise<void> {
-  const platform = arg('platform', 'express');
-  const rounds = Number(arg('rounds', '6'));
-  const requests = Number(arg('requests', '2000'));
-  const concurrency = Number(arg('concurrency', '16'));
-  const only = arg('only', '');
+  const { platform, rounds, requests, concurrency, only } = readRunOptions();
   const server = await startBenchPostgres(process.env.DATABASE_URL || undefined);
   try {
-    const module = BenchAppModule.register({
-      databaseUrl: server.urls.main,
-      globalInterceptor: false,
-      passThroughInterceptor: false,
-      partitioned: false,
-      pgPool: false,
-      clsTransactions: false,
-      poolSize: 32,
-    });
-    const { app, send } = await startInjected(module, platform, BODY);
+    const { app, send } = await startInjected(benchApp(server.urls.main), platform, ORDER_BODY);
     let cpuUs: Map<string, number[]>;
     try {
       cpuUs = await measure(send, only, { rounds, requests, concurrency });

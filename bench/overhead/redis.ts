@@ -1,12 +1,11 @@
 import 'reflect-metadata';
-import { BenchAppModule } from '../app/bench-app.module';
 import { PeerAppModule } from '../app/peer-app.module';
 import { startBenchPostgres } from '../runner/bench-postgres';
 import { type BenchRedis, redisServerBinary, startBenchRedis } from '../runner/bench-redis';
+import { ORDER_BODY, benchApp, readRunOptions } from './bench-app-run';
 import {
   type Scenario,
   type Send,
-  arg,
   measureRounds,
   printResults,
   startInjected,
@@ -27,34 +26,16 @@ import {
  *   redis-server from PATH on a free port are started.
  */
 
-const BODY = JSON.stringify({ customer: 'bench', amount: 4200, currency: 'EUR' });
 /** Finished keys of each app, replayed round-robin. */
 const REPLAY_KEYS = 500;
 
 async function main(): Promise<void> {
-  const platform = arg('platform', 'express');
-  const rounds = Number(arg('rounds', '6'));
-  const requests = Number(arg('requests', '2000'));
-  const concurrency = Number(arg('concurrency', '16'));
-  const only = arg('only', '');
+  const { platform, rounds, requests, concurrency, only } = readRunOptions();
   const redis = await redisServer();
   let server: Awaited<ReturnType<typeof startBenchPostgres>> | undefined;
   try {
     server = await startBenchPostgres(process.env.DATABASE_URL || undefined);
-    const ours = await startInjected(
-      BenchAppModule.register({
-        databaseUrl: server.urls.main,
-        globalInterceptor: false,
-        passThroughInterceptor: false,
-        partitioned: false,
-        pgPool: false,
-        clsTransactions: false,
-        poolSize: 32,
-        redisUrl: redis.url,
-      }),
-      platform,
-      BODY,
-    );
+    const ours = await startInjected(benchApp(server.urls.main, redis.url), platform, ORDER_BODY);
     let cpuUs: Map<string, number[]>;
     try {
       const peer = await startInjected(
@@ -64,7 +45,7 @@ async function main(): Promise<void> {
           poolSize: 32,
         }),
         platform,
-        BODY,
+        ORDER_BODY,
       );
       try {
         cpuUs = await measure(ours.send, peer.send, only, { rounds, requests, concurrency });
