@@ -47,7 +47,7 @@ export function runScript(
     name,
     args: [source, 1, key, ...args],
   });
-  // Chained rather than awaited: this runs twice on every new key, and each async layer is
+  // Chained rather than awaited: every completion and release runs this, and each async layer is
   // another promise (and, with AsyncLocalStorage on, another hook call).
   return runCommand(client, call('evalsha', script.sha), durability, wrote).catch(
     (error: unknown) => {
