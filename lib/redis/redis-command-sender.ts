@@ -3,8 +3,8 @@ import { type Cluster, Command, Redis } from 'ioredis';
 /** A command's arguments: strings, numbers, or bytes. */
 export type CommandArgument = string | number | Buffer;
 
-/** The commands the store sends with Buffer replies. */
-export type BufferCommandName = 'set' | 'evalsha' | 'eval';
+/** The commands the store sends, each on one key, with Buffer replies (integers stay numbers). */
+export type BufferCommandName = 'set' | 'evalsha' | 'eval' | 'getrange' | 'del';
 
 /**
  * ioredis's Buffer-reply method for `name` on a client or a pipeline (`setBuffer`, ...), which

@@ -66,9 +66,10 @@ export class RedisKeyAdmin implements IdempotencyKeyAdmin {
     let token = '';
     if (claimId !== undefined) {
       // Redis's Lua has no SHA-256: the token is read and matched here, then fenced in the script.
-      const head = (await runCommand(this.client, (target) =>
-        target.getrangeBuffer(name, 0, TTL_OFFSET - 1),
-      )) as Buffer;
+      const head = (await runCommand(this.client, {
+        name: 'getrange',
+        args: [name, 0, TTL_OFFSET - 1],
+      })) as Buffer;
       token = head.toString('latin1', 1);
       if (token.length === 0 || claimIdOf(token) !== claimId) {
         return false;
@@ -79,7 +80,7 @@ export class RedisKeyAdmin implements IdempotencyKeyAdmin {
 
   async deleteKey(scope: string, key: string): Promise<boolean> {
     const name = this.keyName(scope, key);
-    return (await runCommand(this.client, (target) => target.del(name))) === 1;
+    return (await runCommand(this.client, { name: 'del', args: [name] })) === 1;
   }
 
   listInFlight(_scope: string, _query: InFlightQuery): Promise<IdempotencyKeyInfo[]> {

@@ -1,4 +1,4 @@
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import {
   type BufferCommandName,
   type CommandArgument,
@@ -21,13 +21,11 @@ export class RedisReplicationError extends Error {
 /** What a script is given besides its one key: strings, numbers, or bytes. */
 export type ScriptArgument = CommandArgument;
 
-/**
- * One command on one key: its name and arguments, its reply as Buffers (`sendBufferCommand`), or
- * a function that sends it on the client itself or queues it on a pipeline.
- */
-export type KeyCommand =
-  | { name: BufferCommandName; args: readonly CommandArgument[] }
-  | ((target: Redis | Cluster | ChainableCommander) => unknown);
+/** One command on one key, its reply as Buffers (`sendBufferCommand`). */
+export interface KeyCommand {
+  name: BufferCommandName;
+  args: readonly CommandArgument[];
+}
 
 /**
  * Runs a script on one key with EVALSHA, sending its source (EVAL) only when the server has not
@@ -74,9 +72,7 @@ export function runCommand(
     return confirmedByReplicas(client, command, durability, wrote);
   }
   try {
-    return typeof command === 'function'
-      ? Promise.resolve(command(client))
-      : sendBufferCommand(client, command.name, command.args);
+    return sendBufferCommand(client, command.name, command.args);
   } catch (error) {
     // Callers chain on the promise: a command that throws while being built must reject it.
     return Promise.reject(error);
@@ -90,11 +86,7 @@ async function confirmedByReplicas(
   wrote: (reply: unknown) => boolean,
 ): Promise<unknown> {
   const pipeline = client.pipeline();
-  if (typeof command === 'function') {
-    command(pipeline);
-  } else {
-    sendThroughMethod(pipeline, command.name, command.args);
-  }
+  sendThroughMethod(pipeline, command.name, command.args);
   const results = await pipeline.wait(durability.replicas, durability.timeoutMs).exec();
   const [[commandError, reply], [waitError, acknowledged]] = results as [
     [Error | null, unknown],
