@@ -46,6 +46,12 @@ export async function startInjected(
   return { app, send };
 }
 
+/** The scenarios named in `only` (comma-separated), or all of them when it is empty. */
+export function selected(all: readonly Scenario[], only: string): Scenario[] {
+  const names = only.split(',');
+  return all.filter((scenario) => !only || names.includes(scenario.name));
+}
+
 /** A `--name=value` argument, or `fallback`. */
 export function arg(name: string, fallback: string): string {
   return process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;

@@ -2,7 +2,14 @@ import 'reflect-metadata';
 import { Body, Controller, Module, Post } from '@nestjs/common';
 import { IdempotencyModule, Idempotent } from '../../lib';
 import { InMemoryIdempotencyStore } from '../../lib/testing';
-import { type Scenario, arg, measureRounds, printResults, startInjected } from './injected-app';
+import {
+  type Scenario,
+  arg,
+  measureRounds,
+  printResults,
+  selected,
+  startInjected,
+} from './injected-app';
 
 /*
  * The module's own CPU per request, with no database and no network: one process, requests
@@ -53,7 +60,7 @@ async function main(): Promise<void> {
     { name: 'new key', request: (s, i) => s('/idempotent', `new-${run}-${i}`) },
     { name: 'replay', request: (s) => s('/idempotent', `replayed-${run}`) },
   ];
-  const scenarios = all.filter((scenario) => !only || scenario.name === only);
+  const scenarios = selected(all, only);
   const cpuUs = await measureRounds(scenarios, send, { rounds, requests, concurrency: 1 });
   await app.close();
   printResults(`${platform}, ${rounds} rounds of ${requests} requests`, cpuUs, 'plain');

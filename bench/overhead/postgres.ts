@@ -5,6 +5,7 @@ import {
   type Scenario,
   type Send,
   measureRounds,
+  selected,
   printResults,
   startInjected,
 } from './injected-app';
@@ -65,7 +66,7 @@ async function measure(
     { name: 'lease-new', request: (s, i) => s('/lease', `new-lease-${run}-${i}`) },
     { name: 'tx-new', request: (s, i) => s('/tx', `new-tx-${run}-${i}`) },
   ];
-  const scenarios = all.filter((scenario) => !only || only.split(',').includes(scenario.name));
+  const scenarios = selected(all, only);
   return measureRounds(scenarios, send, options);
 }
 

@@ -7,6 +7,7 @@ import {
   type Scenario,
   type Send,
   measureRounds,
+  selected,
   printResults,
   startInjected,
 } from './injected-app';
@@ -96,7 +97,7 @@ async function measure(
     { name: 'replay', request: (_, i) => ours('/lease', `ours-${run}-${i % REPLAY_KEYS}`) },
     { name: 'peer-replay', request: (_, i) => peer('/lease', `peer-${run}-${i % REPLAY_KEYS}`) },
   ];
-  const scenarios = all.filter((scenario) => !only || only.split(',').includes(scenario.name));
+  const scenarios = selected(all, only);
   return measureRounds(scenarios, ours, options);
 }
 
